@@ -1,0 +1,228 @@
+// include/liner.h over the core. Handles are registry ids, not pointers, so a stale or doubly
+// deleted handle is recognised and refused instead of touching freed memory.
+#include "liner.h"
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/client.hpp"
+#include "core/log.hpp"
+
+using liner::Client;
+using liner::Err;
+using liner::Status;
+
+namespace {
+
+std::mutex g_registry_mu;
+std::map<uintptr_t, std::shared_ptr<Client>> g_registry;
+uintptr_t g_next_id = 0x1000;
+
+// Per thread and client: the outcome of the last call, so concurrent threads do not
+// overwrite each other's error.
+thread_local std::map<uintptr_t, Status> t_errors;
+thread_local std::string t_create_error;
+
+uintptr_t id_of(lnr_hClient h) { return reinterpret_cast<uintptr_t>(h); }
+
+std::shared_ptr<Client> lookup(lnr_hClient h) {
+  std::lock_guard<std::mutex> lock(g_registry_mu);
+  auto it = g_registry.find(id_of(h));
+  return it == g_registry.end() ? nullptr : it->second;
+}
+
+bool valid_utf8(const char* s) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
+  while (*p) {
+    unsigned c = *p;
+    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (extra < 0) return false;
+    uint32_t cp = extra == 0 ? c : extra == 1 ? (c & 0x1f) : extra == 2 ? (c & 0x0f) : (c & 0x07);
+    for (int i = 1; i <= extra; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    p += extra + 1;
+  }
+  return true;
+}
+
+// Checks a string argument the way every entry point needs it.
+Status check_string(const char* s, const char* what) {
+  if (!s) return Status(Err::invalid_arg, std::string("null pointer argument: ") + what);
+  if (!*s) return Status(Err::invalid_arg, std::string(what) + " empty");
+  if (!valid_utf8(s)) return Status(Err::invalid_arg, std::string(what) + " is not valid UTF-8");
+  return Status();
+}
+
+BOOL finish(uintptr_t id, const char* fn, Status s) {
+  if (!s.ok() && s.code != Err::busy) liner::log_line(std::string(fn) + ": " + s.message);
+  bool ok = s.ok();
+  t_errors[id] = std::move(s);
+  return ok ? TRUE : FALSE;
+}
+
+BOOL bad_handle(const char* fn) {
+  liner::log_line(std::string(fn) + ": client was not created (NULL or deleted handle)");
+  return FALSE;
+}
+
+template <class Call>
+BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
+  auto client = lookup(h);
+  if (!client) return bad_handle(fn);
+  return finish(id_of(h), fn, call(*client));
+}
+
+template <class Call>
+BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
+  return with_client(h, fn, [&](Client& c) {
+    Status s = check_string(topic, "topic");
+    return s ? call(c, std::string(topic)) : s;
+  });
+}
+
+BOOL send(lnr_hClient h, const char* fn, const char* topic, const char* data, size_t size, BOOL alo,
+          bool all) {
+  // 1.3.1's Rust side read a one-byte bool: honour the low byte only.
+  bool at_least_once = (static_cast<unsigned>(alo) & 0xffu) != 0;
+  return with_topic(h, fn, topic, [&](Client& c, const std::string& t) {
+    if (size > 0 && !data) return Status(Err::invalid_arg, "null pointer argument: data");
+    return all ? c.send_all(t, data, size, at_least_once) : c.send_to(t, data, size, at_least_once);
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* topic,
+                                         const char* localhost, const char* redis_url) {
+  Status s = check_string(unique_name, "unique_name");
+  if (s) s = check_string(topic, "topic");
+  if (s) s = check_string(localhost, "localhost");
+  if (s) s = check_string(redis_url, "store_path");
+  std::unique_ptr<Client> client;
+  if (s) {
+    liner::ClientOptions o;
+    o.unique_name = unique_name;
+    o.topic = topic;
+    o.localhost = localhost;
+    o.store_url = redis_url;
+    s = Client::create(o, &client);
+  }
+  if (!s) {
+    liner::log_line("lnr_new_client_redis: " + s.message);
+    t_create_error = s.message;
+    return nullptr;
+  }
+  t_create_error.clear();
+  std::lock_guard<std::mutex> lock(g_registry_mu);
+  uintptr_t id = g_next_id++;
+  g_registry[id] = std::shared_ptr<Client>(client.release());
+  return reinterpret_cast<lnr_hClient>(id);
+}
+
+LNR_API lnr_hClient lnr_new_client(const char* unique_name, const char* topic, const char* localhost,
+                                   const char* redis_url) {
+  return lnr_new_client_redis(unique_name, topic, localhost, redis_url);
+}
+
+LNR_API lnr_hClient lnr_new_client_sqlite(const char*, const char*, const char*, const char*,
+                                          const char*) {
+  t_create_error = "the SQLite store of liner_broker is not part of liner: use lnr_new_client_redis";
+  liner::log_line("lnr_new_client_sqlite: " + t_create_error);
+  return nullptr;
+}
+
+LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData udata) {
+  return with_client(client, "lnr_run", [&](Client& c) {
+    if (!receive_cb) return Status(Err::invalid_arg, "null pointer argument: receive_cb");
+    return c.run([receive_cb, udata](const std::string& to, const std::string& from, const char* data,
+                                     size_t size) { receive_cb(to.c_str(), from.c_str(), data, size, udata); });
+  });
+}
+
+LNR_API BOOL lnr_send_to(lnr_hClient client, const char* topic, const char* data, size_t data_size,
+                         BOOL at_least_once_delivery) {
+  return send(client, "lnr_send_to", topic, data, data_size, at_least_once_delivery, false);
+}
+
+LNR_API BOOL lnr_send_all(lnr_hClient client, const char* topic, const char* data, size_t data_size,
+                          BOOL at_least_once_delivery) {
+  return send(client, "lnr_send_all", topic, data, data_size, at_least_once_delivery, true);
+}
+
+LNR_API BOOL lnr_subscribe(lnr_hClient client, const char* topic) {
+  return with_topic(client, "lnr_subscribe", topic,
+                    [](Client& c, const std::string& t) { return c.subscribe(t); });
+}
+
+LNR_API BOOL lnr_unsubscribe(lnr_hClient client, const char* topic) {
+  return with_topic(client, "lnr_unsubscribe", topic,
+                    [](Client& c, const std::string& t) { return c.unsubscribe(t); });
+}
+
+LNR_API BOOL lnr_refresh_address_topic(lnr_hClient client, const char* topic) {
+  return with_topic(client, "lnr_refresh_address_topic", topic,
+                    [](Client& c, const std::string& t) { return c.refresh_address_topic(t); });
+}
+
+LNR_API BOOL lnr_clear_stored_messages(lnr_hClient client) {
+  return with_client(client, "lnr_clear_stored_messages", [](Client& c) { return c.clear_stored_messages(); });
+}
+
+LNR_API BOOL lnr_clear_addresses_of_topic(lnr_hClient client) {
+  return with_client(client, "lnr_clear_addresses_of_topic",
+                     [](Client& c) { return c.clear_addresses_of_topic(); });
+}
+
+LNR_API BOOL lnr_delete_client(lnr_hClient client) {
+  std::shared_ptr<Client> c;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    auto it = g_registry.find(id_of(client));
+    if (it == g_registry.end()) return bad_handle("lnr_delete_client");
+    if (it->second->in_callback())
+      return finish(id_of(client), "lnr_delete_client",
+                    Status(Err::invalid_arg, "a client cannot be deleted from its own receive callback"));
+    c = std::move(it->second);
+    g_registry.erase(it);
+  }
+  t_errors.erase(id_of(client));
+  c->stop();
+  return TRUE;  // the last reference (ours, or a call still in flight) frees it
+}
+
+LNR_API const char* lnr_version(void) { return "1.3.1-liner.0.1.0"; }
+
+LNR_API int lnr_last_error_code(lnr_hClient client) {
+  if (!lookup(client)) return LNR_OK;
+  auto it = t_errors.find(id_of(client));
+  return it == t_errors.end() ? LNR_OK : int(it->second.code);
+}
+
+LNR_API const char* lnr_last_error_message(lnr_hClient client) {
+  if (!lookup(client)) return nullptr;
+  return t_errors[id_of(client)].message.c_str();
+}
+
+LNR_API const char* lnr_last_create_error(void) { return t_create_error.c_str(); }
+
+LNR_API const char* lnr_bound_listen_addr(lnr_hClient client) {
+  auto c = lookup(client);
+  if (!c) return nullptr;
+  std::string addr = c->bound_address();
+  if (addr.empty()) return nullptr;
+  // Kept per thread and client, like error messages: stable until this thread asks again.
+  static thread_local std::map<uintptr_t, std::string> t_bound;
+  return (t_bound[id_of(client)] = addr).c_str();
+}
+
+}  // extern "C"

@@ -1,0 +1,461 @@
+#include "core/client.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+
+namespace liner {
+
+const char* const kInternalTopic = "__#internal_channel";
+
+namespace {
+
+thread_local const Client* t_in_callback = nullptr;
+
+constexpr auto kStopDrain = std::chrono::milliseconds(2000);
+
+Status not_running(const char* action) {
+  return Status(Err::not_running, std::string("you can't ") + action +
+                                      " because the client is not running (call run first)");
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options, std::unique_ptr<Store> store)
+    : opt_(std::move(options)), api_store_(std::move(store)) {}
+
+Client::~Client() { stop(); }
+
+Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
+  if (o.unique_name.empty()) return Status(Err::invalid_arg, "unique_name empty");
+  if (o.topic.empty()) return Status(Err::invalid_arg, "topic empty");
+  if (o.localhost.empty()) return Status(Err::invalid_arg, "localhost empty");
+  if (o.store_url.empty()) return Status(Err::invalid_arg, "store_path empty");
+  if (o.topic == kInternalTopic)
+    return Status(Err::internal_topic, std::string("topic ") + kInternalTopic + " is reserved");
+  std::string host;
+  int port = 0;
+  Status s = split_host_port(o.localhost, &host, &port);
+  if (!s) return s;
+  std::unique_ptr<Store> store;
+  s = open_store(o.store_url, &store);
+  if (!s) return s;
+  s = store->ping();
+  if (!s) return s;
+  out->reset(new Client(o, std::move(store)));
+  return Status();
+}
+
+bool Client::in_callback() const { return t_in_callback == this; }
+
+std::shared_lock<std::shared_mutex> Client::lock_shared_state() const {
+  // Inside the receive callback run/stop may be waiting for this very thread: never block.
+  if (in_callback()) return std::shared_lock<std::shared_mutex>(life_mu_, std::try_to_lock);
+  return std::shared_lock<std::shared_mutex>(life_mu_);
+}
+
+std::string Client::bound_address() const {
+  auto lock = lock_shared_state();
+  return lock.owns_lock() ? bound_ : std::string();
+}
+
+Status Client::check_topic(const std::string& topic, const char* action) const {
+  if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
+  if (topic == opt_.topic)
+    return Status(Err::self_topic, std::string("you can't ") + action + " on your own topic");
+  if (topic == kInternalTopic)
+    return Status(Err::internal_topic, std::string("topic ") + kInternalTopic + " is reserved");
+  return Status();
+}
+
+// ---- lifecycle -----------------------------------------------------------------------------
+
+Status Client::run(ReceiveFn receive) {
+  if (in_callback()) return Status(Err::invalid_arg, "run cannot be called from the receive callback");
+  std::unique_lock<std::shared_mutex> life(life_mu_);
+  if (running_) {
+    log_line("client " + opt_.unique_name + " already is running");
+    return Status();
+  }
+  if (!receive) return Status(Err::invalid_arg, "receive callback is NULL");
+
+  std::unique_ptr<Store> delivery_store, sender_store, feed_store;
+  for (auto* s : {&delivery_store, &sender_store, &feed_store, &refresh_store_}) {
+    Status st = open_store(opt_.store_url, s);
+    if (!st) return st;
+  }
+  ReceiveFn wrapped = [this, receive](const std::string& to, const std::string& from,
+                                      const char* data, size_t size) {
+    t_in_callback = this;
+    receive(to, from, data, size);
+    t_in_callback = nullptr;
+  };
+  delivery_.reset(new Delivery(std::move(delivery_store), wrapped, opt_.max_receive_queue_bytes,
+                               opt_.max_message_size));
+  listener_.reset(new Listener(delivery_.get(), uint32_t(opt_.max_message_size + kBodyHeaderSize)));
+
+  // Bind first: a failed bind must leave nothing registered (liner_broker 1.3.1 left the
+  // unresolved address in the directory).
+  Status s = listener_->bind(opt_.localhost, &bound_);
+  if (!s) {
+    s.code = Err::bind;
+    teardown();
+    return s;
+  }
+  std::set<std::string> subs;
+  {
+    std::lock_guard<std::mutex> api(api_mu_);
+    int32_t own_key = 0;
+    s = api_store_->topic_key(opt_.topic, &own_key);
+    if (s) {
+      delivery_->set_topic(own_key, opt_.topic);
+      std::lock_guard<std::mutex> lock(route_mu_);
+      subs = subscriptions_;
+    }
+    for (auto it = subs.begin(); s && it != subs.end(); ++it) {
+      int32_t key = 0;
+      s = api_store_->topic_key(*it, &key);
+      if (s) delivery_->set_topic(key, *it);
+    }
+    if (s) s = api_store_->register_address(opt_.topic, bound_, opt_.unique_name);
+    for (auto it = subs.begin(); s && it != subs.end(); ++it)
+      s = api_store_->register_address(*it, bound_, opt_.unique_name);
+  }
+  if (!s) {
+    unregister_all();
+    teardown();
+    return s;
+  }
+
+  SenderOptions so;
+  so.unique_name = opt_.unique_name;
+  so.source_topic = opt_.topic;
+  so.max_queue_bytes = opt_.max_send_queue_bytes;
+  so.max_queue_messages = opt_.max_send_queue_messages;
+  so.compress_threshold = opt_.compress_threshold;
+  sender_.reset(new Sender(so, std::move(sender_store)));
+  watch_.reset(new DirectoryWatch(
+      std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
+      [this] { refresh_routes(); }));
+  s = delivery_->start();
+  if (s) s = listener_->start();
+  if (s) s = sender_->start();
+  if (s) s = watch_->start();
+  if (!s) {
+    unregister_all();
+    teardown();
+    return s;
+  }
+  running_ = true;
+  restore_channels();
+  return Status();
+}
+
+Status Client::stop() {
+  if (in_callback()) return Status(Err::invalid_arg, "a client cannot be stopped from its own receive callback");
+  std::unique_lock<std::shared_mutex> life(life_mu_);
+  if (!running_) return Status();
+  running_ = false;
+  unregister_all();  // first, so that senders stop routing here while we drain
+  teardown();
+  return Status();
+}
+
+void Client::unregister_all() {
+  std::set<std::string> subs;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    subs = subscriptions_;
+  }
+  std::lock_guard<std::mutex> api(api_mu_);
+  Status s = api_store_->unregister_address(opt_.topic, bound_, DirectoryEvent::leave);
+  for (const auto& t : subs) {
+    Status st = api_store_->unregister_address(t, bound_, DirectoryEvent::leave);
+    if (s) s = st;
+  }
+  if (!s) log_line("could not remove " + bound_ + " from the directory: " + s.message);
+}
+
+// Stops threads in the order that loses nothing: no more directory updates; send what is
+// queued; stop reading; deliver what was read and write the acks; only then close the
+// incoming connections, so senders see the close after the acks are in the store.
+void Client::teardown() {
+  if (watch_) watch_->stop();
+  if (sender_) sender_->stop(kStopDrain);
+  if (listener_) listener_->stop();
+  if (delivery_) delivery_->stop();
+  if (listener_) listener_->close_connections();
+  watch_.reset();
+  sender_.reset();
+  listener_.reset();
+  delivery_.reset();
+  refresh_store_.reset();
+  std::lock_guard<std::mutex> lock(route_mu_);
+  routes_.clear();
+}
+
+void Client::restore_channels() {
+  // Peers this client had sent to before (lnr_sender:{U}:{S}:listener): reconnect now, so that
+  // messages waiting in their offline queues go out without a new send.
+  std::vector<std::pair<std::string, std::string>> listeners;
+  std::lock_guard<std::mutex> api(api_mu_);
+  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  if (!s) {
+    log_line("cannot restore channels: " + s.message);
+    return;
+  }
+  for (const auto& [addr, topic] : listeners) {
+    std::vector<TopicAddress> addrs;
+    if (!api_store_->addresses_of_topic(topic, &addrs)) continue;
+    for (const auto& a : addrs)
+      if (a.addr == addr) {
+        Status st = sender_->open_channel(*api_store_, a.addr, a.unique_name, topic);
+        if (!st) log_line("cannot restore channel to " + addr + ": " + st.message);
+      }
+  }
+}
+
+// ---- directory -----------------------------------------------------------------------------
+
+void Client::store_route(const std::string& topic, std::vector<TopicAddress> addrs) {
+  std::lock_guard<std::mutex> lock(route_mu_);
+  if (addrs.empty()) {
+    routes_.erase(topic);
+    return;
+  }
+  Route& r = routes_[topic];
+  r.addrs = std::move(addrs);
+}
+
+Status Client::route_of(const std::string& topic, Route* route, int32_t* topic_key) {
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    auto it = routes_.find(topic);
+    auto key = topic_keys_.find(topic);
+    if (it != routes_.end() && key != topic_keys_.end()) {
+      *route = it->second;
+      *topic_key = key->second;
+      return Status();
+    }
+  }
+  std::vector<TopicAddress> addrs;
+  int32_t key = 0;
+  bool key_known = false;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    auto it = topic_keys_.find(topic);
+    if (it != topic_keys_.end()) {
+      key = it->second;
+      key_known = true;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> api(api_mu_);
+    Status s = api_store_->addresses_of_topic(topic, &addrs);
+    if (s && !key_known) s = api_store_->topic_key(topic, &key);
+    if (!s) return s;
+  }
+  std::lock_guard<std::mutex> lock(route_mu_);
+  topic_keys_[topic] = key;
+  *topic_key = key;
+  if (!addrs.empty()) routes_[topic].addrs = addrs;
+  route->addrs = std::move(addrs);
+  route->next = 0;
+  return Status();
+}
+
+void Client::on_directory_event(const DirectoryEvent& e) {
+  if (!running_) return;
+  if (e.kind == DirectoryEvent::unsubscribe) sender_->forget_topic(e.topic, e.addr);
+  if (e.kind == DirectoryEvent::join) sender_->peer_announced(e.addr);
+  bool cached;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    cached = routes_.count(e.topic) != 0 || topic_keys_.count(e.topic) != 0;
+  }
+  if (!cached) return;
+  std::vector<TopicAddress> addrs;
+  if (refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, std::move(addrs));
+}
+
+void Client::refresh_routes() {
+  if (!running_) return;
+  std::vector<std::string> topics;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    for (const auto& kv : topic_keys_) topics.push_back(kv.first);
+  }
+  for (const auto& t : topics) {
+    std::vector<TopicAddress> addrs;
+    if (refresh_store_->addresses_of_topic(t, &addrs)) store_route(t, std::move(addrs));
+  }
+}
+
+Status Client::refresh_address_topic(const std::string& topic) {
+  if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
+  auto life = lock_shared_state();
+  std::vector<TopicAddress> addrs;
+  {
+    std::lock_guard<std::mutex> api(api_mu_);
+    Status s = api_store_->addresses_of_topic(topic, &addrs);
+    if (!s) return s;
+  }
+  if (addrs.empty()) {
+    store_route(topic, {});
+    return Status(Err::no_addr, "not found addr for topic " + topic);
+  }
+  store_route(topic, std::move(addrs));
+  return Status();
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+Status Client::open_channel(const std::string& addr, const std::string& unique, const std::string& topic) {
+  if (sender_->has_channel(addr)) return Status();
+  std::lock_guard<std::mutex> api(api_mu_);
+  return sender_->open_channel(*api_store_, addr, unique, topic);
+}
+
+Status Client::send_to(const std::string& topic, const void* data, size_t size, bool at_least_once) {
+  return send(topic, data, size, at_least_once, false);
+}
+
+Status Client::send_all(const std::string& topic, const void* data, size_t size, bool at_least_once) {
+  return send(topic, data, size, at_least_once, true);
+}
+
+Status Client::send(const std::string& topic, const void* data, size_t size, bool at_least_once,
+                    bool all) {
+  const char* action = all ? "send_all" : "send_to";
+  Status s = check_topic(topic, action);
+  if (!s) return s;
+  if (size == 0) return Status(Err::invalid_arg, "data_size empty");
+  if (!data) return Status(Err::invalid_arg, "null pointer argument");
+  if (size > opt_.max_message_size)
+    return Status(Err::invalid_arg, "message of " + std::to_string(size) +
+                                        " bytes exceeds the maximum message size of " +
+                                        std::to_string(opt_.max_message_size));
+  auto life = lock_shared_state();
+  if (!life.owns_lock() || !running_) return not_running(action);
+
+  Route route;
+  int32_t topic_key = 0;
+  s = route_of(topic, &route, &topic_key);
+  if (!s) return s;
+  std::vector<TopicAddress> targets;
+  if (route.addrs.empty()) {
+    // Nobody serves the topic right now. At-least-once messages to a peer we already talked
+    // to (it went offline gracefully) still go to its offline queue.
+    if (at_least_once)
+      for (const auto& addr : sender_->channel_addresses(topic)) targets.push_back({addr, ""});
+    if (targets.empty()) return Status(Err::no_addr, "not found addr for topic " + topic);
+    if (!all) targets.resize(1);
+  } else if (all) {
+    targets = route.addrs;
+  } else {
+    // Round robin, skipping peers that are unreachable right now if another one is up.
+    size_t n = route.addrs.size(), pick = route.next % n;
+    for (size_t i = 0; i < n; ++i) {
+      size_t j = (route.next + i) % n;
+      if (sender_->reachable(route.addrs[j].addr)) {
+        pick = j;
+        break;
+      }
+    }
+    targets.push_back(route.addrs[pick]);
+    std::lock_guard<std::mutex> lock(route_mu_);
+    auto it = routes_.find(topic);
+    if (it != routes_.end()) it->second.next = pick + 1;
+  }
+
+  Status result;
+  for (const auto& t : targets) {
+    Status st = t.unique_name.empty() ? Status() : open_channel(t.addr, t.unique_name, topic);
+    if (st) st = sender_->enqueue(t.addr, topic_key, data, size, at_least_once);
+    if (!st && result.ok()) result = st;
+  }
+  return result;
+}
+
+// ---- subscriptions -------------------------------------------------------------------------
+
+Status Client::subscribe(const std::string& topic) {
+  Status s = check_topic(topic, "subscribe");
+  if (!s) return s;
+  auto life = lock_shared_state();
+  if (!life.owns_lock()) return not_running("subscribe");
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    subscriptions_.insert(topic);
+  }
+  if (!running_) return Status();  // registered by run(), once the address is bound
+  int32_t key = 0;
+  {
+    std::lock_guard<std::mutex> api(api_mu_);
+    s = api_store_->topic_key(topic, &key);
+    if (s) delivery_->set_topic(key, topic);
+    if (s) s = api_store_->register_address(topic, bound_, opt_.unique_name);
+  }
+  if (!s) {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    subscriptions_.erase(topic);
+  }
+  return s;
+}
+
+Status Client::unsubscribe(const std::string& topic) {
+  Status s = check_topic(topic, "unsubscribe");
+  if (!s) return s;
+  auto life = lock_shared_state();
+  if (!life.owns_lock()) return not_running("unsubscribe");
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    subscriptions_.erase(topic);
+  }
+  if (!running_) return Status();
+  std::lock_guard<std::mutex> api(api_mu_);
+  s = api_store_->unregister_address(topic, bound_, DirectoryEvent::unsubscribe);
+  int32_t key = 0;
+  if (s) s = api_store_->topic_key(topic, &key);
+  if (s) delivery_->remove_topic(key);
+  return s;
+}
+
+// ---- store maintenance ---------------------------------------------------------------------
+
+Status Client::clear_stored_messages() {
+  auto life = lock_shared_state();
+  if (!life.owns_lock() || running_)
+    return Status(Err::clear_while_running,
+                  "you can't clear_stored_messages because client already is running");
+  std::lock_guard<std::mutex> api(api_mu_);
+  std::vector<std::pair<std::string, std::string>> listeners;
+  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  if (!s) return s;
+  for (const auto& [addr, topic] : listeners) {
+    std::vector<TopicAddress> addrs;
+    s = api_store_->addresses_of_topic(topic, &addrs);
+    if (!s) return s;
+    for (const auto& a : addrs) {
+      if (a.addr != addr) continue;
+      int32_t ck = 0;
+      bool found = false;
+      // Never allocate a key just to delete under it (liner_broker 1.3.1 did).
+      s = api_store_->connection_key(opt_.unique_name, opt_.topic, a.unique_name, false, &ck, &found);
+      if (s && found) s = api_store_->clear_channel(ck);
+      if (!s) return s;
+    }
+  }
+  return api_store_->delete_listeners_of_sender(opt_.unique_name, opt_.topic);
+}
+
+Status Client::clear_addresses_of_topic() {
+  auto life = lock_shared_state();
+  if (!life.owns_lock() || running_)
+    return Status(Err::clear_while_running,
+                  "you can't clear_addresses_of_topic because client already is running");
+  std::lock_guard<std::mutex> api(api_mu_);
+  return api_store_->delete_topic_addresses(opt_.topic);
+}
+
+}  // namespace liner

@@ -1,0 +1,107 @@
+// One liner peer: a source topic it listens on, subscriptions, a listener, a sender and the
+// directory watch, over one store. This is what the C API's handle points to.
+//
+// Locks: api_mu_ serialises store round trips made on behalf of API calls (one store
+// connection); route_mu_ guards the address cache and topic keys, and is never held across
+// a store round trip; lifecycle_mu_ serialises run/stop. The hot send path takes route_mu_
+// and the sender's lock only.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "core/delivery.hpp"
+#include "core/directory_watch.hpp"
+#include "core/listener.hpp"
+#include "core/sender.hpp"
+#include "core/status.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+
+struct ClientOptions {
+  std::string unique_name;
+  std::string topic;
+  std::string localhost;
+  std::string store_url;
+  size_t max_message_size = kDefaultMaxBodySize - kBodyHeaderSize;
+  size_t compress_threshold = kDefaultCompressThreshold;
+  size_t max_send_queue_bytes = size_t(64) << 20;
+  size_t max_send_queue_messages = 0;
+  size_t max_receive_queue_bytes = size_t(64) << 20;
+};
+
+// Topic reserved by liner_broker >= 1.3.2 for its control messages.
+extern const char* const kInternalTopic;
+
+class Client {
+ public:
+  // Validates the options and checks that the store answers.
+  static Status create(const ClientOptions& options, std::unique_ptr<Client>* out);
+  ~Client();
+
+  Status run(ReceiveFn receive);
+  Status stop();
+  bool running() const { return running_.load(); }
+
+  Status send_to(const std::string& topic, const void* data, size_t size, bool at_least_once);
+  Status send_all(const std::string& topic, const void* data, size_t size, bool at_least_once);
+  Status subscribe(const std::string& topic);
+  Status unsubscribe(const std::string& topic);
+  Status refresh_address_topic(const std::string& topic);
+  Status clear_stored_messages();
+  Status clear_addresses_of_topic();
+
+  const std::string& unique_name() const { return opt_.unique_name; }
+  const std::string& topic() const { return opt_.topic; }
+  std::string bound_address() const;
+  // True on this client's delivery thread while it runs the receive callback.
+  bool in_callback() const;
+
+ private:
+  struct Route {
+    std::vector<TopicAddress> addrs;
+    size_t next = 0;  // round-robin position
+  };
+
+  explicit Client(ClientOptions options, std::unique_ptr<Store> store);
+  Status check_topic(const std::string& topic, const char* action) const;
+  Status send(const std::string& topic, const void* data, size_t size, bool at_least_once, bool all);
+  Status route_of(const std::string& topic, Route* route, int32_t* topic_key);
+  Status open_channel(const std::string& addr, const std::string& unique, const std::string& topic);
+  void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
+  void restore_channels();
+  void on_directory_event(const DirectoryEvent& e);
+  void refresh_routes();
+  void unregister_all();
+  void teardown();
+  std::shared_lock<std::shared_mutex> lock_shared_state() const;
+
+  const ClientOptions opt_;
+  std::unique_ptr<Store> api_store_;
+  std::mutex api_mu_;
+
+  mutable std::mutex route_mu_;
+  std::map<std::string, Route> routes_;
+  std::map<std::string, int32_t> topic_keys_;
+  std::set<std::string> subscriptions_;
+
+  // run/stop hold it exclusively; every other call holds it shared, so that a call never
+  // sees the client half started or half stopped.
+  mutable std::shared_mutex life_mu_;
+  std::atomic<bool> running_{false};
+  std::string bound_;
+  std::unique_ptr<Store> refresh_store_;  // directory-watch thread only
+  std::unique_ptr<Delivery> delivery_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Sender> sender_;
+  std::unique_ptr<DirectoryWatch> watch_;
+};
+
+}  // namespace liner

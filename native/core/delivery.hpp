@@ -1,0 +1,100 @@
+// The receiving half after the socket: a bounded queue of decoded frames and the client's one
+// delivery thread, which deduplicates by (connection key, number_mess), resolves names,
+// decompresses, calls the user callback and writes acknowledgements to the store.
+//
+// Acks ("lnr_connection:{ck}:mess_number") are written after the callback returned: about once
+// a second, sooner when many messages are waiting to be acknowledged (so at-least-once senders
+// can free memory), and at once when a connection closes (so a restarting sender starts its
+// numbering after what was really delivered).
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/frame.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+
+struct Inbound {
+  uint64_t conn_id = 0;  // 0 with closed=true: a connection-closed marker
+  bool closed = false;
+  FrameHeader header;
+  std::string data;      // as on the wire (compressed if the flag says so)
+};
+
+using ReceiveFn = std::function<void(const std::string& to, const std::string& from,
+                                     const char* data, size_t size)>;
+
+struct DeliveryStats {
+  uint64_t delivered = 0;
+  uint64_t duplicates = 0;
+  uint64_t unknown_topic = 0;
+  uint64_t undecodable = 0;
+};
+
+class Delivery {
+ public:
+  Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_queued_bytes,
+           size_t max_message_size);
+  ~Delivery();
+
+  Status start();
+  // Delivers everything queued, writes the final acks, joins the thread.
+  void stop();
+
+  // Hands a batch over. Blocks while the queue is over its byte budget (the listener then
+  // stops reading, and TCP pushes back on senders); returns false once stopping.
+  bool push(std::vector<Inbound>& batch, size_t bytes);
+
+  void set_topic(int32_t topic_key, const std::string& name);
+  void remove_topic(int32_t topic_key);
+  bool on_delivery_thread() const;
+  DeliveryStats stats() const;
+
+ private:
+  struct ChannelIn {
+    std::string from;
+    bool from_known = false;
+    uint64_t delivered = 0;  // highest number handed to the callback
+    uint64_t saved = 0;      // highest number written to the store
+    uint64_t conn_id = 0;    // connection that last carried this channel
+    uint64_t unsaved = 0;    // delivered since the last write
+  };
+
+  void loop();
+  void deliver(Inbound& in);
+  void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
+  void flush_acks(bool force);
+
+  std::unique_ptr<Store> store_;
+  ReceiveFn receive_;
+  size_t max_queued_bytes_;
+  size_t max_message_size_;
+
+  mutable std::mutex mu_;
+  std::condition_variable has_work_;
+  std::condition_variable has_room_;
+  std::vector<Inbound> queue_;
+  size_t queued_bytes_ = 0;
+  bool stopping_ = false;
+  std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to
+
+  // Delivery thread only.
+  std::map<int32_t, ChannelIn> channels_;
+  std::chrono::steady_clock::time_point last_flush_;
+  uint64_t unsaved_total_ = 0;
+  std::string scratch_;
+  std::thread thread_;
+  std::thread::id thread_id_;
+  DeliveryStats stats_;
+};
+
+}  // namespace liner

@@ -1,0 +1,83 @@
+#include "core/frame.hpp"
+
+#include <algorithm>
+
+namespace liner {
+namespace {
+
+void put_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+uint64_t load_be64(const uint8_t* p) {
+  return (uint64_t(load_be32(p)) << 32) | load_be32(p + 4);
+}
+
+}  // namespace
+
+void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size) {
+  out.reserve(out.size() + kFrameOverhead + size);
+  put_be(out, uint32_t(kBodyHeaderSize + size), 4);
+  put_be(out, h.number_mess, 8);
+  put_be(out, uint32_t(h.connection_key), 4);
+  put_be(out, uint32_t(h.topic_key), 4);
+  out.push_back(char(h.flags));
+  put_be(out, uint32_t(size), 4);
+  out.append(static_cast<const char*>(data), size);
+}
+
+bool decode_body(const uint8_t* body, size_t body_len, FrameHeader* h, const uint8_t** data,
+                 std::string* error) {
+  if (body_len < kBodyHeaderSize) {
+    *error = "frame body of " + std::to_string(body_len) + " bytes is shorter than its 21-byte header";
+    return false;
+  }
+  h->number_mess = load_be64(body);
+  h->connection_key = int32_t(load_be32(body + 8));
+  h->topic_key = int32_t(load_be32(body + 12));
+  h->flags = body[16];
+  h->data_len = load_be32(body + 17);
+  if (uint64_t(h->data_len) + kBodyHeaderSize > body_len) {
+    *error = "frame data_len " + std::to_string(h->data_len) + " overruns its body of " +
+             std::to_string(body_len) + " bytes";
+    return false;
+  }
+  *data = body + kBodyHeaderSize;
+  return true;
+}
+
+bool decode_stored_frame(const std::string& frame, FrameHeader* h, const uint8_t** data,
+                         std::string* error) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(frame.data());
+  if (frame.size() < kLengthPrefixSize || load_be32(p) != frame.size() - kLengthPrefixSize) {
+    *error = "stored frame length does not match its prefix";
+    return false;
+  }
+  return decode_body(p + kLengthPrefixSize, frame.size() - kLengthPrefixSize, h, data, error);
+}
+
+bool FrameDecoder::check_prefix(const uint8_t* prefix, uint32_t* body_len) {
+  *body_len = load_be32(prefix);
+  if (*body_len < kBodyHeaderSize) {
+    error_ = "frame body length " + std::to_string(*body_len) + " is below the 21-byte minimum";
+    return false;
+  }
+  if (*body_len > max_body_) {
+    error_ = "frame body length " + std::to_string(*body_len) + " exceeds the maximum of " +
+             std::to_string(max_body_);
+    return false;
+  }
+  return true;
+}
+
+bool FrameDecoder::check_header(const uint8_t* body, uint32_t body_len) {
+  uint32_t data_len = load_be32(body + 17);
+  if (uint64_t(data_len) + kBodyHeaderSize > body_len) {
+    error_ = "frame data_len " + std::to_string(data_len) + " overruns its body of " +
+             std::to_string(body_len) + " bytes";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace liner

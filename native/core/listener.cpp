@@ -1,0 +1,189 @@
+#include "core/listener.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "core/log.hpp"
+
+namespace liner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kReadBuffer = 64 * 1024;          // as liner_broker's reader
+constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up, for fairness
+constexpr size_t kBatchBytes = size_t(1) << 20;    // hand over to Delivery at least this often
+
+}  // namespace
+
+Listener::Listener(Delivery* delivery, uint32_t max_body_size, std::chrono::milliseconds stall_timeout)
+    : delivery_(delivery), max_body_(max_body_size), stall_timeout_(stall_timeout) {}
+
+Listener::~Listener() {
+  stop();
+  close_connections();
+}
+
+Status Listener::bind(const std::string& localhost, std::string* bound) {
+  return listen_on(localhost, &listen_fd_, bound);
+}
+
+Status Listener::start() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0 || waker_.fd() < 0) return Status(Err::startup, "listener: epoll/eventfd failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;  // waker
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd(), &ev);
+  ev.data.u64 = UINT64_MAX;  // listening socket
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  stopping_ = false;
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (const std::exception& e) {
+    return Status(Err::startup, std::string("listener thread: ") + e.what());
+  }
+  return Status();
+}
+
+void Listener::stop() {
+  stopping_ = true;
+  waker_.wake();
+  if (thread_.joinable()) thread_.join();
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
+}
+
+void Listener::close_connections() {
+  for (auto& kv : conns_) {
+    ::shutdown(kv.second->fd, SHUT_RD);
+    ::close(kv.second->fd);
+  }
+  conns_.clear();
+  if (epfd_ >= 0) {
+    ::close(epfd_);
+    epfd_ = -1;
+  }
+}
+
+void Listener::accept_all() {
+  for (;;) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        log_line(std::string("accept: ") + std::strerror(errno));
+      return;
+    }
+    set_nodelay(fd);
+    auto c = std::make_unique<Connection>(max_body_);
+    c->fd = fd;
+    c->id = next_id_++;
+    c->last_progress = Clock::now();
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = c->id;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    conns_[c->id] = std::move(c);
+  }
+}
+
+void Listener::drop(Connection* c, std::vector<Inbound>& batch, const std::string& why) {
+  if (!why.empty()) log_line("closing connection from a sender: " + why);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  ::shutdown(c->fd, SHUT_RD);
+  ::close(c->fd);
+  Inbound marker;
+  marker.conn_id = c->id;
+  marker.closed = true;
+  batch.push_back(std::move(marker));
+  conns_.erase(c->id);
+}
+
+void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& bytes) {
+  static thread_local std::vector<uint8_t> buf(kReadBuffer);
+  size_t burst = 0;
+  while (burst < kReadBurst) {
+    ssize_t n = ::read(c->fd, buf.data(), buf.size());
+    if (n == 0) {
+      if (c->decoder.mid_frame()) {
+        ++rejected_;
+        drop(c, batch, "stream ended in the middle of a frame");
+      } else {
+        drop(c, batch, "");
+      }
+      return;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR) continue;
+      drop(c, batch, std::string("read: ") + std::strerror(errno));
+      return;
+    }
+    burst += size_t(n);
+    c->last_progress = Clock::now();
+    bool ok = c->decoder.feed(buf.data(), size_t(n), [&](const FrameHeader& h, const uint8_t* data) {
+      Inbound in;
+      in.conn_id = c->id;
+      in.header = h;
+      in.data.assign(reinterpret_cast<const char*>(data), h.data_len);
+      bytes += h.data_len + sizeof(Inbound);
+      batch.push_back(std::move(in));
+    });
+    if (!ok) {
+      ++rejected_;
+      drop(c, batch, c->decoder.error());
+      return;
+    }
+  }
+}
+
+void Listener::loop() {
+  std::vector<Inbound> batch;
+  size_t bytes = 0;
+  epoll_event events[128];
+  auto last_stall_check = Clock::now();
+  while (!stopping_) {
+    int n = epoll_wait(epfd_, events, 128, 1000);
+    for (int i = 0; i < n && !stopping_; ++i) {
+      uint64_t id = events[i].data.u64;
+      if (id == 0) {
+        waker_.drain();
+      } else if (id == UINT64_MAX) {
+        accept_all();
+      } else {
+        auto it = conns_.find(id);
+        if (it != conns_.end()) read_from(it->second.get(), batch, bytes);
+      }
+      if (bytes >= kBatchBytes) {
+        if (!delivery_->push(batch, bytes)) return;
+        bytes = 0;
+      }
+    }
+    if (!batch.empty()) {
+      if (!delivery_->push(batch, bytes)) return;
+      bytes = 0;
+    }
+    auto now = Clock::now();
+    if (now - last_stall_check >= std::chrono::seconds(1)) {
+      last_stall_check = now;
+      std::vector<Connection*> stalled;
+      for (auto& kv : conns_)
+        if (kv.second->decoder.mid_frame() && now - kv.second->last_progress > stall_timeout_)
+          stalled.push_back(kv.second.get());
+      for (Connection* c : stalled) {
+        ++rejected_;
+        drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
+      }
+      if (!batch.empty() && !delivery_->push(batch, bytes)) return;
+      bytes = 0;
+    }
+  }
+}
+
+}  // namespace liner

@@ -1,0 +1,63 @@
+// The incoming side of a client: accepts TCP connections from senders and parses their frame
+// streams on one epoll thread, handing decoded frames to Delivery in batches. It never writes
+// to a socket (liner_broker's protocol is one-way). Invalid frames, and frames that stall
+// mid-way for longer than the stall timeout, close that connection only.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/delivery.hpp"
+#include "core/frame.hpp"
+#include "core/net.hpp"
+
+namespace liner {
+
+class Listener {
+ public:
+  Listener(Delivery* delivery, uint32_t max_body_size,
+           std::chrono::milliseconds stall_timeout = std::chrono::milliseconds(10000));
+  ~Listener();
+
+  // Binds before anything is registered, so a failed bind leaves no trace in the store.
+  Status bind(const std::string& localhost, std::string* bound);
+  Status start();
+  // Stops accepting and reading. Connections stay open until close_connections(), so that
+  // senders see the close only after Delivery wrote the final acks.
+  void stop();
+  void close_connections();
+
+  uint64_t rejected_connections() const { return rejected_.load(); }
+
+ private:
+  struct Connection {
+    int fd = -1;
+    uint64_t id = 0;
+    FrameDecoder decoder;
+    std::chrono::steady_clock::time_point last_progress;
+    explicit Connection(uint32_t max_body) : decoder(max_body) {}
+  };
+
+  void loop();
+  void accept_all();
+  void read_from(Connection* c, std::vector<Inbound>& batch, size_t& bytes);
+  void drop(Connection* c, std::vector<Inbound>& batch, const std::string& why);
+
+  Delivery* delivery_;
+  uint32_t max_body_;
+  std::chrono::milliseconds stall_timeout_;
+  int listen_fd_ = -1;
+  int epfd_ = -1;
+  Waker waker_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::atomic<uint64_t> rejected_{0};
+};
+
+}  // namespace liner

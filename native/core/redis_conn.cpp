@@ -1,0 +1,156 @@
+#include "core/redis_conn.hpp"
+
+#include <poll.h>
+
+namespace liner {
+namespace {
+
+constexpr auto kReconnectPause = std::chrono::milliseconds(200);
+
+timeval to_timeval(int ms) {
+  timeval tv;
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  return tv;
+}
+
+void to_argv(const RedisArgs& args, std::vector<const char*>* argv, std::vector<size_t>* lens) {
+  argv->clear();
+  lens->clear();
+  for (auto a : args) {
+    argv->push_back(a.data());
+    lens->push_back(a.size());
+  }
+}
+
+}  // namespace
+
+RedisConn::RedisConn(RedisEndpoint endpoint, int timeout_ms)
+    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {}
+
+RedisConn::~RedisConn() { close(); }
+
+void RedisConn::close() {
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
+Status RedisConn::fail(const std::string& what) {
+  std::string detail = ctx_ && ctx_->err ? std::string(": ") + ctx_->errstr : std::string();
+  close();
+  retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
+  last_failure_ = Status(Err::store, "redis " + what + detail);
+  return last_failure_;
+}
+
+Status RedisConn::check_reply(redisReply* r) {
+  if (!r) return fail("connection lost");
+  if (r->type == REDIS_REPLY_ERROR) return Status(Err::store, "redis error: " + std::string(r->str, r->len));
+  return Status();
+}
+
+Status RedisConn::connect() {
+  retry_after_ = {};
+  return ensure_connected();
+}
+
+Status RedisConn::ensure_connected() {
+  if (ctx_) return Status();
+  if (std::chrono::steady_clock::now() < retry_after_) return last_failure_;
+  timeval tv = to_timeval(timeout_ms_);
+  ctx_ = endpoint_.is_unix ? redisConnectUnixWithTimeout(endpoint_.path.c_str(), tv)
+                           : redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, tv);
+  if (!ctx_) return fail("out of memory");
+  std::string where = endpoint_.is_unix ? endpoint_.path
+                                        : endpoint_.host + ":" + std::to_string(endpoint_.port);
+  if (ctx_->err) return fail("unreachable at " + where);
+  if (redisSetTimeout(ctx_, tv) != REDIS_OK) return fail("timeout setup failed");
+  redisEnableKeepAlive(ctx_);
+  std::string db_text = std::to_string(endpoint_.db);
+  std::vector<RedisArgs> setup;
+  if (!endpoint_.password.empty()) {
+    if (endpoint_.user.empty()) setup.push_back({"AUTH", endpoint_.password});
+    else setup.push_back({"AUTH", endpoint_.user, endpoint_.password});
+  }
+  if (endpoint_.db != 0) setup.push_back({"SELECT", db_text});
+  for (auto& args : setup) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    to_argv(args, &argv, &lens);
+    RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
+    if (!r) return fail("unreachable at " + where);
+    if (r->type == REDIS_REPLY_ERROR) {
+      std::string msg(r->str, r->len);
+      close();
+      retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
+      last_failure_ = Status(Err::store, "redis " + std::string(args[0]) + " failed: " + msg);
+      return last_failure_;
+    }
+  }
+  return Status();
+}
+
+Status RedisConn::command(const RedisArgs& args, RedisReply* reply) {
+  Status s = ensure_connected();
+  if (!s) return s;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  to_argv(args, &argv, &lens);
+  RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
+  s = check_reply(r.get());
+  if (reply) *reply = std::move(r);
+  return s;
+}
+
+Status RedisConn::pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReply>* replies) {
+  Status s = ensure_connected();
+  if (!s) return s;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& args : commands) {
+    to_argv(args, &argv, &lens);
+    if (redisAppendCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data()) != REDIS_OK)
+      return fail("pipeline append failed");
+  }
+  Status first_error;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) return fail("connection lost");
+    RedisReply r(static_cast<redisReply*>(raw));
+    s = check_reply(r.get());
+    if (!s && first_error.ok()) first_error = s;
+    if (replies) replies->push_back(std::move(r));
+  }
+  return first_error;
+}
+
+Status RedisConn::subscribe(const std::string& channel) {
+  subscribed_.clear();
+  Status s = command({"SUBSCRIBE", channel});
+  if (s) subscribed_ = channel;
+  return s;
+}
+
+Status RedisConn::poll_messages(int timeout_ms, std::vector<std::string>* payloads) {
+  if (subscribed_.empty() || !ctx_) return Status(Err::store, "redis subscription lost");
+  auto take_buffered = [&]() -> Status {
+    for (;;) {
+      void* raw = nullptr;
+      if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) return fail("protocol error");
+      if (!raw) return Status();
+      RedisReply r(static_cast<redisReply*>(raw));
+      // ["message", channel, payload]
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+        payloads->emplace_back(r->element[2]->str, r->element[2]->len);
+    }
+  };
+  Status s = take_buffered();
+  if (!s || !payloads->empty()) return s;
+  pollfd pfd{ctx_->fd, POLLIN, 0};
+  int n = ::poll(&pfd, 1, timeout_ms);
+  if (n <= 0) return Status();
+  if (redisBufferRead(ctx_) != REDIS_OK) return fail("subscription connection lost");
+  return take_buffered();
+}
+
+}  // namespace liner

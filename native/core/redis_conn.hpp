@@ -1,0 +1,61 @@
+// One hiredis connection with the habits a broker needs: connect and command timeouts,
+// AUTH/SELECT done on connect, lazy reconnect after Redis restarts (rate-limited, so a dead
+// Redis costs one fast failure per call, not a connect timeout each), pipelining, and a
+// pollable pub/sub mode. Not thread-safe: each thread of a client owns its own.
+#pragma once
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/redis_url.hpp"
+#include "core/status.hpp"
+
+namespace liner {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
+using RedisArgs = std::vector<std::string_view>;
+
+class RedisConn {
+ public:
+  explicit RedisConn(RedisEndpoint endpoint, int timeout_ms = 2000);
+  ~RedisConn();
+  RedisConn(const RedisConn&) = delete;
+  RedisConn& operator=(const RedisConn&) = delete;
+
+  // Connects now (the creation-time check); later calls reconnect by themselves.
+  Status connect();
+
+  // Runs one command. An error reply becomes Err::store with Redis's text.
+  Status command(const RedisArgs& args, RedisReply* reply = nullptr);
+
+  // Sends all commands in one write, then reads every reply (one round trip).
+  Status pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReply>* replies);
+
+  // Pub/sub: after subscribe(), only poll_messages() may be used on this connection.
+  Status subscribe(const std::string& channel);
+  // Waits up to timeout_ms for published messages; appends their payloads.
+  Status poll_messages(int timeout_ms, std::vector<std::string>* payloads);
+
+  void close();
+
+ private:
+  Status ensure_connected();
+  Status fail(const std::string& what);
+  Status check_reply(redisReply* r);
+
+  RedisEndpoint endpoint_;
+  int timeout_ms_;
+  redisContext* ctx_ = nullptr;
+  std::string subscribed_;
+  std::chrono::steady_clock::time_point retry_after_{};
+  Status last_failure_;
+};
+
+}  // namespace liner

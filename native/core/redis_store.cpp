@@ -1,0 +1,292 @@
+// Store on Redis, key-compatible with liner_broker 1.3.1 (compat spec §2.2):
+//   lnr_unique_key                      counter for topic and connection keys
+//   lnr_topic:{topic}:addr              hash  addr -> unique_name
+//   lnr_topic:{topic}:key               decimal i32
+//   lnr_connection:{U}:{S}:{L}:key      decimal i32 (sender U with source topic S -> listener L)
+//   lnr_connection:{ck}:sender          the sender's source topic
+//   lnr_connection:{ck}:mess_number     last number_mess the listener delivered (the ack)
+//   lnr_connection:{ck}:messages        list of whole frames (the offline queue)
+//   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
+// Directory changes are also PUBLISHed on the channel "lnr_directory" (not a key), so running
+// liner peers learn of them at once.
+#include <cerrno>
+#include <cstdlib>
+
+#include "core/redis_conn.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+namespace {
+
+const char* const kDirectoryChannel = "lnr_directory";
+const char kSep = '\x1f';
+
+std::string topic_addr_key(const std::string& t) { return "lnr_topic:" + t + ":addr"; }
+std::string topic_key_key(const std::string& t) { return "lnr_topic:" + t + ":key"; }
+std::string conn_key(int32_t ck, const char* what) {
+  return "lnr_connection:" + std::to_string(ck) + ":" + what;
+}
+std::string sender_listener_key(const std::string& u, const std::string& s) {
+  return "lnr_sender:" + u + ":" + s + ":listener";
+}
+
+bool parse_u64(const redisReply* r, uint64_t* out) {
+  if (r->type == REDIS_REPLY_INTEGER) {
+    if (r->integer < 0) return false;
+    *out = uint64_t(r->integer);
+    return true;
+  }
+  if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20) return false;
+  for (size_t i = 0; i < r->len; ++i)
+    if (r->str[i] < '0' || r->str[i] > '9') return false;
+  errno = 0;
+  unsigned long long v = std::strtoull(r->str, nullptr, 10);
+  if (errno) return false;
+  *out = v;
+  return true;
+}
+
+bool parse_i32(const redisReply* r, int32_t* out) {
+  long long v = 0;
+  if (r->type == REDIS_REPLY_INTEGER) {
+    v = r->integer;
+  } else {
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 11) return false;
+    size_t i = r->str[0] == '-' ? 1 : 0;
+    if (i == r->len) return false;
+    for (; i < r->len; ++i)
+      if (r->str[i] < '0' || r->str[i] > '9') return false;
+    v = std::strtoll(r->str, nullptr, 10);
+  }
+  if (v < INT32_MIN || v > INT32_MAX) return false;
+  *out = int32_t(v);
+  return true;
+}
+
+Status corrupt(const std::string& key) {
+  return Status(Err::store, "redis key " + key + " does not hold the expected number");
+}
+
+class RedisStore final : public Store {
+ public:
+  explicit RedisStore(RedisEndpoint ep) : conn_(std::move(ep)) {}
+
+  Status ping() override { return conn_.connect(); }
+
+  Status register_address(const std::string& topic, const std::string& addr,
+                          const std::string& unique_name) override {
+    return conn_.pipeline({{"HSET", topic_addr_key(topic), addr, unique_name},
+                           {"PUBLISH", kDirectoryChannel, event("join", topic, addr)}},
+                          nullptr);
+  }
+
+  Status unregister_address(const std::string& topic, const std::string& addr,
+                            DirectoryEvent::Kind why) override {
+    const char* kind = why == DirectoryEvent::unsubscribe ? "unsubscribe" : "leave";
+    return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
+                           {"PUBLISH", kDirectoryChannel, event(kind, topic, addr)}},
+                          nullptr);
+  }
+
+  Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) override {
+    RedisReply r;
+    Status s = conn_.command({"HGETALL", topic_addr_key(topic)}, &r);
+    if (!s) return s;
+    out->clear();
+    if (r->type != REDIS_REPLY_ARRAY) return corrupt(topic_addr_key(topic));
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+      out->push_back({std::string(r->element[i]->str, r->element[i]->len),
+                      std::string(r->element[i + 1]->str, r->element[i + 1]->len)});
+    return s;
+  }
+
+  Status delete_topic_addresses(const std::string& topic) override {
+    return conn_.command({"DEL", topic_addr_key(topic)});
+  }
+
+  Status topic_key(const std::string& topic, int32_t* key) override {
+    bool found = false;
+    return get_or_allocate(topic_key_key(topic), true, key, &found);
+  }
+
+  Status connection_key(const std::string& u, const std::string& s, const std::string& l,
+                        bool allocate, int32_t* ck, bool* found) override {
+    return get_or_allocate("lnr_connection:" + u + ":" + s + ":" + l + ":key", allocate, ck, found);
+  }
+
+  Status set_sender_topic(int32_t ck, const std::string& sender_topic) override {
+    return conn_.command({"SET", conn_key(ck, "sender"), sender_topic});
+  }
+
+  Status sender_topic(int32_t ck, std::string* sender_topic, bool* found) override {
+    RedisReply r;
+    Status s = conn_.command({"GET", conn_key(ck, "sender")}, &r);
+    if (!s) return s;
+    *found = r->type == REDIS_REPLY_STRING;
+    if (*found) sender_topic->assign(r->str, r->len);
+    return s;
+  }
+
+  Status last_mess_number(int32_t ck, uint64_t* number) override {
+    std::string key = conn_key(ck, "mess_number");
+    RedisReply r;
+    Status s = conn_.command({"GET", key}, &r);
+    if (!s) return s;
+    if (r->type == REDIS_REPLY_NIL) {
+      *number = 0;
+      return conn_.command({"SETNX", key, "0"});
+    }
+    return parse_u64(r.get(), number) ? s : corrupt(key);
+  }
+
+  Status set_last_mess_number(int32_t ck, uint64_t number) override {
+    return conn_.command({"SET", conn_key(ck, "mess_number"), std::to_string(number)});
+  }
+
+  Status save_listener_for_sender(const std::string& u, const std::string& s, const std::string& addr,
+                                  const std::string& listener_topic) override {
+    return conn_.command({"HSET", sender_listener_key(u, s), addr, listener_topic});
+  }
+
+  Status listeners_of_sender(const std::string& u, const std::string& s,
+                             std::vector<std::pair<std::string, std::string>>* out) override {
+    RedisReply r;
+    Status st = conn_.command({"HGETALL", sender_listener_key(u, s)}, &r);
+    if (!st) return st;
+    out->clear();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+      std::string topic(r->element[i + 1]->str, r->element[i + 1]->len);
+      // liner_broker >= 1.3.2 writes "topic\x1flistener"; keep the topic part.
+      topic = topic.substr(0, topic.find(kSep));
+      out->emplace_back(std::string(r->element[i]->str, r->element[i]->len), topic);
+    }
+    return st;
+  }
+
+  Status delete_listeners_of_sender(const std::string& u, const std::string& s) override {
+    return conn_.command({"DEL", sender_listener_key(u, s)});
+  }
+
+  Status push_messages(int32_t ck, const std::vector<const std::string*>& frames) override {
+    // One multi-element RPUSH per batch: one round trip instead of one per message.
+    constexpr size_t kBatch = 1024;
+    std::string key = conn_key(ck, "messages");
+    for (size_t i = 0; i < frames.size(); i += kBatch) {
+      RedisArgs args{"RPUSH", key};
+      for (size_t j = i; j < frames.size() && j < i + kBatch; ++j) args.push_back(*frames[j]);
+      Status s = conn_.command(args);
+      if (!s) return s;
+    }
+    return Status();
+  }
+
+  Status queue_length(int32_t ck, uint64_t* length) override {
+    std::string key = conn_key(ck, "messages");
+    RedisReply r;
+    Status s = conn_.command({"LLEN", key}, &r);
+    if (!s) return s;
+    return parse_u64(r.get(), length) ? s : corrupt(key);
+  }
+
+  Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
+                       std::vector<std::string>* frames) override {
+    RedisReply r;
+    Status s = conn_.command({"LRANGE", conn_key(ck, "messages"), std::to_string(offset),
+                              std::to_string(offset + count - 1)},
+                             &r);
+    if (!s) return s;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i)
+      frames->emplace_back(r->element[i]->str, r->element[i]->len);
+    return s;
+  }
+
+  Status pop_messages(int32_t ck, uint64_t count) override {
+    if (count == 0) return Status();
+    return conn_.command({"LPOP", conn_key(ck, "messages"), std::to_string(count)});
+  }
+
+  Status last_stored_message(int32_t ck, std::string* frame, bool* found) override {
+    RedisReply r;
+    Status s = conn_.command({"LRANGE", conn_key(ck, "messages"), "-1", "-1"}, &r);
+    if (!s) return s;
+    *found = r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+    if (*found) frame->assign(r->element[0]->str, r->element[0]->len);
+    return s;
+  }
+
+  Status clear_channel(int32_t ck) override {
+    return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number")});
+  }
+
+  Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) override {
+    Status s;
+    if (!subscribed_) {
+      s = conn_.subscribe(kDirectoryChannel);
+      if (!s) return s;
+      subscribed_ = true;
+    }
+    std::vector<std::string> payloads;
+    s = conn_.poll_messages(timeout_ms, &payloads);
+    if (!s) {
+      subscribed_ = false;  // resubscribe on a fresh connection next time
+      return s;
+    }
+    for (const auto& p : payloads) {
+      size_t a = p.find(kSep), b = p.find(kSep, a == std::string::npos ? a : a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      DirectoryEvent e;
+      std::string kind = p.substr(0, a);
+      e.kind = kind == "leave" ? DirectoryEvent::leave
+               : kind == "unsubscribe" ? DirectoryEvent::unsubscribe
+                                       : DirectoryEvent::join;
+      e.topic = p.substr(a + 1, b - a - 1);
+      e.addr = p.substr(b + 1);
+      events->push_back(std::move(e));
+    }
+    return s;
+  }
+
+ private:
+  static std::string event(const char* kind, const std::string& topic, const std::string& addr) {
+    return std::string(kind) + kSep + topic + kSep + addr;
+  }
+
+  // GET; if absent: INCRBY the global counter and SET NX, then GET again, so two peers that
+  // race to create the same key agree on one value. A failed GET is an error, never "absent".
+  Status get_or_allocate(const std::string& key, bool allocate, int32_t* value, bool* found) {
+    RedisReply r;
+    Status s = conn_.command({"GET", key}, &r);
+    if (!s) return s;
+    if (r->type != REDIS_REPLY_NIL) {
+      *found = true;
+      return parse_i32(r.get(), value) ? s : corrupt(key);
+    }
+    *found = false;
+    if (!allocate) return s;
+    s = conn_.command({"INCRBY", "lnr_unique_key", "1"}, &r);
+    if (!s) return s;
+    int32_t fresh = 0;
+    if (!parse_i32(r.get(), &fresh)) return corrupt("lnr_unique_key");
+    s = conn_.command({"SET", key, std::to_string(fresh), "NX"});
+    if (!s) return s;
+    s = conn_.command({"GET", key}, &r);
+    if (!s) return s;
+    *found = true;
+    return parse_i32(r.get(), value) ? s : corrupt(key);
+  }
+
+  RedisConn conn_;
+  bool subscribed_ = false;
+};
+
+}  // namespace
+
+Status open_store(const std::string& url, std::unique_ptr<Store>* out) {
+  RedisEndpoint ep;
+  Status s = parse_redis_url(url, &ep);
+  if (!s) return s;
+  out->reset(new RedisStore(std::move(ep)));
+  return s;
+}
+
+}  // namespace liner

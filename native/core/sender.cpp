@@ -1,0 +1,724 @@
+#include "core/sender.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "core/frame.hpp"
+#include "core/log.hpp"
+
+namespace liner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr auto kConnectTimeout = milliseconds(2000);
+constexpr int kBackoffFirstMs = 100;
+constexpr int kBackoffMaxMs = 2000;
+constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
+constexpr auto kAckPollUnderPressure = milliseconds(20);
+constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
+constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
+constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
+constexpr size_t kEncodeUnderLock = 64 * 1024;
+
+void store_be64(char* p, uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = char(v & 0xff);
+    v >>= 8;
+  }
+}
+
+}  // namespace
+
+struct Sender::Channel {
+  // Fixed at creation.
+  int32_t ck = 0;
+  std::string listener_unique;
+
+  // Guarded by Sender::mu_.
+  std::string addr;
+  std::set<std::string> topics;
+  uint64_t last_number = 0;  // last number_mess handed out
+  std::deque<OutMessage> incoming;
+  bool dirty = false;
+  bool unreachable = false;
+  bool readdress = false;
+  bool announced = false;
+  std::atomic<size_t> held_bytes{0};
+  std::atomic<size_t> held_count{0};
+
+  // Sender thread only.
+  State state = State::idle;
+  int fd = -1;
+  uint32_t events = 0;
+  Clock::time_point deadline{};  // connect timeout or end of back-off
+  int backoff_ms = 0;
+  std::deque<OutMessage> pending;  // RAM messages not yet written, in number order
+  size_t write_offset = 0;         // bytes of the front message already written
+  std::deque<OutMessage> backlog;  // frames read from the offline queue, not yet written
+  std::deque<OutMessage> unacked;  // written at-least-once RAM messages
+  uint64_t acked = 0;              // listener's ack as last read
+  uint64_t last_written = 0;
+  bool store_may_have_backlog = true;
+  uint64_t store_total = 0;               // offline-queue length at connect
+  uint64_t store_read = 0;                // head elements read so far
+  std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
+  Clock::time_point next_ack_poll{};
+};
+
+Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
+    : opt_(std::move(options)), store_(std::move(store)) {}
+
+Sender::~Sender() {
+  if (thread_.joinable()) stop(milliseconds(0));
+  for (auto& kv : channels_) close_socket(kv.second.get());
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+Status Sender::start() {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0 || waker_.fd() < 0) return Status(Err::startup, "sender: epoll/eventfd failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd(), &ev);
+  stopping_ = false;
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (const std::exception& e) {
+    return Status(Err::startup, std::string("sender thread: ") + e.what());
+  }
+  return Status();
+}
+
+void Sender::stop(milliseconds drain) {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_deadline_ms_ = drain.count();
+  }
+  stopping_ = true;
+  waker_.wake();
+  thread_.join();
+}
+
+Status Sender::open_channel(Store& store, const std::string& addr, const std::string& listener_unique,
+                            const std::string& topic) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_addr_.find(addr);
+    if (it != by_addr_.end()) {
+      it->second->topics.insert(topic);
+      return Status();
+    }
+  }
+  int32_t ck = 0;
+  bool found = false;
+  Status s = store.connection_key(opt_.unique_name, opt_.source_topic, listener_unique, true, &ck, &found);
+  uint64_t acked = 0;
+  std::string last_frame;
+  bool has_stored = false;
+  if (s) s = store.last_mess_number(ck, &acked);
+  if (s) s = store.last_stored_message(ck, &last_frame, &has_stored);
+  if (s) s = store.save_listener_for_sender(opt_.unique_name, opt_.source_topic, addr, topic);
+  if (s) s = store.set_sender_topic(ck, opt_.source_topic);
+  if (!s) return s;
+  uint64_t last = acked;
+  if (has_stored) {
+    FrameHeader h;
+    const uint8_t* data = nullptr;
+    std::string err;
+    if (decode_stored_frame(last_frame, &h, &data, &err)) last = std::max(last, h.number_mess);
+  }
+
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (by_addr_.count(addr)) {  // another thread won the race
+      by_addr_[addr]->topics.insert(topic);
+      return Status();
+    }
+    auto it = channels_.find(ck);
+    Channel* ch;
+    if (it != channels_.end()) {
+      // Same listener identity on a new address: the peer moved. Keep numbering and queue.
+      ch = it->second.get();
+      by_addr_.erase(ch->addr);
+      ch->addr = addr;
+      ch->readdress = true;
+    } else {
+      auto fresh = std::make_unique<Channel>();
+      ch = fresh.get();
+      ch->ck = ck;
+      ch->listener_unique = listener_unique;
+      ch->addr = addr;
+      ch->last_number = last;
+      ch->acked = acked;
+      ch->last_written = acked;
+      ch->store_may_have_backlog = has_stored;
+      channels_[ck] = std::move(fresh);
+    }
+    ch->topics.insert(topic);
+    by_addr_[addr] = ch;
+    if (ch->readdress || ch->store_may_have_backlog) {
+      if (!ch->dirty) {
+        ch->dirty = true;
+        dirty_.push_back(ch);
+      }
+      wake = true;
+    }
+  }
+  if (wake) waker_.wake();
+  return Status();
+}
+
+bool Sender::has_channel(const std::string& addr) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_addr_.count(addr) != 0;
+}
+
+Status Sender::enqueue(const std::string& addr, int32_t topic_key, const void* data, size_t size,
+                       bool at_least_once) {
+  FrameHeader h;
+  h.topic_key = topic_key;
+  h.flags = at_least_once ? kFlagAtLeastOnce : 0;
+  std::string compressed;
+  const void* payload = data;
+  size_t payload_size = size;
+  if (size > opt_.compress_threshold) {
+    if (zstd_compress(data, size, compressed)) {
+      h.flags |= kFlagCompress;
+      payload = compressed.data();
+      payload_size = compressed.size();
+    } else {
+      log_line("zstd compression failed; sending " + std::to_string(size) + " bytes uncompressed");
+    }
+  }
+
+  OutMessage m{0, at_least_once, false, std::string()};
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = by_addr_.find(addr);
+  if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
+  Channel* ch = it->second;
+  size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
+  if (ch->held_count.load() > 0 &&
+      (ch->held_bytes.load() + cost > opt_.max_queue_bytes ||
+       (opt_.max_queue_messages && ch->held_count.load() >= opt_.max_queue_messages)))
+    return Status(Err::busy, "send queue to " + addr + " is full (" +
+                                 std::to_string(ch->held_count.load()) + " messages, " +
+                                 std::to_string(ch->held_bytes.load()) + " bytes): retry later");
+  if (ch->unreachable && !at_least_once) {
+    // Best effort to a peer that is down right now: it would be dropped at the next failed
+    // connect anyway; do not let it wait in RAM.
+    std::lock_guard<std::mutex> slock(stats_mu_);
+    ++stats_.dropped;
+    return Status();
+  }
+  h.connection_key = ch->ck;
+  if (payload_size <= kEncodeUnderLock) {
+    h.number_mess = ++ch->last_number;
+    m.number = h.number_mess;
+    encode_frame(m.frame, h, payload, payload_size);
+  } else {
+    // Encode big frames without holding the lock, then stamp the number in place.
+    lock.unlock();
+    encode_frame(m.frame, h, payload, payload_size);
+    lock.lock();
+    m.number = ++ch->last_number;
+    store_be64(&m.frame[kLengthPrefixSize], m.number);
+  }
+  ch->held_bytes += cost;
+  ch->held_count += 1;
+  ch->incoming.push_back(std::move(m));
+  bool wake = false;
+  if (!ch->dirty) {
+    ch->dirty = true;
+    dirty_.push_back(ch);
+    wake = dirty_.size() == 1;
+  }
+  lock.unlock();
+  if (wake) waker_.wake();
+  return Status();
+}
+
+bool Sender::reachable(const std::string& addr) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_addr_.find(addr);
+  return it == by_addr_.end() || !it->second->unreachable;
+}
+
+std::vector<std::string> Sender::channel_addresses(const std::string& topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (auto& kv : by_addr_)
+    if (kv.second->topics.count(topic)) out.push_back(kv.first);
+  return out;
+}
+
+void Sender::forget_topic(const std::string& topic, const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_addr_.find(addr);
+  if (it != by_addr_.end()) it->second->topics.erase(topic);
+}
+
+void Sender::peer_announced(const std::string& addr) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_addr_.find(addr);
+    if (it == by_addr_.end()) return;
+    Channel* ch = it->second;
+    ch->announced = true;
+    if (!ch->dirty) {
+      ch->dirty = true;
+      dirty_.push_back(ch);
+    }
+  }
+  waker_.wake();
+}
+
+SenderStats Sender::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
+}
+
+// ---- sender thread -------------------------------------------------------------------------
+
+void Sender::release(Channel* ch, const OutMessage& m) {
+  if (m.from_store) return;
+  ch->held_bytes -= m.frame.size() + kPerMessageOverhead;
+  ch->held_count -= 1;
+}
+
+void Sender::set_events(Channel* ch, uint32_t events) {
+  if (ch->fd < 0 || ch->events == events) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = ch;
+  epoll_ctl(epfd_, ch->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, ch->fd, &ev);
+  ch->events = events;
+}
+
+void Sender::close_socket(Channel* ch) {
+  if (ch->fd < 0) return;
+  if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, ch->fd, nullptr);
+  ::shutdown(ch->fd, SHUT_WR);
+  ::close(ch->fd);
+  ch->fd = -1;
+  ch->events = 0;
+}
+
+bool Sender::has_work(const Channel* ch) const {
+  return !ch->pending.empty() || !ch->backlog.empty() || ch->store_may_have_backlog;
+}
+
+void Sender::take_incoming(Channel* ch) {
+  std::deque<OutMessage> taken;
+  bool readdress = false, announced = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    taken.swap(ch->incoming);
+    ch->dirty = false;
+    std::swap(readdress, ch->readdress);
+    std::swap(announced, ch->announced);
+  }
+  if (ch->pending.empty()) {
+    ch->pending.swap(taken);
+  } else {
+    for (auto& m : taken) ch->pending.push_back(std::move(m));
+  }
+  if (readdress) {
+    on_failure(ch, "peer moved to " + ch->addr);
+    ch->deadline = Clock::now();
+  }
+  if (announced && ch->state == State::backoff) ch->deadline = Clock::now();
+  switch (ch->state) {
+    case State::idle:
+      if (has_work(ch)) start_connect(ch);
+      break;
+    case State::backoff:
+      if (!ch->pending.empty()) spill(ch);
+      break;
+    case State::connected:
+      flush(ch);
+      break;
+    case State::connecting:
+      break;
+  }
+}
+
+void Sender::start_connect(Channel* ch) {
+  std::string addr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    addr = ch->addr;
+  }
+  int fd = -1;
+  Status s = liner::start_connect(addr, &fd);
+  if (!s) {
+    on_failure(ch, s.message);
+    return;
+  }
+  ch->fd = fd;
+  ch->state = State::connecting;
+  ch->deadline = Clock::now() + kConnectTimeout;
+  set_events(ch, EPOLLOUT | EPOLLRDHUP);
+}
+
+void Sender::on_connected(Channel* ch) {
+  // The store says where the listener is (its ack) and what waits in the offline queue.
+  uint64_t acked = 0, length = 0;
+  Status s = store_->last_mess_number(ch->ck, &acked);
+  if (s) s = store_->queue_length(ch->ck, &length);
+  if (!s && ch->store_may_have_backlog) {
+    // Without the offline queue's content, newer numbers would overtake stored ones and the
+    // listener would drop the stored ones as duplicates. Try again later.
+    on_failure(ch, "store unavailable at connect: " + s.message);
+    return;
+  }
+  if (s) {
+    ch->acked = std::max(ch->acked, acked);
+    ch->store_total = length;
+    ch->store_may_have_backlog = length > 0;
+  }
+  ch->last_written = std::max(ch->last_written, ch->acked);
+  ch->store_read = 0;
+  ch->store_head.clear();
+  ch->backlog.clear();
+  ch->state = State::connected;
+  ch->backoff_ms = 0;
+  ch->next_ack_poll = Clock::now() + kAckPoll;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ch->unreachable = false;
+  }
+  set_events(ch, EPOLLRDHUP);
+  flush(ch);
+}
+
+void Sender::on_failure(Channel* ch, const std::string& why) {
+  bool was_connected = ch->state == State::connected;
+  close_socket(ch);
+  ch->state = State::backoff;
+  ch->backoff_ms = ch->backoff_ms ? std::min(ch->backoff_ms * 2, kBackoffMaxMs) : kBackoffFirstMs;
+  ch->deadline = Clock::now() + milliseconds(ch->backoff_ms);
+  ch->write_offset = 0;
+  ch->backlog.clear();  // still in the store: re-read after the next connect
+  ch->store_head.clear();
+  ch->store_read = ch->store_total = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ch->unreachable = true;
+  }
+  if (was_connected) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.reconnects;
+  }
+  if (was_connected || ch->backoff_ms == kBackoffFirstMs)
+    log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");
+  // Written but unacknowledged at-least-once messages go back in front of the queue; spill()
+  // moves them to the offline queue.
+  while (!ch->unacked.empty()) {
+    ch->pending.push_front(std::move(ch->unacked.back()));
+    ch->unacked.pop_back();
+  }
+  spill(ch);
+}
+
+void Sender::spill(Channel* ch) {
+  uint64_t acked = 0;
+  if (store_->last_mess_number(ch->ck, &acked)) ch->acked = std::max(ch->acked, acked);
+  std::vector<const std::string*> keep;
+  size_t dropped = 0;
+  for (auto& m : ch->pending)
+    if (m.at_least_once && m.number > ch->acked) keep.push_back(&m.frame);
+    else if (!m.at_least_once) ++dropped;
+  Status s = keep.empty() ? Status() : store_->push_messages(ch->ck, keep);
+  if (!s) {
+    // Keep the at-least-once messages in RAM (the queue cap bounds them) and try again later.
+    std::deque<OutMessage> remaining;
+    for (auto& m : ch->pending) {
+      if (m.at_least_once && m.number > ch->acked) remaining.push_back(std::move(m));
+      else release(ch, m);
+    }
+    ch->pending.swap(remaining);
+    log_line("cannot store messages for " + ch->addr + " offline: " + s.message);
+  } else {
+    for (auto& m : ch->pending) release(ch, m);
+    ch->pending.clear();
+    if (!keep.empty()) ch->store_may_have_backlog = true;
+  }
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  if (s) stats_.persisted += keep.size();
+  stats_.dropped += dropped;
+}
+
+bool Sender::load_backlog(Channel* ch) {
+  std::vector<std::string> frames;
+  uint64_t count = std::min(kBacklogChunk, ch->store_total - ch->store_read);
+  Status s = store_->read_messages(ch->ck, ch->store_read, count, &frames);
+  if (!s || frames.empty()) {
+    on_failure(ch, s ? "offline queue shrank unexpectedly" : s.message);
+    return false;
+  }
+  for (auto& f : frames) {
+    FrameHeader h;
+    const uint8_t* data = nullptr;
+    std::string err;
+    uint64_t number = decode_stored_frame(f, &h, &data, &err) ? h.number_mess : 0;
+    ch->store_read += 1;
+    ch->store_head.push_back(number);
+    if (number > ch->last_written)
+      ch->backlog.push_back(OutMessage{number, true, true, std::move(f)});
+  }
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_.reloaded += frames.size();
+  return true;
+}
+
+void Sender::flush(Channel* ch) {
+  size_t burst = 0;
+  iovec iov[IOV_MAX];
+  for (;;) {
+    if (ch->backlog.empty() && ch->store_read < ch->store_total) {
+      if (!load_backlog(ch)) return;
+      continue;
+    }
+    // Stored messages always go first: they carry lower numbers than anything in RAM.
+    bool from_backlog = !ch->backlog.empty();
+    if (!from_backlog && ch->store_read < ch->store_total) continue;
+    std::deque<OutMessage>& q = from_backlog ? ch->backlog : ch->pending;
+    while (!q.empty() && q.front().number <= ch->last_written && ch->write_offset == 0) {
+      release(ch, q.front());
+      q.pop_front();
+    }
+    if (q.empty()) {
+      if (!from_backlog) {
+        ch->store_may_have_backlog = ch->store_read < ch->store_total;
+        return;
+      }
+      continue;
+    }
+    int n = 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < q.size() && n < IOV_MAX && bytes < (size_t(1) << 20); ++i) {
+      const OutMessage& m = q[i];
+      if (m.number <= ch->last_written && i > 0) break;  // keep strictly increasing order
+      size_t off = i == 0 ? ch->write_offset : 0;
+      iov[n].iov_base = const_cast<char*>(m.frame.data()) + off;
+      iov[n].iov_len = m.frame.size() - off;
+      bytes += iov[n].iov_len;
+      ++n;
+    }
+    ssize_t w = ::writev(ch->fd, iov, n);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(ch, EPOLLRDHUP | EPOLLOUT);
+        return;
+      }
+      on_failure(ch, std::string("write: ") + std::strerror(errno));
+      return;
+    }
+    size_t left = size_t(w);
+    uint64_t written = 0;
+    while (left > 0) {
+      OutMessage& m = q.front();
+      size_t rest = m.frame.size() - ch->write_offset;
+      if (left < rest) {
+        ch->write_offset += left;
+        break;
+      }
+      left -= rest;
+      ch->write_offset = 0;
+      ch->last_written = m.number;
+      ++written;
+      if (m.at_least_once && !m.from_store) {
+        ch->unacked.push_back(std::move(m));
+      } else {
+        release(ch, m);
+      }
+      q.pop_front();
+    }
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      stats_.sent += written;
+    }
+    burst += size_t(w);
+    if (size_t(w) < bytes) {
+      set_events(ch, EPOLLRDHUP | EPOLLOUT);
+      return;
+    }
+    set_events(ch, EPOLLRDHUP);
+    if (burst >= kWriteBurst) {
+      ready_.push_back(ch);  // let other peers have their turn
+      return;
+    }
+  }
+}
+
+void Sender::poll_acks(Channel* ch) {
+  uint64_t acked = 0;
+  if (!store_->last_mess_number(ch->ck, &acked)) return;
+  ch->acked = std::max(ch->acked, acked);
+  while (!ch->unacked.empty() && ch->unacked.front().number <= ch->acked) {
+    release(ch, ch->unacked.front());
+    ch->unacked.pop_front();
+  }
+  uint64_t done = 0;
+  while (done < ch->store_head.size() && ch->store_head[done] <= ch->acked &&
+         done < ch->store_read - ch->backlog.size())
+    ++done;
+  if (done && store_->pop_messages(ch->ck, done)) {
+    ch->store_head.erase(ch->store_head.begin(), ch->store_head.begin() + long(done));
+    ch->store_read -= done;
+    ch->store_total -= done;
+  }
+}
+
+void Sender::loop() {
+  epoll_event events[64];
+  for (;;) {
+    auto now = Clock::now();
+    int timeout_ms = ready_.empty() ? 1000 : 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& kv : channels_) {
+        Channel* ch = kv.second.get();
+        Clock::time_point next{};
+        if (ch->state == State::connecting || ch->state == State::backoff) next = ch->deadline;
+        else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()))
+          next = ch->next_ack_poll;
+        else continue;
+        auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
+        timeout_ms = int(std::max<long long>(0, std::min<long long>(timeout_ms, ms + 1)));
+      }
+    }
+    if (stopping_) break;
+    int n = epoll_wait(epfd_, events, 64, timeout_ms);
+    if (stopping_) break;
+    for (int i = 0; i < n; ++i) {
+      Channel* ch = static_cast<Channel*>(events[i].data.ptr);
+      if (!ch) {
+        waker_.drain();
+        continue;
+      }
+      uint32_t e = events[i].events;
+      if (ch->state == State::connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(ch->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err || (e & (EPOLLERR | EPOLLHUP))) on_failure(ch, std::strerror(err ? err : ECONNREFUSED));
+        else if (e & EPOLLOUT) on_connected(ch);
+      } else if (ch->state == State::connected) {
+        // A listener never writes: readability means EOF or reset.
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_failure(ch, "connection closed by peer");
+        else if (e & EPOLLOUT) flush(ch);
+      }
+    }
+    std::vector<Channel*> dirty;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty.swap(dirty_);
+    }
+    for (Channel* ch : dirty) take_incoming(ch);
+    std::vector<Channel*> ready;
+    ready.swap(ready_);
+    for (Channel* ch : ready)
+      if (ch->state == State::connected) flush(ch);
+
+    now = Clock::now();
+    std::vector<Channel*> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& kv : channels_) all.push_back(kv.second.get());
+    }
+    for (Channel* ch : all) {
+      if (ch->state == State::connecting && now >= ch->deadline) {
+        on_failure(ch, "connect timed out");
+      } else if (ch->state == State::backoff && now >= ch->deadline) {
+        if (has_work(ch)) start_connect(ch);
+        else ch->state = State::idle;
+      } else if (ch->state == State::connected && now >= ch->next_ack_poll) {
+        bool pressure = ch->held_bytes.load() > opt_.max_queue_bytes / 4;
+        if (!ch->unacked.empty() || !ch->store_head.empty()) poll_acks(ch);
+        ch->next_ack_poll = now + (pressure ? kAckPollUnderPressure : kAckPoll);
+      }
+    }
+  }
+  drain_and_close(Clock::now() + milliseconds(stop_deadline_ms_));
+}
+
+void Sender::drain_and_close(Clock::time_point deadline) {
+  std::vector<Channel*> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& kv : channels_) all.push_back(kv.second.get());
+  }
+  // 1. Write what is queued to peers that are connected (or about to be).
+  epoll_event events[64];
+  for (;;) {
+    for (Channel* ch : all) take_incoming(ch);
+    bool busy = false;
+    for (Channel* ch : all) {
+      if (ch->state == State::connected && (!ch->pending.empty() || !ch->backlog.empty())) {
+        flush(ch);
+        busy = busy || !ch->pending.empty();
+      }
+      if (ch->state == State::connecting) busy = true;
+    }
+    if (!busy || Clock::now() >= deadline) break;
+    int n = epoll_wait(epfd_, events, 64, 10);
+    for (int i = 0; i < n; ++i) {
+      Channel* ch = static_cast<Channel*>(events[i].data.ptr);
+      if (!ch) {
+        waker_.drain();
+        continue;
+      }
+      if (ch->state == State::connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(ch->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err || (events[i].events & (EPOLLERR | EPOLLHUP))) on_failure(ch, "connect failed");
+        else on_connected(ch);
+      } else if (ch->state == State::connected &&
+                 (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        on_failure(ch, "connection closed by peer");
+      }
+    }
+  }
+  // 2. Wait until listeners acknowledged what was written, so that a restart of this sender
+  //    never reuses a number a listener already delivered (liner_broker 1.3.1 could).
+  auto ack_deadline = std::max(deadline, Clock::now() + milliseconds(1500));
+  for (;;) {
+    bool waiting = false;
+    for (Channel* ch : all) {
+      if (ch->state != State::connected || ch->last_written <= ch->acked) continue;
+      poll_acks(ch);
+      waiting = waiting || ch->last_written > ch->acked;
+    }
+    if (!waiting || Clock::now() >= ack_deadline) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  // 3. Whatever is still unacknowledged goes to the offline queue.
+  for (Channel* ch : all) {
+    while (!ch->unacked.empty()) {
+      ch->pending.push_front(std::move(ch->unacked.back()));
+      ch->unacked.pop_back();
+    }
+    if (!ch->pending.empty()) spill(ch);
+    close_socket(ch);
+    ch->state = State::idle;
+    ch->backlog.clear();
+    ch->store_head.clear();
+    ch->store_read = ch->store_total = 0;
+  }
+}
+
+}  // namespace liner

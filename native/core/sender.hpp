@@ -1,0 +1,115 @@
+// The outgoing side of a client: one TCP connection per peer address, a bounded queue per
+// peer, per-channel message numbering, at-least-once retention until the listener's ack shows
+// up in the store, and the offline queue in the store while the peer is unreachable.
+//
+// Threads: enqueue()/open_channel() run on API threads; everything that touches sockets runs
+// on the sender's own thread (an epoll loop, non-blocking sockets). A slow or dead peer only
+// fills its own queue: its writes never block the loop, and its queue is capped.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/compress.hpp"
+#include "core/net.hpp"
+#include "core/status.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+
+struct SenderOptions {
+  std::string unique_name;   // U of the connection keys
+  std::string source_topic;  // S: what listeners see as `from`
+  size_t max_queue_bytes = size_t(64) << 20;  // per peer, queued + unacknowledged
+  size_t max_queue_messages = 0;              // per peer; 0 = no count limit
+  size_t compress_threshold = kDefaultCompressThreshold;
+};
+
+struct SenderStats {
+  uint64_t sent = 0;       // frames fully written to a socket
+  uint64_t persisted = 0;  // frames stored in the offline queue
+  uint64_t reloaded = 0;   // frames read back from the offline queue
+  uint64_t dropped = 0;    // best-effort frames dropped because the peer was unreachable
+  uint64_t reconnects = 0;
+};
+
+class Sender {
+ public:
+  Sender(SenderOptions options, std::unique_ptr<Store> store);
+  ~Sender();
+
+  Status start();
+  // Sends what is queued (up to `drain`), waits for acknowledgements, stores unacknowledged
+  // at-least-once messages, closes every connection and joins the thread.
+  void stop(std::chrono::milliseconds drain);
+
+  // Makes sure a channel to `addr` exists (store round trips on the caller's store).
+  Status open_channel(Store& store, const std::string& addr, const std::string& listener_unique,
+                      const std::string& topic);
+  bool has_channel(const std::string& addr) const;
+  // Queues one message; Err::busy when the peer's queue is full.
+  Status enqueue(const std::string& addr, int32_t topic_key, const void* data, size_t size,
+                 bool at_least_once);
+
+  bool reachable(const std::string& addr) const;
+  // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
+  std::vector<std::string> channel_addresses(const std::string& topic) const;
+  void forget_topic(const std::string& topic, const std::string& addr);
+  // A peer (re)registered `addr`: retry a connection in back-off right away.
+  void peer_announced(const std::string& addr);
+
+  SenderStats stats() const;
+
+ private:
+  struct OutMessage {
+    uint64_t number;
+    bool at_least_once;
+    bool from_store;  // still in the offline queue: never re-persisted, popped once acked
+    std::string frame;
+  };
+  enum class State { idle, connecting, connected, backoff };
+  struct Channel;
+
+  void loop();
+  void take_incoming(Channel* ch);
+  void start_connect(Channel* ch);
+  void on_connected(Channel* ch);
+  void on_failure(Channel* ch, const std::string& why);
+  void spill(Channel* ch);
+  void flush(Channel* ch);
+  bool load_backlog(Channel* ch);
+  void poll_acks(Channel* ch);
+  void release(Channel* ch, const OutMessage& m);
+  void close_socket(Channel* ch);
+  void set_events(Channel* ch, uint32_t events);
+  bool has_work(const Channel* ch) const;
+  void drain_and_close(std::chrono::steady_clock::time_point deadline);
+
+  SenderOptions opt_;
+  std::unique_ptr<Store> store_;  // the sender thread's own connection
+  Waker waker_;
+  int epfd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  long long stop_deadline_ms_ = 0;  // drain budget handed to the thread by stop()
+
+  mutable std::mutex mu_;  // channel maps, incoming queues, dirty list, flags
+  std::map<int32_t, std::unique_ptr<Channel>> channels_;
+  std::map<std::string, Channel*> by_addr_;
+  std::vector<Channel*> dirty_;
+  std::vector<Channel*> ready_;  // sender thread: channels with more to write right away
+
+  mutable std::mutex stats_mu_;
+  SenderStats stats_;
+};
+
+}  // namespace liner

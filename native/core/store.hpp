@@ -1,0 +1,79 @@
+// The store: phone book (topic -> addresses), key allocator, offline queue and
+// acknowledgement ledger. The sender and listener only see this interface; Redis is one
+// implementation (redis_store.cpp). Each thread of a client owns its own Store instance.
+// Names and encodings follow liner_broker 1.3.1 (compat spec §2); see redis_store.cpp.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.hpp"
+
+namespace liner {
+
+// One row of a topic's directory: who listens where.
+struct TopicAddress {
+  std::string addr;
+  std::string unique_name;
+};
+
+// A directory change, as announced by liner peers (1.3.1 peers announce nothing).
+struct DirectoryEvent {
+  enum Kind { join, leave, unsubscribe } kind = join;
+  std::string topic;
+  std::string addr;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Checks that the store answers now (creation-time check).
+  virtual Status ping() = 0;
+
+  // Directory.
+  virtual Status register_address(const std::string& topic, const std::string& addr,
+                                  const std::string& unique_name) = 0;
+  virtual Status unregister_address(const std::string& topic, const std::string& addr,
+                                    DirectoryEvent::Kind why) = 0;
+  virtual Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) = 0;
+  virtual Status delete_topic_addresses(const std::string& topic) = 0;
+
+  // Keys, allocated once from the global counter, race-free.
+  virtual Status topic_key(const std::string& topic, int32_t* key) = 0;
+  virtual Status connection_key(const std::string& sender_unique, const std::string& sender_topic,
+                                const std::string& listener_unique, bool allocate, int32_t* ck,
+                                bool* found) = 0;
+
+  // Channel metadata.
+  virtual Status set_sender_topic(int32_t ck, const std::string& sender_topic) = 0;
+  virtual Status sender_topic(int32_t ck, std::string* sender_topic, bool* found) = 0;
+  virtual Status last_mess_number(int32_t ck, uint64_t* number) = 0;  // creates "0" if absent
+  virtual Status set_last_mess_number(int32_t ck, uint64_t number) = 0;
+  virtual Status save_listener_for_sender(const std::string& sender_unique,
+                                          const std::string& sender_topic, const std::string& addr,
+                                          const std::string& listener_topic) = 0;
+  virtual Status listeners_of_sender(const std::string& sender_unique, const std::string& sender_topic,
+                                     std::vector<std::pair<std::string, std::string>>* out) = 0;
+  virtual Status delete_listeners_of_sender(const std::string& sender_unique,
+                                            const std::string& sender_topic) = 0;
+
+  // Offline queue of a channel: whole frames, oldest first.
+  virtual Status push_messages(int32_t ck, const std::vector<const std::string*>& frames) = 0;
+  virtual Status queue_length(int32_t ck, uint64_t* length) = 0;
+  virtual Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
+                               std::vector<std::string>* frames) = 0;
+  virtual Status pop_messages(int32_t ck, uint64_t count) = 0;
+  virtual Status last_stored_message(int32_t ck, std::string* frame, bool* found) = 0;
+  virtual Status clear_channel(int32_t ck) = 0;  // offline queue and ack counter
+
+  // Directory change feed, for a Store instance dedicated to it.
+  virtual Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) = 0;
+};
+
+// Opens a store from a URL ("redis://…", "unix://…"). Does not connect yet.
+Status open_store(const std::string& url, std::unique_ptr<Store>* out);
+
+}  // namespace liner
