@@ -71,7 +71,10 @@ class RedisStore final : public Store {
  public:
   explicit RedisStore(RedisEndpoint ep) : conn_(std::move(ep)) {}
 
-  Status ping() override { return conn_.connect(); }
+  Status ping() override {
+    Status s = conn_.connect();
+    return s ? conn_.command({"PING"}) : s;
+  }
 
   Status register_address(const std::string& topic, const std::string& addr,
                           const std::string& unique_name) override {

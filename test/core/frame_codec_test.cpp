@@ -1,0 +1,177 @@
+// The wire codec against the golden vectors of frames.json (liner_broker 1.3.1 encoder).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/frame.hpp"
+#include "test_support.hpp"
+
+using namespace liner;
+using testing_support::from_hex;
+using testing_support::Json;
+using testing_support::to_hex;
+
+namespace {
+
+const Json& vectors() {
+  static Json j = testing_support::parse_json(testing_support::read_file(LINER_TEST_DATA "/frames.json"));
+  return j;
+}
+
+struct Decoded {
+  FrameHeader h;
+  std::string data;
+};
+
+// Feeds `bytes` in pieces of `step` bytes; returns false on a rejected stream.
+bool decode_all(const std::string& bytes, size_t step, std::vector<Decoded>* out, FrameDecoder* dec) {
+  for (size_t i = 0; i < bytes.size(); i += step) {
+    size_t n = std::min(step, bytes.size() - i);
+    bool ok = dec->feed(reinterpret_cast<const uint8_t*>(bytes.data() + i), n,
+                        [&](const FrameHeader& h, const uint8_t* d) {
+                          out->push_back({h, std::string(reinterpret_cast<const char*>(d), h.data_len)});
+                        });
+    if (!ok) return false;
+    EXPECT_LE(dec->buffered(), i + n) << "decoder holds more than has arrived";
+  }
+  return true;
+}
+
+void expect_fields(const Json& v, const Decoded& d) {
+  EXPECT_EQ(std::to_string(d.h.number_mess), v["number_mess"].str);
+  EXPECT_EQ(d.h.connection_key, int32_t(v["connection_key"].num));
+  EXPECT_EQ(d.h.topic_key, int32_t(v["topic_key"].num));
+  EXPECT_EQ(d.h.flags, uint8_t(v["flags"].num));
+  EXPECT_EQ(to_hex(d.data), v["payload_hex"].str);
+}
+
+FrameHeader header_of(const Json& v) {
+  FrameHeader h;
+  h.number_mess = std::stoull(v["number_mess"].str);
+  h.connection_key = int32_t(v["connection_key"].num);
+  h.topic_key = int32_t(v["topic_key"].num);
+  h.flags = uint8_t(v["flags"].num);
+  return h;
+}
+
+}  // namespace
+
+TEST(FrameCodec, EncodesEveryGoldenFrameByteForByte) {
+  ASSERT_FALSE(vectors()["frames"].items.empty());
+  for (const Json& v : vectors()["frames"].items) {
+    std::string payload = from_hex(v["payload_hex"].str), out;
+    encode_frame(out, header_of(v), payload.data(), payload.size());
+    EXPECT_EQ(to_hex(out), v["frame_hex"].str) << v["name"].str;
+  }
+}
+
+TEST(FrameCodec, DecodesEveryGoldenFrameWholeAndByteAtATime) {
+  for (const Json& v : vectors()["frames"].items) {
+    std::string bytes = from_hex(v["frame_hex"].str);
+    for (size_t step : {bytes.size(), size_t(1), size_t(3), size_t(7)}) {
+      FrameDecoder dec;
+      std::vector<Decoded> got;
+      ASSERT_TRUE(decode_all(bytes, step, &got, &dec)) << v["name"].str << ": " << dec.error();
+      ASSERT_EQ(got.size(), 1u) << v["name"].str;
+      expect_fields(v, got[0]);
+      EXPECT_FALSE(dec.mid_frame());
+    }
+    FrameHeader h;
+    const uint8_t* data = nullptr;
+    std::string err;
+    ASSERT_TRUE(decode_stored_frame(bytes, &h, &data, &err)) << err;
+    EXPECT_EQ(std::to_string(h.number_mess), v["number_mess"].str);
+  }
+}
+
+TEST(FrameCodec, DecodesBackToBackStreamAtEverySplit) {
+  const Json& stream = vectors()["stream"];
+  std::string bytes = from_hex(stream["stream_hex"].str);
+  for (size_t step = 1; step <= bytes.size(); ++step) {
+    FrameDecoder dec;
+    std::vector<Decoded> got;
+    ASSERT_TRUE(decode_all(bytes, step, &got, &dec));
+    ASSERT_EQ(got.size(), stream["frames"].items.size());
+    for (size_t i = 0; i < got.size(); ++i) expect_fields(stream["frames"].items[i], got[i]);
+  }
+  // And the encoder produces the same stream.
+  std::string out;
+  for (const Json& f : stream["frames"].items) {
+    std::string p = from_hex(f["payload_hex"].str);
+    encode_frame(out, header_of(f), p.data(), p.size());
+  }
+  EXPECT_EQ(to_hex(out), stream["stream_hex"].str);
+}
+
+TEST(FrameCodec, RejectsEveryInvalidStream) {
+  ASSERT_FALSE(vectors()["invalid"].items.empty());
+  for (const Json& v : vectors()["invalid"].items) {
+    std::string bytes = from_hex(v["stream_hex"].str);
+    for (size_t step : {bytes.size(), size_t(1)}) {
+      FrameDecoder dec;
+      std::vector<Decoded> got;
+      EXPECT_FALSE(decode_all(bytes, step, &got, &dec)) << v["name"].str;
+      EXPECT_TRUE(got.empty()) << v["name"].str;
+      EXPECT_FALSE(dec.error().empty());
+      // Once rejected, the stream stays rejected.
+      EXPECT_FALSE(dec.feed(reinterpret_cast<const uint8_t*>("x"), 1, [](const FrameHeader&, const uint8_t*) {}));
+    }
+  }
+}
+
+TEST(FrameCodec, LyingLengthHeaderCostsNothingUntilBytesArrive) {
+  // A 1 GiB length followed by a few bytes: nothing near 1 GiB may be allocated.
+  std::string bytes = from_hex("3fffffff") + std::string(100, '\0');
+  FrameDecoder dec;
+  std::vector<Decoded> got;
+  ASSERT_TRUE(decode_all(bytes, bytes.size(), &got, &dec));
+  EXPECT_TRUE(dec.mid_frame());
+  EXPECT_EQ(dec.buffered(), bytes.size());
+}
+
+TEST(FrameCodec, MaximumBodySizeIsConfigurable) {
+  std::string payload(100, 'x'), frame;
+  encode_frame(frame, FrameHeader{}, payload.data(), payload.size());
+  FrameDecoder small(50);
+  std::vector<Decoded> got;
+  EXPECT_FALSE(decode_all(frame, frame.size(), &got, &small));
+  FrameDecoder enough(121);
+  EXPECT_TRUE(decode_all(frame, frame.size(), &got, &enough));
+  EXPECT_EQ(got.size(), 1u);
+}
+
+TEST(FrameCodec, RandomFramesRoundTripThroughRandomSplits) {
+  std::mt19937_64 rng(42);
+  std::string stream;
+  std::vector<Decoded> sent;
+  for (int i = 0; i < 500; ++i) {
+    FrameHeader h;
+    h.number_mess = rng();
+    h.connection_key = int32_t(rng());
+    h.topic_key = int32_t(rng());
+    h.flags = uint8_t(rng() & 3);
+    std::string p(1 + rng() % 3000, '\0');
+    for (auto& c : p) c = char(rng());
+    encode_frame(stream, h, p.data(), p.size());
+    h.data_len = uint32_t(p.size());
+    sent.push_back({h, p});
+  }
+  FrameDecoder dec;
+  std::vector<Decoded> got;
+  for (size_t i = 0; i < stream.size();) {
+    size_t n = std::min<size_t>(1 + rng() % 5000, stream.size() - i);
+    ASSERT_TRUE(dec.feed(reinterpret_cast<const uint8_t*>(stream.data() + i), n,
+                         [&](const FrameHeader& h, const uint8_t* d) {
+                           got.push_back({h, std::string(reinterpret_cast<const char*>(d), h.data_len)});
+                         }));
+    i += n;
+  }
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].h.number_mess, sent[i].h.number_mess);
+    EXPECT_EQ(got[i].h.connection_key, sent[i].h.connection_key);
+    EXPECT_EQ(got[i].h.topic_key, sent[i].h.topic_key);
+    EXPECT_EQ(got[i].h.flags, sent[i].h.flags);
+    EXPECT_EQ(got[i].data, sent[i].data);
+  }
+}

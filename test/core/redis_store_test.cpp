@@ -1,0 +1,179 @@
+// The Redis store: key names, types and encodings of liner_broker 1.3.1, race-free key
+// allocation, the offline queue, and behaviour when Redis is down or restarts.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "core/store.hpp"
+#include "test_support.hpp"
+
+using namespace liner;
+using testing_support::redis;
+
+namespace {
+
+std::unique_ptr<Store> open(const std::string& url) {
+  std::unique_ptr<Store> s;
+  EXPECT_TRUE(open_store(url, &s));
+  return s;
+}
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis().flush();
+    store = open(redis().url());
+    ASSERT_TRUE(store->ping());
+  }
+  std::unique_ptr<Store> store;
+};
+
+}  // namespace
+
+TEST_F(RedisStoreTest, DirectoryIsAHashOfAddressToUniqueName) {
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1000", "u1"));
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1001", "u2"));
+  EXPECT_EQ(redis().cli({"TYPE", "lnr_topic:t:addr"}), "hash");
+  EXPECT_EQ(redis().cli({"HGET", "lnr_topic:t:addr", "127.0.0.1:1001"}), "u2");
+  std::vector<TopicAddress> addrs;
+  ASSERT_TRUE(store->addresses_of_topic("t", &addrs));
+  ASSERT_EQ(addrs.size(), 2u);
+  ASSERT_TRUE(store->unregister_address("t", "127.0.0.1:1000", DirectoryEvent::leave));
+  ASSERT_TRUE(store->addresses_of_topic("t", &addrs));
+  ASSERT_EQ(addrs.size(), 1u);
+  EXPECT_EQ(addrs[0].unique_name, "u2");
+  ASSERT_TRUE(store->delete_topic_addresses("t"));
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_topic:t:addr"}), "0");
+}
+
+TEST_F(RedisStoreTest, KeysComeFromTheGlobalCounterAsDecimalText) {
+  int32_t tk = 0, ck = 0;
+  bool found = false;
+  ASSERT_TRUE(store->topic_key("topic_a", &tk));
+  EXPECT_EQ(tk, 1);
+  EXPECT_EQ(redis().cli({"GET", "lnr_topic:topic_a:key"}), "1");
+  ASSERT_TRUE(store->connection_key("U", "S", "L", false, &ck, &found));
+  EXPECT_FALSE(found);
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:U:S:L:key"}), "0");
+  ASSERT_TRUE(store->connection_key("U", "S", "L", true, &ck, &found));
+  EXPECT_TRUE(found);
+  EXPECT_EQ(ck, 2);
+  EXPECT_EQ(redis().cli({"GET", "lnr_connection:U:S:L:key"}), "2");
+  EXPECT_EQ(redis().cli({"GET", "lnr_unique_key"}), "2");
+  ASSERT_TRUE(store->topic_key("topic_a", &tk));
+  EXPECT_EQ(tk, 1);
+}
+
+TEST_F(RedisStoreTest, ConcurrentAllocationAgreesOnOneKey) {
+  constexpr int kThreads = 8;
+  std::vector<int32_t> keys(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      auto s = open(redis().url());
+      EXPECT_TRUE(s->topic_key("raced", &keys[i]));
+    });
+  for (auto& t : threads) t.join();
+  for (int32_t k : keys) EXPECT_EQ(k, keys[0]);
+}
+
+TEST_F(RedisStoreTest, NonNumericKeyIsAnErrorNotANewKey) {
+  redis().cli({"SET", "lnr_connection:U:S:L:key", "garbage"});
+  int32_t ck = 0;
+  bool found = false;
+  Status s = store->connection_key("U", "S", "L", true, &ck, &found);
+  EXPECT_EQ(s.code, Err::store);
+  EXPECT_EQ(redis().cli({"GET", "lnr_connection:U:S:L:key"}), "garbage");
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_unique_key"}), "0");
+}
+
+TEST_F(RedisStoreTest, ChannelMetadataAndAckCounter) {
+  uint64_t n = 99;
+  ASSERT_TRUE(store->last_mess_number(5, &n));
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(redis().cli({"GET", "lnr_connection:5:mess_number"}), "0");
+  ASSERT_TRUE(store->set_last_mess_number(5, 18446744073709551615ull));
+  ASSERT_TRUE(store->last_mess_number(5, &n));
+  EXPECT_EQ(n, 18446744073709551615ull);
+  ASSERT_TRUE(store->set_sender_topic(5, "topic_client1"));
+  std::string from;
+  bool found = false;
+  ASSERT_TRUE(store->sender_topic(5, &from, &found));
+  EXPECT_TRUE(found);
+  EXPECT_EQ(from, "topic_client1");
+  ASSERT_TRUE(store->sender_topic(6, &from, &found));
+  EXPECT_FALSE(found);
+  ASSERT_TRUE(store->save_listener_for_sender("U", "S", "127.0.0.1:5", "T"));
+  EXPECT_EQ(redis().cli({"HGET", "lnr_sender:U:S:listener", "127.0.0.1:5"}), "T");
+  // liner_broker >= 1.3.2 appends "\x1f<listener>": the topic part is what counts.
+  redis().cli({"HSET", "lnr_sender:U:S:listener", "127.0.0.1:6", std::string("T2\x1fL2")});
+  std::vector<std::pair<std::string, std::string>> listeners;
+  ASSERT_TRUE(store->listeners_of_sender("U", "S", &listeners));
+  ASSERT_EQ(listeners.size(), 2u);
+  for (auto& [addr, topic] : listeners) EXPECT_EQ(topic, addr == "127.0.0.1:5" ? "T" : "T2");
+}
+
+TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {
+  std::vector<std::string> frames;
+  for (int i = 0; i < 3000; ++i) frames.push_back("frame-" + std::to_string(i) + std::string(1, '\0'));
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(store->push_messages(9, refs));
+  EXPECT_EQ(redis().cli({"TYPE", "lnr_connection:9:messages"}), "list");
+  uint64_t len = 0;
+  ASSERT_TRUE(store->queue_length(9, &len));
+  EXPECT_EQ(len, 3000u);
+  std::vector<std::string> got;
+  ASSERT_TRUE(store->read_messages(9, 1000, 10, &got));
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got[0], frames[1000]);
+  ASSERT_TRUE(store->pop_messages(9, 2999));
+  std::string last;
+  bool found = false;
+  ASSERT_TRUE(store->last_stored_message(9, &last, &found));
+  EXPECT_TRUE(found);
+  EXPECT_EQ(last, frames[2999]);
+  ASSERT_TRUE(store->clear_channel(9));
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:9:messages"}), "0");
+}
+
+TEST(RedisStoreDown, UnreachableRedisFailsFastWithAStoreError) {
+  int port = testing_support::free_port();
+  auto store = open("redis://127.0.0.1:" + std::to_string(port) + "/0");
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = store->ping();
+  EXPECT_EQ(s.code, Err::store);
+  EXPECT_NE(s.message.find("unreachable"), std::string::npos) << s.message;
+  int32_t k = 0;
+  EXPECT_EQ(store->topic_key("t", &k).code, Err::store);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST(RedisStoreRestart, ReconnectsByItselfAfterRedisRestarts) {
+  testing_support::RedisServer own(true);
+  auto store = open(own.url());
+  ASSERT_TRUE(store->set_last_mess_number(1, 7));
+  own.stop();
+  uint64_t n = 0;
+  EXPECT_EQ(store->last_mess_number(1, &n).code, Err::store);
+  own.start();
+  ASSERT_TRUE(testing_support::wait_for([&] { return bool(store->set_last_mess_number(1, 8)); },
+                                        std::chrono::seconds(5)));
+  ASSERT_TRUE(store->last_mess_number(1, &n));
+  EXPECT_EQ(n, 8u);
+}
+
+TEST(RedisStoreAuth, AuthAndSelectAreDoneFromTheUrl) {
+  testing_support::RedisServer own(true);
+  own.cli({"CONFIG", "SET", "requirepass", "s3cret"});
+  auto bad = open(own.url());
+  EXPECT_EQ(bad->ping().code, Err::store);
+  std::string url = "redis://:s3cret@127.0.0.1:" + std::to_string(own.port()) + "/4";
+  auto store = open(url);
+  ASSERT_TRUE(store->ping());
+  ASSERT_TRUE(store->set_last_mess_number(3, 42));
+  // Visible in db 4 only.
+  std::string in_db4 = own.cli({"-a", "s3cret", "-n", "4", "GET", "lnr_connection:3:mess_number"});
+  EXPECT_NE(in_db4.find("42"), std::string::npos);
+  own.cli({"-a", "s3cret", "CONFIG", "SET", "requirepass", ""});
+}

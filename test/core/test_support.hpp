@@ -1,0 +1,58 @@
+// Helpers shared by the C++ tests: a private redis-server, a tiny JSON reader for the golden
+// vectors, hex, and bounded waiting.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace testing_support {
+
+// A redis-server owned by the test (or the one LINER_TEST_REDIS_URL names).
+class RedisServer {
+ public:
+  // own=false: use LINER_TEST_REDIS_URL when set; own=true: always start a private server
+  // (for tests that stop and restart it).
+  explicit RedisServer(bool own = false);
+  ~RedisServer();
+  const std::string& url() const { return url_; }
+  int port() const { return port_; }
+  // Runs redis-cli with the arguments; returns its stdout without the final newline.
+  std::string cli(const std::vector<std::string>& args) const;
+  void flush() const { cli({"FLUSHALL"}); }
+  void stop();
+  void start();
+
+ private:
+  std::string url_;
+  std::string host_ = "127.0.0.1";
+  int port_ = 0;
+  int pid_ = -1;
+  std::string dir_;
+};
+
+// One shared server per test binary.
+RedisServer& redis();
+
+struct Json {
+  enum Type { null, boolean, number, string, array, object } type = null;
+  double num = 0;
+  bool b = false;
+  std::string str;
+  std::vector<Json> items;
+  std::map<std::string, Json> fields;
+  const Json& operator[](const std::string& k) const { return fields.at(k); }
+};
+Json parse_json(const std::string& text);
+std::string read_file(const std::string& path);
+std::string from_hex(const std::string& hex);
+std::string to_hex(const std::string& bytes);
+
+// Polls `cond` every 5 ms until it holds or `timeout` passes.
+bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
+
+int free_port();
+
+}  // namespace testing_support
