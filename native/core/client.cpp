@@ -371,7 +371,7 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   Status result;
   for (const auto& t : targets) {
     Status st = t.unique_name.empty() ? Status() : open_channel(t.addr, t.unique_name, topic);
-    if (st) st = sender_->enqueue(t.addr, topic_key, data, size, at_least_once);
+    if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
     if (!st && result.ok()) result = st;
   }
   return result;

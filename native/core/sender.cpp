@@ -185,8 +185,8 @@ bool Sender::has_channel(const std::string& addr) const {
   return by_addr_.count(addr) != 0;
 }
 
-Status Sender::enqueue(const std::string& addr, int32_t topic_key, const void* data, size_t size,
-                       bool at_least_once) {
+Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
+                       const void* data, size_t size, bool at_least_once) {
   FrameHeader h;
   h.topic_key = topic_key;
   h.flags = at_least_once ? kFlagAtLeastOnce : 0;
@@ -208,6 +208,7 @@ Status Sender::enqueue(const std::string& addr, int32_t topic_key, const void* d
   auto it = by_addr_.find(addr);
   if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
   Channel* ch = it->second;
+  ch->topics.insert(topic);
   size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
   if (ch->held_count.load() > 0 &&
       (ch->held_bytes.load() + cost > opt_.max_queue_bytes ||
@@ -421,7 +422,9 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.reconnects;
   }
-  if (was_connected || ch->backoff_ms == kBackoffFirstMs)
+  // A listener that closes while nothing is in flight is an ordinary goodbye, not news.
+  bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
+  if ((was_connected && in_flight) || (!was_connected && ch->backoff_ms == kBackoffFirstMs))
     log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");
   // Written but unacknowledged at-least-once messages go back in front of the queue; spill()
   // moves them to the offline queue.

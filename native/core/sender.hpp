@@ -57,8 +57,10 @@ class Sender {
                       const std::string& topic);
   bool has_channel(const std::string& addr) const;
   // Queues one message; Err::busy when the peer's queue is full.
-  Status enqueue(const std::string& addr, int32_t topic_key, const void* data, size_t size,
-                 bool at_least_once);
+  // `topic` is remembered for the channel, so at-least-once sends to it keep working while
+  // the peer is offline.
+  Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
+                 const void* data, size_t size, bool at_least_once);
 
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).

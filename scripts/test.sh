@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs liner's test suites against ONE throwaway redis-server.
+#
+#   scripts/test.sh        every suite: C/C++ (ctest), Python (pytest test/python), interop
+#   scripts/test.sh c      only ctest (unit tests and the C examples)
+#   scripts/test.sh py     only the pytest suites
+#
+# Every selected suite runs even if an earlier one failed; the script ends with one line per suite
+# and exits non-zero if any of them failed. The suites find the server through
+# LINER_TEST_REDIS_URL (test/conftest.py and the C examples read it).
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+which=${1:-all}
+case "$which" in
+  all|c|py) ;;
+  *) echo "usage: $0 [all|c|py]" >&2; exit 2 ;;
+esac
+
+scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
+
+. scripts/lib/redis.sh
+trap stop_throwaway_redis EXIT
+start_throwaway_redis || exit 1
+export LINER_TEST_REDIS_URL=$LINER_REDIS_URL
+echo "liner: redis-server on $LINER_TEST_REDIS_URL"
+
+summary=()
+failed=0
+
+# record NAME STATUS DETAIL: remembers one suite's outcome for the final report.
+record() {
+  local verdict=passed
+  [ "$2" -eq 0 ] || { verdict="FAILED (exit $2)"; failed=1; }
+  summary+=("$(printf '%-9s %s  %s' "$1" "$verdict" "$3")")
+}
+
+# run_pytest NAME DIR: one pytest run; its last line ("N passed in Xs") becomes the suite detail.
+run_pytest() {
+  local name=$1 dir=$2 log status
+  echo; echo "=== $name: python3 -m pytest -q $dir"
+  if [ ! -d "$dir" ]; then
+    summary+=("$(printf '%-9s %s' "$name" "skipped ($dir does not exist)")")
+    return
+  fi
+  log=$(mktemp)
+  python3 -m pytest -q "$dir" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # Exit 5 = nothing collected: not a failure, but said plainly in the summary.
+  if [ "$status" -eq 5 ]; then
+    summary+=("$(printf '%-9s %s' "$name" "no tests collected in $dir")")
+  else
+    record "$name" "$status" "$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)"
+  fi
+  rm -f "$log"
+}
+
+if [ "$which" != py ]; then
+  echo; echo "=== ctest: unit tests and C examples (build/)"
+  log=$(mktemp)
+  (cd build && ctest --output-on-failure --timeout 300) 2>&1 | tee "$log"
+  record ctest "${PIPESTATUS[0]}" "$(grep -E 'tests passed' "$log" | tail -n 1)"
+  rm -f "$log"
+fi
+
+if [ "$which" != c ]; then
+  run_pytest python test/python
+  run_pytest interop test/interop
+fi
+
+echo
+echo "=== summary"
+for line in "${summary[@]}"; do echo "$line"; done
+exit "$failed"
