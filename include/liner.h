@@ -90,15 +90,17 @@ enum {
  * @param topic        the client's source topic: what it listens on, and what receivers see
  *                     as `from`.
  * @param localhost    TCP address to listen on, "host:port" or "[v6]:port". Port 0 picks a free
- *                     port. Resolved and bound by lnr_run(), not here.
+ *                     port. Its form is checked here (LNR_ERR_INVALID_ARG); the host is
+ *                     resolved and bound by lnr_run().
  * @param redis_url    "redis://[user:pass@]host[:port][/db]" (default port 6379, db 0) or
  *                     "unix:///path/to/socket" ("redis+unix://" also accepted). AUTH and SELECT
  *                     are done for you.
  * @return a handle, or NULL when an argument is invalid or Redis cannot be reached within about
- *         2 s. On NULL, lnr_last_create_error() says why.
+ *         2 s. On NULL, lnr_last_create_error() and lnr_last_create_error_code() say why.
  *
- * Nothing is registered in Redis until lnr_run(). Names must not contain ':' or '\'
- * (they would break the key layout liner_broker 1.3.1 peers read).
+ * Nothing is registered in Redis until lnr_run(). Names are used raw in Redis key names, as
+ * liner_broker 1.3.1 does: avoid ':' and '\\' in them (liner_broker >= 1.3.3 escapes those
+ * characters, so such names would not match across versions).
  */
 LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* topic,
                                          const char* localhost, const char* redis_url);
@@ -210,6 +212,9 @@ LNR_API const char* lnr_last_error_message(lnr_hClient client);
  * Thread-local; valid until the next creation call on this thread.
  */
 LNR_API const char* lnr_last_create_error(void);
+
+/** LNR_ERR_* code of the last lnr_new_client_* call on this thread (LNR_OK if it succeeded). */
+LNR_API int lnr_last_create_error_code(void);
 
 /**
  * The address the listener is bound to ("127.0.0.1:40123"), known after the first successful

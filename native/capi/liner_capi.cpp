@@ -26,6 +26,7 @@ uintptr_t g_next_id = 0x1000;
 // overwrite each other's error.
 thread_local std::map<uintptr_t, Status> t_errors;
 thread_local std::string t_create_error;
+thread_local int t_create_code = LNR_OK;
 
 uintptr_t id_of(lnr_hClient h) { return reinterpret_cast<uintptr_t>(h); }
 
@@ -120,9 +121,11 @@ LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* to
   if (!s) {
     liner::log_line("lnr_new_client_redis: " + s.message);
     t_create_error = s.message;
+    t_create_code = int(s.code);
     return nullptr;
   }
   t_create_error.clear();
+  t_create_code = LNR_OK;
   std::lock_guard<std::mutex> lock(g_registry_mu);
   uintptr_t id = g_next_id++;
   g_registry[id] = std::shared_ptr<Client>(client.release());
@@ -137,6 +140,7 @@ LNR_API lnr_hClient lnr_new_client(const char* unique_name, const char* topic, c
 LNR_API lnr_hClient lnr_new_client_sqlite(const char*, const char*, const char*, const char*,
                                           const char*) {
   t_create_error = "the SQLite store of liner_broker is not part of liner: use lnr_new_client_redis";
+  t_create_code = LNR_ERR_INVALID_ARG;
   liner::log_line("lnr_new_client_sqlite: " + t_create_error);
   return nullptr;
 }
@@ -214,6 +218,8 @@ LNR_API const char* lnr_last_error_message(lnr_hClient client) {
 }
 
 LNR_API const char* lnr_last_create_error(void) { return t_create_error.c_str(); }
+
+LNR_API int lnr_last_create_error_code(void) { return t_create_code; }
 
 LNR_API const char* lnr_bound_listen_addr(lnr_hClient client) {
   auto c = lookup(client);

@@ -429,23 +429,13 @@ Status Client::clear_stored_messages() {
     return Status(Err::clear_while_running,
                   "you can't clear_stored_messages because client already is running");
   std::lock_guard<std::mutex> api(api_mu_);
-  std::vector<std::pair<std::string, std::string>> listeners;
-  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  // Every channel this sender ever opened, found by key name: the listener may have left the
+  // directory, and its queue must go all the same (liner_broker 1.3.1 left it behind). No key
+  // is allocated just to delete under it.
+  std::vector<int32_t> cks;
+  Status s = api_store_->connection_keys_of_sender(opt_.unique_name, opt_.topic, &cks);
+  for (size_t i = 0; s && i < cks.size(); ++i) s = api_store_->clear_channel(cks[i]);
   if (!s) return s;
-  for (const auto& [addr, topic] : listeners) {
-    std::vector<TopicAddress> addrs;
-    s = api_store_->addresses_of_topic(topic, &addrs);
-    if (!s) return s;
-    for (const auto& a : addrs) {
-      if (a.addr != addr) continue;
-      int32_t ck = 0;
-      bool found = false;
-      // Never allocate a key just to delete under it (liner_broker 1.3.1 did).
-      s = api_store_->connection_key(opt_.unique_name, opt_.topic, a.unique_name, false, &ck, &found);
-      if (s && found) s = api_store_->clear_channel(ck);
-      if (!s) return s;
-    }
-  }
   return api_store_->delete_listeners_of_sender(opt_.unique_name, opt_.topic);
 }
 

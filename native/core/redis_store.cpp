@@ -166,6 +166,38 @@ class RedisStore final : public Store {
     return st;
   }
 
+  Status connection_keys_of_sender(const std::string& u, const std::string& s,
+                                   std::vector<int32_t>* out) override {
+    // SCAN, never KEYS: it does not block Redis for other clients on a big keyspace.
+    std::string prefix = "lnr_connection:" + u + ":" + s + ":";
+    std::string pattern = glob_escape(prefix) + "*:key";
+    std::string cursor = "0";
+    std::vector<std::string> names;
+    do {
+      RedisReply r;
+      Status st = conn_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &r);
+      if (!st) return st;
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return corrupt("SCAN reply");
+      cursor.assign(r->element[0]->str, r->element[0]->len);
+      for (size_t i = 0; i < r->element[1]->elements; ++i) {
+        std::string name(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+        // The listener part must be one segment: "U:S:L:key", not "U:S:x:y:key" of another S.
+        std::string middle = name.substr(prefix.size(), name.size() - prefix.size() - 4);
+        if (middle.find(':') == std::string::npos) names.push_back(name);
+      }
+    } while (cursor != "0");
+    for (const auto& name : names) {
+      RedisReply r;
+      Status st = conn_.command({"GET", name}, &r);
+      if (!st) return st;
+      int32_t ck = 0;
+      if (r->type == REDIS_REPLY_NIL) continue;
+      if (!parse_i32(r.get(), &ck)) return corrupt(name);
+      out->push_back(ck);
+    }
+    return Status();
+  }
+
   Status delete_listeners_of_sender(const std::string& u, const std::string& s) override {
     return conn_.command({"DEL", sender_listener_key(u, s)});
   }
@@ -250,6 +282,15 @@ class RedisStore final : public Store {
   }
 
  private:
+  static std::string glob_escape(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+      if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out;
+  }
+
   static std::string event(const char* kind, const std::string& topic, const std::string& addr) {
     return std::string(kind) + kSep + topic + kSep + addr;
   }

@@ -1,0 +1,245 @@
+"""Helpers shared by the Python tests: bounded waits, a message inbox, a tiny binary-safe Redis
+client, and the frame layout of spec section 1 (to read frames stored in Redis)."""
+import socket
+import struct
+import threading
+import time
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=5.0, interval=0.01):
+    """Polls `condition()` until it is truthy or `timeout` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+class Inbox:
+    """Collects (to, from_, data) triples from a receive callback, thread-safely."""
+
+    def __init__(self, keep_data=True):
+        self.lock = threading.Condition()
+        self.items = []
+        self.keep_data = keep_data
+
+    def __call__(self, to, from_, data):
+        with self.lock:
+            self.items.append((to, from_, data if self.keep_data else len(data)))
+            self.lock.notify_all()
+
+    def __len__(self):
+        with self.lock:
+            return len(self.items)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.items)
+
+    def payloads(self):
+        with self.lock:
+            return [item[2] for item in self.items]
+
+    def wait_count(self, n, timeout=5.0):
+        """Waits until at least `n` messages arrived; returns the count seen."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.items) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.lock.wait(left)
+            return len(self.items)
+
+
+class Resp:
+    """A minimal synchronous RESP2 client (binary-safe), enough for test assertions."""
+
+    def __init__(self, host, port, timeout=10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    @classmethod
+    def of(cls, server):
+        return cls(server.host, server.port)
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __call__(self, *args):
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode()
+            elif isinstance(a, int):
+                a = str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(parts))
+        return self._reply()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(max(65536, n + 2 - len(self.buf)))
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("bad RESP reply %r" % line)
+
+    # conveniences
+    def keys(self):
+        return sorted(k.decode() for k in self("KEYS", "*"))
+
+    def get(self, key):
+        v = self("GET", key)
+        return None if v is None else v.decode()
+
+    def type(self, key):
+        return self("TYPE", key)
+
+    def hgetall(self, key):
+        flat = self("HGETALL", key)
+        return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+
+    def llen(self, key):
+        return self("LLEN", key)
+
+    def lrange(self, key):
+        return self("LRANGE", key, 0, -1)
+
+    def dump_values(self):
+        """{key: (type, value)} of every key, values in comparable form."""
+        out = {}
+        for key in self.keys():
+            t = self.type(key)
+            if t == "string":
+                out[key] = (t, self("GET", key))
+            elif t == "hash":
+                out[key] = (t, self.hgetall(key))
+            elif t == "list":
+                out[key] = (t, tuple(self.lrange(key)))
+            else:
+                out[key] = (t, None)
+        return out
+
+
+FLAG_COMPRESS = 0x01
+FLAG_AT_LEAST_ONCE = 0x02
+
+
+def parse_frame(frame):
+    """Splits a stored frame (spec section 1.8: full bytes with the length prefix) into
+    (number_mess, connection_key, topic_key, flags, data)."""
+    body_len, = struct.unpack_from(">I", frame, 0)
+    assert body_len == len(frame) - 4, "body_len %d but frame is %d bytes" % (body_len, len(frame))
+    number_mess, ck, tk, flags, data_len = struct.unpack_from(">QiiBI", frame, 4)
+    assert 21 + data_len == body_len
+    return number_mess, ck, tk, flags, frame[25:25 + data_len]
+
+
+def seq_payload(i, size=100):
+    """A payload of `size` bytes that starts with its sequence number."""
+    head = b"%010d" % i
+    return head + b"." * (size - len(head))
+
+
+def seq_of(data):
+    return int(data[:10])
+
+
+def send_retrying(client, topic, data, at_least_once=True, timeout=10.0, all_=False):
+    """send_to (or send_all) that backs off and retries while the library answers ERR_BUSY.
+    Returns (ok, error_code)."""
+    import liner
+    send = client.send_all if all_ else client.send_to
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        if send(topic, data, at_least_once):
+            return True, liner.OK
+        code = client.last_error_code()
+        if code != liner.ERR_BUSY or time.monotonic() >= deadline:
+            return False, code
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+class SeqChecker:
+    """Receive callback for sequence-numbered payloads (seq_payload): counts them and records
+    every number, so a test can check that nothing is lost, doubled or reordered."""
+
+    def __init__(self, keep=True):
+        self.lock = threading.Condition()
+        self.seqs = []
+        self.keep = keep
+        self.count = 0
+        self.next = 1
+        self.errors = []   # first few out-of-order numbers: (expected, got)
+        self.bad_meta = []
+
+    def expect_meta(self, to, from_):
+        self.meta = (to, from_)
+
+    def __call__(self, to, from_, data):
+        n = int(data[:10])
+        with self.lock:
+            if n != self.next and len(self.errors) < 20:
+                self.errors.append((self.next, n))
+            self.next = n + 1
+            self.count += 1
+            if self.keep:
+                self.seqs.append(n)
+            meta = getattr(self, "meta", None)
+            if meta is not None and (to, from_) != meta and len(self.bad_meta) < 20:
+                self.bad_meta.append((to, from_))
+            self.lock.notify_all()
+
+    def wait_count(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.count < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.lock.wait(left)
+            return self.count

@@ -1,0 +1,25 @@
+"""Every example in examples/python runs against the test Redis and exits 0 within seconds."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = ["one_to_one", "one_to_one_for_many", "one_to_many", "many_to_many", "producer_consumer"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_and_succeeds(redis, name):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name + ".py"),
+                             redis.url], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("%s: OK" % name), result.stdout
+
+
+@pytest.mark.parametrize("name", ["one_to_one"])
+def test_example_runs_twice_on_the_same_redis(redis, name):
+    for _ in range(2):
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name + ".py"),
+                                 redis.url], capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,76 @@
+"""loadLib finds the library this repository builds; the module mirrors liner.h."""
+import importlib.util
+import os
+
+import pytest
+
+import liner
+
+LINER_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "python", "liner.py")
+
+
+def fresh_module():
+    """A second, independent copy of liner.py whose library is not loaded yet."""
+    spec = importlib.util.spec_from_file_location("liner_unloaded", LINER_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_lib_without_argument_finds_the_build():
+    module = fresh_module()
+    lib = module.loadLib()
+    assert lib is module.lib_
+    assert module.version()
+
+
+def test_load_lib_with_explicit_path(redis):
+    module = fresh_module()
+    module.loadLib(liner.lib_._name)
+    client = module.Client("explicit_path", "explicit_path_topic", "127.0.0.1:0", redis.url)
+    assert client.close() is True
+
+
+def test_load_lib_honours_liner_lib_env(monkeypatch):
+    module = fresh_module()
+    monkeypatch.setenv("LINER_LIB", liner.lib_._name)
+    lib = module.loadLib()
+    assert lib._name == liner.lib_._name
+
+
+def test_load_lib_bad_path_raises_liner_error(tmp_path):
+    module = fresh_module()
+    with pytest.raises(module.LinerError) as info:
+        module.loadLib(str(tmp_path / "no_such_lib.so"))
+    assert isinstance(info.value, Exception)
+    assert module.lib_ is None
+
+
+def test_client_before_load_lib_raises_lib_not_load(redis):
+    module = fresh_module()
+    with pytest.raises(module.LinerError) as info:
+        module.Client("u", "t", "127.0.0.1:0", redis.url)
+    assert "lib not load" in str(info.value)
+    assert isinstance(info.value, Exception)
+
+
+def test_version_is_a_liner_version_of_1_3_1():
+    v = liner.version()
+    assert isinstance(v, str)
+    assert v.startswith("1.3.1"), v
+
+
+def test_error_constants_mirror_liner_h():
+    assert (liner.OK, liner.ERR_NOT_RUNNING, liner.ERR_ALREADY_RUNNING, liner.ERR_SELF_TOPIC,
+            liner.ERR_INTERNAL_TOPIC, liner.ERR_NO_ADDR, liner.ERR_BIND, liner.ERR_STORE,
+            liner.ERR_INVALID_ARG, liner.ERR_CLEAR_WHILE_RUNNING, liner.ERR_STARTUP,
+            liner.ERR_BUSY) == tuple(range(12))
+
+
+def test_liner_error_carries_code_and_message():
+    e = liner.LinerError(liner.ERR_STORE, "redis down")
+    assert isinstance(e, Exception)
+    assert e.code == liner.ERR_STORE
+    assert e.message == "redis down"
+    assert str(e) == "redis down"
