@@ -222,6 +222,140 @@ LNR_API int lnr_last_create_error_code(void);
  */
 LNR_API const char* lnr_bound_listen_addr(lnr_hClient client);
 
+
+/* ---- liner_broker 1.4 extensions: lifecycle, status, introspection, limits ---------------- */
+
+/**
+ * Stops a running client without deleting it: removes its address from every directory it
+ * registered in, sends what is queued (up to about 2 s), waits for acknowledgements, stores
+ * unacknowledged at-least-once messages in Redis, writes its own acknowledgements and joins
+ * its threads. Afterwards clear_* are allowed and lnr_run() starts it again (the callback may
+ * change). Idempotent: TRUE on a stopped client. Not from the client's own receive callback.
+ */
+LNR_API BOOL lnr_stop(lnr_hClient client);
+
+/** TRUE while the client runs (between a successful lnr_run() and lnr_stop()/delete). */
+LNR_API BOOL lnr_is_running(lnr_hClient client);
+
+/** Status event kinds, as liner_broker 1.4 numbers them (LNR_SENDER_WRITABLE is liner's). */
+enum {
+  LNR_PEER_CONNECTED = 1,       /**< a peer joined a topic this client uses, or connected to it */
+  LNR_PEER_DISCONNECTED = 2,    /**< a peer left such a topic, or its connection ended */
+  LNR_PEER_SUBSCRIBED = 3,      /**< a peer subscribed to a topic this client uses */
+  LNR_PEER_UNSUBSCRIBED = 4,    /**< a peer unsubscribed from a topic this client uses */
+  LNR_SENDER_ROUTE_LOST = 5,    /**< connect failed, or a stream closed with messages in flight */
+  LNR_SENDER_STORE_ERROR = 6,   /**< the sender could not read or write Redis */
+  LNR_SENDER_SEND_ERROR = 7,    /**< a write to a peer failed */
+  LNR_LISTENER_STORE_ERROR = 8, /**< the listener could not read or write Redis */
+  LNR_SENDER_BUSY = 9,          /**< a peer's send queue is full (sends fail with LNR_ERR_BUSY) */
+  LNR_SENDER_WRITABLE = 10      /**< liner: that queue has room again */
+};
+
+/**
+ * Status callback.
+ * @param kind     one of the LNR_* kinds above.
+ * @param topic    the topic concerned ("" if none). For listener-side events: the sender's
+ *                 source topic.
+ * @param peer     the peer's address ("" when unknown, e.g. a sender seen by a listener).
+ * @param message  short free text.
+ * Thread: runs on the client's background threads (sender, delivery, directory watch), possibly
+ * concurrently with the receive callback. Strings are valid only during the call. It may call
+ * the send and subscribe functions, but must not block for long: it holds up that thread.
+ * "Topics this client uses" are those it sent to, refreshed, subscribed to or owns.
+ */
+typedef void (*lnr_status_cb)(int kind, const char* topic, const char* peer, const char* message,
+                              lnr_uData udata);
+
+/** Sets (or with NULL clears) the client's status callback. Allowed at any time. */
+LNR_API BOOL lnr_set_status_cb(lnr_hClient client, lnr_status_cb cb, lnr_uData udata);
+
+/** Log callback: one line per call, without a newline, prefixed "liner: ". */
+typedef void (*lnr_log_cb)(const char* message, lnr_uData udata);
+
+/**
+ * Replaces stderr as the process-wide log sink (NULL restores stderr). The callback may run on
+ * any thread, one call at a time; it must not call back into liner.
+ */
+LNR_API BOOL lnr_set_log_cb(lnr_log_cb cb, lnr_uData udata);
+
+/** One directory row: an address serving the topic and the unique name registered with it. */
+typedef void (*lnr_addr_cb)(const char* addr, const char* unique_name, lnr_uData udata);
+
+/**
+ * Calls cb once per address registered under `topic` (none if nobody serves it), and refreshes
+ * the client's address cache for it. Works whether or not the client runs.
+ */
+LNR_API BOOL lnr_list_addresses(lnr_hClient client, const char* topic, lnr_addr_cb cb, lnr_uData udata);
+
+/**
+ * Messages waiting in this sender's offline queues in Redis (all peers), or -1 on error
+ * (see lnr_last_error_code()). Messages still in RAM are not counted: see lnr_stats().
+ */
+LNR_API long long lnr_pending_count(lnr_hClient client);
+
+/** One offline queue of this sender: peer address, topic, listener's unique name, length. */
+typedef void (*lnr_pending_cb)(const char* addr, const char* topic, const char* unique_name,
+                               long long count, lnr_uData udata);
+
+/** Calls cb once per peer this sender has an offline queue for. */
+LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uData udata);
+
+/**
+ * Process-wide limits, read by every client at use time.
+ * - max message size: largest payload in bytes that send accepts and a listener reads
+ *   (default 1 GiB - 21, so that frames fit liner_broker 1.3.1's 1 GiB bound). 0 is refused.
+ *   Listeners apply it from their next lnr_run().
+ * - compress threshold: payloads strictly larger are zstd-compressed (default 1 MiB). 0 refused.
+ * - max send queue: messages per peer held in RAM (queued or awaiting acknowledgement) before
+ *   sends fail with LNR_ERR_BUSY; 0 (default) = no count limit. A byte limit of 64 MiB per peer
+ *   always applies (lnr_set_max_send_queue_bytes).
+ */
+LNR_API BOOL lnr_set_max_message_size(size_t bytes);
+LNR_API size_t lnr_get_max_message_size(void);
+LNR_API BOOL lnr_set_compress_threshold(size_t bytes);
+LNR_API size_t lnr_get_compress_threshold(void);
+LNR_API BOOL lnr_set_max_send_queue(size_t messages);
+LNR_API size_t lnr_get_max_send_queue(void);
+/** liner: bytes per peer held in RAM before LNR_ERR_BUSY (default 64 MiB). 0 is refused. */
+LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes);
+LNR_API size_t lnr_get_max_send_queue_bytes(void);
+
+/**
+ * Sets the address registered in the directory instead of the bound one, e.g. when binding to
+ * 0.0.0.0 or behind NAT. A literal "ip:port" or "[v6]:port"; port 0 stands for the bound port.
+ * NULL or "" clears it. Only before lnr_run() (LNR_ERR_ALREADY_RUNNING otherwise).
+ */
+LNR_API BOOL lnr_set_advertise_addr(lnr_hClient client, const char* addr);
+
+/** The advertise address set, or NULL. Same lifetime rules as lnr_bound_listen_addr(). */
+LNR_API const char* lnr_advertise_addr(lnr_hClient client);
+
+/** The address registered in the directory while running; NULL when not running. */
+LNR_API const char* lnr_published_addr(lnr_hClient client);
+
+/**
+ * liner: counters of a client since creation (queue depths: now). Set `size` to
+ * sizeof(lnr_stats_t) before the call; fields beyond it are not written, so programs built
+ * against an older, shorter struct keep working.
+ */
+typedef struct lnr_stats_t {
+  size_t size;
+  unsigned long long messages_sent;      /**< frames written to peers */
+  unsigned long long bytes_sent;
+  unsigned long long messages_delivered; /**< passed to the receive callback */
+  unsigned long long bytes_delivered;
+  unsigned long long duplicates;         /**< received again and dropped */
+  unsigned long long persisted;          /**< stored in offline queues */
+  unsigned long long reloaded;           /**< read back from offline queues */
+  unsigned long long dropped;            /**< best-effort messages to unreachable peers */
+  unsigned long long reconnects;         /**< connections to peers that broke */
+  unsigned long long send_queue_messages;
+  unsigned long long send_queue_bytes;
+  unsigned long long receive_queue_bytes;
+} lnr_stats_t;
+
+LNR_API BOOL lnr_stats(lnr_hClient client, lnr_stats_t* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/client.hpp"
+#include "core/limits.hpp"
 #include "core/log.hpp"
 
 using liner::Client;
@@ -60,6 +61,14 @@ Status check_string(const char* s, const char* what) {
   if (!*s) return Status(Err::invalid_arg, std::string(what) + " empty");
   if (!valid_utf8(s)) return Status(Err::invalid_arg, std::string(what) + " is not valid UTF-8");
   return Status();
+}
+
+// Strings handed out by the address getters: kept per thread, client and getter, so they stay
+// valid until the same thread asks again. NULL for "".
+const char* kept_string(lnr_hClient h, int which, std::string value) {
+  static thread_local std::map<std::pair<uintptr_t, int>, std::string> kept;
+  if (value.empty()) return nullptr;
+  return (kept[{id_of(h), which}] = std::move(value)).c_str();
 }
 
 BOOL finish(uintptr_t id, const char* fn, Status s) {
@@ -223,12 +232,140 @@ LNR_API int lnr_last_create_error_code(void) { return t_create_code; }
 
 LNR_API const char* lnr_bound_listen_addr(lnr_hClient client) {
   auto c = lookup(client);
-  if (!c) return nullptr;
-  std::string addr = c->bound_address();
-  if (addr.empty()) return nullptr;
-  // Kept per thread and client, like error messages: stable until this thread asks again.
-  static thread_local std::map<uintptr_t, std::string> t_bound;
-  return (t_bound[id_of(client)] = addr).c_str();
+  return c ? kept_string(client, 0, c->bound_address()) : nullptr;
+}
+
+LNR_API BOOL lnr_stop(lnr_hClient client) {
+  return with_client(client, "lnr_stop", [](Client& c) { return c.stop(); });
+}
+
+LNR_API BOOL lnr_is_running(lnr_hClient client) {
+  bool running = false;
+  BOOL known = with_client(client, "lnr_is_running", [&](Client& c) {
+    running = c.running();
+    return Status();
+  });
+  return known && running ? TRUE : FALSE;
+}
+
+LNR_API BOOL lnr_set_status_cb(lnr_hClient client, lnr_status_cb cb, lnr_uData udata) {
+  return with_client(client, "lnr_set_status_cb", [&](Client& c) {
+    if (!cb) {
+      c.set_status_handler(nullptr);
+    } else {
+      c.set_status_handler([cb, udata](const liner::StatusEvent& e) {
+        cb(int(e.kind), e.topic.c_str(), e.peer.c_str(), e.message.c_str(), udata);
+      });
+    }
+    return Status();
+  });
+}
+
+LNR_API BOOL lnr_set_log_cb(lnr_log_cb cb, lnr_uData udata) {
+  liner::set_log_sink(cb, udata);
+  return TRUE;
+}
+
+LNR_API BOOL lnr_list_addresses(lnr_hClient client, const char* topic, lnr_addr_cb cb, lnr_uData udata) {
+  return with_topic(client, "lnr_list_addresses", topic, [&](Client& c, const std::string& t) {
+    if (!cb) return Status(Err::invalid_arg, "null pointer argument: cb");
+    std::vector<liner::TopicAddress> rows;
+    Status s = c.list_addresses(t, &rows);
+    if (s)
+      for (const auto& r : rows) cb(r.addr.c_str(), r.unique_name.c_str(), udata);
+    return s;
+  });
+}
+
+LNR_API long long lnr_pending_count(lnr_hClient client) {
+  long long total = 0;
+  BOOL ok = with_client(client, "lnr_pending_count", [&](Client& c) {
+    std::vector<liner::PendingQueue> queues;
+    Status s = c.pending_by_peer(&queues);
+    for (const auto& q : queues) total += (long long)q.count;
+    return s;
+  });
+  return ok ? total : -1;
+}
+
+LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uData udata) {
+  return with_client(client, "lnr_pending_by_peer", [&](Client& c) {
+    if (!cb) return Status(Err::invalid_arg, "null pointer argument: cb");
+    std::vector<liner::PendingQueue> queues;
+    Status s = c.pending_by_peer(&queues);
+    if (s)
+      for (const auto& q : queues)
+        cb(q.addr.c_str(), q.topic.c_str(), q.unique_name.c_str(), (long long)q.count, udata);
+    return s;
+  });
+}
+
+LNR_API BOOL lnr_set_max_message_size(size_t bytes) {
+  if (bytes == 0 || bytes > liner::kDefaultMaxBodySize - liner::kBodyHeaderSize) return FALSE;
+  liner::limits().max_message_size = bytes;
+  return TRUE;
+}
+LNR_API size_t lnr_get_max_message_size(void) { return liner::limits().max_message_size; }
+
+LNR_API BOOL lnr_set_compress_threshold(size_t bytes) {
+  if (bytes == 0) return FALSE;
+  liner::limits().compress_threshold = bytes;
+  return TRUE;
+}
+LNR_API size_t lnr_get_compress_threshold(void) { return liner::limits().compress_threshold; }
+
+LNR_API BOOL lnr_set_max_send_queue(size_t messages) {
+  liner::limits().max_send_queue = messages;
+  return TRUE;
+}
+LNR_API size_t lnr_get_max_send_queue(void) { return liner::limits().max_send_queue; }
+
+LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes) {
+  if (bytes == 0) return FALSE;
+  liner::limits().max_send_queue_bytes = bytes;
+  return TRUE;
+}
+LNR_API size_t lnr_get_max_send_queue_bytes(void) { return liner::limits().max_send_queue_bytes; }
+
+LNR_API BOOL lnr_set_advertise_addr(lnr_hClient client, const char* addr) {
+  return with_client(client, "lnr_set_advertise_addr", [&](Client& c) {
+    if (addr && *addr && !valid_utf8(addr)) return Status(Err::invalid_arg, "addr is not valid UTF-8");
+    return c.set_advertise_address(addr ? addr : "");
+  });
+}
+
+LNR_API const char* lnr_advertise_addr(lnr_hClient client) {
+  auto c = lookup(client);
+  return c ? kept_string(client, 1, c->advertise_address()) : nullptr;
+}
+
+LNR_API const char* lnr_published_addr(lnr_hClient client) {
+  auto c = lookup(client);
+  return c ? kept_string(client, 2, c->published_address()) : nullptr;
+}
+
+LNR_API BOOL lnr_stats(lnr_hClient client, lnr_stats_t* out) {
+  return with_client(client, "lnr_stats", [&](Client& c) {
+    if (!out) return Status(Err::invalid_arg, "null pointer argument: out");
+    if (out->size < sizeof(size_t)) return Status(Err::invalid_arg, "set out->size to sizeof(lnr_stats_t)");
+    liner::ClientStats s = c.stats();
+    lnr_stats_t full;
+    full.size = out->size;
+    full.messages_sent = s.messages_sent;
+    full.bytes_sent = s.bytes_sent;
+    full.messages_delivered = s.messages_delivered;
+    full.bytes_delivered = s.bytes_delivered;
+    full.duplicates = s.duplicates;
+    full.persisted = s.persisted;
+    full.reloaded = s.reloaded;
+    full.dropped = s.dropped;
+    full.reconnects = s.reconnects;
+    full.send_queue_messages = s.send_queue_messages;
+    full.send_queue_bytes = s.send_queue_bytes;
+    full.receive_queue_bytes = s.receive_queue_bytes;
+    std::memcpy(out, &full, std::min(out->size, sizeof full));
+    return Status();
+  });
 }
 
 }  // extern "C"

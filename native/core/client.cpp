@@ -90,9 +90,11 @@ Status Client::run(ReceiveFn receive) {
     receive(to, from, data, size);
     t_in_callback = nullptr;
   };
+  size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
   delivery_.reset(new Delivery(std::move(delivery_store), wrapped, opt_.max_receive_queue_bytes,
-                               opt_.max_message_size));
-  listener_.reset(new Listener(delivery_.get(), uint32_t(opt_.max_message_size + kBodyHeaderSize)));
+                               max_message, &status_));
+  listener_.reset(new Listener(delivery_.get(),
+                               uint32_t(std::min<size_t>(max_message + kBodyHeaderSize, UINT32_MAX))));
 
   // Bind first: a failed bind must leave nothing registered (liner_broker 1.3.1 left the
   // unresolved address in the directory).
@@ -101,6 +103,13 @@ Status Client::run(ReceiveFn receive) {
     s.code = Err::bind;
     teardown();
     return s;
+  }
+  published_ = bound_;
+  if (!advertise_.empty()) {
+    // Port 0 in the advertised address stands for the port we were given.
+    published_ = advertise_;
+    if (published_.size() > 2 && published_.compare(published_.size() - 2, 2, ":0") == 0)
+      published_ = published_.substr(0, published_.size() - 1) + bound_.substr(bound_.rfind(':') + 1);
   }
   std::set<std::string> subs;
   {
@@ -117,9 +126,9 @@ Status Client::run(ReceiveFn receive) {
       s = api_store_->topic_key(*it, &key);
       if (s) delivery_->set_topic(key, *it);
     }
-    if (s) s = api_store_->register_address(opt_.topic, bound_, opt_.unique_name);
+    if (s) s = api_store_->register_address(opt_.topic, published_, opt_.unique_name, DirectoryEvent::join);
     for (auto it = subs.begin(); s && it != subs.end(); ++it)
-      s = api_store_->register_address(*it, bound_, opt_.unique_name);
+      s = api_store_->register_address(*it, published_, opt_.unique_name, DirectoryEvent::subscribe);
   }
   if (!s) {
     unregister_all();
@@ -133,6 +142,7 @@ Status Client::run(ReceiveFn receive) {
   so.max_queue_bytes = opt_.max_send_queue_bytes;
   so.max_queue_messages = opt_.max_send_queue_messages;
   so.compress_threshold = opt_.compress_threshold;
+  so.status = &status_;
   sender_.reset(new Sender(so, std::move(sender_store)));
   watch_.reset(new DirectoryWatch(
       std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
@@ -168,12 +178,13 @@ void Client::unregister_all() {
     subs = subscriptions_;
   }
   std::lock_guard<std::mutex> api(api_mu_);
-  Status s = api_store_->unregister_address(opt_.topic, bound_, DirectoryEvent::leave);
+  if (published_.empty()) return;
+  Status s = api_store_->unregister_address(opt_.topic, published_, DirectoryEvent::leave);
   for (const auto& t : subs) {
-    Status st = api_store_->unregister_address(t, bound_, DirectoryEvent::leave);
+    Status st = api_store_->unregister_address(t, published_, DirectoryEvent::leave);
     if (s) s = st;
   }
-  if (!s) log_line("could not remove " + bound_ + " from the directory: " + s.message);
+  if (!s) log_line("could not remove " + published_ + " from the directory: " + s.message);
 }
 
 // Stops threads in the order that loses nothing: no more directory updates; send what is
@@ -185,6 +196,8 @@ void Client::teardown() {
   if (listener_) listener_->stop();
   if (delivery_) delivery_->stop();
   if (listener_) listener_->close_connections();
+  past_ = stats_locked();
+  published_.clear();
   watch_.reset();
   sender_.reset();
   listener_.reset();
@@ -265,13 +278,20 @@ Status Client::route_of(const std::string& topic, Route* route, int32_t* topic_k
 }
 
 void Client::on_directory_event(const DirectoryEvent& e) {
-  if (!running_) return;
+  if (!running_ || e.addr == published_) return;  // our own announcements
   if (e.kind == DirectoryEvent::unsubscribe) sender_->forget_topic(e.topic, e.addr);
-  if (e.kind == DirectoryEvent::join) sender_->peer_announced(e.addr);
-  bool cached;
+  if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) sender_->peer_announced(e.addr);
+  bool cached, interesting;
   {
     std::lock_guard<std::mutex> lock(route_mu_);
     cached = routes_.count(e.topic) != 0 || topic_keys_.count(e.topic) != 0;
+    interesting = cached || subscriptions_.count(e.topic) != 0 || e.topic == opt_.topic;
+  }
+  // Only topics this client sends to, refreshed, subscribed to or owns (as liner_broker 1.4).
+  if (interesting) {
+    static const StatusKind kinds[] = {StatusKind::peer_connected, StatusKind::peer_subscribed,
+                                       StatusKind::peer_disconnected, StatusKind::peer_unsubscribed};
+    status_.emit(kinds[e.kind], e.topic, e.addr, "directory change");
   }
   if (!cached) return;
   std::vector<TopicAddress> addrs;
@@ -331,10 +351,11 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   if (!s) return s;
   if (size == 0) return Status(Err::invalid_arg, "data_size empty");
   if (!data) return Status(Err::invalid_arg, "null pointer argument");
-  if (size > opt_.max_message_size)
+  size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
+  if (size > max_message)
     return Status(Err::invalid_arg, "message of " + std::to_string(size) +
                                         " bytes exceeds the maximum message size of " +
-                                        std::to_string(opt_.max_message_size));
+                                        std::to_string(max_message));
   auto life = lock_shared_state();
   if (!life.owns_lock() || !running_) return not_running(action);
 
@@ -394,7 +415,7 @@ Status Client::subscribe(const std::string& topic) {
     std::lock_guard<std::mutex> api(api_mu_);
     s = api_store_->topic_key(topic, &key);
     if (s) delivery_->set_topic(key, topic);
-    if (s) s = api_store_->register_address(topic, bound_, opt_.unique_name);
+    if (s) s = api_store_->register_address(topic, published_, opt_.unique_name, DirectoryEvent::subscribe);
   }
   if (!s) {
     std::lock_guard<std::mutex> lock(route_mu_);
@@ -414,7 +435,7 @@ Status Client::unsubscribe(const std::string& topic) {
   }
   if (!running_) return Status();
   std::lock_guard<std::mutex> api(api_mu_);
-  s = api_store_->unregister_address(topic, bound_, DirectoryEvent::unsubscribe);
+  s = api_store_->unregister_address(topic, published_, DirectoryEvent::unsubscribe);
   int32_t key = 0;
   if (s) s = api_store_->topic_key(topic, &key);
   if (s) delivery_->remove_topic(key);
@@ -446,6 +467,106 @@ Status Client::clear_addresses_of_topic() {
                   "you can't clear_addresses_of_topic because client already is running");
   std::lock_guard<std::mutex> api(api_mu_);
   return api_store_->delete_topic_addresses(opt_.topic);
+}
+
+// ---- introspection -------------------------------------------------------------------------
+
+std::string Client::published_address() const {
+  auto lock = lock_shared_state();
+  return lock.owns_lock() ? published_ : std::string();
+}
+
+Status Client::set_advertise_address(const std::string& addr) {
+  if (in_callback()) return Status(Err::already_running, "the advertise address can only be set before run");
+  std::unique_lock<std::shared_mutex> life(life_mu_);
+  if (running_) return Status(Err::already_running, "the advertise address can only be set before run");
+  if (!addr.empty()) {
+    // Peers connect to it as given: it must be a literal ip:port, not a name.
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+    Status s = resolve_address(addr, &sa, &len);
+    if (s && format_address(reinterpret_cast<sockaddr*>(&sa)) != addr)
+      s = Status(Err::invalid_arg, "advertise address '" + addr + "' must be a literal ip:port");
+    if (!s) return Status(Err::invalid_arg, s.message);
+  }
+  advertise_ = addr;
+  return Status();
+}
+
+std::string Client::advertise_address() const {
+  auto lock = lock_shared_state();
+  return lock.owns_lock() ? advertise_ : std::string();
+}
+
+Status Client::list_addresses(const std::string& topic, std::vector<TopicAddress>* out) {
+  if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
+  {
+    std::lock_guard<std::mutex> api(api_mu_);
+    Status s = api_store_->addresses_of_topic(topic, out);
+    if (!s) return s;
+  }
+  store_route(topic, *out);
+  return Status();
+}
+
+Status Client::pending_by_peer(std::vector<PendingQueue>* out) {
+  auto life = lock_shared_state();
+  std::map<std::string, ChannelInfo> known;  // channels of this run, by address
+  if (life.owns_lock() && running_)
+    for (auto& c : sender_->channels()) known[c.addr] = c;
+  std::lock_guard<std::mutex> api(api_mu_);
+  std::vector<std::pair<std::string, std::string>> listeners;
+  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  if (!s) return s;
+  for (const auto& [addr, topic] : listeners) {
+    PendingQueue q{addr, topic, "", 0};
+    auto it = known.find(addr);
+    if (it != known.end()) {
+      q.unique_name = it->second.listener_unique;
+    } else {
+      std::vector<TopicAddress> addrs;
+      s = api_store_->addresses_of_topic(topic, &addrs);
+      if (!s) return s;
+      for (const auto& a : addrs)
+        if (a.addr == addr) q.unique_name = a.unique_name;
+    }
+    if (q.unique_name.empty()) continue;  // its listener is unknown: no channel to name
+    int32_t ck = 0;
+    bool found = false;
+    s = api_store_->connection_key(opt_.unique_name, opt_.topic, q.unique_name, false, &ck, &found);
+    if (s && found) s = api_store_->queue_length(ck, &q.count);
+    if (!s) return s;
+    if (found) out->push_back(q);
+  }
+  return Status();
+}
+
+ClientStats Client::stats() const {
+  auto life = lock_shared_state();
+  return stats_locked();
+}
+
+ClientStats Client::stats_locked() const {
+  ClientStats out = past_;
+  if (sender_) {
+    SenderStats s = sender_->stats();
+    out.messages_sent += s.sent;
+    out.bytes_sent += s.bytes_sent;
+    out.persisted += s.persisted;
+    out.reloaded += s.reloaded;
+    out.dropped += s.dropped;
+    out.reconnects += s.reconnects;
+    out.send_queue_messages = s.queued_messages;
+    out.send_queue_bytes = s.queued_bytes;
+  }
+  if (delivery_) {
+    DeliveryStats d = delivery_->stats();
+    out.messages_delivered += d.delivered;
+    out.bytes_delivered += d.bytes_delivered;
+    out.duplicates += d.duplicates;
+    out.receive_queue_bytes = d.queued_bytes;
+  }
+  return out;
 }
 
 }  // namespace liner

@@ -18,9 +18,11 @@
 
 #include "core/delivery.hpp"
 #include "core/directory_watch.hpp"
+#include "core/limits.hpp"
 #include "core/listener.hpp"
 #include "core/sender.hpp"
 #include "core/status.hpp"
+#include "core/status_event.hpp"
 #include "core/store.hpp"
 
 namespace liner {
@@ -30,11 +32,36 @@ struct ClientOptions {
   std::string topic;
   std::string localhost;
   std::string store_url;
-  size_t max_message_size = kDefaultMaxBodySize - kBodyHeaderSize;
-  size_t compress_threshold = kDefaultCompressThreshold;
-  size_t max_send_queue_bytes = size_t(64) << 20;
+  // Limits; 0 = the process-wide value of limits.hpp.
+  size_t max_message_size = 0;
+  size_t compress_threshold = 0;
+  size_t max_send_queue_bytes = 0;
   size_t max_send_queue_messages = 0;
-  size_t max_receive_queue_bytes = size_t(64) << 20;
+  size_t max_receive_queue_bytes = size_t(64) << 20;  // decoded, not yet delivered
+};
+
+// Counters since creation (queue depths: now).
+struct ClientStats {
+  uint64_t messages_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t messages_delivered = 0;
+  uint64_t bytes_delivered = 0;
+  uint64_t duplicates = 0;
+  uint64_t persisted = 0;
+  uint64_t reloaded = 0;
+  uint64_t dropped = 0;
+  uint64_t reconnects = 0;
+  uint64_t send_queue_messages = 0;
+  uint64_t send_queue_bytes = 0;
+  uint64_t receive_queue_bytes = 0;
+};
+
+// One offline queue of this sender.
+struct PendingQueue {
+  std::string addr;
+  std::string topic;
+  std::string unique_name;
+  uint64_t count = 0;
 };
 
 // Topic reserved by liner_broker >= 1.3.2 for its control messages.
@@ -60,7 +87,19 @@ class Client {
 
   const std::string& unique_name() const { return opt_.unique_name; }
   const std::string& topic() const { return opt_.topic; }
+  // Address the listener was last bound to ("" before the first run; kept after stop).
   std::string bound_address() const;
+  // Address registered in the directory while running ("" when stopped).
+  std::string published_address() const;
+  // Address to register instead of the bound one (e.g. bound to 0.0.0.0). Before run only;
+  // "" clears. Port 0 stands for the bound port.
+  Status set_advertise_address(const std::string& addr);
+  std::string advertise_address() const;
+
+  void set_status_handler(StatusHandler handler) { status_.set(std::move(handler)); }
+  Status list_addresses(const std::string& topic, std::vector<TopicAddress>* out);
+  Status pending_by_peer(std::vector<PendingQueue>* out);
+  ClientStats stats() const;
   // True on this client's delivery thread while it runs the receive callback.
   bool in_callback() const;
 
@@ -82,6 +121,7 @@ class Client {
   void unregister_all();
   void teardown();
   std::shared_lock<std::shared_mutex> lock_shared_state() const;
+  ClientStats stats_locked() const;
 
   const ClientOptions opt_;
   std::unique_ptr<Store> api_store_;
@@ -97,6 +137,10 @@ class Client {
   mutable std::shared_mutex life_mu_;
   std::atomic<bool> running_{false};
   std::string bound_;
+  std::string advertise_;
+  std::string published_;
+  StatusSink status_;
+  ClientStats past_;  // counters of earlier runs (sender and listener are per run)
   std::unique_ptr<Store> refresh_store_;  // directory-watch thread only
   std::unique_ptr<Delivery> delivery_;
   std::unique_ptr<Listener> listener_;

@@ -18,11 +18,12 @@ constexpr uint64_t kAckFlushBacklog = 8192;  // unacked deliveries that justify 
 }  // namespace
 
 Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_queued_bytes,
-                   size_t max_message_size)
+                   size_t max_message_size, const StatusSink* status)
     : store_(std::move(store)),
       receive_(std::move(receive)),
       max_queued_bytes_(max_queued_bytes),
-      max_message_size_(max_message_size) {}
+      max_message_size_(max_message_size),
+      status_(status) {}
 
 Delivery::~Delivery() { stop(); }
 
@@ -78,7 +79,9 @@ bool Delivery::on_delivery_thread() const { return std::this_thread::get_id() ==
 
 DeliveryStats Delivery::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  DeliveryStats out = stats_;
+  out.queued_bytes = queued_bytes_;
+  return out;
 }
 
 void Delivery::loop() {
@@ -99,6 +102,7 @@ void Delivery::loop() {
     for (auto& in : batch) {
       if (in.closed) {
         flush_acks(true);
+        connection_closed(in.conn_id);
         continue;
       }
       auto it = topics.find(in.header.topic_key);
@@ -128,8 +132,16 @@ void Delivery::loop() {
   flush_acks(true);
 }
 
+void Delivery::connection_closed(uint64_t conn_id) {
+  if (!status_) return;
+  for (auto& kv : channels_)
+    if (kv.second.conn_id == conn_id)
+      status_->emit(StatusKind::peer_disconnected, kv.second.from, "", "sender closed its connection");
+}
+
 void Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
   if (ch.from_known && ch.conn_id == conn_id) return;
+  bool new_connection = ch.conn_id != conn_id;
   // First frame of this channel on a connection: re-read the channel from the store.
   if (!ch.from_known) {
     bool found = false;
@@ -141,7 +153,9 @@ void Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
     }
   }
   uint64_t acked = 0;
-  if (store_->last_mess_number(ck, &acked)) {
+  Status s = store_->last_mess_number(ck, &acked);
+  if (!s && status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
+  if (s) {
     if (ch.conn_id != 0 && acked < ch.saved) {
       // The counter went backwards: the sender cleared its stored messages and starts over.
       ch.delivered = ch.saved = acked;
@@ -152,6 +166,8 @@ void Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
     }
   }
   ch.conn_id = conn_id;
+  if (new_connection && status_)
+    status_->emit(StatusKind::peer_connected, ch.from, "", "sender connected");
 }
 
 void Delivery::deliver(Inbound& in) {
@@ -188,6 +204,7 @@ void Delivery::deliver(Inbound& in) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.delivered;
+  stats_.bytes_delivered += size;
 }
 
 void Delivery::flush_acks(bool force) {
@@ -204,6 +221,7 @@ void Delivery::flush_acks(bool force) {
     Status s = store_->set_last_mess_number(kv.first, ch.delivered);
     if (!s) {
       unsaved_total_ += ch.unsaved;  // retried at the next flush
+      if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
       continue;
     }
     ch.saved = ch.delivered;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/frame.hpp"
+#include "core/status_event.hpp"
 #include "core/store.hpp"
 
 namespace liner {
@@ -35,15 +36,18 @@ using ReceiveFn = std::function<void(const std::string& to, const std::string& f
 
 struct DeliveryStats {
   uint64_t delivered = 0;
+  uint64_t bytes_delivered = 0;
   uint64_t duplicates = 0;
   uint64_t unknown_topic = 0;
   uint64_t undecodable = 0;
+  uint64_t queued_bytes = 0;  // now: read from sockets, not yet delivered
 };
 
 class Delivery {
  public:
+  // `status` (may be null) outlives the delivery.
   Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_queued_bytes,
-           size_t max_message_size);
+           size_t max_message_size, const StatusSink* status);
   ~Delivery();
 
   Status start();
@@ -73,11 +77,13 @@ class Delivery {
   void deliver(Inbound& in);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
   void flush_acks(bool force);
+  void connection_closed(uint64_t conn_id);
 
   std::unique_ptr<Store> store_;
   ReceiveFn receive_;
   size_t max_queued_bytes_;
   size_t max_message_size_;
+  const StatusSink* status_;
 
   mutable std::mutex mu_;
   std::condition_variable has_work_;

@@ -77,9 +77,10 @@ class RedisStore final : public Store {
   }
 
   Status register_address(const std::string& topic, const std::string& addr,
-                          const std::string& unique_name) override {
+                          const std::string& unique_name, DirectoryEvent::Kind why) override {
+    const char* kind = why == DirectoryEvent::subscribe ? "subscribe" : "join";
     return conn_.pipeline({{"HSET", topic_addr_key(topic), addr, unique_name},
-                           {"PUBLISH", kDirectoryChannel, event("join", topic, addr)}},
+                           {"PUBLISH", kDirectoryChannel, event(kind, topic, addr)}},
                           nullptr);
   }
 
@@ -271,8 +272,9 @@ class RedisStore final : public Store {
       if (a == std::string::npos || b == std::string::npos) continue;
       DirectoryEvent e;
       std::string kind = p.substr(0, a);
-      e.kind = kind == "leave" ? DirectoryEvent::leave
+      e.kind = kind == "leave"         ? DirectoryEvent::leave
                : kind == "unsubscribe" ? DirectoryEvent::unsubscribe
+               : kind == "subscribe"   ? DirectoryEvent::subscribe
                                        : DirectoryEvent::join;
       e.topic = p.substr(a + 1, b - a - 1);
       e.addr = p.substr(b + 1);

@@ -46,7 +46,10 @@ struct Sender::Channel {
   // Guarded by Sender::mu_.
   std::string addr;
   std::set<std::string> topics;
+  std::string first_topic;
   uint64_t last_number = 0;  // last number_mess handed out
+  bool busy_reported = false;  // a busy event went out; a writable one follows when there is room
+  bool connected = false;      // mirror of state, for introspection
   std::deque<OutMessage> incoming;
   bool dirty = false;
   bool unreachable = false;
@@ -159,6 +162,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
       ch = fresh.get();
       ch->ck = ck;
       ch->listener_unique = listener_unique;
+      ch->first_topic = topic;
       ch->addr = addr;
       ch->last_number = last;
       ch->acked = acked;
@@ -193,7 +197,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   std::string compressed;
   const void* payload = data;
   size_t payload_size = size;
-  if (size > opt_.compress_threshold) {
+  if (size > effective(opt_.compress_threshold, limits().compress_threshold)) {
     if (zstd_compress(data, size, compressed)) {
       h.flags |= kFlagCompress;
       payload = compressed.data();
@@ -210,12 +214,19 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   Channel* ch = it->second;
   ch->topics.insert(topic);
   size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
+  size_t count_cap = queue_count_cap();
   if (ch->held_count.load() > 0 &&
-      (ch->held_bytes.load() + cost > opt_.max_queue_bytes ||
-       (opt_.max_queue_messages && ch->held_count.load() >= opt_.max_queue_messages)))
-    return Status(Err::busy, "send queue to " + addr + " is full (" +
-                                 std::to_string(ch->held_count.load()) + " messages, " +
-                                 std::to_string(ch->held_bytes.load()) + " bytes): retry later");
+      (ch->held_bytes.load() + cost > queue_bytes_cap() ||
+       (count_cap && ch->held_count.load() >= count_cap))) {
+    Status busy(Err::busy, "send queue to " + addr + " is full (" +
+                               std::to_string(ch->held_count.load()) + " messages, " +
+                               std::to_string(ch->held_bytes.load()) + " bytes): retry later");
+    bool first = !ch->busy_reported;
+    ch->busy_reported = true;
+    lock.unlock();
+    if (first) emit(StatusKind::busy, ch, busy.message);
+    return busy;
+  }
   if (ch->unreachable && !at_least_once) {
     // Best effort to a peer that is down right now: it would be dropped at the next failed
     // connect anyway; do not let it wait in RAM.
@@ -248,6 +259,36 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   lock.unlock();
   if (wake) waker_.wake();
   return Status();
+}
+
+size_t Sender::queue_bytes_cap() const {
+  return effective(opt_.max_queue_bytes, limits().max_send_queue_bytes);
+}
+
+size_t Sender::queue_count_cap() const {
+  return effective(opt_.max_queue_messages, limits().max_send_queue);
+}
+
+void Sender::emit(StatusKind kind, const Channel* ch, const std::string& message) const {
+  if (!opt_.status) return;
+  std::string topic, addr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    topic = ch->first_topic;
+    addr = ch->addr;
+  }
+  opt_.status->emit(kind, topic, addr, message);
+}
+
+std::vector<ChannelInfo> Sender::channels() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ChannelInfo> out;
+  for (auto& kv : channels_) {
+    const Channel* ch = kv.second.get();
+    out.push_back({ch->addr, ch->first_topic, ch->listener_unique, ch->ck, ch->connected,
+                   uint64_t(ch->held_count.load())});
+  }
+  return out;
 }
 
 bool Sender::reachable(const std::string& addr) const {
@@ -286,8 +327,17 @@ void Sender::peer_announced(const std::string& addr) {
 }
 
 SenderStats Sender::stats() const {
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  return stats_;
+  SenderStats out;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    out = stats_;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& kv : channels_) {
+    out.queued_messages += kv.second->held_count.load();
+    out.queued_bytes += kv.second->held_bytes.load();
+  }
+  return out;
 }
 
 // ---- sender thread -------------------------------------------------------------------------
@@ -399,7 +449,9 @@ void Sender::on_connected(Channel* ch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ch->unreachable = false;
+    ch->connected = true;
   }
+  emit(StatusKind::peer_connected, ch, "connected");
   set_events(ch, EPOLLRDHUP);
   flush(ch);
 }
@@ -417,6 +469,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ch->unreachable = true;
+    ch->connected = false;
   }
   if (was_connected) {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -424,8 +477,10 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   }
   // A listener that closes while nothing is in flight is an ordinary goodbye, not news.
   bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
-  if ((was_connected && in_flight) || (!was_connected && ch->backoff_ms == kBackoffFirstMs))
-    log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");
+  bool news = (was_connected && in_flight) || (!was_connected && ch->backoff_ms == kBackoffFirstMs);
+  if (news) log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");
+  if (was_connected) emit(StatusKind::peer_disconnected, ch, why);
+  if (news) emit(StatusKind::route_lost, ch, why);
   // Written but unacknowledged at-least-once messages go back in front of the queue; spill()
   // moves them to the offline queue.
   while (!ch->unacked.empty()) {
@@ -453,6 +508,7 @@ void Sender::spill(Channel* ch) {
     }
     ch->pending.swap(remaining);
     log_line("cannot store messages for " + ch->addr + " offline: " + s.message);
+    emit(StatusKind::sender_store_error, ch, s.message);
   } else {
     for (auto& m : ch->pending) release(ch, m);
     ch->pending.clear();
@@ -526,7 +582,9 @@ void Sender::flush(Channel* ch) {
         set_events(ch, EPOLLRDHUP | EPOLLOUT);
         return;
       }
-      on_failure(ch, std::string("write: ") + std::strerror(errno));
+      std::string why = std::string("write: ") + std::strerror(errno);
+      emit(StatusKind::send_error, ch, why);
+      on_failure(ch, why);
       return;
     }
     size_t left = size_t(w);
@@ -552,6 +610,7 @@ void Sender::flush(Channel* ch) {
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
       stats_.sent += written;
+      stats_.bytes_sent += size_t(w);
     }
     burst += size_t(w);
     if (size_t(w) < bytes) {
@@ -568,7 +627,11 @@ void Sender::flush(Channel* ch) {
 
 void Sender::poll_acks(Channel* ch) {
   uint64_t acked = 0;
-  if (!store_->last_mess_number(ch->ck, &acked)) return;
+  Status s = store_->last_mess_number(ch->ck, &acked);
+  if (!s) {
+    emit(StatusKind::sender_store_error, ch, s.message);
+    return;
+  }
   ch->acked = std::max(ch->acked, acked);
   while (!ch->unacked.empty() && ch->unacked.front().number <= ch->acked) {
     release(ch, ch->unacked.front());
@@ -643,13 +706,22 @@ void Sender::loop() {
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
+      bool room = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        size_t count_cap = queue_count_cap();
+        room = ch->busy_reported && ch->held_bytes.load() <= queue_bytes_cap() / 2 &&
+               (!count_cap || ch->held_count.load() <= count_cap / 2);
+        if (room) ch->busy_reported = false;
+      }
+      if (room) emit(StatusKind::writable, ch, "send queue has room again");
       if (ch->state == State::connecting && now >= ch->deadline) {
         on_failure(ch, "connect timed out");
       } else if (ch->state == State::backoff && now >= ch->deadline) {
         if (has_work(ch)) start_connect(ch);
         else ch->state = State::idle;
       } else if (ch->state == State::connected && now >= ch->next_ack_poll) {
-        bool pressure = ch->held_bytes.load() > opt_.max_queue_bytes / 4;
+        bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4;
         if (!ch->unacked.empty() || !ch->store_head.empty()) poll_acks(ch);
         ch->next_ack_poll = now + (pressure ? kAckPollUnderPressure : kAckPoll);
       }

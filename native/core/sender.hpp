@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "core/compress.hpp"
+#include "core/limits.hpp"
 #include "core/net.hpp"
 #include "core/status.hpp"
+#include "core/status_event.hpp"
 #include "core/store.hpp"
 
 namespace liner {
@@ -29,17 +31,32 @@ namespace liner {
 struct SenderOptions {
   std::string unique_name;   // U of the connection keys
   std::string source_topic;  // S: what listeners see as `from`
-  size_t max_queue_bytes = size_t(64) << 20;  // per peer, queued + unacknowledged
-  size_t max_queue_messages = 0;              // per peer; 0 = no count limit
-  size_t compress_threshold = kDefaultCompressThreshold;
+  // Per peer, queued + unacknowledged; 0 = the process-wide limit (limits.hpp).
+  size_t max_queue_bytes = 0;
+  size_t max_queue_messages = 0;
+  size_t compress_threshold = 0;
+  const StatusSink* status = nullptr;  // outlives the sender
 };
 
 struct SenderStats {
   uint64_t sent = 0;       // frames fully written to a socket
+  uint64_t bytes_sent = 0;
   uint64_t persisted = 0;  // frames stored in the offline queue
   uint64_t reloaded = 0;   // frames read back from the offline queue
   uint64_t dropped = 0;    // best-effort frames dropped because the peer was unreachable
   uint64_t reconnects = 0;
+  uint64_t queued_messages = 0;  // now: queued or awaiting acknowledgement, all peers
+  uint64_t queued_bytes = 0;
+};
+
+// One peer as the sender sees it, for introspection.
+struct ChannelInfo {
+  std::string addr;
+  std::string topic;  // first topic used with it
+  std::string listener_unique;
+  int32_t connection_key = 0;
+  bool connected = false;
+  uint64_t queued_messages = 0;
 };
 
 class Sender {
@@ -70,6 +87,7 @@ class Sender {
   void peer_announced(const std::string& addr);
 
   SenderStats stats() const;
+  std::vector<ChannelInfo> channels() const;
 
  private:
   struct OutMessage {
@@ -95,6 +113,9 @@ class Sender {
   void set_events(Channel* ch, uint32_t events);
   bool has_work(const Channel* ch) const;
   void drain_and_close(std::chrono::steady_clock::time_point deadline);
+  void emit(StatusKind kind, const Channel* ch, const std::string& message) const;
+  size_t queue_bytes_cap() const;
+  size_t queue_count_cap() const;
 
   SenderOptions opt_;
   std::unique_ptr<Store> store_;  // the sender thread's own connection

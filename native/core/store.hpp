@@ -21,7 +21,9 @@ struct TopicAddress {
 
 // A directory change, as announced by liner peers (1.3.1 peers announce nothing).
 struct DirectoryEvent {
-  enum Kind { join, leave, unsubscribe } kind = join;
+  // join: registered as a source topic; subscribe: as a subscription; leave: a client went
+  // away; unsubscribe: a subscription ended.
+  enum Kind { join, subscribe, leave, unsubscribe } kind = join;
   std::string topic;
   std::string addr;
 };
@@ -35,7 +37,7 @@ class Store {
 
   // Directory.
   virtual Status register_address(const std::string& topic, const std::string& addr,
-                                  const std::string& unique_name) = 0;
+                                  const std::string& unique_name, DirectoryEvent::Kind why) = 0;
   virtual Status unregister_address(const std::string& topic, const std::string& addr,
                                     DirectoryEvent::Kind why) = 0;
   virtual Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) = 0;

@@ -31,8 +31,8 @@ class RedisStoreTest : public ::testing::Test {
 }  // namespace
 
 TEST_F(RedisStoreTest, DirectoryIsAHashOfAddressToUniqueName) {
-  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1000", "u1"));
-  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1001", "u2"));
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1000", "u1", DirectoryEvent::join));
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1001", "u2", DirectoryEvent::subscribe));
   EXPECT_EQ(redis().cli({"TYPE", "lnr_topic:t:addr"}), "hash");
   EXPECT_EQ(redis().cli({"HGET", "lnr_topic:t:addr", "127.0.0.1:1001"}), "u2");
   std::vector<TopicAddress> addrs;

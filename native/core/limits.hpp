@@ -1,0 +1,28 @@
+// Process-wide limits, settable at run time through the C API (liner_broker 1.4 semantics:
+// lnr_set_max_message_size and friends). A client option of 0 means "use these".
+#pragma once
+#include <atomic>
+#include <cstddef>
+
+#include "core/compress.hpp"
+#include "core/frame.hpp"
+
+namespace liner {
+
+struct Limits {
+  // Largest payload accepted by send and by the listener. The default keeps the frame body
+  // within liner_broker 1.3.1's 1 GiB bound, so its peers accept every frame we send.
+  std::atomic<size_t> max_message_size{kDefaultMaxBodySize - kBodyHeaderSize};
+  std::atomic<size_t> compress_threshold{kDefaultCompressThreshold};
+  std::atomic<size_t> max_send_queue{0};  // messages per peer; 0 = no count limit
+  std::atomic<size_t> max_send_queue_bytes{size_t(64) << 20};  // per peer, always enforced
+};
+
+Limits& limits();
+
+// `option` if set, else the process-wide value.
+inline size_t effective(size_t option, const std::atomic<size_t>& global) {
+  return option ? option : global.load(std::memory_order_relaxed);
+}
+
+}  // namespace liner
