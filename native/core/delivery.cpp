@@ -4,6 +4,7 @@
 
 #include "core/compress.hpp"
 #include "core/log.hpp"
+#include "core/thread.hpp"
 
 namespace liner {
 namespace {
@@ -30,12 +31,7 @@ Delivery::~Delivery() { stop(); }
 Status Delivery::start() {
   stopping_ = false;
   last_flush_ = Clock::now();
-  try {
-    thread_ = std::thread([this] { loop(); });
-  } catch (const std::exception& e) {
-    return Status(Err::startup, std::string("delivery thread: ") + e.what());
-  }
-  return Status();
+  return start_thread(&thread_, "lnr-delivery", [this] { loop(); });
 }
 
 void Delivery::stop() {

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/log.hpp"
+#include "core/thread.hpp"
 
 namespace liner {
 namespace {
@@ -17,12 +18,7 @@ DirectoryWatch::~DirectoryWatch() { stop(); }
 
 Status DirectoryWatch::start() {
   stopping_ = false;
-  try {
-    thread_ = std::thread([this] { loop(); });
-  } catch (const std::exception& e) {
-    return Status(Err::startup, std::string("directory thread: ") + e.what());
-  }
-  return Status();
+  return start_thread(&thread_, "lnr-directory", [this] { loop(); });
 }
 
 void DirectoryWatch::stop() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "core/thread.hpp"
 
 namespace liner {
 namespace {
@@ -42,12 +43,7 @@ Status Listener::start() {
   ev.data.u64 = UINT64_MAX;  // listening socket
   epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev);
   stopping_ = false;
-  try {
-    thread_ = std::thread([this] { loop(); });
-  } catch (const std::exception& e) {
-    return Status(Err::startup, std::string("listener thread: ") + e.what());
-  }
-  return Status();
+  return start_thread(&thread_, "lnr-listener", [this] { loop(); });
 }
 
 void Listener::stop() {

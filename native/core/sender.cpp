@@ -12,6 +12,7 @@
 
 #include "core/frame.hpp"
 #include "core/log.hpp"
+#include "core/thread.hpp"
 
 namespace liner {
 namespace {
@@ -94,12 +95,7 @@ Status Sender::start() {
   ev.data.ptr = nullptr;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd(), &ev);
   stopping_ = false;
-  try {
-    thread_ = std::thread([this] { loop(); });
-  } catch (const std::exception& e) {
-    return Status(Err::startup, std::string("sender thread: ") + e.what());
-  }
-  return Status();
+  return start_thread(&thread_, "lnr-sender", [this] { loop(); });
 }
 
 void Sender::stop(milliseconds drain) {
