@@ -259,7 +259,8 @@ enum {
  * @param peer     the peer's address ("" when unknown, e.g. a sender seen by a listener).
  * @param message  short free text.
  * Thread: runs on the client's background threads (sender, delivery, directory watch), possibly
- * concurrently with the receive callback. Strings are valid only during the call. It may call
+ * concurrently with the receive callback; LNR_SENDER_BUSY runs on the thread whose send failed.
+ * It must not stop or delete its own client (refused with LNR_ERR_INVALID_ARG). Strings are valid only during the call. It may call
  * the send and subscribe functions, but must not block for long: it holds up that thread.
  * "Topics this client uses" are those it sent to, refreshed, subscribed to or owns.
  */

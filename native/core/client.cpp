@@ -10,8 +10,6 @@ const char* const kInternalTopic = "__#internal_channel";
 
 namespace {
 
-thread_local const Client* t_in_callback = nullptr;
-
 constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 
 Status not_running(const char* action) {
@@ -46,7 +44,7 @@ Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
   return Status();
 }
 
-bool Client::in_callback() const { return t_in_callback == this; }
+bool Client::in_callback() const { return callback_owner() == this; }
 
 std::shared_lock<std::shared_mutex> Client::lock_shared_state() const {
   // Inside the receive callback run/stop may be waiting for this very thread: never block.
@@ -86,9 +84,8 @@ Status Client::run(ReceiveFn receive) {
   }
   ReceiveFn wrapped = [this, receive](const std::string& to, const std::string& from,
                                       const char* data, size_t size) {
-    t_in_callback = this;
+    CallbackScope scope(this);
     receive(to, from, data, size);
-    t_in_callback = nullptr;
   };
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
   delivery_.reset(new Delivery(std::move(delivery_store), wrapped, opt_.max_receive_queue_bytes,
@@ -197,6 +194,8 @@ void Client::teardown() {
   if (delivery_) delivery_->stop();
   if (listener_) listener_->close_connections();
   past_ = stats_locked();
+  if (sender_)
+    for (auto& c : sender_->channels()) last_channels_[c.listener_unique] = c;
   published_.clear();
   watch_.reset();
   sender_.reset();
@@ -240,17 +239,8 @@ void Client::store_route(const std::string& topic, std::vector<TopicAddress> add
   r.addrs = std::move(addrs);
 }
 
-Status Client::route_of(const std::string& topic, Route* route, int32_t* topic_key) {
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    auto it = routes_.find(topic);
-    auto key = topic_keys_.find(topic);
-    if (it != routes_.end() && key != topic_keys_.end()) {
-      *route = it->second;
-      *topic_key = key->second;
-      return Status();
-    }
-  }
+// Reads a topic's directory and key from the store into the cache (first send to a topic).
+Status Client::load_route(const std::string& topic) {
   std::vector<TopicAddress> addrs;
   int32_t key = 0;
   bool key_known = false;
@@ -270,22 +260,81 @@ Status Client::route_of(const std::string& topic, Route* route, int32_t* topic_k
   }
   std::lock_guard<std::mutex> lock(route_mu_);
   topic_keys_[topic] = key;
-  *topic_key = key;
-  if (!addrs.empty()) routes_[topic].addrs = addrs;
-  route->addrs = std::move(addrs);
-  route->next = 0;
+  watched_.insert(topic);
+  if (!addrs.empty()) routes_[topic].addrs = std::move(addrs);
   return Status();
+}
+
+// Chooses where one message goes: every address (send_all) or the next reachable one in
+// round-robin order (send_to). With nobody in the directory, at-least-once messages still go to
+// peers this client already talked to on that topic (they went offline gracefully).
+Status Client::pick_targets(const std::string& topic, bool at_least_once, bool all,
+                            std::vector<TopicAddress>* targets, int32_t* topic_key) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard<std::mutex> lock(route_mu_);
+      auto key = topic_keys_.find(topic);
+      if (key != topic_keys_.end()) {
+        *topic_key = key->second;
+        auto it = routes_.find(topic);
+        if (it == routes_.end()) break;
+        Route& r = it->second;
+        if (all) {
+          *targets = r.addrs;
+          return Status();
+        }
+        size_t n = r.addrs.size(), pick = r.next % n;
+        for (size_t i = 0; i < n; ++i) {
+          size_t j = (r.next + i) % n;
+          if (sender_->reachable(r.addrs[j].addr)) {
+            pick = j;
+            break;
+          }
+        }
+        r.next = pick + 1;
+        targets->push_back(r.addrs[pick]);
+        return Status();
+      }
+    }
+    Status s = load_route(topic);
+    if (!s) return s;
+  }
+  if (at_least_once)
+    for (const auto& addr : sender_->channel_addresses(topic)) targets->push_back({addr, ""});
+  if (targets->empty()) return Status(Err::no_addr, "not found addr for topic " + topic);
+  if (!all) targets->resize(1);
+  return Status();
+}
+
+void Client::follow_moved_listener(const DirectoryEvent& e) {
+  // A listener we have a channel to came back on another address: move the channel there, so
+  // what waits in its offline queue goes out without a new send.
+  if (sender_->has_channel(e.addr)) return;
+  std::vector<TopicAddress> addrs;
+  if (!refresh_store_->addresses_of_topic(e.topic, &addrs)) return;
+  for (const auto& a : addrs) {
+    if (a.addr != e.addr || sender_->address_of(a.unique_name).empty()) continue;
+    Status s = sender_->open_channel(*refresh_store_, a.addr, a.unique_name, e.topic);
+    if (!s) log_line("cannot follow " + a.unique_name + " to " + a.addr + ": " + s.message);
+  }
 }
 
 void Client::on_directory_event(const DirectoryEvent& e) {
   if (!running_ || e.addr == published_) return;  // our own announcements
-  if (e.kind == DirectoryEvent::unsubscribe) sender_->forget_topic(e.topic, e.addr);
-  if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) sender_->peer_announced(e.addr);
   bool cached, interesting;
   {
     std::lock_guard<std::mutex> lock(route_mu_);
-    cached = routes_.count(e.topic) != 0 || topic_keys_.count(e.topic) != 0;
+    cached = watched_.count(e.topic) != 0;
     interesting = cached || subscriptions_.count(e.topic) != 0 || e.topic == opt_.topic;
+  }
+  // Refresh the route before the sender forgets the topic, so that no send can still pick the
+  // address after an unsubscribe (the sender also refuses to re-learn a forgotten topic).
+  std::vector<TopicAddress> addrs;
+  if (cached && refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, addrs);
+  if (e.kind == DirectoryEvent::unsubscribe) sender_->forget_topic(e.topic, e.addr);
+  if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) {
+    follow_moved_listener(e);
+    sender_->peer_announced(e.addr, e.topic);
   }
   // Only topics this client sends to, refreshed, subscribed to or owns (as liner_broker 1.4).
   if (interesting) {
@@ -293,9 +342,6 @@ void Client::on_directory_event(const DirectoryEvent& e) {
                                        StatusKind::peer_disconnected, StatusKind::peer_unsubscribed};
     status_.emit(kinds[e.kind], e.topic, e.addr, "directory change");
   }
-  if (!cached) return;
-  std::vector<TopicAddress> addrs;
-  if (refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, std::move(addrs));
 }
 
 void Client::refresh_routes() {
@@ -303,7 +349,7 @@ void Client::refresh_routes() {
   std::vector<std::string> topics;
   {
     std::lock_guard<std::mutex> lock(route_mu_);
-    for (const auto& kv : topic_keys_) topics.push_back(kv.first);
+    topics.assign(watched_.begin(), watched_.end());
   }
   for (const auto& t : topics) {
     std::vector<TopicAddress> addrs;
@@ -320,12 +366,13 @@ Status Client::refresh_address_topic(const std::string& topic) {
     Status s = api_store_->addresses_of_topic(topic, &addrs);
     if (!s) return s;
   }
-  if (addrs.empty()) {
-    store_route(topic, {});
-    return Status(Err::no_addr, "not found addr for topic " + topic);
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    watched_.insert(topic);
   }
+  bool found = !addrs.empty();
   store_route(topic, std::move(addrs));
-  return Status();
+  return found ? Status() : Status(Err::no_addr, "not found addr for topic " + topic);
 }
 
 // ---- sending -------------------------------------------------------------------------------
@@ -358,36 +405,10 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
                                         std::to_string(max_message));
   auto life = lock_shared_state();
   if (!life.owns_lock() || !running_) return not_running(action);
-
-  Route route;
-  int32_t topic_key = 0;
-  s = route_of(topic, &route, &topic_key);
-  if (!s) return s;
   std::vector<TopicAddress> targets;
-  if (route.addrs.empty()) {
-    // Nobody serves the topic right now. At-least-once messages to a peer we already talked
-    // to (it went offline gracefully) still go to its offline queue.
-    if (at_least_once)
-      for (const auto& addr : sender_->channel_addresses(topic)) targets.push_back({addr, ""});
-    if (targets.empty()) return Status(Err::no_addr, "not found addr for topic " + topic);
-    if (!all) targets.resize(1);
-  } else if (all) {
-    targets = route.addrs;
-  } else {
-    // Round robin, skipping peers that are unreachable right now if another one is up.
-    size_t n = route.addrs.size(), pick = route.next % n;
-    for (size_t i = 0; i < n; ++i) {
-      size_t j = (route.next + i) % n;
-      if (sender_->reachable(route.addrs[j].addr)) {
-        pick = j;
-        break;
-      }
-    }
-    targets.push_back(route.addrs[pick]);
-    std::lock_guard<std::mutex> lock(route_mu_);
-    auto it = routes_.find(topic);
-    if (it != routes_.end()) it->second.next = pick + 1;
-  }
+  int32_t topic_key = 0;
+  s = pick_targets(topic, at_least_once, all, &targets, &topic_key);
+  if (!s) return s;
 
   Status result;
   for (const auto& t : targets) {
@@ -453,9 +474,9 @@ Status Client::clear_stored_messages() {
   // Every channel this sender ever opened, found by key name: the listener may have left the
   // directory, and its queue must go all the same (liner_broker 1.3.1 left it behind). No key
   // is allocated just to delete under it.
-  std::vector<int32_t> cks;
-  Status s = api_store_->connection_keys_of_sender(opt_.unique_name, opt_.topic, &cks);
-  for (size_t i = 0; s && i < cks.size(); ++i) s = api_store_->clear_channel(cks[i]);
+  std::vector<std::pair<std::string, int32_t>> channels;
+  Status s = api_store_->connection_keys_of_sender(opt_.unique_name, opt_.topic, &channels);
+  for (size_t i = 0; s && i < channels.size(); ++i) s = api_store_->clear_channel(channels[i].second);
   if (!s) return s;
   return api_store_->delete_listeners_of_sender(opt_.unique_name, opt_.topic);
 }
@@ -505,38 +526,46 @@ Status Client::list_addresses(const std::string& topic, std::vector<TopicAddress
     Status s = api_store_->addresses_of_topic(topic, out);
     if (!s) return s;
   }
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    watched_.insert(topic);
+  }
   store_route(topic, *out);
   return Status();
 }
 
 Status Client::pending_by_peer(std::vector<PendingQueue>* out) {
   auto life = lock_shared_state();
-  std::map<std::string, ChannelInfo> known;  // channels of this run, by address
+  // Channels of this run (or of the last one), by listener name.
+  std::map<std::string, ChannelInfo> running = last_channels_;
   if (life.owns_lock() && running_)
-    for (auto& c : sender_->channels()) known[c.addr] = c;
+    for (auto& c : sender_->channels()) running[c.listener_unique] = c;
   std::lock_guard<std::mutex> api(api_mu_);
-  std::vector<std::pair<std::string, std::string>> listeners;
-  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  // Channels are found by key name, so queues of listeners that left the directory, and of a
+  // sender that is not running, are counted too.
+  std::vector<std::pair<std::string, int32_t>> channels;
+  Status s = api_store_->connection_keys_of_sender(opt_.unique_name, opt_.topic, &channels);
+  std::vector<std::pair<std::string, std::string>> listeners;  // addr -> topic
+  if (s) s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
   if (!s) return s;
-  for (const auto& [addr, topic] : listeners) {
-    PendingQueue q{addr, topic, "", 0};
-    auto it = known.find(addr);
-    if (it != known.end()) {
-      q.unique_name = it->second.listener_unique;
-    } else {
-      std::vector<TopicAddress> addrs;
-      s = api_store_->addresses_of_topic(topic, &addrs);
-      if (!s) return s;
-      for (const auto& a : addrs)
-        if (a.addr == addr) q.unique_name = a.unique_name;
-    }
-    if (q.unique_name.empty()) continue;  // its listener is unknown: no channel to name
-    int32_t ck = 0;
-    bool found = false;
-    s = api_store_->connection_key(opt_.unique_name, opt_.topic, q.unique_name, false, &ck, &found);
-    if (s && found) s = api_store_->queue_length(ck, &q.count);
+  for (const auto& [unique, ck] : channels) {
+    PendingQueue q{"", "", unique, 0};
+    s = api_store_->queue_length(ck, &q.count);
     if (!s) return s;
-    if (found) out->push_back(q);
+    auto it = running.find(unique);
+    if (it != running.end()) {
+      q.addr = it->second.addr;
+      q.topic = it->second.topic;
+    } else {
+      // The address this sender last used for that listener, if the directory still says so.
+      for (const auto& [addr, topic] : listeners) {
+        std::vector<TopicAddress> rows;
+        if (!api_store_->addresses_of_topic(topic, &rows)) continue;
+        for (const auto& r : rows)
+          if (r.addr == addr && r.unique_name == unique) q.addr = addr, q.topic = topic;
+      }
+    }
+    out->push_back(q);
   }
   return Status();
 }

@@ -112,7 +112,10 @@ class Client {
   explicit Client(ClientOptions options, std::unique_ptr<Store> store);
   Status check_topic(const std::string& topic, const char* action) const;
   Status send(const std::string& topic, const void* data, size_t size, bool at_least_once, bool all);
-  Status route_of(const std::string& topic, Route* route, int32_t* topic_key);
+  Status load_route(const std::string& topic);
+  Status pick_targets(const std::string& topic, bool at_least_once, bool all,
+                      std::vector<TopicAddress>* targets, int32_t* topic_key);
+  void follow_moved_listener(const DirectoryEvent& e);
   Status open_channel(const std::string& addr, const std::string& unique, const std::string& topic);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();
@@ -130,6 +133,8 @@ class Client {
   mutable std::mutex route_mu_;
   std::map<std::string, Route> routes_;
   std::map<std::string, int32_t> topic_keys_;
+  // Topics this client sent to, refreshed or listed: kept current, and their peers reported.
+  std::set<std::string> watched_;
   std::set<std::string> subscriptions_;
 
   // run/stop hold it exclusively; every other call holds it shared, so that a call never
@@ -139,8 +144,9 @@ class Client {
   std::string bound_;
   std::string advertise_;
   std::string published_;
-  StatusSink status_;
-  ClientStats past_;  // counters of earlier runs (sender and listener are per run)
+  StatusSink status_{this};
+  ClientStats past_;
+  std::map<std::string, ChannelInfo> last_channels_;  // by listener name, as of the last stop  // counters of earlier runs (sender and listener are per run)
   std::unique_ptr<Store> refresh_store_;  // directory-watch thread only
   std::unique_ptr<Delivery> delivery_;
   std::unique_ptr<Listener> listener_;

@@ -22,7 +22,7 @@ Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_q
                    size_t max_message_size, const StatusSink* status)
     : store_(std::move(store)),
       receive_(std::move(receive)),
-      max_queued_bytes_(max_queued_bytes),
+      max_queued_bytes_(max_queued_bytes ? max_queued_bytes : size_t(64) << 20),
       max_message_size_(max_message_size),
       status_(status) {}
 

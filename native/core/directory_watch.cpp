@@ -18,6 +18,12 @@ DirectoryWatch::~DirectoryWatch() { stop(); }
 
 Status DirectoryWatch::start() {
   stopping_ = false;
+  // Subscribe now, not on the thread: a peer that joins right after run() returns must not be
+  // missed. Events that arrive meanwhile are handled here.
+  std::vector<DirectoryEvent> events;
+  Status s = feed_->wait_directory_events(0, &events);
+  if (!s) log_line("directory feed unavailable, polling only: " + s.message);
+  for (const auto& e : events) on_event_(e);
   return start_thread(&thread_, "lnr-directory", [this] { loop(); });
 }
 

@@ -7,8 +7,8 @@
 //   lnr_connection:{ck}:mess_number     last number_mess the listener delivered (the ack)
 //   lnr_connection:{ck}:messages        list of whole frames (the offline queue)
 //   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
-// Directory changes are also PUBLISHed on the channel "lnr_directory" (not a key), so running
-// liner peers learn of them at once.
+// Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
+// running liner peers learn of them at once.
 #include <cerrno>
 #include <cstdlib>
 
@@ -18,7 +18,8 @@
 namespace liner {
 namespace {
 
-const char* const kDirectoryChannel = "lnr_directory";
+// Pub/sub channels span all databases: the database number keeps meshes apart.
+std::string directory_channel(int db) { return "lnr_directory:" + std::to_string(db); }
 const char kSep = '\x1f';
 
 std::string topic_addr_key(const std::string& t) { return "lnr_topic:" + t + ":addr"; }
@@ -69,7 +70,7 @@ Status corrupt(const std::string& key) {
 
 class RedisStore final : public Store {
  public:
-  explicit RedisStore(RedisEndpoint ep) : conn_(std::move(ep)) {}
+  explicit RedisStore(RedisEndpoint ep) : channel_(directory_channel(ep.db)), conn_(std::move(ep)) {}
 
   Status ping() override {
     Status s = conn_.connect();
@@ -80,7 +81,7 @@ class RedisStore final : public Store {
                           const std::string& unique_name, DirectoryEvent::Kind why) override {
     const char* kind = why == DirectoryEvent::subscribe ? "subscribe" : "join";
     return conn_.pipeline({{"HSET", topic_addr_key(topic), addr, unique_name},
-                           {"PUBLISH", kDirectoryChannel, event(kind, topic, addr)}},
+                           {"PUBLISH", channel_, event(kind, topic, addr)}},
                           nullptr);
   }
 
@@ -88,7 +89,7 @@ class RedisStore final : public Store {
                             DirectoryEvent::Kind why) override {
     const char* kind = why == DirectoryEvent::unsubscribe ? "unsubscribe" : "leave";
     return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
-                           {"PUBLISH", kDirectoryChannel, event(kind, topic, addr)}},
+                           {"PUBLISH", channel_, event(kind, topic, addr)}},
                           nullptr);
   }
 
@@ -168,7 +169,7 @@ class RedisStore final : public Store {
   }
 
   Status connection_keys_of_sender(const std::string& u, const std::string& s,
-                                   std::vector<int32_t>* out) override {
+                                   std::vector<std::pair<std::string, int32_t>>* out) override {
     // SCAN, never KEYS: it does not block Redis for other clients on a big keyspace.
     std::string prefix = "lnr_connection:" + u + ":" + s + ":";
     std::string pattern = glob_escape(prefix) + "*:key";
@@ -194,7 +195,7 @@ class RedisStore final : public Store {
       int32_t ck = 0;
       if (r->type == REDIS_REPLY_NIL) continue;
       if (!parse_i32(r.get(), &ck)) return corrupt(name);
-      out->push_back(ck);
+      out->emplace_back(name.substr(prefix.size(), name.size() - prefix.size() - 4), ck);
     }
     return Status();
   }
@@ -257,7 +258,7 @@ class RedisStore final : public Store {
   Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) override {
     Status s;
     if (!subscribed_) {
-      s = conn_.subscribe(kDirectoryChannel);
+      s = conn_.subscribe(channel_);
       if (!s) return s;
       subscribed_ = true;
     }
@@ -321,6 +322,7 @@ class RedisStore final : public Store {
     return parse_i32(r.get(), value) ? s : corrupt(key);
   }
 
+  std::string channel_;
   RedisConn conn_;
   bool subscribed_ = false;
 };

@@ -47,6 +47,8 @@ struct Sender::Channel {
   // Guarded by Sender::mu_.
   std::string addr;
   std::set<std::string> topics;
+  std::set<std::string> forgotten;  // unsubscribed: a send racing the directory must not re-add
+  std::string last_topic;           // cheap check before touching `topics` on every send
   std::string first_topic;
   uint64_t last_number = 0;  // last number_mess handed out
   bool busy_reported = false;  // a busy event went out; a writable one follows when there is room
@@ -75,7 +77,7 @@ struct Sender::Channel {
   uint64_t store_total = 0;               // offline-queue length at connect
   uint64_t store_read = 0;                // head elements read so far
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
-  Clock::time_point next_ack_poll{};
+  Clock::time_point last_ack_poll{};
 };
 
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
@@ -153,6 +155,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
       by_addr_.erase(ch->addr);
       ch->addr = addr;
       ch->readdress = true;
+      ch->unreachable = false;  // a new address deserves a fresh try
     } else {
       auto fresh = std::make_unique<Channel>();
       ch = fresh.get();
@@ -178,6 +181,13 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
   }
   if (wake) waker_.wake();
   return Status();
+}
+
+std::string Sender::address_of(const std::string& listener_unique) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& kv : channels_)
+    if (kv.second->listener_unique == listener_unique) return kv.second->addr;
+  return std::string();
 }
 
 bool Sender::has_channel(const std::string& addr) const {
@@ -208,7 +218,10 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   auto it = by_addr_.find(addr);
   if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
   Channel* ch = it->second;
-  ch->topics.insert(topic);
+  if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
+    ch->topics.insert(topic);
+    ch->last_topic = topic;
+  }
   size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
   size_t count_cap = queue_count_cap();
   if (ch->held_count.load() > 0 &&
@@ -220,7 +233,10 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     bool first = !ch->busy_reported;
     ch->busy_reported = true;
     lock.unlock();
-    if (first) emit(StatusKind::busy, ch, busy.message);
+    if (first) {
+      waker_.wake();  // the loop polls acks sooner under pressure
+      emit(StatusKind::busy, ch, busy.message);
+    }
     return busy;
   }
   if (ch->unreachable && !at_least_once) {
@@ -246,15 +262,24 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   ch->held_bytes += cost;
   ch->held_count += 1;
   ch->incoming.push_back(std::move(m));
-  bool wake = false;
   if (!ch->dirty) {
     ch->dirty = true;
     dirty_.push_back(ch);
-    wake = dirty_.size() == 1;
   }
   lock.unlock();
-  if (wake) waker_.wake();
+  // A running sender thread finds the message on its next pass: only a parked one needs the
+  // (comparatively costly) eventfd write. See the matching check in loop().
+  if (parked_.load()) waker_.wake();
   return Status();
+}
+
+// Acks are polled about once a second, as liner_broker does; sooner while a queue is a quarter
+// full, so that at-least-once traffic is not throttled by the poll period.
+Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
+  size_t count_cap = queue_count_cap();
+  bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4 ||
+                  (count_cap && ch->held_count.load() > count_cap / 4);
+  return ch->last_ack_poll + (pressure ? kAckPollUnderPressure : kAckPoll);
 }
 
 size_t Sender::queue_bytes_cap() const {
@@ -304,15 +329,19 @@ std::vector<std::string> Sender::channel_addresses(const std::string& topic) con
 void Sender::forget_topic(const std::string& topic, const std::string& addr) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_addr_.find(addr);
-  if (it != by_addr_.end()) it->second->topics.erase(topic);
+  if (it == by_addr_.end()) return;
+  it->second->topics.erase(topic);
+  it->second->forgotten.insert(topic);
+  it->second->last_topic.clear();
 }
 
-void Sender::peer_announced(const std::string& addr) {
+void Sender::peer_announced(const std::string& addr, const std::string& topic) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_addr_.find(addr);
     if (it == by_addr_.end()) return;
     Channel* ch = it->second;
+    ch->forgotten.erase(topic);  // it serves the topic again
     ch->announced = true;
     if (!ch->dirty) {
       ch->dirty = true;
@@ -382,8 +411,19 @@ void Sender::take_incoming(Channel* ch) {
     for (auto& m : taken) ch->pending.push_back(std::move(m));
   }
   if (readdress) {
-    on_failure(ch, "peer moved to " + ch->addr);
-    ch->deadline = Clock::now();
+    // The listener came back on another address: reconnect there at once. Nothing is dropped;
+    // what was written but not acknowledged goes out again (the listener deduplicates).
+    close_socket(ch);
+    ch->write_offset = 0;
+    ch->backlog.clear();
+    ch->store_head.clear();
+    ch->store_read = ch->store_total = 0;
+    while (!ch->unacked.empty()) {
+      ch->pending.push_front(std::move(ch->unacked.back()));
+      ch->unacked.pop_back();
+    }
+    ch->state = State::idle;
+    ch->backoff_ms = 0;
   }
   if (announced && ch->state == State::backoff) ch->deadline = Clock::now();
   switch (ch->state) {
@@ -435,13 +475,16 @@ void Sender::on_connected(Channel* ch) {
     ch->store_total = length;
     ch->store_may_have_backlog = length > 0;
   }
-  ch->last_written = std::max(ch->last_written, ch->acked);
+  // A new connection starts from what the listener acknowledged: anything written after that
+  // may not have been read before the old connection died, so it goes out again (the listener
+  // drops what it already has).
+  ch->last_written = ch->acked;
   ch->store_read = 0;
   ch->store_head.clear();
   ch->backlog.clear();
   ch->state = State::connected;
   ch->backoff_ms = 0;
-  ch->next_ack_poll = Clock::now() + kAckPoll;
+  ch->last_ack_poll = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ch->unreachable = false;
@@ -656,14 +699,20 @@ void Sender::loop() {
         Clock::time_point next{};
         if (ch->state == State::connecting || ch->state == State::backoff) next = ch->deadline;
         else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()))
-          next = ch->next_ack_poll;
+          next = next_ack_poll(ch);
         else continue;
         auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
         timeout_ms = int(std::max<long long>(0, std::min<long long>(timeout_ms, ms + 1)));
       }
     }
     if (stopping_) break;
+    parked_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!dirty_.empty()) timeout_ms = 0;  // queued while we were busy: no wake-up came
+    }
     int n = epoll_wait(epfd_, events, 64, timeout_ms);
+    parked_ = false;
     if (stopping_) break;
     for (int i = 0; i < n; ++i) {
       Channel* ch = static_cast<Channel*>(events[i].data.ptr);
@@ -714,12 +763,17 @@ void Sender::loop() {
       if (ch->state == State::connecting && now >= ch->deadline) {
         on_failure(ch, "connect timed out");
       } else if (ch->state == State::backoff && now >= ch->deadline) {
-        if (has_work(ch)) start_connect(ch);
-        else ch->state = State::idle;
-      } else if (ch->state == State::connected && now >= ch->next_ack_poll) {
-        bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4;
-        if (!ch->unacked.empty() || !ch->store_head.empty()) poll_acks(ch);
-        ch->next_ack_poll = now + (pressure ? kAckPollUnderPressure : kAckPoll);
+        if (has_work(ch)) {
+          start_connect(ch);
+        } else {
+          ch->state = State::idle;  // the next send tries again
+          std::lock_guard<std::mutex> lock(mu_);
+          ch->unreachable = false;
+        }
+      } else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()) &&
+                 now >= next_ack_poll(ch)) {
+        poll_acks(ch);
+        ch->last_ack_poll = now;
       }
     }
   }
@@ -765,7 +819,10 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     }
   }
   // 2. Wait until listeners acknowledged what was written, so that a restart of this sender
-  //    never reuses a number a listener already delivered (liner_broker 1.3.1 could).
+  //    never reuses a number a listener already delivered (liner_broker 1.3.1 could). Closing
+  //    our write side first makes a liner listener write its acks at once.
+  for (Channel* ch : all)
+    if (ch->state == State::connected && ch->fd >= 0) ::shutdown(ch->fd, SHUT_WR);
   auto ack_deadline = std::max(deadline, Clock::now() + milliseconds(1500));
   for (;;) {
     bool waiting = false;

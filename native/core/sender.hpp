@@ -73,6 +73,8 @@ class Sender {
   Status open_channel(Store& store, const std::string& addr, const std::string& listener_unique,
                       const std::string& topic);
   bool has_channel(const std::string& addr) const;
+  // Address of the channel to that listener ("" if none).
+  std::string address_of(const std::string& listener_unique) const;
   // Queues one message; Err::busy when the peer's queue is full.
   // `topic` is remembered for the channel, so at-least-once sends to it keep working while
   // the peer is offline.
@@ -84,7 +86,7 @@ class Sender {
   std::vector<std::string> channel_addresses(const std::string& topic) const;
   void forget_topic(const std::string& topic, const std::string& addr);
   // A peer (re)registered `addr`: retry a connection in back-off right away.
-  void peer_announced(const std::string& addr);
+  void peer_announced(const std::string& addr, const std::string& topic);
 
   SenderStats stats() const;
   std::vector<ChannelInfo> channels() const;
@@ -98,6 +100,7 @@ class Sender {
   };
   enum class State { idle, connecting, connected, backoff };
   struct Channel;
+  using Clock = std::chrono::steady_clock;
 
   void loop();
   void take_incoming(Channel* ch);
@@ -115,6 +118,7 @@ class Sender {
   void drain_and_close(std::chrono::steady_clock::time_point deadline);
   void emit(StatusKind kind, const Channel* ch, const std::string& message) const;
   size_t queue_bytes_cap() const;
+  Clock::time_point next_ack_poll(const Channel* ch) const;
   size_t queue_count_cap() const;
 
   SenderOptions opt_;
@@ -123,6 +127,7 @@ class Sender {
   int epfd_ = -1;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> parked_{false};  // the thread sleeps in epoll_wait: enqueue must wake it
   long long stop_deadline_ms_ = 0;  // drain budget handed to the thread by stop()
 
   mutable std::mutex mu_;  // channel maps, incoming queues, dirty list, flags

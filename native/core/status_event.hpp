@@ -30,10 +30,30 @@ struct StatusEvent {
 
 using StatusHandler = std::function<void(const StatusEvent&)>;
 
+// The client whose user callback (receive or status) runs on this thread right now, if any:
+// such a thread must not stop that client, since stopping joins the thread itself.
+inline const void*& callback_owner() {
+  static thread_local const void* owner = nullptr;
+  return owner;
+}
+
+// Marks the current thread as running a user callback of `owner` for the guard's lifetime.
+class CallbackScope {
+ public:
+  explicit CallbackScope(const void* owner) : saved_(callback_owner()) { callback_owner() = owner; }
+  ~CallbackScope() { callback_owner() = saved_; }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+
+ private:
+  const void* saved_;
+};
+
 // Holds the current handler; emit() may run on any thread and never holds a lock while the
 // handler runs, so the handler may call back into the client.
 class StatusSink {
  public:
+  explicit StatusSink(const void* owner) : owner_(owner) {}
   void set(StatusHandler handler) {
     std::lock_guard<std::mutex> lock(mu_);
     handler_ = handler ? std::make_shared<StatusHandler>(std::move(handler)) : nullptr;
@@ -44,10 +64,13 @@ class StatusSink {
       std::lock_guard<std::mutex> lock(mu_);
       h = handler_;
     }
-    if (h) (*h)(StatusEvent{kind, std::move(topic), std::move(peer), std::move(message)});
+    if (!h) return;
+    CallbackScope scope(owner_);
+    (*h)(StatusEvent{kind, std::move(topic), std::move(peer), std::move(message)});
   }
 
  private:
+  const void* owner_;
   mutable std::mutex mu_;
   std::shared_ptr<StatusHandler> handler_;
 };

@@ -59,11 +59,11 @@ class Store {
                                           const std::string& listener_topic) = 0;
   virtual Status listeners_of_sender(const std::string& sender_unique, const std::string& sender_topic,
                                      std::vector<std::pair<std::string, std::string>>* out) = 0;
-  // Connection keys of every channel this sender ever opened (found by key name, so also
-  // those whose listener left the directory).
+  // Every channel this sender ever opened, as (listener unique name, connection key), found by
+  // key name, so also those whose listener left the directory.
   virtual Status connection_keys_of_sender(const std::string& sender_unique,
                                            const std::string& sender_topic,
-                                           std::vector<int32_t>* out) = 0;
+                                           std::vector<std::pair<std::string, int32_t>>* out) = 0;
   virtual Status delete_listeners_of_sender(const std::string& sender_unique,
                                             const std::string& sender_topic) = 0;
 
