@@ -3,8 +3,8 @@
 liner peers find each other through Redis (topic -> TCP address) and exchange messages over plain
 TCP; Redis also keeps the offline queue of at-least-once messages. There is no broker process.
 This module loads the C library ``libliner_broker`` with ctypes and offers the Python API of
-liner_broker 1.3.1 (``loadLib``, ``Client``), plus error codes, ``version()`` and a few
-introspection methods.
+liner_broker 1.4 (``loadLib``, ``Client`` and its 1.4 additions: status events, error codes,
+``stop``, limits, introspection), plus liner's ``stats()`` and ``SENDER_WRITABLE`` event.
 
 Quick start::
 
@@ -26,6 +26,15 @@ Threads
   ``subscribe`` and ``unsubscribe`` (on any client), but must not ``close`` its own client.
 - An exception raised by the callback is printed to stderr with its traceback; delivery goes on
   and the message still counts as delivered.
+- The status callback (``Client.set_status_callback``) runs on the client's background threads
+  (sender, delivery, directory watch) and, for ``SENDER_BUSY``, on the thread whose ``send_to``
+  found the queue full; it may run at the same time as the receive callback. It may call
+  ``send_to``, ``send_all``, ``subscribe`` and ``unsubscribe``, must return quickly (it holds up
+  that thread) and must not ``stop`` or ``close`` its own client.
+- The log callback (``set_log_callback``) is process-wide, may run on any thread (one call at a
+  time) and must not call into liner.
+- Exceptions raised by status and log callbacks are printed to stderr too; they are never fatal.
+- A callback that blocks holds up the liner thread that runs it (callbacks take the GIL).
 
 Errors
 ------
@@ -47,6 +56,12 @@ __all__ = [
     "OK", "ERR_NOT_RUNNING", "ERR_ALREADY_RUNNING", "ERR_SELF_TOPIC", "ERR_INTERNAL_TOPIC",
     "ERR_NO_ADDR", "ERR_BIND", "ERR_STORE", "ERR_INVALID_ARG", "ERR_CLEAR_WHILE_RUNNING",
     "ERR_STARTUP", "ERR_BUSY",
+    "PEER_CONNECTED", "PEER_DISCONNECTED", "PEER_SUBSCRIBED", "PEER_UNSUBSCRIBED",
+    "SENDER_ROUTE_LOST", "SENDER_STORE_ERROR", "SENDER_SEND_ERROR", "LISTENER_STORE_ERROR",
+    "SENDER_BUSY", "SENDER_WRITABLE",
+    "set_log_callback", "set_max_message_size", "get_max_message_size",
+    "set_compress_threshold", "get_compress_threshold", "set_max_send_queue",
+    "get_max_send_queue", "set_max_send_queue_bytes", "get_max_send_queue_bytes",
 ]
 
 # Error codes: the LNR_* values of include/liner.h.
@@ -62,6 +77,19 @@ ERR_INVALID_ARG = 8          #: None / empty / invalid UTF-8 / oversize argument
 ERR_CLEAR_WHILE_RUNNING = 9  #: clear_* needs a client that is not running
 ERR_STARTUP = 10             #: the client could not start its threads or listener
 ERR_BUSY = 11                #: a per-peer send queue is full: retry later
+
+# Status event kinds: the LNR_* kinds of include/liner.h, as liner_broker 1.4 numbers them.
+# "Topics the client uses" are those it sent to, refreshed, subscribed to or owns.
+PEER_CONNECTED = 1        #: a peer joined a topic the client uses, or a connection opened
+PEER_DISCONNECTED = 2     #: a peer left such a topic, or its connection ended
+PEER_SUBSCRIBED = 3       #: a peer subscribed to a topic the client uses
+PEER_UNSUBSCRIBED = 4     #: a peer unsubscribed from a topic the client uses
+SENDER_ROUTE_LOST = 5     #: connect failed, or a connection closed with messages in flight
+SENDER_STORE_ERROR = 6    #: the sender could not read or write Redis
+SENDER_SEND_ERROR = 7     #: a write to a peer failed
+LISTENER_STORE_ERROR = 8  #: the listener could not read or write Redis
+SENDER_BUSY = 9           #: a peer's send queue is full (sends fail with ERR_BUSY)
+SENDER_WRITABLE = 10      #: liner: that queue has room again
 
 _LIB_BASENAME = "liner_broker"
 
@@ -88,8 +116,28 @@ class LinerError(Exception):
 _RECEIVE_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
                                ctypes.c_size_t, ctypes.c_void_p)
 
+# Status, log, directory-row and offline-queue callbacks of include/liner.h.
+_STATUS_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                              ctypes.c_void_p)
+_LOG_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+_ADDR_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+_PENDING_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                               ctypes.c_longlong, ctypes.c_void_p)
+
+
+class _Stats(ctypes.Structure):
+    """lnr_stats_t."""
+    _fields_ = [("size", ctypes.c_size_t)] + [(name, ctypes.c_ulonglong) for name in (
+        "messages_sent", "bytes_sent", "messages_delivered", "bytes_delivered", "duplicates",
+        "persisted", "reloaded", "dropped", "reconnects", "send_queue_messages",
+        "send_queue_bytes", "receive_queue_bytes")]
+
+
+_STATS_FIELDS = tuple(name for name, _ in _Stats._fields_[1:])
+
 lib_ = None            # the loaded ctypes.CDLL, None until loadLib()
 _lib_lock = threading.Lock()
+_log_cb = None         # the ctypes object of the current log callback, kept alive while set
 
 
 def _candidate_paths():
@@ -137,6 +185,27 @@ def _bind(lib):
         "lnr_last_create_error": (c_char_p, []),
         "lnr_last_create_error_code": (c_int, []),
         "lnr_bound_listen_addr": (c_char_p, [hclient]),
+        # liner_broker 1.4 extensions. Callback parameters that may be NULL are void pointers
+        # (a CFUNCTYPE object is passed cast, None as NULL).
+        "lnr_stop": (c_int, [hclient]),
+        "lnr_is_running": (c_int, [hclient]),
+        "lnr_set_status_cb": (c_int, [hclient, c_void_p, c_void_p]),
+        "lnr_set_log_cb": (c_int, [c_void_p, c_void_p]),
+        "lnr_list_addresses": (c_int, [hclient, c_char_p, _ADDR_CB, c_void_p]),
+        "lnr_pending_count": (ctypes.c_longlong, [hclient]),
+        "lnr_pending_by_peer": (c_int, [hclient, _PENDING_CB, c_void_p]),
+        "lnr_set_max_message_size": (c_int, [c_size_t]),
+        "lnr_get_max_message_size": (c_size_t, []),
+        "lnr_set_compress_threshold": (c_int, [c_size_t]),
+        "lnr_get_compress_threshold": (c_size_t, []),
+        "lnr_set_max_send_queue": (c_int, [c_size_t]),
+        "lnr_get_max_send_queue": (c_size_t, []),
+        "lnr_set_max_send_queue_bytes": (c_int, [c_size_t]),
+        "lnr_get_max_send_queue_bytes": (c_size_t, []),
+        "lnr_set_advertise_addr": (c_int, [hclient, c_char_p]),
+        "lnr_advertise_addr": (c_char_p, [hclient]),
+        "lnr_published_addr": (c_char_p, [hclient]),
+        "lnr_stats": (c_int, [hclient, ctypes.POINTER(_Stats)]),
     }
     required = {"lnr_new_client_redis", "lnr_run", "lnr_send_to", "lnr_send_all", "lnr_subscribe",
                 "lnr_unsubscribe", "lnr_refresh_address_topic", "lnr_clear_stored_messages",
@@ -214,6 +283,125 @@ def _lib():
     if lib is None:
         raise LinerError(ERR_STARTUP, "lib not load")
     return lib
+
+
+def _fn(lib, name):
+    """The C function `name`, or LinerError when the loaded library predates it (1.3.1)."""
+    fn = getattr(lib, name, None)
+    if fn is None:
+        raise LinerError(ERR_INVALID_ARG, "%s is not in this library (liner_broker < 1.4?)" % name)
+    return fn
+
+
+def _report_callback_exception(what):
+    """Prints the exception being handled; a callback must never unwind into C."""
+    try:
+        sys.stderr.write("liner: exception in %s callback (ignored):\n" % what)
+        traceback.print_exc()
+    except BaseException:  # noqa: B902 - even a broken stderr must not reach C
+        pass
+
+
+# ---- process-wide settings ------------------------------------------------------------------
+
+def set_log_callback(fn):
+    """Sends liner's log lines to ``fn(line: str)`` instead of stderr; ``None`` restores stderr.
+
+    Process-wide: it applies to every client, and to the lines of client creation. Each line is
+    one event without a trailing newline, prefixed ``"liner: "``.
+
+    Thread: ``fn`` may run on any thread (API threads and the clients' background threads), one
+    call at a time. It must not call into liner (the library holds its log lock meanwhile).
+    Exceptions it raises are printed to stderr and ignored.
+
+    Returns:
+        True.
+
+    Raises:
+        LinerError: the library is not loaded.
+        TypeError: ``fn`` is neither callable nor None.
+    """
+    global _log_cb
+    lib = _lib()
+    if fn is not None and not callable(fn):
+        raise TypeError("fn must be callable or None")
+    set_cb = _fn(lib, "lnr_set_log_cb")
+    if fn is None:
+        new = None
+        ok = set_cb(None, None)
+    else:
+        def trampoline(line, _udata):
+            try:
+                fn(_text(line))
+            except BaseException:  # noqa: B902
+                _report_callback_exception("log")
+        new = _LOG_CB(trampoline)
+        ok = set_cb(ctypes.cast(new, ctypes.c_void_p), None)
+    # The library takes its log lock to switch sinks, and holds it while a sink runs: once the
+    # call returns, the previous callback is not running any more and may be released.
+    _log_cb = new
+    return ok != 0
+
+
+def _size_arg(value, name):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, got %s" % (name, type(value).__name__))
+    return value
+
+
+def set_max_message_size(nbytes):
+    """Sets the largest payload, in bytes, that ``send_to``/``send_all`` accept (larger ones are
+    refused with ``ERR_INVALID_ARG``) and that a listener reads (a larger frame closes the
+    sender's connection). Process-wide; listeners apply it from their next ``run``.
+
+    Returns:
+        True, or False for 0, a negative value or more than the default (1 GiB - 21 bytes).
+    """
+    n = _size_arg(nbytes, "nbytes")
+    return n > 0 and _fn(_lib(), "lnr_set_max_message_size")(n) != 0
+
+
+def get_max_message_size():
+    """The process-wide maximum payload size in bytes (default 1 GiB - 21 = 1073741803)."""
+    return int(_fn(_lib(), "lnr_get_max_message_size")())
+
+
+def set_compress_threshold(nbytes):
+    """Payloads strictly larger than ``nbytes`` are zstd-compressed on the wire (default 1 MiB).
+    Process-wide, read at every send. Returns False for 0 or a negative value."""
+    n = _size_arg(nbytes, "nbytes")
+    return n > 0 and _fn(_lib(), "lnr_set_compress_threshold")(n) != 0
+
+
+def get_compress_threshold():
+    """The process-wide compression threshold in bytes."""
+    return int(_fn(_lib(), "lnr_get_compress_threshold")())
+
+
+def set_max_send_queue(messages):
+    """Messages per peer held in RAM (queued, or written and awaiting acknowledgement) before
+    sends to that peer fail with ``ERR_BUSY``; 0 (the default) means no count limit.
+    Process-wide, read at every send. Returns False for a negative value."""
+    n = _size_arg(messages, "messages")
+    return n >= 0 and _fn(_lib(), "lnr_set_max_send_queue")(n) != 0
+
+
+def get_max_send_queue():
+    """The process-wide per-peer message limit (0: none)."""
+    return int(_fn(_lib(), "lnr_get_max_send_queue")())
+
+
+def set_max_send_queue_bytes(nbytes):
+    """liner: bytes per peer held in RAM before sends fail with ``ERR_BUSY`` (default 64 MiB;
+    always enforced). Process-wide, read at every send. Returns False for 0 or a negative
+    value."""
+    n = _size_arg(nbytes, "nbytes")
+    return n > 0 and _fn(_lib(), "lnr_set_max_send_queue_bytes")(n) != 0
+
+
+def get_max_send_queue_bytes():
+    """The process-wide per-peer byte limit."""
+    return int(_fn(_lib(), "lnr_get_max_send_queue_bytes")())
 
 
 def _name_arg(value):
@@ -300,6 +488,12 @@ def _close_live_clients():
             client.close()
         except Exception:
             pass
+    # Log lines written after this point (none are expected) go to stderr, not to Python.
+    if _log_cb is not None and lib_ is not None:
+        try:
+            set_log_callback(None)
+        except Exception:
+            pass
 
 
 class Client:
@@ -335,6 +529,10 @@ class Client:
     def _init(self, uniqName, topic, localhost, store, constructor, *extra):
         self.hClient_ = None
         self.recvCBack_ = None
+        # Every ctypes callback handed to the library for this client stays referenced as long
+        # as the client object lives: after a callback is replaced, a background thread may
+        # still be inside the old one.
+        self._callbacks = []
         self._closed_error = None
         self._unique_name = uniqName if isinstance(uniqName, str) else _text(uniqName)
         lib = _lib()
@@ -416,11 +614,33 @@ class Client:
         h = self._handle()
         if not h:
             return False
-        if self.recvCBack_ is None:
+        if self.recvCBack_ is None or not self.is_running():
+            # A stopped client takes the callback given now. If the client is already running
+            # the library keeps its callback, whose ctypes object stays in self._callbacks.
             self.recvCBack_ = _RECEIVE_CB(_make_trampoline(receive_cback))
-        # If the client is already running the library keeps its first callback, so the ctypes
-        # object made for it stays referenced here for the client's lifetime.
+            self._callbacks.append(self.recvCBack_)
         return self._lib.lnr_run(h, self.recvCBack_, None) != 0
+
+    def stop(self):
+        """Stops a running client without closing it: removes its addresses from the directory,
+        sends what is queued (up to about 2 s), waits for acknowledgements, stores
+        unacknowledged at-least-once messages in Redis, writes its own acknowledgements and
+        joins its threads. Afterwards ``clear_*`` are allowed and ``run`` starts it again (with
+        the same or another callback); at-least-once traffic resumes where it stopped.
+
+        Returns:
+            True, also on a client that is not running. False after ``close``, or when called
+            from this client's own receive callback (``ERR_INVALID_ARG``).
+
+        Thread: any thread except this client's receive, status or log callbacks.
+        """
+        h = self._handle()
+        return bool(h) and _fn(self._lib, "lnr_stop")(h) != 0
+
+    def is_running(self):
+        """True between a successful ``run`` and ``stop``/``close``."""
+        h = self._handle()
+        return bool(h) and _fn(self._lib, "lnr_is_running")(h) != 0
 
     def close(self):
         """Stops and frees the client: removes its addresses from the directory, sends what is
@@ -520,6 +740,47 @@ class Client:
         h = self._handle()
         return bool(h) and self._lib.lnr_clear_addresses_of_topic(h) != 0
 
+    # ---- status events ---------------------------------------------------------------------
+
+    def set_status_callback(self, fn):
+        """Sets (or with ``None`` clears) the status callback: ``fn(kind, topic, peer, message)``.
+
+        Args:
+            fn: called with ``kind``, one of ``PEER_CONNECTED`` .. ``SENDER_BUSY`` (1..9) or
+                ``SENDER_WRITABLE`` (10); ``topic``, the topic concerned ("" if none; for the
+                listener side, the sender's source topic); ``peer``, the peer's address ("" when
+                unknown, e.g. a sender seen by a listener); ``message``, short free text. All
+                ``str``. Peer events concern only topics this client uses: those it sent to,
+                refreshed, subscribed to or owns.
+
+        Returns:
+            True; False after ``close``. Allowed at any time, before or after ``run``.
+
+        Thread: ``fn`` runs on the client's background threads (sender, delivery, directory
+        watch), possibly at the same time as the receive callback, and for ``SENDER_BUSY`` on
+        the thread that called ``send_to``. It may send and subscribe, must return quickly and
+        must not ``stop`` or ``close`` this client. Exceptions are printed to stderr and
+        ignored. A callback replaced or cleared may still be running on another thread when
+        this returns; it is never called after that call completes.
+        """
+        if fn is not None and not callable(fn):
+            raise TypeError("fn must be callable or None")
+        h = self._handle()
+        if not h:
+            return False
+        set_cb = _fn(self._lib, "lnr_set_status_cb")
+        if fn is None:
+            return set_cb(h, None, None) != 0
+
+        def trampoline(kind, topic, peer, message, _udata):
+            try:
+                fn(int(kind), _text(topic), _text(peer), _text(message))
+            except BaseException:  # noqa: B902
+                _report_callback_exception("status")
+        cb = _STATUS_CB(trampoline)
+        self._callbacks.append(cb)
+        return set_cb(h, ctypes.cast(cb, ctypes.c_void_p), None) != 0
+
     # ---- introspection ---------------------------------------------------------------------
 
     def unique_name(self):
@@ -528,13 +789,111 @@ class Client:
 
     def bound_listen_addr(self):
         """The address the listener is bound to, e.g. ``"127.0.0.1:40123"`` (str); None before
-        the first successful ``run`` and after ``close``."""
+        the first successful ``run`` and after ``close``. Kept after ``stop``."""
+        return self._address("lnr_bound_listen_addr")
+
+    def advertise_addr(self):
+        """The advertise address set with ``set_advertise_addr`` (str, as given), or None."""
+        return self._address("lnr_advertise_addr")
+
+    def published_addr(self):
+        """The address registered in the directory while running, e.g. ``"127.0.0.1:40123"``:
+        the advertise address (its port 0 replaced by the bound port) or else the bound one.
+        None when not running."""
+        return self._address("lnr_published_addr")
+
+    def _address(self, name):
         h = self.hClient_
-        fn = getattr(self._lib, "lnr_bound_listen_addr", None)
+        fn = getattr(self._lib, name, None)
         if not h or fn is None:
             return None
         addr = fn(h)
         return addr.decode("utf-8", "replace") if addr else None
+
+    def set_advertise_addr(self, addr):
+        """Sets the address registered in the directory instead of the bound one, e.g. when
+        listening on ``"0.0.0.0:0"`` or behind NAT.
+
+        Args:
+            addr: a literal ``"ip:port"`` or ``"[v6]:port"`` (no host names); port 0 stands for
+                the bound port. None or "" clears it.
+
+        Returns:
+            True. False with ``ERR_ALREADY_RUNNING`` while running (set it before ``run``, or
+            after ``stop``), ``ERR_INVALID_ARG`` when it is not a literal address.
+        """
+        h = self._handle()
+        return bool(h) and _fn(self._lib, "lnr_set_advertise_addr")(h, _name_arg(addr)) != 0
+
+    def list_addresses(self, topic):
+        """The directory of ``topic``: ``[(addr, unique_name)]``, one row per peer serving it
+        (its source owners and subscribers), ``[]`` if nobody does. Also refreshes the client's
+        address cache for it. Works whether or not the client runs.
+
+        Returns:
+            the list, or None on error (``ERR_INVALID_ARG``, ``ERR_STORE``; see
+            ``last_error_code()``).
+        """
+        h = self._handle()
+        if not h:
+            return None
+        rows = []
+
+        def on_row(addr, unique_name, _udata):
+            try:
+                rows.append((_text(addr), _text(unique_name)))
+            except BaseException:  # noqa: B902
+                _report_callback_exception("list_addresses")
+        ok = _fn(self._lib, "lnr_list_addresses")(h, _name_arg(topic), _ADDR_CB(on_row), None)
+        return rows if ok else None
+
+    def pending_count(self):
+        """Messages waiting in this sender's offline queues in Redis, all peers together (int),
+        or -1 on error (``ERR_STORE``; see ``last_error_code()``). Messages still held in RAM
+        are not counted: see ``stats()``."""
+        h = self._handle()
+        if not h:
+            return -1
+        return int(_fn(self._lib, "lnr_pending_count")(h))
+
+    def pending_by_peer(self):
+        """This sender's offline queues: ``[(addr, topic, unique_name, count)]``, one per peer
+        it has a queue for (``count`` may be 0), or None on error."""
+        h = self._handle()
+        if not h:
+            return None
+        rows = []
+
+        def on_queue(addr, topic, unique_name, count, _udata):
+            try:
+                rows.append((_text(addr), _text(topic), _text(unique_name), int(count)))
+            except BaseException:  # noqa: B902
+                _report_callback_exception("pending_by_peer")
+        ok = _fn(self._lib, "lnr_pending_by_peer")(h, _PENDING_CB(on_queue), None)
+        return rows if ok else None
+
+    def stats(self):
+        """liner: counters of this client since its creation, across ``stop``/``run``, as a dict
+        of ints: ``messages_sent`` / ``bytes_sent`` (frames written to peers, bytes including
+        the frame headers), ``messages_delivered`` / ``bytes_delivered`` (passed to the receive
+        callback), ``duplicates`` (received again and dropped), ``persisted`` (stored in offline
+        queues), ``reloaded`` (read back from them), ``dropped`` (best-effort messages to
+        unreachable peers), ``reconnects`` (connections to peers that broke), and the current
+        depths ``send_queue_messages``, ``send_queue_bytes`` (held in RAM: queued or awaiting
+        acknowledgement) and ``receive_queue_bytes``. A delivery is counted once the receive
+        callback returned.
+
+        Returns:
+            the dict, or None after ``close``.
+        """
+        h = self._handle()
+        if not h:
+            return None
+        out = _Stats()
+        out.size = ctypes.sizeof(_Stats)
+        if not _fn(self._lib, "lnr_stats")(h, ctypes.byref(out)):
+            return None
+        return {name: int(getattr(out, name)) for name in _STATS_FIELDS}
 
     def last_error_code(self):
         """Code of the last call on this client made from this thread: ``OK`` or an ``ERR_*``
