@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian: installs the system packages liner needs (only those missing),
-# pytest (only if it is missing), then configures and builds. When everything is already there it
-# costs a few dpkg look-ups and a no-op ninja run.
+# pytest (only if it is missing) and the npm dev dependencies (only if node_modules is missing or
+# older than package-lock.json), then builds the C library, the Node addon and the TypeScript.
+# When everything is already there it costs a few dpkg look-ups, a no-op ninja run, a checksum of
+# the addon's sources and a tsc run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -30,7 +32,8 @@ apt_install() {
 }
 
 missing=()
-for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config; do
+# make: node-gyp's generator for the Node addon.
+for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config make; do
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -46,3 +49,17 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
 fi
 
 "$root/scripts/build.sh"
+
+# The Node side: dev dependencies (node-gyp, prebuildify, typescript, vitest, koffi), the addon
+# (native/node/build.sh rebuilds it only when its sources changed) and dist/.
+node_headers=$(node -p "require('path').resolve(process.execPath, '..', '..', 'include', 'node')")
+if [ ! -f "$node_headers/node_api.h" ] && apt-cache show libnode-dev >/dev/null 2>&1; then
+  apt_install libnode-dev  # Debian's own nodejs keeps its headers there
+fi
+if [ ! -f "$root/node_modules/.package-lock.json" ] ||
+  [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+  echo "liner: installing npm dev dependencies"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+"$root/native/node/build.sh"
+(cd "$root" && node_modules/.bin/tsc -p tsconfig.json)

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Runs liner's test suites against ONE throwaway redis-server.
 #
-#   scripts/test.sh        every suite: C/C++ (ctest), Python (pytest test/python), interop
+#   scripts/test.sh        every suite: C/C++ (ctest), Python (pytest test/python), interop,
+#                          TypeScript (vitest test/ts)
 #   scripts/test.sh c      only ctest (unit tests and the C examples)
 #   scripts/test.sh py     only the pytest suites
+#   scripts/test.sh ts     only vitest
 #
 # Every selected suite runs even if an earlier one failed; the script ends with one line per suite
 # and exits non-zero if any of them failed. The suites find the server through
-# LINER_TEST_REDIS_URL (test/conftest.py and the C examples read it).
+# LINER_TEST_REDIS_URL (test/conftest.py, the C examples and test/ts/support read it; the vitest
+# files use databases 1..4 of that server, the other suites database 0).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 which=${1:-all}
 case "$which" in
-  all|c|py) ;;
-  *) echo "usage: $0 [all|c|py]" >&2; exit 2 ;;
+  all|c|py|ts) ;;
+  *) echo "usage: $0 [all|c|py|ts]" >&2; exit 2 ;;
 esac
 
 scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
@@ -56,7 +59,7 @@ run_pytest() {
   rm -f "$log"
 }
 
-if [ "$which" != py ]; then
+if [ "$which" = all ] || [ "$which" = c ]; then
   echo; echo "=== ctest: unit tests and C examples (build/)"
   log=$(mktemp)
   (cd build && ctest --output-on-failure --timeout 300) 2>&1 | tee "$log"
@@ -64,9 +67,28 @@ if [ "$which" != py ]; then
   rm -f "$log"
 fi
 
-if [ "$which" != c ]; then
+if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest python test/python
   run_pytest interop test/interop
+fi
+
+if [ "$which" = all ] || [ "$which" = ts ]; then
+  echo; echo "=== vitest: TypeScript API, C ABI through koffi, packaging (test/ts)"
+  log=$(mktemp)
+  # The test files against the public typings first (vitest does not type-check; the examples
+  # are compiled by test/ts/examples.test.ts).
+  node_modules/.bin/tsc -p tsconfig.test.json 2>&1 | tee "$log"
+  typecheck=${PIPESTATUS[0]}
+  node_modules/.bin/vitest run 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  # vitest's own summary: "Test Files  23 passed (23)" and "Tests  90 passed (90)".
+  detail=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +Tests +[0-9]' | tail -n 1 | sed 's/^ *//')
+  if [ "$typecheck" -ne 0 ]; then
+    status=$typecheck
+    detail="tsc -p tsconfig.test.json failed; $detail"
+  fi
+  record ts "$status" "$detail"
+  rm -f "$log"
 fi
 
 echo

@@ -1,0 +1,428 @@
+#include "node/client_wrap.hpp"
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "node/async_task.hpp"
+#include "node/errors.hpp"
+
+namespace liner_node {
+
+namespace {
+
+constexpr size_t kDefaultInFlightBytes = size_t(16) << 20;
+
+std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) throw_invalid(info.Env(), std::string(what) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::string string_option(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() && !required) return std::string();
+  if (!v.IsString()) throw_invalid(o.Env(), std::string("option ") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+size_t size_option(const Napi::Object& o, const char* key, size_t fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0) || d > 9007199254740991.0)
+    throw_invalid(o.Env(), std::string("option ") + key + " must be a non-negative integer");
+  return size_t(d);
+}
+
+// A topic name without a std::string allocation per send: the JS thread is the only caller.
+const std::string& topic_utf8(napi_env env, napi_value value) {
+  thread_local std::string buf;
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, nullptr, 0, &len) != napi_ok)
+    throw_invalid(Napi::Env(env), "topic must be a string");
+  buf.resize(len);
+  napi_get_value_string_utf8(env, value, &buf[0], len + 1, &len);
+  return buf;
+}
+
+size_t element_size(napi_typedarray_type kind) {
+  switch (kind) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;  // float64, bigint64, biguint64
+  }
+}
+
+// The thread-safe function's JS side: call onWake() with no arguments. An exception it throws
+// reaches process 'uncaughtException', as from any event handler.
+void call_on_wake(napi_env env, napi_value on_wake, void*, void*) {
+  if (!env || !on_wake) return;  // the environment is going away
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_call_function(env, undefined, on_wake, 0, nullptr, nullptr);
+}
+
+}  // namespace
+
+Napi::Function ClientWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeClient",
+                     {
+                         InstanceMethod<&ClientWrap::open>("open"),
+                         InstanceMethod<&ClientWrap::run>("run"),
+                         InstanceMethod<&ClientWrap::stop>("stop"),
+                         InstanceMethod<&ClientWrap::subscribe>("subscribe"),
+                         InstanceMethod<&ClientWrap::unsubscribe>("unsubscribe"),
+                         InstanceMethod<&ClientWrap::refresh>("refresh"),
+                         InstanceMethod<&ClientWrap::list_addresses>("listAddresses"),
+                         InstanceMethod<&ClientWrap::clear_stored_messages>("clearStoredMessages"),
+                         InstanceMethod<&ClientWrap::clear_addresses_of_topic>("clearAddressesOfTopic"),
+                         InstanceMethod<&ClientWrap::send_to>("sendTo"),
+                         InstanceMethod<&ClientWrap::send_all>("sendAll"),
+                         InstanceMethod<&ClientWrap::last_error>("lastError"),
+                         InstanceMethod<&ClientWrap::take>("take"),
+                         InstanceMethod<&ClientWrap::take_events>("takeEvents"),
+                         InstanceMethod<&ClientWrap::stats>("stats"),
+                         InstanceMethod<&ClientWrap::ref>("ref"),
+                         InstanceMethod<&ClientWrap::unref>("unref"),
+                         InstanceMethod<&ClientWrap::dispose>("dispose"),
+                     });
+}
+
+ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClientWrap>(info), env_(info.Env()) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw_invalid(info.Env(), "options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  options_.unique_name = string_option(o, "name", true);
+  options_.topic = string_option(o, "topic", true);
+  options_.localhost = string_option(o, "listen", true);
+  options_.store_url = string_option(o, "redis", true);
+  advertise_ = string_option(o, "advertise", false);
+  options_.max_message_size = size_option(o, "maxMessageSize", 0);
+  options_.compress_threshold = size_option(o, "compressThreshold", 0);
+  options_.max_send_queue_bytes = size_option(o, "maxSendQueueBytes", 0);
+  options_.max_send_queue_messages = size_option(o, "maxSendQueueMessages", 0);
+  options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", options_.max_receive_queue_bytes);
+  size_t in_flight = size_option(o, "maxInFlightBytes", kDefaultInFlightBytes);
+  auto wake = wake_;
+  inbox_ = std::make_shared<Inbox>(in_flight, [wake] {
+    if (napi_threadsafe_function f = wake->load(std::memory_order_acquire))
+      napi_call_threadsafe_function(f, nullptr, napi_tsfn_nonblocking);
+  });
+}
+
+ClientWrap::~ClientWrap() { abandon(false); }
+
+// ---- lifecycle -----------------------------------------------------------------------------
+
+Napi::Value ClientWrap::open(const Napi::CallbackInfo& info) {
+  auto core = core_;
+  auto options = options_;
+  auto advertise = advertise_;
+  return AsyncTask::start(Value(), "liner.open", [core, options, advertise] {
+    if (core->raw()) return liner::Status();
+    std::unique_ptr<liner::Client> client;
+    liner::Status s = liner::Client::create(options, &client);
+    if (s && !advertise.empty()) s = client->set_advertise_address(advertise);
+    if (s) core->adopt(std::move(client));
+    return s;
+  });
+}
+
+Napi::Value ClientWrap::run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) throw_invalid(env, "run needs the wake-up function");
+  auto client = core_->get();
+  if (!client) throw status_error(env, liner::Status(liner::Err::not_running, "client is not open"));
+  if (!wake_->load()) {
+    napi_threadsafe_function tsfn = nullptr;
+    napi_status st = napi_create_threadsafe_function(env, info[0], nullptr, Napi::String::New(env, "liner.delivery"),
+                                                     0, 1, nullptr, nullptr, nullptr, call_on_wake, &tsfn);
+    if (st != napi_ok) throw status_error(env, liner::Status(liner::Err::startup, "cannot create the delivery wake-up"));
+    if (!referenced_) napi_unref_threadsafe_function(env, tsfn);
+    wake_->store(tsfn, std::memory_order_release);
+  }
+  set_teardown_hook(true);
+  auto inbox = inbox_;
+  client->set_status_handler([inbox](const liner::StatusEvent& e) { inbox->status(e); });
+  auto addresses = std::make_shared<std::pair<std::string, std::string>>();
+  return AsyncTask::start(
+      Value(), "liner.run",
+      [client, inbox, addresses] {
+        liner::Status s = client->run([inbox](const std::string& to, const std::string& from, const char* data,
+                                              size_t size) { inbox->receive(to, from, data, size); });
+        if (s) *addresses = {client->bound_address(), client->published_address()};
+        return s;
+      },
+      [this, client, addresses](Napi::Env env, const liner::Status& s) -> Napi::Value {
+        if (!s) {
+          client->set_status_handler(nullptr);
+          release_wake(napi_tsfn_release);
+          set_teardown_hook(false);
+          return env.Undefined();
+        }
+        Napi::Array out = Napi::Array::New(env, 2);
+        out.Set(0u, addresses->first);
+        out.Set(1u, addresses->second);
+        return out;
+      });
+}
+
+Napi::Value ClientWrap::stop(const Napi::CallbackInfo& info) {
+  auto client = core_->get();
+  inbox_->set_closing();
+  return AsyncTask::start(Value(), "liner.stop", [client] { return client ? client->stop() : liner::Status(); });
+}
+
+// After stop() resolved and JS took what was left: no JS call may follow.
+Napi::Value ClientWrap::dispose(const Napi::CallbackInfo& info) {
+  inbox_->abandon();
+  if (auto client = core_->release()) client->set_status_handler(nullptr);
+  release_wake(napi_tsfn_release);
+  set_teardown_hook(false);
+  return info.Env().Undefined();
+}
+
+void ClientWrap::release_wake(napi_threadsafe_function_release_mode mode) {
+  if (napi_threadsafe_function f = wake_->exchange(nullptr)) napi_release_threadsafe_function(f, mode);
+}
+
+void ClientWrap::set_teardown_hook(bool on) {
+  if (on == teardown_hook_) return;
+  teardown_hook_ = on;
+  if (on)
+    napi_add_env_cleanup_hook(env_, on_env_teardown, this);
+  else
+    napi_remove_env_cleanup_hook(env_, on_env_teardown, this);
+}
+
+void ClientWrap::on_env_teardown(void* self) {
+  auto* wrap = static_cast<ClientWrap*>(self);
+  wrap->teardown_hook_ = false;  // node removes a hook once it ran
+  wrap->abandon(true);
+}
+
+// The JS side goes away while the core may still run: drop what arrives from now on and stop
+// the core. `wait` stops it here (environment teardown: afterwards the process or thread ends
+// and nobody would); otherwise a detached thread does it, off the JS thread.
+void ClientWrap::abandon(bool wait) {
+  if (abandoned_) return;
+  abandoned_ = true;
+  inbox_->abandon();
+  release_wake(napi_tsfn_abort);
+  set_teardown_hook(false);
+  std::shared_ptr<liner::Client> client = core_->release();
+  if (!client) return;
+  client->set_status_handler(nullptr);
+  if (!client->running()) return;  // destroyed by the last holder, which is cheap now
+  if (wait) {
+    client->stop();
+  } else {
+    std::thread([client] { client->stop(); }).detach();
+  }
+}
+
+// ---- store round trips ---------------------------------------------------------------------
+
+Napi::Value ClientWrap::task(const Napi::CallbackInfo& info, const char* name,
+                             std::function<liner::Status(liner::Client&)> call) {
+  auto client = core_->get();
+  if (!client) throw status_error(info.Env(), liner::Status(liner::Err::not_running, "client is not open"));
+  return AsyncTask::start(Value(), name, [client, call] { return call(*client); });
+}
+
+Napi::Value ClientWrap::subscribe(const Napi::CallbackInfo& info) {
+  std::string topic = string_arg(info, 0, "topic");
+  return task(info, "liner.subscribe", [topic](liner::Client& c) { return c.subscribe(topic); });
+}
+
+Napi::Value ClientWrap::unsubscribe(const Napi::CallbackInfo& info) {
+  std::string topic = string_arg(info, 0, "topic");
+  return task(info, "liner.unsubscribe", [topic](liner::Client& c) { return c.unsubscribe(topic); });
+}
+
+Napi::Value ClientWrap::refresh(const Napi::CallbackInfo& info) {
+  std::string topic = string_arg(info, 0, "topic");
+  return task(info, "liner.refresh", [topic](liner::Client& c) { return c.refresh_address_topic(topic); });
+}
+
+Napi::Value ClientWrap::clear_stored_messages(const Napi::CallbackInfo& info) {
+  return task(info, "liner.clearStoredMessages", [](liner::Client& c) { return c.clear_stored_messages(); });
+}
+
+Napi::Value ClientWrap::clear_addresses_of_topic(const Napi::CallbackInfo& info) {
+  return task(info, "liner.clearAddressesOfTopic", [](liner::Client& c) { return c.clear_addresses_of_topic(); });
+}
+
+Napi::Value ClientWrap::list_addresses(const Napi::CallbackInfo& info) {
+  std::string topic = string_arg(info, 0, "topic");
+  auto client = core_->get();
+  if (!client) throw status_error(info.Env(), liner::Status(liner::Err::not_running, "client is not open"));
+  auto found = std::make_shared<std::vector<liner::TopicAddress>>();
+  return AsyncTask::start(
+      Value(), "liner.listAddresses", [client, topic, found] { return client->list_addresses(topic, found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          Napi::Array row = Napi::Array::New(env, 2);
+          row.Set(0u, (*found)[i].addr);
+          row.Set(1u, (*found)[i].unique_name);
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+Napi::Value ClientWrap::send_to(const Napi::CallbackInfo& info) { return send(info, false); }
+Napi::Value ClientWrap::send_all(const Napi::CallbackInfo& info) { return send(info, true); }
+
+// Returns 0 or the core's error code (the message is in lastError()): cheaper than throwing
+// on the hot path, and BUSY is an expected answer there.
+Napi::Value ClientWrap::send(const Napi::CallbackInfo& info, bool all) {
+  napi_env env = info.Env();
+  liner::Client* client = core_->raw();
+  liner::Status s;
+  if (!client) {
+    s = liner::Status(liner::Err::not_running, "client is not running");
+  } else {
+    const std::string& topic = topic_utf8(env, info[0]);
+    const void* data = nullptr;
+    size_t size = 0;
+    thread_local std::string text;
+    napi_value v = info[1];
+    bool is_typed = false;
+    napi_valuetype type = napi_undefined;
+    napi_is_typedarray(env, v, &is_typed);
+    if (is_typed) {
+      napi_typedarray_type kind;
+      size_t length = 0, offset = 0;
+      napi_value buffer;
+      void* base = nullptr;
+      napi_get_typedarray_info(env, v, &kind, &length, &base, &buffer, &offset);
+      data = base;
+      size = length * element_size(kind);
+    } else if (napi_typeof(env, v, &type) == napi_ok && type == napi_string) {
+      size_t len = 0;
+      napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+      text.resize(len);
+      napi_get_value_string_utf8(env, v, &text[0], len + 1, &len);
+      data = text.data();
+      size = len;
+    } else {
+      throw_invalid(info.Env(), "data must be a string, Buffer or Uint8Array");
+    }
+    bool at_least_once = info.Length() < 3 || info[2].ToBoolean().Value();
+    // A zero-length view may have no backing store; the core refuses size 0 before it looks.
+    static const char empty = 0;
+    if (!data) data = &empty;
+    s = all ? client->send_all(topic, data, size, at_least_once) : client->send_to(topic, data, size, at_least_once);
+  }
+  if (s) return Napi::Number::New(env, 0);
+  last_error_ = std::move(s.message);
+  return Napi::Number::New(env, int(s.code));
+}
+
+Napi::Value ClientWrap::last_error(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), last_error_); }
+
+// ---- delivery ------------------------------------------------------------------------------
+
+// One arena as [Buffer, Uint32Array meta, new names | undefined], or undefined when nothing
+// waits (JS is then woken by the next message).
+Napi::Value ClientWrap::take(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Arena arena;
+  std::vector<std::string> names;
+  if (!inbox_->take(&arena, &names)) return env.Undefined();
+  Napi::Buffer<char> buffer = Napi::Buffer<char>::NewOrCopy(env, arena.data, arena.used, [](Napi::Env, char* p) { std::free(p); });
+  // NewOrCopy copied when external buffers are not allowed (a V8 sandbox): free ours then.
+  if (buffer.Data() != arena.data) std::free(arena.data);
+  Napi::ArrayBuffer meta_bytes = Napi::ArrayBuffer::New(env, arena.meta.size() * sizeof(uint32_t));
+  std::memcpy(meta_bytes.Data(), arena.meta.data(), arena.meta.size() * sizeof(uint32_t));
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, buffer);
+  out.Set(1u, Napi::Uint32Array::New(env, arena.meta.size(), meta_bytes, 0));
+  if (!names.empty()) {
+    Napi::Array js_names = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); ++i) js_names.Set(uint32_t(i), names[i]);
+    out.Set(2u, js_names);
+  }
+  return out;
+}
+
+// Status events as [kind, topic, peer, message] rows, or undefined; also marks the wake-up as
+// handled, so JS calls it first thing in its wake-up handler.
+Napi::Value ClientWrap::take_events(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<liner::StatusEvent> events;
+  inbox_->take_events(&events);
+  if (events.empty()) return env.Undefined();
+  Napi::Array out = Napi::Array::New(env, events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    Napi::Array row = Napi::Array::New(env, 4);
+    row.Set(0u, Napi::Number::New(env, int(events[i].kind)));
+    row.Set(1u, events[i].topic);
+    row.Set(2u, events[i].peer);
+    row.Set(3u, events[i].message);
+    out.Set(uint32_t(i), row);
+  }
+  return out;
+}
+
+// Core counters (when `withCore` and the client runs) and the inbox's.
+Napi::Value ClientWrap::stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  auto num = [&](const char* key, double v) { out.Set(key, Napi::Number::New(env, v)); };
+  liner::Client* client = core_->raw();
+  bool with_core = info.Length() > 0 && info[0].ToBoolean().Value();
+  if (client && with_core) {
+    liner::ClientStats c = client->stats();
+    num("messagesSent", double(c.messages_sent));
+    num("bytesSent", double(c.bytes_sent));
+    num("messagesDelivered", double(c.messages_delivered));
+    num("bytesDelivered", double(c.bytes_delivered));
+    num("duplicates", double(c.duplicates));
+    num("persisted", double(c.persisted));
+    num("reloaded", double(c.reloaded));
+    num("dropped", double(c.dropped));
+    num("reconnects", double(c.reconnects));
+    num("sendQueueMessages", double(c.send_queue_messages));
+    num("sendQueueBytes", double(c.send_queue_bytes));
+    num("receiveQueueBytes", double(c.receive_queue_bytes));
+  }
+  InboxStats s = inbox_->stats();
+  num("jsMessages", double(s.messages));
+  num("jsBytes", double(s.bytes));
+  num("jsBatches", double(s.arenas));
+  num("jsWakeups", double(s.wakes));
+  num("jsBlocked", double(s.blocked));
+  num("jsDropped", double(s.dropped));
+  num("jsEventsDropped", double(s.events_dropped));
+  num("jsPendingBytes", double(s.pending_bytes));
+  num("jsMaxPendingBytes", double(s.max_pending_bytes));
+  return out;
+}
+
+Napi::Value ClientWrap::ref(const Napi::CallbackInfo& info) {
+  referenced_ = true;
+  if (napi_threadsafe_function f = wake_->load()) napi_ref_threadsafe_function(info.Env(), f);
+  return info.Env().Undefined();
+}
+
+Napi::Value ClientWrap::unref(const Napi::CallbackInfo& info) {
+  referenced_ = false;
+  if (napi_threadsafe_function f = wake_->load()) napi_unref_threadsafe_function(info.Env(), f);
+  return info.Env().Undefined();
+}
+
+}  // namespace liner_node

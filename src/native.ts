@@ -1,0 +1,112 @@
+/**
+ * The native surface: what the Node-API addon (native/node/) exports, and how it is found.
+ * Nothing here is public API; src/client.ts wraps it.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+import * as path from 'node:path';
+
+/** Options the addon reads when a NativeClient is constructed (validated by src/client.ts). */
+export interface NativeOptions {
+  name: string;
+  topic: string;
+  listen: string;
+  redis: string;
+  advertise?: string;
+  maxMessageSize?: number;
+  compressThreshold?: number;
+  maxSendQueueBytes?: number;
+  maxSendQueueMessages?: number;
+  maxReceiveQueueBytes?: number;
+  maxInFlightBytes?: number;
+}
+
+/**
+ * One arena of received messages: the payloads back to back in `buffer`, and per message four
+ * numbers in `meta`: offset, size, id of `to`, id of `from`. Ids index the client's name
+ * table; names first seen in this arena come in `newNames`, in id order.
+ */
+export type NativeBatch = [buffer: Buffer, meta: Uint32Array, newNames: string[] | undefined];
+
+/** A status event: [kind (StatusKind number), topic, peer address, message]. */
+export type NativeEvent = [kind: number, topic: string, peer: string, message: string];
+
+/** Counters of the core (when the client runs and `withCore` is true) and of the delivery into JS. */
+export interface NativeStats {
+  messagesSent?: number;
+  bytesSent?: number;
+  messagesDelivered?: number;
+  bytesDelivered?: number;
+  duplicates?: number;
+  persisted?: number;
+  reloaded?: number;
+  dropped?: number;
+  reconnects?: number;
+  sendQueueMessages?: number;
+  sendQueueBytes?: number;
+  receiveQueueBytes?: number;
+  jsMessages: number;
+  jsBytes: number;
+  jsBatches: number;
+  jsWakeups: number;
+  jsBlocked: number;
+  jsDropped: number;
+  jsEventsDropped: number;
+  jsPendingBytes: number;
+  jsMaxPendingBytes: number;
+}
+
+/**
+ * A core client. Promise-returning methods run on libuv's thread pool and reject with an Error
+ * carrying `lnrCode`; the synchronous ones run on the calling (JS) thread.
+ */
+export interface NativeClient {
+  /** Creates the core client (checks that Redis answers). Idempotent. */
+  open(): Promise<void>;
+  /** Starts it; `onWake` is called on the JS thread when messages or events wait. Resolves to [bound, published]. */
+  run(onWake: () => void): Promise<[bound: string, published: string]>;
+  /** Stops it: unregisters, flushes, delivers the rest into the inbox. */
+  stop(): Promise<void>;
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  refresh(topic: string): Promise<void>;
+  listAddresses(topic: string): Promise<[address: string, name: string][]>;
+  clearStoredMessages(): Promise<void>;
+  clearAddressesOfTopic(): Promise<void>;
+  /** Enqueues; returns 0 or a core error number (reason in lastError()). */
+  sendTo(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
+  sendAll(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
+  lastError(): string;
+  /** The oldest waiting arena, or undefined (and the next message wakes JS). */
+  take(): NativeBatch | undefined;
+  /** Waiting status events; also marks the wake-up as handled. */
+  takeEvents(): NativeEvent[] | undefined;
+  stats(withCore: boolean): NativeStats;
+  ref(): void;
+  unref(): void;
+  /** After stop() and the last take(): releases everything; JS is not called again. */
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  NativeClient: new (options: NativeOptions) => NativeClient;
+  version: string;
+}
+
+/** Root of the package (dist/..): where prebuilds/ is, in a checkout and once installed. */
+const packageRoot = path.resolve(__dirname, '..');
+
+/**
+ * Loads the addon: `$LINER_ADDON` if set (a path to a liner.node), else the binary for this
+ * platform under prebuilds/ (node-gyp-build picks it; `npm run build` makes it in a checkout).
+ */
+function load(): NativeAddon {
+  const explicit = process.env.LINER_ADDON;
+  if (explicit) return require(path.resolve(explicit)) as NativeAddon;
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+  return nodeGypBuild(packageRoot) as NativeAddon;
+}
+
+/** The addon of this environment (each worker thread loads its own instance). */
+export const addon: NativeAddon = load();

@@ -1,0 +1,155 @@
+// What most test files need: clients on this file's Redis database (flushed before each test,
+// every client closed after it), bounded waits, an inbox, and sequence-numbered payloads.
+import { afterEach, beforeEach, inject } from 'vitest';
+
+import { Client, type ClientOptions, type Message } from '../../../dist/index.mjs';
+import { Redis } from './redis.js';
+
+export { Client, LinerError } from '../../../dist/index.mjs';
+export type { ClientOptions, Message, StatusEvent } from '../../../dist/index.mjs';
+export { freePort } from './net.js';
+
+/**
+ * This file's database: test files run in parallel, one per vitest worker, and each worker
+ * uses the database numbered after it (database 0 is left to the Python suites).
+ */
+export const redisUrl = inject('redisUrl').replace(/(\/\d*)?$/, `/${Number(process.env.VITEST_POOL_ID ?? 1)}`);
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `condition` until it is truthy or `timeoutMs` passed; returns its last value. */
+export async function waitUntil<T>(condition: () => T | Promise<T>, timeoutMs = 5000, intervalMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value || Date.now() >= deadline) return value;
+    await sleep(intervalMs);
+  }
+}
+
+/** Received messages, copied (data as Buffer copies). */
+export class Inbox {
+  readonly items: { to: string; from: string; data: Buffer }[] = [];
+
+  constructor(client?: Client) {
+    if (client) client.on('message', this.push);
+  }
+
+  readonly push = (m: Message): void => {
+    this.items.push({ to: m.to, from: m.from, data: Buffer.from(m.data) });
+  };
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  payloads(): string[] {
+    return this.items.map((m) => m.data.toString());
+  }
+
+  async waitCount(n: number, timeoutMs = 5000): Promise<number> {
+    await waitUntil(() => this.items.length >= n, timeoutMs);
+    return this.items.length;
+  }
+}
+
+/** A payload of `size` bytes that starts with its ten-digit sequence number. */
+export function seqPayload(i: number, size = 100): Buffer {
+  const b = Buffer.alloc(size, '.');
+  b.write(String(i).padStart(10, '0'), 0, 'latin1');
+  return b;
+}
+
+export function seqOf(data: Buffer): number {
+  return Number(data.toString('latin1', 0, 10));
+}
+
+/** Checks sequence-numbered deliveries: counts, order, duplicates. */
+export class SeqChecker {
+  count = 0;
+  next = 1;
+  readonly seen: number[] = [];
+  readonly errors: [expected: number, got: number][] = [];
+  readonly badMeta: [string, string][] = [];
+
+  constructor(private readonly meta?: [to: string, from: string], private readonly keep = true) {}
+
+  readonly push = (m: Message): void => {
+    const n = seqOf(m.data);
+    if (n !== this.next && this.errors.length < 20) this.errors.push([this.next, n]);
+    this.next = n + 1;
+    this.count++;
+    if (this.keep) this.seen.push(n);
+    if (this.meta && (m.to !== this.meta[0] || m.from !== this.meta[1]) && this.badMeta.length < 20) {
+      this.badMeta.push([m.to, m.from]);
+    }
+  };
+}
+
+export const FLAG_COMPRESS = 0x01;
+export const FLAG_AT_LEAST_ONCE = 0x02;
+
+/** A stored frame (spec §1.8, with its length prefix) as its fields. */
+export function parseFrame(frame: Buffer): { number: bigint; ck: number; tk: number; flags: number; data: Buffer } {
+  const bodyLen = frame.readUInt32BE(0);
+  if (bodyLen !== frame.length - 4) throw new Error(`body_len ${bodyLen} but frame is ${frame.length} bytes`);
+  const dataLen = frame.readUInt32BE(21);
+  return {
+    number: frame.readBigUInt64BE(4),
+    ck: frame.readInt32BE(12),
+    tk: frame.readInt32BE(16),
+    flags: frame.readUInt8(20),
+    data: frame.subarray(25, 25 + dataLen),
+  };
+}
+
+/** sendTo (or sendAll) that waits with drain() while the client answers BUSY. */
+export async function sendRetrying(
+  client: Client,
+  topic: string,
+  data: string | Buffer,
+  options: { atLeastOnce?: boolean; all?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  for (;;) {
+    try {
+      if (options.all) client.sendAll(topic, data, options);
+      else client.sendTo(topic, data, options);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'BUSY' || Date.now() > deadline) throw e;
+      await client.drain();
+    }
+  }
+}
+
+/**
+ * Registers the per-test set-up of a file that talks to Redis, and returns a client factory
+ * (every client made is closed after the test) and a Redis connection for assertions.
+ */
+export function useMesh(): {
+  client: (name: string, topic: string, options?: Partial<ClientOptions>) => Client;
+  rdb: () => Redis;
+} {
+  const made: Client[] = [];
+  let rdb: Redis | undefined;
+  beforeEach(async () => {
+    rdb = await Redis.connect(redisUrl);
+    await rdb.cmd('FLUSHDB');
+  });
+  afterEach(async () => {
+    // Newest first, one at a time (receivers are usually made after their senders: closing
+    // them first lets the senders see the final acknowledgements at once).
+    for (const c of made.splice(0).reverse()) await c.close();
+    rdb?.close();
+    rdb = undefined;
+  });
+  return {
+    client(name, topic, options = {}) {
+      const c = new Client({ name, topic, listen: '127.0.0.1:0', redis: redisUrl, ...options });
+      made.push(c);
+      return c;
+    },
+    rdb: () => rdb!,
+  };
+}
