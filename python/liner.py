@@ -344,9 +344,11 @@ def set_log_callback(fn):
 
 
 def _size_arg(value, name):
+    """An int for a size_t argument; -1 (refused by every setter) when it does not fit, so that
+    ctypes never silently wraps 2**64 + 5 into 5."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, got %s" % (name, type(value).__name__))
-    return value
+    return value if value < 2 ** 64 else -1
 
 
 def set_max_message_size(nbytes):
@@ -411,11 +413,15 @@ def _name_arg(value):
     name) is passed as its surrogateescape bytes, so the library refuses it as invalid UTF-8
     like any other bad name instead of Python raising UnicodeEncodeError.
     """
-    if value is None or isinstance(value, bytes):
-        return value
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    raise TypeError("expected str, bytes or None, got %s" % type(value).__name__)
+        value = value.encode("utf-8", "surrogateescape")
+    elif value is not None and not isinstance(value, bytes):
+        raise TypeError("expected str, bytes or None, got %s" % type(value).__name__)
+    if value and b"\0" in value:
+        # A C string would end at the NUL and "a\0b" would silently become "a". Pass NUL's
+        # overlong form instead, which the library refuses as invalid UTF-8.
+        value = value.replace(b"\0", b"\xc0\x80")
+    return value
 
 
 def _data_arg(data):
@@ -534,10 +540,10 @@ class Client:
         # still be inside the old one.
         self._callbacks = []
         self._closed_error = None
+        args = [_name_arg(a) for a in (uniqName, topic, localhost, store) + extra]  # TypeError first
         self._unique_name = uniqName if isinstance(uniqName, str) else _text(uniqName)
         lib = _lib()
         self._lib = lib
-        args = [_name_arg(a) for a in (uniqName, topic, localhost, store) + extra]
         fn = getattr(lib, constructor, None)
         if fn is None:
             raise LinerError(ERR_INVALID_ARG, "%s is not in this library" % constructor)

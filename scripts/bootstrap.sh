@@ -33,7 +33,10 @@ apt_install() {
 
 missing=()
 # make: node-gyp's generator for the Node addon.
-for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config make; do
+# clang + libclang-rt-14-dev: the fuzz target and sanitizer runs; iproute2: ss, used by the
+# dead-address fault test.
+for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config make \
+  clang libclang-rt-14-dev iproute2; do
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

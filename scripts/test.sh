@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs liner's test suites against ONE throwaway redis-server.
 #
-#   scripts/test.sh        every suite: C/C++ (ctest), Python (pytest test/python), interop,
-#                          TypeScript (vitest test/ts)
-#   scripts/test.sh c      only ctest (unit tests and the C examples)
-#   scripts/test.sh py     only the pytest suites
-#   scripts/test.sh ts     only vitest
+#   scripts/test.sh            every suite: C/C++ (ctest), Python (test/python), interop,
+#                              faults, hostile input, TypeScript (vitest), then hardening
+#   scripts/test.sh c          only ctest (unit tests and the C examples)
+#   scripts/test.sh py         only the pytest suites (python, interop, fault, hostile)
+#   scripts/test.sh ts         only vitest
+#   scripts/test.sh hardening  a 20 s fuzz run, then ASan+UBSan (scripts/sanitize.sh asan)
 #
 # Every selected suite runs even if an earlier one failed; the script ends with one line per suite
 # and exits non-zero if any of them failed. The suites find the server through
@@ -17,8 +18,8 @@ cd "$root"
 
 which=${1:-all}
 case "$which" in
-  all|c|py|ts) ;;
-  *) echo "usage: $0 [all|c|py|ts]" >&2; exit 2 ;;
+  all|c|py|ts|hardening) ;;
+  *) echo "usage: $0 [all|c|py|ts|hardening]" >&2; exit 2 ;;
 esac
 
 scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
@@ -70,6 +71,20 @@ fi
 if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest python test/python
   run_pytest interop test/interop
+  run_pytest fault test/fault
+  run_pytest hostile test/hostile
+fi
+
+if [ "$which" = all ] || [ "$which" = hardening ]; then
+  # A bounded fuzz run over the committed corpus, then the C and Python suites under ASan+UBSan.
+  echo; echo "=== fuzz: scripts/fuzz.sh 20"
+  log=$(mktemp)
+  scripts/fuzz.sh 20 2>&1 | tee "$log"
+  record fuzz "${PIPESTATUS[0]}" "$(grep -E 'stat::number_of_executed_units' "$log" | sed 's/.*: */runs: /')"
+  echo; echo "=== sanitize: scripts/sanitize.sh asan"
+  scripts/sanitize.sh asan 2>&1 | tee "$log"
+  record asan "${PIPESTATUS[0]}" "$(grep -E '^asan' "$log" | tr '\n' ' ')"
+  rm -f "$log"
 fi
 
 if [ "$which" = all ] || [ "$which" = ts ]; then

@@ -117,6 +117,8 @@ void Delivery::loop() {
       }
       scratch_ = it->second;  // `to`
       deliver(in);
+      // Long batches behind a slow callback still acknowledge as they go.
+      if (unsaved_total_ >= kAckFlushBacklog) flush_acks(false);
     }
     batch.clear();
     flush_acks(false);

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <cerrno>
+
 namespace liner {
 namespace {
 
@@ -41,6 +43,14 @@ Status RedisConn::fail(const std::string& what) {
   retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
   last_failure_ = Status(Err::store, "redis " + what + detail);
   return last_failure_;
+}
+
+// The server closed or reset the connection (a restart), as opposed to not answering in time:
+// only the former is worth an immediate second try.
+bool RedisConn::connection_dropped() const {
+  if (!ctx_) return false;
+  if (ctx_->err == REDIS_ERR_EOF) return true;
+  return ctx_->err == REDIS_ERR_IO && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINPROGRESS;
 }
 
 Status RedisConn::check_reply(redisReply* r) {
@@ -91,18 +101,37 @@ Status RedisConn::ensure_connected() {
 }
 
 Status RedisConn::command(const RedisArgs& args, RedisReply* reply) {
-  Status s = ensure_connected();
-  if (!s) return s;
   std::vector<const char*> argv;
   std::vector<size_t> lens;
   to_argv(args, &argv, &lens);
-  RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
-  s = check_reply(r.get());
-  if (reply) *reply = std::move(r);
-  return s;
+  // A connection that worked before may have died with a Redis restart: reconnect once, at
+  // once, and retry, rather than fail the first call after every restart.
+  bool reused = ctx_ != nullptr;
+  for (int attempt = 0;; ++attempt) {
+    Status s = ensure_connected();
+    if (!s) return s;
+    RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
+    if (!r && reused && attempt == 0 && connection_dropped()) {
+      close();
+      retry_after_ = {};
+      continue;
+    }
+    s = check_reply(r.get());
+    if (reply) *reply = std::move(r);
+    return s;
+  }
 }
 
 Status RedisConn::pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReply>* replies) {
+  if (ctx_) {
+    // Same reasoning as command(): find out cheaply whether a reused connection still works.
+    RedisReply r(static_cast<redisReply*>(redisCommand(ctx_, "PING")));
+    if (!r && !connection_dropped()) return fail("did not answer");
+    if (!r) {
+      close();
+      retry_after_ = {};
+    }
+  }
   Status s = ensure_connected();
   if (!s) return s;
   std::vector<const char*> argv;

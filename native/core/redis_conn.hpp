@@ -49,6 +49,7 @@ class RedisConn {
   Status ensure_connected();
   Status fail(const std::string& what);
   Status check_reply(redisReply* r);
+  bool connection_dropped() const;
 
   RedisEndpoint endpoint_;
   int timeout_ms_;

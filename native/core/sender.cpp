@@ -29,6 +29,8 @@ constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted aga
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
 constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
 constexpr size_t kEncodeUnderLock = 64 * 1024;
+constexpr uint64_t kResumeGap = uint64_t(1) << 24;
+constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-off starts over
 
 void store_be64(char* p, uint64_t v) {
   for (int i = 7; i >= 0; --i) {
@@ -67,6 +69,7 @@ struct Sender::Channel {
   uint32_t events = 0;
   Clock::time_point deadline{};  // connect timeout or end of back-off
   int backoff_ms = 0;
+  Clock::time_point connected_at{};
   std::deque<OutMessage> pending;  // RAM messages not yet written, in number order
   size_t write_offset = 0;         // bytes of the front message already written
   std::deque<OutMessage> backlog;  // frames read from the offline queue, not yet written
@@ -122,8 +125,11 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
     }
   }
   int32_t ck = 0;
-  bool found = false;
-  Status s = store.connection_key(opt_.unique_name, opt_.source_topic, listener_unique, true, &ck, &found);
+  bool found = false, found_existing = false;
+  Status s = store.connection_key(opt_.unique_name, opt_.source_topic, listener_unique, false, &ck, &found);
+  found_existing = s && found;
+  if (s && !found)
+    s = store.connection_key(opt_.unique_name, opt_.source_topic, listener_unique, true, &ck, &found);
   uint64_t acked = 0;
   std::string last_frame;
   bool has_stored = false;
@@ -139,6 +145,13 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
     std::string err;
     if (decode_stored_frame(last_frame, &h, &data, &err)) last = std::max(last, h.number_mess);
   }
+  // Resuming a channel whose key existed: an earlier incarnation of this sender may have died
+  // (even before any ack was written) with frames past the ack that the listener has yet to
+  // deliver, and a listener drops any number it has already seen. Skipping ahead by more than
+  // can be in flight (queue caps, socket and delivery buffers) means a restarted sender never
+  // reuses one. Listeners only need numbers to grow, so the gap is harmless; u64 leaves room
+  // for 2^40 restarts.
+  if (found_existing) last += kResumeGap;
 
   bool wake = false;
   {
@@ -483,7 +496,7 @@ void Sender::on_connected(Channel* ch) {
   ch->store_head.clear();
   ch->backlog.clear();
   ch->state = State::connected;
-  ch->backoff_ms = 0;
+  ch->connected_at = Clock::now();
   ch->last_ack_poll = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -497,6 +510,9 @@ void Sender::on_connected(Channel* ch) {
 
 void Sender::on_failure(Channel* ch, const std::string& why) {
   bool was_connected = ch->state == State::connected;
+  // A peer that accepts and then drops us at once keeps backing off; one that served us for a
+  // while gets a quick retry.
+  if (was_connected && Clock::now() - ch->connected_at >= kStableConnection) ch->backoff_ms = 0;
   close_socket(ch);
   ch->state = State::backoff;
   ch->backoff_ms = ch->backoff_ms ? std::min(ch->backoff_ms * 2, kBackoffMaxMs) : kBackoffFirstMs;

@@ -1,0 +1,317 @@
+"""Helpers of the fault tests: peers in their own processes (fault_peer.py) that a test may
+SIGKILL, SIGSTOP and SIGCONT, a private redis-server that a test may stop and start again on the
+same port, and readers of /proc (CPU time, RSS, file descriptors, threads)."""
+import collections
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PEER_SCRIPT = os.path.join(HERE, "fault_peer.py")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=5.0, interval=0.01):
+    """Polls `condition()` until it is truthy or `timeout` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def report(name, **numbers):
+    """One line of measurements on stdout (pytest -s or -rA shows it), e.g. for the CI log."""
+    print("fault[%s] %s" % (name, " ".join("%s=%s" % kv for kv in numbers.items())), flush=True)
+
+
+# ---- /proc --------------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_share(pid, seconds=2.0):
+    """Share of one core the process used over `seconds` (0.0 .. n_threads)."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def under_asan(pid):
+    """True when AddressSanitizer is loaded in the process (scripts/sanitize.sh preloads it).
+    Its quarantine keeps freed blocks resident, so RSS bounds must allow for it."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def fd_count(pid="self"):
+    return len(os.listdir("/proc/%s/fd" % pid))
+
+
+def thread_count(pid="self"):
+    return len(os.listdir("/proc/%s/task" % pid))
+
+
+# ---- the listener's record file -----------------------------------------------------------
+
+Record = collections.namedtuple("Record", "tag seq sent received sender")
+
+
+def read_records(path):
+    """The lines a `fault_peer.py listen` wrote, as Records (a torn last line is ignored)."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 5 and line.endswith("\n"):
+                    out.append(Record(parts[0], int(parts[1]), float(parts[2]), float(parts[3]),
+                                      parts[4]))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def percentile(values, p):
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+# ---- Redis, binary-safe ------------------------------------------------------------------
+
+def redis_command(host, port, *args):
+    """One command over a fresh connection (RESP2, binary-safe); returns the decoded reply."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        sock.sendall(b"".join(parts))
+        reader = sock.makefile("rb")
+        return _reply(reader)
+
+
+def _reply(reader):
+    line = reader.readline()[:-2]
+    kind, rest = line[:1], line[1:]
+    if kind in (b"+", b"-"):
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        return rest.decode()
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = reader.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_reply(reader) for _ in range(n)]
+    raise RuntimeError("bad RESP reply %r" % line)
+
+
+def parse_frame(frame):
+    """(number_mess, connection_key, topic_key, flags, data) of a stored frame (spec 1.8)."""
+    body_len, = struct.unpack_from(">I", frame, 0)
+    number, ck, tk, flags, data_len = struct.unpack_from(">QiiBI", frame, 4)
+    assert body_len == len(frame) - 4 and 21 + data_len == body_len
+    return number, ck, tk, flags, frame[25:25 + data_len]
+
+
+def stored_numbers(server, key):
+    """number_mess of the frames in an offline queue."""
+    frames = redis_command(server.host, server.port, "LRANGE", key, 0, -1) or []
+    return [parse_frame(f)[0] for f in frames]
+
+
+def stored_payload_seqs(server, key):
+    """Sequence numbers (fault_peer.py payloads) of the frames in an offline queue."""
+    frames = redis_command(server.host, server.port, "LRANGE", key, 0, -1) or []
+    return [int(parse_frame(f)[4].split(b":")[1]) for f in frames]
+
+
+# ---- peer processes -----------------------------------------------------------------------
+
+class Peer:
+    """fault_peer.py in a subprocess; stdout lines are collected by a thread."""
+
+    def __init__(self, role, unique, topic, redis_url, *options):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), env.get("PYTHONPATH", "")])
+        self.args = [sys.executable, PEER_SCRIPT, role, unique, topic, redis_url] + [str(o) for o in options]
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.pid = self.proc.pid
+        self.lines = queue.Queue()
+        self.all_lines = []
+        self.stderr = []
+        self.stopped = False
+        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
+
+    def _pump(self, stream, is_stdout):
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if is_stdout:
+                self.all_lines.append(line)
+                self.lines.put(line)
+            else:
+                self.stderr.append(line)
+
+    def expect(self, prefix, timeout=20.0):
+        """Rest of the next stdout line starting with `prefix` (other lines are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and self.lines.empty()):
+                raise AssertionError("peer %s printed no %r line (exit %s); stderr:\n%s" % (
+                    " ".join(self.args[2:5]), prefix, self.proc.poll(), "\n".join(self.stderr[-30:])))
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                continue
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+
+    def lines_starting(self, prefix):
+        return [l[len(prefix):].strip() for l in list(self.all_lines) if l.startswith(prefix)]
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig == signal.SIGSTOP:
+                self.stopped = True
+            elif sig == signal.SIGCONT:
+                self.stopped = False
+
+    def kill(self):
+        """SIGKILL: no goodbye, no unregistering, no final acknowledgement."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def close(self, timeout=20):
+        """Asks for a clean close (stdin EOF) and waits; kills what does not end in time.
+        Returns the exit code (negative: killed by that signal)."""
+        if self.stopped:
+            self.signal(signal.SIGCONT)
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout)
+            except Exception:
+                self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except Exception:
+                pass
+        return self.proc.returncode
+
+
+# ---- a private redis-server ---------------------------------------------------------------
+
+class PrivateRedis:
+    """A redis-server owned by one test, on a port fixed for its whole life, so that it can be
+    stopped (SIGTERM), frozen (SIGSTOP) and started again where the clients expect it.
+
+    persistent=True keeps the data across a restart (append-only file, fsync always), as a
+    production Redis would; persistent=False starts empty again."""
+
+    def __init__(self, persistent=True):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.dir = tempfile.mkdtemp(prefix="liner-fault-redis-")
+        self.persistent = persistent
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                "--bind", "127.0.0.1", "--save", "", "--dir", self.dir,
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_until(lambda: self._ping(), 10, 0.02):
+            raise RuntimeError("redis-server did not start on port %d" % self.port)
+
+    def _ping(self):
+        try:
+            return self.cli("PING") == "PONG"
+        except Exception:
+            return False
+
+    def stop(self):
+        if self.proc:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)
+                self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+
+    def freeze(self):
+        """SIGSTOP: connections are still accepted by the kernel but nothing answers."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cli(self, *args):
+        out = subprocess.run(["redis-cli", "-h", self.host, "-p", str(self.port), "--raw"]
+                             + [str(a) for a in args], capture_output=True, timeout=10)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode())
+        return out.stdout.decode("utf-8", "replace").rstrip("\n")
