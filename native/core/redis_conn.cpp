@@ -75,7 +75,7 @@ Status RedisConn::ensure_connected() {
                                         : endpoint_.host + ":" + std::to_string(endpoint_.port);
   if (ctx_->err) return fail("unreachable at " + where);
   if (redisSetTimeout(ctx_, tv) != REDIS_OK) return fail("timeout setup failed");
-  redisEnableKeepAlive(ctx_);
+  if (!endpoint_.is_unix) redisEnableKeepAlive(ctx_);  // on a unix socket it fails and poisons ctx_
   std::string db_text = std::to_string(endpoint_.db);
   std::vector<RedisArgs> setup;
   if (!endpoint_.password.empty()) {
