@@ -270,14 +270,15 @@ Status Client::load_route(const std::string& topic) {
 // peers this client already talked to on that topic (they went offline gracefully).
 Status Client::pick_targets(const std::string& topic, bool at_least_once, bool all,
                             std::vector<TopicAddress>* targets, int32_t* topic_key) {
+  // The cache first; on a miss (unknown topic, or nobody known to serve it) ask the store once,
+  // as liner_broker does.
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard<std::mutex> lock(route_mu_);
       auto key = topic_keys_.find(topic);
-      if (key != topic_keys_.end()) {
+      auto it = routes_.find(topic);
+      if (key != topic_keys_.end() && it != routes_.end()) {
         *topic_key = key->second;
-        auto it = routes_.find(topic);
-        if (it == routes_.end()) break;
         Route& r = it->second;
         if (all) {
           *targets = r.addrs;
@@ -295,6 +296,8 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
         targets->push_back(r.addrs[pick]);
         return Status();
       }
+      if (key != topic_keys_.end()) *topic_key = key->second;
+      if (attempt == 1) break;
     }
     Status s = load_route(topic);
     if (!s) return s;
@@ -313,7 +316,17 @@ void Client::follow_moved_listener(const DirectoryEvent& e) {
   std::vector<TopicAddress> addrs;
   if (!refresh_store_->addresses_of_topic(e.topic, &addrs)) return;
   for (const auto& a : addrs) {
-    if (a.addr != e.addr || sender_->address_of(a.unique_name).empty()) continue;
+    if (a.addr != e.addr) continue;
+    if (sender_->address_of(a.unique_name).empty()) {
+      // No channel in this run; but if this sender has one in the store (an earlier run sent
+      // to that listener), its offline queue may hold messages for it.
+      int32_t ck = 0;
+      bool found = false;
+      uint64_t queued = 0;
+      if (!refresh_store_->connection_key(opt_.unique_name, opt_.topic, a.unique_name, false, &ck, &found) ||
+          !found || !refresh_store_->queue_length(ck, &queued) || queued == 0)
+        continue;
+    }
     Status s = sender_->open_channel(*refresh_store_, a.addr, a.unique_name, e.topic);
     if (!s) log_line("cannot follow " + a.unique_name + " to " + a.addr + ": " + s.message);
   }

@@ -132,11 +132,12 @@ class RedisStore final : public Store {
     return s;
   }
 
-  Status last_mess_number(int32_t ck, uint64_t* number) override {
+  Status last_mess_number(int32_t ck, uint64_t* number, bool* existed) override {
     std::string key = conn_key(ck, "mess_number");
     RedisReply r;
     Status s = conn_.command({"GET", key}, &r);
     if (!s) return s;
+    if (existed) *existed = r->type != REDIS_REPLY_NIL;
     if (r->type == REDIS_REPLY_NIL) {
       *number = 0;
       return conn_.command({"SETNX", key, "0"});

@@ -133,7 +133,8 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
   uint64_t acked = 0;
   std::string last_frame;
   bool has_stored = false;
-  if (s) s = store.last_mess_number(ck, &acked);
+  bool counter_existed = false;
+  if (s) s = store.last_mess_number(ck, &acked, &counter_existed);
   if (s) s = store.last_stored_message(ck, &last_frame, &has_stored);
   if (s) s = store.save_listener_for_sender(opt_.unique_name, opt_.source_topic, addr, topic);
   if (s) s = store.set_sender_topic(ck, opt_.source_topic);
@@ -145,13 +146,14 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
     std::string err;
     if (decode_stored_frame(last_frame, &h, &data, &err)) last = std::max(last, h.number_mess);
   }
-  // Resuming a channel whose key existed: an earlier incarnation of this sender may have died
+  // Resuming a channel whose key and counter existed (clear_stored_messages deletes the
+  // counter: a cleared channel starts over from 1): an earlier incarnation of this sender may have died
   // (even before any ack was written) with frames past the ack that the listener has yet to
   // deliver, and a listener drops any number it has already seen. Skipping ahead by more than
   // can be in flight (queue caps, socket and delivery buffers) means a restarted sender never
   // reuses one. Listeners only need numbers to grow, so the gap is harmless; u64 leaves room
   // for 2^40 restarts.
-  if (found_existing) last += kResumeGap;
+  if (found_existing && (counter_existed || has_stored)) last += kResumeGap;
 
   bool wake = false;
   {

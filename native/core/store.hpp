@@ -52,7 +52,8 @@ class Store {
   // Channel metadata.
   virtual Status set_sender_topic(int32_t ck, const std::string& sender_topic) = 0;
   virtual Status sender_topic(int32_t ck, std::string* sender_topic, bool* found) = 0;
-  virtual Status last_mess_number(int32_t ck, uint64_t* number) = 0;  // creates "0" if absent
+  // Creates "0" if absent; *existed (optional) says whether the counter was there before.
+  virtual Status last_mess_number(int32_t ck, uint64_t* number, bool* existed = nullptr) = 0;
   virtual Status set_last_mess_number(int32_t ck, uint64_t number) = 0;
   virtual Status save_listener_for_sender(const std::string& sender_unique,
                                           const std::string& sender_topic, const std::string& addr,
