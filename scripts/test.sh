@@ -4,7 +4,8 @@
 #   scripts/test.sh            every suite: C/C++ (ctest), Python (test/python), interop,
 #                              faults, hostile input, TypeScript (vitest), then hardening
 #   scripts/test.sh c          only ctest (unit tests and the C examples)
-#   scripts/test.sh py         only the pytest suites (python, interop, fault, hostile)
+#   scripts/test.sh py         only the pytest suites (python, interop, fault, hostile, redis
+#                              harness, docs)
 #   scripts/test.sh ts         only vitest
 #   scripts/test.sh hardening  a 20 s fuzz run, then ASan+UBSan (scripts/sanitize.sh asan)
 #
@@ -73,6 +74,8 @@ if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest interop test/interop
   run_pytest fault test/fault
   run_pytest hostile test/hostile
+  run_pytest redis test/redis
+  run_pytest docs test/docs
 fi
 
 if [ "$which" = all ] || [ "$which" = hardening ]; then

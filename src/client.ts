@@ -8,10 +8,17 @@ import { EventEmitter } from 'node:events';
 import { DrainGate } from './drain.js';
 import { LinerError, codeOf, fromNative } from './errors.js';
 import { type Message, MessageQueue } from './messages.js';
-import { type NativeBatch, type NativeClient, type NativeEvent, addon } from './native.js';
-import { type StatusEvent, statusKindOf } from './status.js';
+import { type NativeBatch, type NativeClient, type NativeEvent, type NativeStats, addon } from './native.js';
+import { LinerStatusError, type StatusEvent, isErrorKind, statusEventNameOf, statusKindOf } from './status.js';
 
-/** Options of {@link Client}. Sizes are in bytes; 0 or absent means the default. */
+/**
+ * Options of {@link Client}. Sizes are in bytes.
+ *
+ * The four limits (`maxMessageSize`, `compressThreshold`, `maxSendQueueBytes`,
+ * `maxSendQueueMessages`) are this client's own; absent or 0 means "the process-wide value"
+ * (see `getLimits()` / `setLimits()`), read when it is needed, so a later `setLimits()` applies
+ * to this client too.
+ */
 export interface ClientOptions {
   /**
    * Name of this client, unique across the mesh (it is part of Redis key names). Restarting
@@ -28,16 +35,28 @@ export interface ClientOptions {
   listen?: string;
   /** `"redis://[user:pass@]host[:port][/db]"` or `"unix:///path/to/socket"`. Default `"redis://127.0.0.1:6379/0"`. */
   redis?: string;
-  /** Address to register instead of the bound one (e.g. when listening on 0.0.0.0): a literal `"ip:port"`; port 0 stands for the bound port. */
+  /**
+   * Address to register in Redis instead of the bound one, for a client listening on
+   * `0.0.0.0` (or behind a port mapping): peers connect to it as given, so it must be a
+   * literal `"ip:port"` or `"[v6]:port"` (no host names). Port 0 stands for the bound port:
+   * `listen: '0.0.0.0:0', advertise: '10.0.0.5:0'` registers `10.0.0.5:<the port it got>`.
+   * Default: the bound address. See also {@link Client.setAdvertiseAddress}.
+   */
   advertise?: string;
-  /** Largest payload sent or accepted. Default: the process-wide limit (1 GiB minus the frame header). */
+  /**
+   * Largest payload this client sends (larger ones throw `INVALID_ARGUMENT`) and accepts (a
+   * peer sending a larger frame is disconnected). At most 1 GiB minus the 21-byte frame
+   * header, which is also the process-wide default.
+   */
   maxMessageSize?: number;
-  /** Payloads above this size are zstd-compressed on the wire. Default 1 MiB. */
+  /** Payloads larger than this are zstd-compressed on the wire. Process-wide default 1 MiB. */
   compressThreshold?: number;
-  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Default 64 MiB. */
+  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default 64 MiB. */
   maxSendQueueBytes?: number;
-  /** Per peer: messages queued or awaiting acknowledgement before sends to it throw `BUSY`. Default: no count limit. */
+  /** Per peer: messages queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default: no count limit. */
   maxSendQueueMessages?: number;
+  /** Same as `maxSendQueueMessages` (the name of C's `lnr_set_max_send_queue`); give one of the two. */
+  maxSendQueue?: number;
   /** Bytes read from sockets and not yet delivered before the client stops reading. Default 64 MiB. */
   maxReceiveQueueBytes?: number;
   /**
@@ -69,36 +88,60 @@ export type Payload = string | Uint8Array | ArrayBufferView | ArrayBuffer;
 
 /** One address serving a topic, from {@link Client.listAddresses}. */
 export interface TopicAddress {
-  /** `"host:port"` the peer listens on. */
+  /** `"host:port"` the peer registered (its advertised address, or the one it is bound to). */
   address: string;
   /** The peer's unique name. */
   name: string;
 }
 
-/** Counters of {@link Client.stats}. Core counters are absent while the client is not running. */
+/** One offline queue of this client, from {@link Client.pendingByPeer}. */
+export interface PendingQueue {
+  /** The listener's unique name. */
+  name: string;
+  /**
+   * The listener's address as this client last used it (while this client runs, or if the
+   * directory still lists it there), else `""`.
+   */
+  address: string;
+  /** The topic this client sent to it under, `""` when `address` is. */
+  topic: string;
+  /** At-least-once messages stored in Redis for it, not yet delivered. */
+  count: number;
+}
+
+/**
+ * Counters of {@link Client.stats}. All are plain numbers (exact up to 2^53, about 9e15, far
+ * beyond what a process reaches). The core's counters add up over every run of the client
+ * (`start()` after `stop()`); the ones marked "now" are current depths, 0 while stopped.
+ */
 export interface ClientStats {
-  /** Frames written to sockets. */
-  messagesSent?: number;
-  bytesSent?: number;
-  /** Messages the core handed over for delivery (deduplicated). */
-  messagesDelivered?: number;
-  bytesDelivered?: number;
-  /** Duplicates dropped (at-least-once resends). */
-  duplicates?: number;
-  /** Messages stored in Redis for offline peers. */
-  persisted?: number;
-  /** Messages read back from Redis. */
-  reloaded?: number;
-  /** Best-effort messages dropped because their peer was down. */
-  dropped?: number;
-  reconnects?: number;
-  /** Now: messages and bytes queued or awaiting acknowledgement, all peers. */
-  sendQueueMessages?: number;
-  sendQueueBytes?: number;
+  /** Frames written to sockets (stored messages sent again included). */
+  messagesSent: number;
+  /** Bytes written to sockets: frames with their headers, after compression. */
+  bytesSent: number;
+  /** Messages the core handed over for delivery, after deduplication. */
+  messagesDelivered: number;
+  /** Payload bytes of those, after decompression. */
+  bytesDelivered: number;
+  /** Duplicates dropped (at-least-once messages sent again after a reconnect). */
+  duplicates: number;
+  /** At-least-once messages stored in Redis because their peer was unreachable or this client stopped. */
+  persisted: number;
+  /** Stored messages read back from Redis to be sent. */
+  reloaded: number;
+  /** Best-effort messages dropped because their peer was unreachable. */
+  dropped: number;
+  /** Connections to peers that broke and were opened again (or are being retried). */
+  reconnects: number;
+  /** Now: messages queued or awaiting acknowledgement, all peers. */
+  sendQueueMessages: number;
+  /** Now: bytes queued or awaiting acknowledgement, all peers. */
+  sendQueueBytes: number;
   /** Now: bytes read from sockets, not yet delivered. */
-  receiveQueueBytes?: number;
-  /** Messages and bytes that reached the JS side of the client. */
+  receiveQueueBytes: number;
+  /** Messages that reached the JS side of the client. */
   jsMessages: number;
+  /** Their payload bytes. */
   jsBytes: number;
   /** Batches taken by the JS thread (each carries many messages under load). */
   jsBatches: number;
@@ -110,28 +153,72 @@ export interface ClientStats {
   jsDropped: number;
   /** Status events dropped because more than 4096 were waiting for the JS thread. */
   jsEventsDropped: number;
-  /** Now, and the highest so far: bytes waiting for the JS thread. */
+  /** Now: bytes waiting for the JS thread. */
   jsPendingBytes: number;
+  /** The highest `jsPendingBytes` so far. */
   jsMaxPendingBytes: number;
 }
 
-/** Events of {@link Client}. */
+/**
+ * Events of {@link Client}. Every status event comes as `status` (with its kind) and under its
+ * own name; see {@link StatusEvent} for the fields.
+ */
 export interface ClientEvents {
   /** A message arrived (see {@link Message}). Handlers run on the JS thread, in order. */
   message: [message: Message];
-  /** Something happened to a peer or a connection (see {@link StatusEvent}). */
+  /** Any status event (see {@link StatusKind}). */
   status: [event: StatusEvent];
-  /** A `message` or `status` handler threw. Without an `error` listener, the exception is rethrown (uncaught). */
+  /**
+   * A peer joined a topic this client uses, or a connection between this client and a peer
+   * opened (this client's sender connected to it: `peer` is its address; its sender connected
+   * to this client: `topic` is its topic, `peer` is `""`).
+   */
+  'peer-connected': [event: StatusEvent];
+  /** A peer left a topic this client uses (it stopped or closed), or a connection with it ended (it stopped, closed, crashed or was killed). */
+  'peer-disconnected': [event: StatusEvent];
+  /** A peer subscribed to a topic this client uses. */
+  subscribed: [event: StatusEvent];
+  /** A peer unsubscribed from a topic this client uses. */
+  unsubscribed: [event: StatusEvent];
+  /** A connection to a peer failed or closed with messages in flight; at-least-once messages are sent again or stored. */
+  'route-lost': [event: StatusEvent];
+  /** A peer's send queue is full: sends to it throw `BUSY` until `writable`. */
+  busy: [event: StatusEvent];
+  /** That queue has room again ({@link Client.drain} resolves). */
+  writable: [event: StatusEvent];
+  /**
+   * Either a failure the client reports on its own, as a {@link LinerStatusError} (`code`
+   * `STORE`: Redis failed under the sender or the listener; `SEND`: a write to a peer failed),
+   * emitted only while someone listens for `error` (it is on `status` either way); or what a
+   * `message` or status handler threw, which, without an `error` listener, is rethrown
+   * (uncaught).
+   */
   error: [error: unknown];
   /** The client is closed; every message it accepted was handed to its handlers. */
   close: [];
 }
 
-type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'closing' | 'closed';
 
 const DEFAULT_IN_FLIGHT = 16 * 1024 * 1024;
 const DEFAULT_BUDGET = 1024 * 1024;
 const PER_MESSAGE_BUDGET = 64; // what a message costs the delivery budget on top of its bytes
+
+const NO_CORE_STATS = {
+  messagesSent: 0,
+  bytesSent: 0,
+  messagesDelivered: 0,
+  bytesDelivered: 0,
+  duplicates: 0,
+  persisted: 0,
+  reloaded: 0,
+  dropped: 0,
+  reconnects: 0,
+  sendQueueMessages: 0,
+  sendQueueBytes: 0,
+  receiveQueueBytes: 0,
+};
+type CoreStats = typeof NO_CORE_STATS;
 
 function invalid(reason: string): LinerError {
   return new LinerError('INVALID_ARGUMENT', reason);
@@ -152,11 +239,16 @@ function checkName(what: string, value: unknown): string {
   return value;
 }
 
-function checkSize(options: ClientOptions, key: keyof ClientOptions): number | undefined {
+function checkTopic(topic: unknown): string {
+  if (typeof topic !== 'string' || topic === '') throw invalid(`topic must be a non-empty string, not ${describe(topic)}`);
+  return topic;
+}
+
+function checkSize(options: ClientOptions, key: keyof ClientOptions, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const value = options[key];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw invalid(`option ${key} must be a non-negative integer, not ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw invalid(`option ${key} must be an integer from 0 to ${max}, not ${String(value)}`);
   }
   return value;
 }
@@ -168,11 +260,27 @@ function checkString(options: ClientOptions, key: 'listen' | 'redis' | 'advertis
   return value;
 }
 
+function sendQueueMessages(options: ClientOptions): number | undefined {
+  const messages = checkSize(options, 'maxSendQueueMessages');
+  const alias = checkSize(options, 'maxSendQueue');
+  if (messages !== undefined && alias !== undefined && messages !== alias) {
+    throw invalid('options maxSendQueue and maxSendQueueMessages are the same limit: give one');
+  }
+  return messages ?? alias;
+}
+
 function toPayload(data: unknown): string | Uint8Array {
   if (typeof data === 'string' || data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   throw invalid(`data must be a string, Buffer, Uint8Array or ArrayBuffer, not ${describe(data)}`);
+}
+
+function coreStatsOf(s: NativeStats): CoreStats | undefined {
+  if (s.messagesSent === undefined) return undefined;
+  const out = { ...NO_CORE_STATS };
+  for (const key of Object.keys(out) as (keyof CoreStats)[]) out[key] = s[key] ?? 0;
+  return out;
 }
 
 /**
@@ -185,12 +293,16 @@ function toPayload(data: unknown): string | Uint8Array {
  *
  * await using worker = new Client({ name: 'worker-1', topic: 'jobs', redis: 'redis://127.0.0.1:6379/0' });
  * worker.on('message', ({ from, data }) => console.log(`${from}: ${data}`));
+ * worker.on('peer-disconnected', ({ topic, peer }) => console.log(`${peer} left ${topic}`));
  * await worker.start();
  * worker.sendTo('results', 'hello');
  * ```
  *
- * Life cycle: `new` → {@link Client.start} → running → {@link Client.close} → closed. A closed
- * client cannot be started again; create a new one with the same name to resume its channels.
+ * Life cycle: new → {@link Client.start} → running → {@link Client.stop} → stopped →
+ * `start()` again … → {@link Client.close} → closed. A stopped client keeps its name, topic,
+ * subscriptions and channels (a later `start()` resumes them; what was sent to it meanwhile
+ * waits in Redis); a closed client cannot be started again, but a new client with the same
+ * name resumes its channels.
  *
  * Threads: everything a user calls runs on the JS thread, and every handler is called on it;
  * the work behind (sockets, Redis, the delivery of messages) runs on the client's own native
@@ -207,13 +319,16 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   readonly #budget: number;
   readonly #highWater: number;
   readonly #gate = new DrainGate();
-  #state: State = 'new';
+  #state: State = 'idle';
   #running = false; // the core runs (started and not yet stopped)
   #opened: Promise<void> | undefined;
-  #started: Promise<void> | undefined;
+  #started: Promise<void> | undefined; // the start in flight, or the one that made it run
+  #stopped: Promise<void> | undefined; // the stop in flight
   #closed: Promise<void> | undefined;
-  #address = '';
+  #boundAddress = '';
   #publishedAddress = '';
+  #advertise: string;
+  #coreStats: CoreStats = NO_CORE_STATS; // as last read (run/stop in flight: not readable)
   #names: string[] = [];
   #iterators = new Set<MessageQueue>();
   #draining = false;
@@ -222,7 +337,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * Validates the options; nothing touches the network until {@link Client.start} (or a call
    * that needs Redis, such as {@link Client.subscribe}).
    *
-   * @throws LinerError `INVALID_ARGUMENT` when an option has the wrong type or form.
+   * @throws LinerError `INVALID_ARGUMENT` when an option has the wrong type, form or range.
    */
   constructor(options: ClientOptions) {
     super();
@@ -236,17 +351,19 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     const inFlight = checkSize(options, 'maxInFlightBytes') || DEFAULT_IN_FLIGHT;
     this.#highWater = inFlight;
     this.#budget = checkSize(options, 'deliveryBudgetBytes') || DEFAULT_BUDGET;
+    this.#advertise = checkString(options, 'advertise') ?? '';
     try {
       this.#native = new addon.NativeClient({
         name: this.name,
         topic: this.topic,
         listen: checkString(options, 'listen', '127.0.0.1:0')!,
         redis,
-        advertise: checkString(options, 'advertise'),
-        maxMessageSize: checkSize(options, 'maxMessageSize') || undefined,
+        advertise: this.#advertise || undefined,
+        // 0 and absent alike: the process-wide value (the core reads 0 so).
+        maxMessageSize: checkSize(options, 'maxMessageSize', addon.maxMessageSizeCeiling) || undefined,
         compressThreshold: checkSize(options, 'compressThreshold') || undefined,
         maxSendQueueBytes: checkSize(options, 'maxSendQueueBytes') || undefined,
-        maxSendQueueMessages: checkSize(options, 'maxSendQueueMessages') || undefined,
+        maxSendQueueMessages: sendQueueMessages(options) || undefined,
         maxReceiveQueueBytes: checkSize(options, 'maxReceiveQueueBytes') || undefined,
         maxInFlightBytes: inFlight,
       });
@@ -259,19 +376,41 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     });
   }
 
-  /** The address the client listens on (`"127.0.0.1:40123"`), once started; `""` before. */
-  get address(): string {
-    return this.#address;
+  /**
+   * The address the client is bound to (`"127.0.0.1:40123"`), once started: with port 0 in
+   * `listen`, the port it got. `""` before the first start; after {@link Client.stop}, the
+   * address of the last run.
+   */
+  get boundAddress(): string {
+    return this.#boundAddress;
   }
 
-  /** The address registered in Redis (the advertised one if set), once started; `""` before. */
+  /** Same as {@link Client.boundAddress}. */
+  get address(): string {
+    return this.#boundAddress;
+  }
+
+  /**
+   * The address registered in Redis, where peers reach this client: the advertise address
+   * (port 0 replaced by the bound port) if set, else the bound address. `""` while not running.
+   */
   get publishedAddress(): string {
     return this.#publishedAddress;
   }
 
-  /** True between a successful {@link Client.start} and {@link Client.close}. */
-  get running(): boolean {
+  /** The advertise address as configured (`advertise` option or {@link Client.setAdvertiseAddress}), `""` if none. */
+  get advertiseAddress(): string {
+    return this.#advertise;
+  }
+
+  /** True between a successful {@link Client.start} and the next {@link Client.stop} or {@link Client.close}. */
+  get isRunning(): boolean {
     return this.#state === 'running';
+  }
+
+  /** Same as {@link Client.isRunning}. */
+  get running(): boolean {
+    return this.isRunning;
   }
 
   /** True once {@link Client.close} was called. */
@@ -280,33 +419,64 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   }
 
   /**
+   * Sets the address to register instead of the bound one, from the next {@link Client.start}
+   * on (see the `advertise` option); `""` registers the bound address again.
+   *
+   * @throws LinerError `ALREADY_RUNNING` while the client starts, runs or stops (call it
+   *   before `start()` or after `stop()`), `INVALID_ARGUMENT` when it is not a literal
+   *   `"ip:port"` / `"[v6]:port"`, `CLOSED`.
+   */
+  setAdvertiseAddress(address: string): void {
+    if (this.closed) throw new LinerError('CLOSED', 'cannot set the advertise address of a closed client');
+    if (typeof address !== 'string') throw invalid(`advertise address must be a string, not ${describe(address)}`);
+    if (this.#state !== 'idle') {
+      throw new LinerError('ALREADY_RUNNING', `cannot set the advertise address while the client is ${this.#state}`);
+    }
+    try {
+      this.#native.setAdvertise(address);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this.#advertise = address;
+  }
+
+  /**
    * Starts the client: binds its listen address, registers it under its topic and
    * subscriptions, and reconnects to the peers it has pending messages for. Calling it again
-   * while it starts or runs returns the same Promise.
+   * while it starts or runs returns the same Promise; called while it stops, it starts again
+   * once stopped.
    *
-   * A running client keeps the process alive, like a server, until {@link Client.close} (or
-   * {@link Client.unref}).
+   * A running client keeps the process alive, like a server, until {@link Client.stop} or
+   * {@link Client.close} (or {@link Client.unref}).
    *
    * @throws LinerError `STORE` (Redis), `BIND` (listen address), `INVALID_ARGUMENT` (address or
    *   URL form), `STARTUP`, `CLOSED`. A failed start leaves nothing registered and may be retried.
    */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new LinerError('CLOSED', 'cannot start a closed client'));
-    return (this.#started ??= this.#start());
+    if (!this.#started) {
+      const started = this.#start(this.#stopped);
+      this.#started = started;
+      started.catch(() => {
+        if (this.#started === started) this.#started = undefined;
+      });
+    }
+    return this.#started;
   }
 
-  async #start(): Promise<void> {
+  async #start(stopping: Promise<void> | undefined): Promise<void> {
+    if (stopping) await stopping.catch(() => undefined);
+    if (this.closed) throw new LinerError('CLOSED', 'the client was closed while it started');
     this.#state = 'starting';
     try {
       await this.#open();
       const [bound, published] = await this.#native.run(this.#onWake);
       this.#running = true;
-      this.#address = bound;
+      this.#boundAddress = bound;
       this.#publishedAddress = published;
       if (this.#state === 'starting') this.#state = 'running';
     } catch (e) {
-      if (this.#state === 'starting') this.#state = 'new';
-      this.#started = undefined;
+      if (this.#state === 'starting') this.#state = 'idle';
       throw fromNative(e);
     }
   }
@@ -319,10 +489,73 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   }
 
   /**
-   * Stops and releases the client: removes its address from every directory it registered in,
-   * sends what is queued (waiting up to about 2 s), stores unacknowledged at-least-once
-   * messages in Redis, and hands every message it already acknowledged to your handlers. Then
-   * `messages()` iterators end and `close` is emitted.
+   * Stops the client without releasing it: removes its address from Redis, sends what is
+   * queued (waiting up to about 2 s), stores unacknowledged at-least-once messages in Redis,
+   * writes the acknowledgements of what it received, and hands what it received to your
+   * handlers (with nobody listening, that waits for a listener as usual). Then the client is
+   * as before its first start, with its counters, subscriptions and channels: `start()` runs
+   * it again, and what peers sent meanwhile (at-least-once) is delivered then, once.
+   *
+   * `messages()` iterators stay open. A stopped client no longer keeps the process alive; call
+   * {@link Client.close} to release it.
+   *
+   * Idempotent: while it stops, every call returns the same Promise; on a client that is not
+   * running it resolves at once; called while it starts, it stops once started; on a closed
+   * client it resolves when the close is done.
+   */
+  stop(): Promise<void> {
+    if (this.#closed) return this.#closed;
+    const started = this.#started;
+    if (!started) return this.#stopped ?? Promise.resolve();
+    this.#started = undefined; // a start() from now on runs again, after this stop
+    if (this.#state === 'running') {
+      this.#readCoreStats();
+      this.#state = 'stopping'; // sends are refused from now on
+    }
+    const stopped = this.#stop(started);
+    this.#stopped = stopped;
+    stopped.then(
+      () => this.#stopDone(stopped),
+      () => this.#stopDone(stopped),
+    );
+    return stopped;
+  }
+
+  #stopDone(stopped: Promise<void>): void {
+    if (this.#stopped === stopped) this.#stopped = undefined;
+  }
+
+  async #stop(started: Promise<void>): Promise<void> {
+    try {
+      await started;
+    } catch {
+      return; // it did not start: nothing to stop
+    }
+    if (this.#state === 'running') {
+      this.#readCoreStats();
+      this.#state = 'stopping';
+    } else if (this.#state !== 'stopping') {
+      return; // close() took over
+    }
+    try {
+      await this.#native.stop();
+    } catch (e) {
+      throw fromNative(e);
+    } finally {
+      this.#running = false;
+      this.#publishedAddress = '';
+      if (this.#state === 'stopping') this.#state = 'idle';
+      this.#readCoreStats();
+      this.#gate.writable(); // its queues are gone: nobody waits for room in them
+      // What the core delivered while stopping is acknowledged already: hand it over.
+      this.#onWake();
+    }
+  }
+
+  /**
+   * Stops and releases the client: everything {@link Client.stop} does, then `messages()`
+   * iterators end and `close` is emitted. Every message the client acknowledged is handed to
+   * your handlers before it resolves, listening or not.
    *
    * Idempotent (every call returns the same Promise) and safe from inside a message handler.
    */
@@ -332,13 +565,18 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   async #close(): Promise<void> {
     const starting = this.#started;
+    const stopping = this.#stopped;
+    if (this.#state === 'running') this.#readCoreStats();
     this.#state = 'closing';
     try {
       if (starting) await starting.catch(() => undefined);
+      if (stopping) await stopping.catch(() => undefined);
       if (this.#running) await this.#native.stop();
       else if (this.#opened) await this.#opened.catch(() => undefined);
     } finally {
       this.#running = false;
+      this.#publishedAddress = '';
+      this.#readCoreStats();
       // What the core delivered while stopping is acknowledged already: hand it over.
       this.#deliverRest();
       this.#native.dispose();
@@ -354,6 +592,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+
 
   /**
    * Sends one message to ONE peer serving `topic` (round-robin over its replicas, skipping
@@ -441,7 +680,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * forces it). Resolves to whether at least one peer serves it.
    */
   async refreshAddressTopic(topic: string): Promise<boolean> {
-    if (typeof topic !== 'string' || topic === '') throw invalid('topic must be a non-empty string');
+    checkTopic(topic);
     try {
       await this.#call('refreshAddressTopic', () => this.#native.refresh(topic));
       return true;
@@ -451,11 +690,50 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     }
   }
 
-  /** The peers serving `topic` now, as registered in Redis. */
+  /**
+   * The peers serving `topic` now (its owners and its subscribers), as registered in Redis;
+   * `[]` when nobody does. Works whether the client runs or not (it only needs Redis); from
+   * then on, while running, the client reports that topic's peers on its status events.
+   *
+   * @example
+   * ```ts
+   * for (const { address, name } of await client.listAddresses('jobs')) console.log(name, address);
+   * ```
+   * @throws LinerError `INVALID_ARGUMENT` (not a non-empty string), `STORE`, `CLOSED`.
+   */
   async listAddresses(topic: string): Promise<TopicAddress[]> {
-    if (typeof topic !== 'string' || topic === '') throw invalid('topic must be a non-empty string');
+    checkTopic(topic);
     const rows = await this.#call('listAddresses', () => this.#native.listAddresses(topic));
     return rows.map(([address, name]) => ({ address, name }));
+  }
+
+  /**
+   * How many at-least-once messages of this client wait in Redis for listeners that were
+   * unreachable (the total of {@link Client.pendingByPeer}). Messages still in memory (queued,
+   * or sent and not yet acknowledged) are not counted: see `stats().sendQueueMessages`. Works
+   * whether the client runs or not.
+   *
+   * @throws LinerError `STORE`, `CLOSED`.
+   */
+  async pendingCount(): Promise<number> {
+    let total = 0;
+    for (const queue of await this.pendingByPeer()) total += queue.count;
+    return total;
+  }
+
+  /**
+   * This client's offline queues in Redis, one per listener it has sent at-least-once messages
+   * to (empty queues included), as {@link PendingQueue}s.
+   *
+   * @example
+   * ```ts
+   * for (const q of await client.pendingByPeer()) if (q.count) console.log(`${q.count} waiting for ${q.name}`);
+   * ```
+   * @throws LinerError `STORE`, `CLOSED`.
+   */
+  async pendingByPeer(): Promise<PendingQueue[]> {
+    const rows = await this.#call('pendingByPeer', () => this.#native.pendingByPeer());
+    return rows.map(([address, topic, name, count]) => ({ name, address, topic, count }));
   }
 
   /**
@@ -515,9 +793,21 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     return this.messages();
   }
 
-  /** Counters of the client (see {@link ClientStats}). */
+  /**
+   * Counters of the client (see {@link ClientStats}): synchronous and cheap. Before the first
+   * start the core's counters are 0; while the client starts or stops they are those of the
+   * moment it began to; after {@link Client.close}, the final ones.
+   */
   stats(): ClientStats {
-    return this.#native.stats(this.#state === 'running');
+    if (this.#state === 'running' || this.#state === 'idle') this.#readCoreStats();
+    return { ...this.#native.stats(false), ...this.#coreStats }; // without the core's: only the JS side's
+  }
+
+  // Only while no run or stop is in flight: reading the core's counters waits for them.
+  #readCoreStats(): void {
+    if (this.#state === 'closed') return;
+    const core = coreStatsOf(this.#native.stats(true));
+    if (core) this.#coreStats = core;
   }
 
   /** Lets the process exit while this client runs (as `server.unref()`). */
@@ -534,7 +824,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   #notRunning(what: string): LinerError {
     if (this.closed) return new LinerError('CLOSED', `cannot ${what} on a closed client`);
-    return new LinerError('NOT_RUNNING', `cannot ${what} before the client is started`);
+    const now = this.#state === 'idle' ? 'not started (or was stopped)' : this.#state;
+    return new LinerError('NOT_RUNNING', `cannot ${what}: the client is ${now}`);
   }
 
   // ---- delivery into JS -------------------------------------------------------------------
@@ -609,8 +900,17 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       if (kind === undefined) continue;
       if (kind === 'writable') this.#gate.writable();
       else if (kind === 'busy') this.#gate.busy();
+      const event: StatusEvent = { kind, topic, peer, message };
       try {
-        this.emit('status', { kind, topic, peer, message });
+        this.emit('status', event);
+      } catch (e) {
+        this.#handlerFailed(e);
+      }
+      try {
+        const name = statusEventNameOf(kind);
+        if (name) this.emit(name, { ...event });
+        // Only to listeners: a Redis hiccup must not crash a program that did not ask.
+        else if (isErrorKind(kind) && this.listenerCount('error') > 0) this.emit('error', new LinerStatusError(event));
       } catch (e) {
         this.#handlerFailed(e);
       }

@@ -4,16 +4,21 @@
  *
  * @packageDocumentation
  */
-export { Client, LinerError, version } from './index.js';
+export { Client, LinerError, LinerStatusError, getLimits, setLimits, version } from './index.js';
 export type {
   ClientEvents,
   ClientOptions,
   ClientStats,
+  Limits,
+  LimitsUpdate,
   LinerErrorCode,
   Message,
   Payload,
+  PendingQueue,
   SendOptions,
+  StatusErrorKind,
   StatusEvent,
+  StatusEventName,
   StatusKind,
   TopicAddress,
 } from './index.js';

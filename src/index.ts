@@ -10,8 +10,19 @@
  * @packageDocumentation
  */
 export { Client, version } from './client.js';
-export type { ClientEvents, ClientOptions, ClientStats, Payload, SendOptions, TopicAddress } from './client.js';
+export type {
+  ClientEvents,
+  ClientOptions,
+  ClientStats,
+  Payload,
+  PendingQueue,
+  SendOptions,
+  TopicAddress,
+} from './client.js';
 export { LinerError } from './errors.js';
 export type { LinerErrorCode } from './errors.js';
+export { getLimits, setLimits } from './limits.js';
+export type { Limits, LimitsUpdate } from './limits.js';
 export type { Message } from './messages.js';
-export type { StatusEvent, StatusKind } from './status.js';
+export { LinerStatusError } from './status.js';
+export type { StatusErrorKind, StatusEvent, StatusEventName, StatusKind } from './status.js';

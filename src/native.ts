@@ -32,7 +32,7 @@ export type NativeBatch = [buffer: Buffer, meta: Uint32Array, newNames: string[]
 /** A status event: [kind (StatusKind number), topic, peer address, message]. */
 export type NativeEvent = [kind: number, topic: string, peer: string, message: string];
 
-/** Counters of the core (when the client runs and `withCore` is true) and of the delivery into JS. */
+/** Counters of the core (when the core client exists and `withCore` is true) and of the delivery into JS. */
 export interface NativeStats {
   messagesSent?: number;
   bytesSent?: number;
@@ -64,24 +64,35 @@ export interface NativeStats {
 export interface NativeClient {
   /** Creates the core client (checks that Redis answers). Idempotent. */
   open(): Promise<void>;
-  /** Starts it; `onWake` is called on the JS thread when messages or events wait. Resolves to [bound, published]. */
+  /**
+   * Starts it (applying the advertise address first); `onWake` is called on the JS thread
+   * when messages or events wait. Resolves to [bound, published]. May follow a stop().
+   */
   run(onWake: () => void): Promise<[bound: string, published: string]>;
-  /** Stops it: unregisters, flushes, delivers the rest into the inbox. */
+  /** Stops it: unregisters, flushes, delivers the rest into the inbox. It may run again. */
   stop(): Promise<void>;
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
   refresh(topic: string): Promise<void>;
   listAddresses(topic: string): Promise<[address: string, name: string][]>;
+  /** This sender's offline queues in Redis. */
+  pendingByPeer(): Promise<[address: string, topic: string, name: string, count: number][]>;
   clearStoredMessages(): Promise<void>;
   clearAddressesOfTopic(): Promise<void>;
   /** Enqueues; returns 0 or a core error number (reason in lastError()). */
   sendTo(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
   sendAll(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
   lastError(): string;
+  /** Checks the form of a literal "ip:port" ("" clears) and keeps it for the next run(); throws INVALID_ARG. */
+  setAdvertise(address: string): void;
   /** The oldest waiting arena, or undefined (and the next message wakes JS). */
   take(): NativeBatch | undefined;
   /** Waiting status events; also marks the wake-up as handled. */
   takeEvents(): NativeEvent[] | undefined;
+  /**
+   * Core counters only when `withCore` (it waits for the core's lifecycle lock: never while
+   * run() or stop() are in flight).
+   */
   stats(withCore: boolean): NativeStats;
   ref(): void;
   unref(): void;
@@ -89,9 +100,22 @@ export interface NativeClient {
   dispose(): void;
 }
 
+/** The process-wide limits of native/core/limits.hpp (shared by every thread's clients). */
+export interface NativeLimits {
+  maxMessageSize: number;
+  compressThreshold: number;
+  maxSendQueueMessages: number;
+  maxSendQueueBytes: number;
+}
+
 export interface NativeAddon {
   NativeClient: new (options: NativeOptions) => NativeClient;
   version: string;
+  /** The largest maxMessageSize there is (a frame body of 1 GiB, as liner_broker 1.3.1 accepts). */
+  maxMessageSizeCeiling: number;
+  getLimits(): NativeLimits;
+  /** Sets the keys present, all or none (throws INVALID_ARG for a value out of range). */
+  setLimits(limits: Partial<NativeLimits>): void;
 }
 
 /** Root of the package (dist/..): where prebuilds/ is, in a checkout and once installed. */

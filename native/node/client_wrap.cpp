@@ -1,9 +1,13 @@
 #include "node/client_wrap.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstring>
 #include <thread>
 #include <vector>
 
+#include "core/net.hpp"
 #include "node/async_task.hpp"
 #include "node/errors.hpp"
 
@@ -32,6 +36,31 @@ size_t size_option(const Napi::Object& o, const char* key, size_t fallback) {
   if (!(d >= 0) || d > 9007199254740991.0)
     throw_invalid(o.Env(), std::string("option ") + key + " must be a non-negative integer");
   return size_t(d);
+}
+
+// The core's rule for an advertise address (Client::set_advertise_address): a literal
+// "ip:port" / "[v6]:port" in canonical form, since peers connect to it as given. Checked here
+// without a name lookup, so that a bad option fails at once, on the JS thread, without DNS.
+void check_advertise(Napi::Env env, const std::string& addr) {
+  if (addr.empty()) return;
+  std::string host;
+  int port = 0;
+  liner::Status s = liner::split_host_port(addr, &host, &port);
+  if (!s) throw_invalid(env, "advertise address '" + addr + "': " + s.message);
+  sockaddr_storage sa{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&sa);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&sa);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(uint16_t(port));
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(uint16_t(port));
+  } else {
+    throw_invalid(env, "advertise address '" + addr + "' must be a literal ip:port, not a name");
+  }
+  if (liner::format_address(reinterpret_cast<sockaddr*>(&sa)) != addr)
+    throw_invalid(env, "advertise address '" + addr + "' must be a literal ip:port in canonical form");
 }
 
 // A topic name without a std::string allocation per send: the JS thread is the only caller.
@@ -84,11 +113,13 @@ Napi::Function ClientWrap::define(Napi::Env env) {
                          InstanceMethod<&ClientWrap::unsubscribe>("unsubscribe"),
                          InstanceMethod<&ClientWrap::refresh>("refresh"),
                          InstanceMethod<&ClientWrap::list_addresses>("listAddresses"),
+                         InstanceMethod<&ClientWrap::pending_by_peer>("pendingByPeer"),
                          InstanceMethod<&ClientWrap::clear_stored_messages>("clearStoredMessages"),
                          InstanceMethod<&ClientWrap::clear_addresses_of_topic>("clearAddressesOfTopic"),
                          InstanceMethod<&ClientWrap::send_to>("sendTo"),
                          InstanceMethod<&ClientWrap::send_all>("sendAll"),
                          InstanceMethod<&ClientWrap::last_error>("lastError"),
+                         InstanceMethod<&ClientWrap::set_advertise>("setAdvertise"),
                          InstanceMethod<&ClientWrap::take>("take"),
                          InstanceMethod<&ClientWrap::take_events>("takeEvents"),
                          InstanceMethod<&ClientWrap::stats>("stats"),
@@ -106,6 +137,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.localhost = string_option(o, "listen", true);
   options_.store_url = string_option(o, "redis", true);
   advertise_ = string_option(o, "advertise", false);
+  check_advertise(info.Env(), advertise_);
   options_.max_message_size = size_option(o, "maxMessageSize", 0);
   options_.compress_threshold = size_option(o, "compressThreshold", 0);
   options_.max_send_queue_bytes = size_option(o, "maxSendQueueBytes", 0);
@@ -126,12 +158,10 @@ ClientWrap::~ClientWrap() { abandon(false); }
 Napi::Value ClientWrap::open(const Napi::CallbackInfo& info) {
   auto core = core_;
   auto options = options_;
-  auto advertise = advertise_;
-  return AsyncTask::start(Value(), "liner.open", [core, options, advertise] {
+  return AsyncTask::start(Value(), "liner.open", [core, options] {
     if (core->raw()) return liner::Status();
     std::unique_ptr<liner::Client> client;
     liner::Status s = liner::Client::create(options, &client);
-    if (s && !advertise.empty()) s = client->set_advertise_address(advertise);
     if (s) core->adopt(std::move(client));
     return s;
   });
@@ -149,21 +179,32 @@ Napi::Value ClientWrap::run(const Napi::CallbackInfo& info) {
     if (st != napi_ok) throw status_error(env, liner::Status(liner::Err::startup, "cannot create the delivery wake-up"));
     if (!referenced_) napi_unref_threadsafe_function(env, tsfn);
     wake_->store(tsfn, std::memory_order_release);
+  } else if (referenced_) {
+    napi_ref_threadsafe_function(env, wake_->load());  // unref'd by the last stop()
   }
+  active_ = true;
   set_teardown_hook(true);
   auto inbox = inbox_;
+  inbox->set_closing(false);
   client->set_status_handler([inbox](const liner::StatusEvent& e) { inbox->status(e); });
   auto addresses = std::make_shared<std::pair<std::string, std::string>>();
+  std::string advertise = advertise_;
   return AsyncTask::start(
       Value(), "liner.run",
-      [client, inbox, addresses] {
-        liner::Status s = client->run([inbox](const std::string& to, const std::string& from, const char* data,
-                                              size_t size) { inbox->receive(to, from, data, size); });
+      [client, inbox, addresses, advertise] {
+        // Here, not on the JS thread: it waits for the core's lifecycle lock.
+        liner::Status s = client->set_advertise_address(advertise);
+        if (s)
+          s = client->run([inbox](const std::string& to, const std::string& from, const char* data, size_t size) {
+            inbox->receive(to, from, data, size);
+          });
         if (s) *addresses = {client->bound_address(), client->published_address()};
         return s;
       },
       [this, client, addresses](Napi::Env env, const liner::Status& s) -> Napi::Value {
         if (!s) {
+          // Nothing runs: let go of JS (the next run makes a new wake-up function).
+          active_ = false;
           client->set_status_handler(nullptr);
           release_wake(napi_tsfn_release);
           set_teardown_hook(false);
@@ -176,10 +217,18 @@ Napi::Value ClientWrap::run(const Napi::CallbackInfo& info) {
       });
 }
 
+// Stops the core (it may run again). What it delivers while stopping still wakes JS; once
+// stopped, the client no longer keeps the event loop alive.
 Napi::Value ClientWrap::stop(const Napi::CallbackInfo& info) {
   auto client = core_->get();
-  inbox_->set_closing();
-  return AsyncTask::start(Value(), "liner.stop", [client] { return client ? client->stop() : liner::Status(); });
+  inbox_->set_closing(true);
+  return AsyncTask::start(
+      Value(), "liner.stop", [client] { return client ? client->stop() : liner::Status(); },
+      [this](Napi::Env env, const liner::Status&) -> Napi::Value {
+        active_ = false;
+        if (napi_threadsafe_function f = wake_->load()) napi_unref_threadsafe_function(env, f);
+        return env.Undefined();
+      });
 }
 
 // After stop() resolved and JS took what was left: no JS call may follow.
@@ -281,6 +330,28 @@ Napi::Value ClientWrap::list_addresses(const Napi::CallbackInfo& info) {
       });
 }
 
+// Offline queues of this sender: [address, topic, listener name, count] rows.
+Napi::Value ClientWrap::pending_by_peer(const Napi::CallbackInfo& info) {
+  auto client = core_->get();
+  if (!client) throw status_error(info.Env(), liner::Status(liner::Err::not_running, "client is not open"));
+  auto found = std::make_shared<std::vector<liner::PendingQueue>>();
+  return AsyncTask::start(
+      Value(), "liner.pendingByPeer", [client, found] { return client->pending_by_peer(found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          const liner::PendingQueue& q = (*found)[i];
+          Napi::Array row = Napi::Array::New(env, 4);
+          row.Set(0u, q.addr);
+          row.Set(1u, q.topic);
+          row.Set(2u, q.unique_name);
+          row.Set(3u, Napi::Number::New(env, double(q.count)));
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
 // ---- sending -------------------------------------------------------------------------------
 
 Napi::Value ClientWrap::send_to(const Napi::CallbackInfo& info) { return send(info, false); }
@@ -333,6 +404,14 @@ Napi::Value ClientWrap::send(const Napi::CallbackInfo& info, bool all) {
 }
 
 Napi::Value ClientWrap::last_error(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), last_error_); }
+
+// Checks the form now; the next run() applies it (TypeScript refuses it while running).
+Napi::Value ClientWrap::set_advertise(const Napi::CallbackInfo& info) {
+  std::string addr = string_arg(info, 0, "advertise address");
+  check_advertise(info.Env(), addr);
+  advertise_ = std::move(addr);
+  return info.Env().Undefined();
+}
 
 // ---- delivery ------------------------------------------------------------------------------
 
@@ -413,9 +492,11 @@ Napi::Value ClientWrap::stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The flag is what counts: run() holds the loop if it is set, the end of stop() lets it go.
 Napi::Value ClientWrap::ref(const Napi::CallbackInfo& info) {
   referenced_ = true;
-  if (napi_threadsafe_function f = wake_->load()) napi_ref_threadsafe_function(info.Env(), f);
+  napi_threadsafe_function f = wake_->load();
+  if (f && active_) napi_ref_threadsafe_function(info.Env(), f);
   return info.Env().Undefined();
 }
 

@@ -5,10 +5,14 @@
 //
 // Which thread does what:
 //   - store round trips (open, run, stop, subscribe, ...) run on libuv's thread pool and
-//     return Promises;
+//     return Promises; so does every core call that may wait for run/stop (they hold the
+//     core's lifecycle lock for seconds), e.g. applying the advertise address;
 //   - sendTo/sendAll run on the JS thread and only enqueue (except the first send to a topic
 //     or peer, which asks Redis where it lives and opens the channel);
 //   - the core's delivery thread only copies into the Inbox and, when JS is idle, wakes it.
+//
+// A client can run, stop and run again: while stopped, the wake-up function stays (messages
+// delivered during the stop still reach JS) but no longer keeps the event loop alive.
 //
 // Lifetime: the core client is shared with in-flight tasks (CoreState), the inbox with the
 // core's threads. A client that is garbage-collected, or whose environment (worker thread,
@@ -70,6 +74,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   Napi::Value unsubscribe(const Napi::CallbackInfo& info);
   Napi::Value refresh(const Napi::CallbackInfo& info);
   Napi::Value list_addresses(const Napi::CallbackInfo& info);
+  Napi::Value pending_by_peer(const Napi::CallbackInfo& info);
   Napi::Value clear_stored_messages(const Napi::CallbackInfo& info);
   Napi::Value clear_addresses_of_topic(const Napi::CallbackInfo& info);
 
@@ -77,6 +82,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   Napi::Value send_to(const Napi::CallbackInfo& info);
   Napi::Value send_all(const Napi::CallbackInfo& info);
   Napi::Value last_error(const Napi::CallbackInfo& info);
+  Napi::Value set_advertise(const Napi::CallbackInfo& info);
   Napi::Value take(const Napi::CallbackInfo& info);
   Napi::Value take_events(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
@@ -95,13 +101,14 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   napi_env env_;
   std::shared_ptr<CoreState> core_ = std::make_shared<CoreState>();
   liner::ClientOptions options_;
-  std::string advertise_;
+  std::string advertise_;  // applied by run(): "" = register the bound address
   // The wake-up function: created by run(), released by dispose(), a failed run or
   // abandon(). The inbox calls it under its lock, so after Inbox::abandon() nobody can.
   std::shared_ptr<std::atomic<napi_threadsafe_function>> wake_ =
       std::make_shared<std::atomic<napi_threadsafe_function>>(nullptr);
   std::shared_ptr<Inbox> inbox_;
   bool referenced_ = true;  // a running client keeps the event loop alive, like a server
+  bool active_ = false;     // from run() until its failure or the end of stop(): the loop is held
   bool teardown_hook_ = false;
   bool abandoned_ = false;
   std::string last_error_;

@@ -127,9 +127,9 @@ void Inbox::take_events(std::vector<liner::StatusEvent>* out) {
   events_.clear();
 }
 
-void Inbox::set_closing() {
+void Inbox::set_closing(bool closing) {
   std::lock_guard<std::mutex> lock(mu_);
-  closing_ = true;
+  closing_ = closing;
   room_.notify_all();
 }
 

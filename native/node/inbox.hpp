@@ -71,9 +71,9 @@ class Inbox {
   // JS thread. Takes the waiting status events and acknowledges the wake-up being handled.
   void take_events(std::vector<liner::StatusEvent>* out);
 
-  // The client is stopping: deliveries no longer wait for room (JS keeps draining, but a
-  // consumer that stopped reading must not hold the stop up).
-  void set_closing();
+  // true: the client is stopping, deliveries no longer wait for room (JS keeps draining, but a
+  // consumer that stopped reading must not hold the stop up). false: it runs (again).
+  void set_closing(bool closing);
   // The JS side is gone (garbage collected, environment torn down): from now on messages are
   // dropped and no wake-up is issued.
   void abandon();

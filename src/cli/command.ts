@@ -1,0 +1,48 @@
+/**
+ * What every `liner` subcommand is: its help, its options and a `run` that gets the parsed
+ * command line, the Redis URL and the output.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+import type { OptionSpecs, Parsed } from './args.js';
+import { CliError } from './errors.js';
+import type { Output } from './output.js';
+import { RespClient, redact } from './resp.js';
+
+export interface Context {
+  parsed: Parsed;
+  /** From --redis, else $LINER_REDIS_URL, else the default; already checked for form. */
+  redisUrl: string;
+  /** Whether the URL came from --redis or $LINER_REDIS_URL (not the default). */
+  redisExplicit: boolean;
+  out: Output;
+}
+
+export interface Command {
+  name: string;
+  /** One line for `liner --help`. */
+  summary: string;
+  usage: string;
+  description: string;
+  options: OptionSpecs;
+  /** Resolves to the exit status (0 when undefined); failures throw CliError. */
+  run(ctx: Context): Promise<number | void>;
+}
+
+/** Opens the command's Redis connection; a clear one-line error when Redis is not there. */
+export async function openRedis(ctx: Context): Promise<RespClient> {
+  try {
+    return await RespClient.connect(ctx.redisUrl);
+  } catch (e) {
+    if (e instanceof CliError && e.code === 'REDIS_UNREACHABLE' && !ctx.redisExplicit) {
+      throw new CliError(e.code, `${e.message}; pass --redis URL or set LINER_REDIS_URL`);
+    }
+    throw e;
+  }
+}
+
+/** The URL as printed (password hidden). */
+export function shownUrl(ctx: Context): string {
+  return redact(ctx.redisUrl);
+}

@@ -1,0 +1,100 @@
+/**
+ * `liner demo`: what `npm run demo` runs (scripts/demo.sh): the TypeScript demo
+ * examples/ts/demo.ts against a throwaway redis-server, or against --redis when given. The
+ * demo itself is not repeated here: this runs that example program, compiled as demo.sh does.
+ *
+ * @internal
+ * @packageDocumentation
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+
+import type { Command } from './command.js';
+import { openRedis, shownUrl } from './command.js';
+import { CliError } from './errors.js';
+import { redact } from './resp.js';
+import { ThrowawayRedis } from './redis_server.js';
+
+/** Root of the package (dist/cli/..): a checkout, or the installed package. */
+const root = path.resolve(__dirname, '..', '..');
+
+/** The compiled demo, compiled (again) from examples/ts/demo.ts when that is newer. */
+function demoProgram(): string {
+  const source = path.join(root, 'examples', 'ts', 'demo.ts');
+  const program = path.join(root, 'build', 'examples', 'ts', 'demo.js');
+  const hasSource = existsSync(source);
+  if (!hasSource && existsSync(program)) return program;
+  if (!hasSource) {
+    throw new CliError('DEMO', `the demo (examples/ts/demo.ts) is not part of this installation (${root}): run 'npm run demo' in a checkout of liner`);
+  }
+  if (existsSync(program) && statSync(program).mtimeMs >= statSync(source).mtimeMs) return program;
+  const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
+  if (!existsSync(tsc)) throw new CliError('DEMO', `examples/ts/demo.ts needs compiling and ${tsc} is missing: run 'npm install' first`);
+  // Compiled into a directory of our own, then moved into place in one rename: another
+  // process compiling or running the examples at the same time never sees a half-written file.
+  mkdirSync(path.join(root, 'build'), { recursive: true });
+  const scratch = mkdtempSync(path.join(root, 'build', '.liner-demo-'));
+  try {
+    const r = spawnSync(tsc, ['-p', path.join(root, 'tsconfig.examples.json'), '--outDir', scratch], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) {
+      const first = `${r.stdout}${r.stderr}`.split('\n').find((l) => l.trim()) ?? `exit ${r.status}`;
+      throw new CliError('DEMO', `compiling examples/ts failed: ${first}`);
+    }
+    mkdirSync(path.dirname(program), { recursive: true });
+    renameSync(path.join(scratch, 'demo.js'), program);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return program;
+}
+
+export const demo: Command = {
+  name: 'demo',
+  summary: "the README's demo: five short acts of the TypeScript API, on a throwaway Redis",
+  usage: 'liner demo [--redis URL] [--json]',
+  description: [
+    'Runs examples/ts/demo.ts, as `npm run demo` does: one-to-one, one-to-many,',
+    'producer-consumer, offline delivery and a throughput figure. Without --redis (or',
+    '$LINER_REDIS_URL) it starts a throwaway redis-server on a free loopback port and stops it',
+    'afterwards; with one, the demo peers (names demo.*) use that Redis.',
+    'Needs a checkout of liner (the demo is an example program, not part of the npm package).',
+  ].join('\n'),
+  options: {},
+  async run(ctx) {
+    const { out } = ctx;
+    if (ctx.parsed.positionals.length > 0) throw new CliError('USAGE', `unexpected argument '${ctx.parsed.positionals[0]}'`);
+    const program = demoProgram();
+    let server: ThrowawayRedis | undefined;
+    let url = ctx.redisUrl;
+    if (ctx.redisExplicit) {
+      (await openRedis(ctx)).close();
+    } else {
+      server = await ThrowawayRedis.start();
+      url = server.url;
+      out.note(`liner demo: throwaway redis-server on ${url}`);
+    }
+    const started = Date.now();
+    try {
+      const child = spawn(process.execPath, [program, url], { stdio: ['ignore', out.json ? 'pipe' : 'inherit', 'inherit'] });
+      child.stdout?.pipe(process.stderr); // --json: the demo's story goes to stderr
+      const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+      process.on('SIGINT', forward);
+      process.on('SIGTERM', forward);
+      // The demo bounds its own waits (well under 20 s); this only guards against a hang.
+      const timer = setTimeout(() => child.kill(), 120_000);
+      const code = await new Promise<number>((resolve) => child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1))));
+      clearTimeout(timer);
+      process.removeListener('SIGINT', forward);
+      process.removeListener('SIGTERM', forward);
+      if (out.json) out.data({ redis: server ? url : shownUrl(ctx), ok: code === 0, exitCode: code, seconds: (Date.now() - started) / 1000 });
+      if (code !== 0) throw new CliError('DEMO', `the demo failed (exit ${code}) against ${redact(url)}`);
+    } finally {
+      await server?.stop();
+    }
+  },
+};

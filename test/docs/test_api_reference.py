@@ -1,0 +1,34 @@
+"""The generated API references are current: docs/api/c.md is what docs/api/gen_c_api.py makes of
+include/liner.h today, and TypeDoc documents the TypeScript API without a broken link or a
+reference to something that is not exported."""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_c_reference_matches_the_header():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "docs", "api", "gen_c_api.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_c_reference_documents_every_function():
+    with open(os.path.join(ROOT, "include", "liner.h"), encoding="utf-8") as f:
+        header = f.read()
+    with open(os.path.join(ROOT, "docs", "api", "c.md"), encoding="utf-8") as f:
+        reference = f.read()
+    functions = set(re.findall(r"LNR_API\s+[\w\s\*]+?\b(lnr_\w+)\s*\(", header))
+    assert len(functions) > 30
+    missing = sorted(f for f in functions if f"`{f}`" not in reference)
+    assert not missing, missing
+
+
+def test_typedoc_accepts_the_typescript_api():
+    typedoc = os.path.join(ROOT, "node_modules", ".bin", "typedoc")
+    assert os.path.exists(typedoc), "typedoc is not installed (a devDependency): run `npm install`"
+    r = subprocess.run([typedoc, "--options", os.path.join(ROOT, "docs", "typedoc.json"), "--emit", "none",
+                        "--treatWarningsAsErrors"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

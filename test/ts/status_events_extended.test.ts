@@ -1,0 +1,321 @@
+// The per-kind status events ('peer-connected', 'peer-disconnected', 'subscribed',
+// 'unsubscribed', 'route-lost', 'busy', 'writable', and 'error' for store and send failures):
+// each arrives within a second of what caused it, on the sender side and the listener side, for
+// a peer (a child process) that starts, subscribes, unsubscribes, stops, starts again and is
+// killed.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { afterEach, expect, test } from 'vitest';
+
+import { LinerStatusError } from '../../dist/index.mjs';
+import { PrivateRedis } from './support/private_redis.js';
+import { Client, Inbox, type StatusEvent, redisUrl, sleep, useMesh, waitUntil } from './support/testkit.js';
+
+const mesh = useMesh();
+const FIXTURE = path.join(__dirname, 'fixtures', 'status_peer.mjs');
+const SECOND = 1000;
+
+/** Events of one client, with their arrival time, from its per-kind events (not 'status'). */
+class EventLog {
+  readonly items: (StatusEvent & { event: string; at: number })[] = [];
+
+  constructor(client: Client) {
+    for (const event of ['peer-connected', 'peer-disconnected', 'subscribed', 'unsubscribed', 'route-lost', 'busy',
+      'writable'] as const) {
+      client.on(event, (e) => this.items.push({ ...e, event, at: Date.now() }));
+    }
+  }
+
+  mark(): number {
+    return this.items.length;
+  }
+
+  /** The first event since `mark` matching, waited for at most `timeoutMs`. */
+  async next(since: number, match: Partial<StatusEvent> & { event: string }, timeoutMs = 3000) {
+    const find = () =>
+      this.items.slice(since).find((e) => Object.entries(match).every(([k, v]) => (e as unknown as Record<string, unknown>)[k] === v));
+    await waitUntil(find, timeoutMs);
+    const found = find();
+    expect(found, `${JSON.stringify(match)} in ${JSON.stringify(this.items.slice(since))}`).toBeDefined();
+    return found!;
+  }
+}
+
+/** The child peer: commands in, one answer line per command out. */
+class ChildPeer {
+  readonly process: ChildProcessWithoutNullStreams;
+  #lines: string[] = [];
+  #waiters: (() => void)[] = [];
+
+  constructor(name: string, topic: string) {
+    this.process = spawn(process.execPath, [FIXTURE, redisUrl, name, topic], { stdio: 'pipe' });
+    this.process.stderr.resume();
+    createInterface({ input: this.process.stdout }).on('line', (line) => {
+      this.#lines.push(line);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Waits for (and consumes) the first line starting with `prefix`. */
+  async line(prefix: string, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.#lines.findIndex((l) => l.startsWith(prefix));
+      if (i >= 0) return this.#lines.splice(i, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`no '${prefix}' from the child peer; got ${JSON.stringify(this.#lines)}`);
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+
+  /** Runs one command; resolves to its answer (after "ok <command>"), when the child finished it. */
+  async run(command: string): Promise<string> {
+    this.process.stdin.write(`${command}\n`);
+    const verb = command.split(' ')[0]!;
+    const answer = await Promise.race([this.line(`ok ${verb}`), this.line(`error ${verb}`)]);
+    expect(answer.startsWith('ok'), answer).toBe(true);
+    return answer.slice(`ok ${verb}`.length).trim();
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.process.kill(signal);
+  }
+
+  async exited(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    await new Promise((r) => this.process.once('exit', r));
+  }
+}
+
+const children: ChildPeer[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    c.kill('SIGKILL');
+    await c.exited();
+  }
+});
+
+test('a peer that starts, subscribes, unsubscribes, stops, starts again and is killed is reported within a second', async () => {
+  const observer = mesh.client('observer', 'observer_topic');
+  const log = new EventLog(observer);
+  const inbox = new Inbox(observer);
+  await observer.start();
+  // Topics this client uses: its own, and the ones it listed (or sent to).
+  expect(await observer.listAddresses('peer_topic')).toEqual([]);
+  expect(await observer.listAddresses('news')).toEqual([]);
+
+  const child = new ChildPeer('peer', 'peer_topic');
+  children.push(child);
+  await child.line('ready');
+
+  // Starts: the directory says it joined the topic.
+  let mark = log.mark();
+  let addr = await child.run('start');
+  let done = Date.now();
+  let e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
+  expect(e.kind).toBe('peerConnected');
+  expect(e.at - done).toBeLessThan(SECOND);
+
+  // Subscribes and unsubscribes.
+  mark = log.mark();
+  await child.run('subscribe news');
+  done = Date.now();
+  e = await log.next(mark, { event: 'subscribed', topic: 'news', peer: addr });
+  expect(e.kind).toBe('peerSubscribed');
+  expect(e.at - done).toBeLessThan(SECOND);
+  mark = log.mark();
+  await child.run('unsubscribe news');
+  done = Date.now();
+  e = await log.next(mark, { event: 'unsubscribed', topic: 'news', peer: addr });
+  expect(e.kind).toBe('peerUnsubscribed');
+  expect(e.at - done).toBeLessThan(SECOND);
+
+  // Connections both ways: the child's sender to the observer (listener side: only its topic
+  // is known), the observer's sender to the child.
+  mark = log.mark();
+  await child.run('send observer_topic hello');
+  done = Date.now();
+  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: '' });
+  expect(e.at - done).toBeLessThan(SECOND);
+  expect(await inbox.waitCount(1)).toBe(1);
+  mark = log.mark();
+  observer.sendTo('peer_topic', 'hi');
+  done = Date.now();
+  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
+  expect(e.at - done).toBeLessThan(SECOND);
+  await child.line('message observer_topic hi');
+  // Acknowledged (the sender reads acknowledgements from Redis every second): nothing in flight.
+  expect(await waitUntil(() => observer.stats().sendQueueMessages === 0, 5000)).toBe(true);
+
+  // Stops: it leaves the directory, and both connections end.
+  mark = log.mark();
+  await child.run('stop');
+  done = Date.now();
+  const left = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
+  const hungUp = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
+  expect(left.at - done).toBeLessThan(SECOND);
+  expect(hungUp.at - done).toBeLessThan(SECOND);
+  expect(log.items.slice(mark).filter((x) => x.event === 'route-lost')).toEqual([]); // nothing was in flight
+
+  // Starts again (the same client, maybe another port) and talks again.
+  mark = log.mark();
+  addr = await child.run('start');
+  done = Date.now();
+  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
+  expect(e.at - done).toBeLessThan(SECOND);
+  await child.run('send observer_topic again');
+  expect(await inbox.waitCount(2)).toBe(2);
+  observer.sendTo('peer_topic', 'hi again');
+  await child.line('message observer_topic hi again');
+  expect(await waitUntil(() => observer.stats().sendQueueMessages === 0, 5000)).toBe(true);
+
+  // Killed with a message in flight (frozen first, so that it cannot acknowledge it).
+  child.kill('SIGSTOP');
+  await sleep(100);
+  observer.sendTo('peer_topic', 'in flight');
+  await sleep(200);
+  mark = log.mark();
+  child.kill('SIGKILL');
+  done = Date.now();
+  await child.exited();
+  const lost = await log.next(mark, { event: 'route-lost', topic: 'peer_topic', peer: addr });
+  const dropped = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
+  const gone = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
+  expect(lost.kind).toBe('routeLost');
+  for (const x of [lost, dropped, gone]) expect(x.at - done).toBeLessThan(SECOND);
+  // The message in flight is kept for it in Redis.
+  expect(await waitUntil(async () => (await observer.pendingCount()) === 1, 3000)).toBe(true);
+});
+
+test("'status' still carries every event, and a throwing per-kind handler reaches 'error'", async () => {
+  const a = mesh.client('a', 'a_topic');
+  const b = mesh.client('b', 'b_topic');
+  const all: StatusEvent[] = [];
+  const errors: unknown[] = [];
+  a.on('status', (e) => all.push(e));
+  a.on('error', (e) => errors.push(e));
+  a.on('peer-connected', () => {
+    throw new Error('handler failed');
+  });
+  await a.start();
+  await a.listAddresses('b_topic');
+  await b.start();
+  expect(await waitUntil(() => all.some((e) => e.kind === 'peerConnected' && e.topic === 'b_topic'), 3000)).toBe(true);
+  expect(await waitUntil(() => errors.length > 0, 3000)).toBe(true);
+  expect((errors[0] as Error).message).toBe('handler failed');
+});
+
+test("'busy' and 'writable' name the peer whose queue filled and drained", async () => {
+  // A registered "peer" that accepts connections but reads nothing until resumed.
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    s.pause();
+    sockets.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  await mesh.rdb().cmd('HSET', 'lnr_topic:stalled:addr', addr, 'stalled_peer');
+  try {
+    const sender = mesh.client('sender', 'sender_topic', { maxSendQueueMessages: 8 });
+    const log = new EventLog(sender);
+    await sender.start();
+    const payload = Buffer.alloc(256 * 1024, 'x');
+    let busy = false;
+    for (let i = 0; i < 10_000 && !busy; i++) {
+      try {
+        sender.sendTo('stalled', payload, { atLeastOnce: false });
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('BUSY');
+        busy = true;
+      }
+      if (i % 8 === 7) await sleep(5); // let the sender move what fits into the socket
+    }
+    expect(busy).toBe(true);
+    const refused = Date.now();
+    const e = await log.next(0, { event: 'busy', topic: 'stalled', peer: addr });
+    expect(e.kind).toBe('busy');
+    expect(e.at - refused).toBeLessThan(SECOND);
+    const mark = log.mark();
+    for (const s of sockets) s.resume();
+    const resumed = Date.now();
+    const w = await log.next(mark, { event: 'writable', topic: 'stalled', peer: addr });
+    expect(w.at - resumed).toBeLessThan(SECOND);
+    await sender.close();
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test("Redis going down under running clients comes as 'error' (LinerStatusError, code STORE) on both sides", async () => {
+  const redis = await PrivateRedis.start();
+  const made: Client[] = [];
+  try {
+    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
+    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
+    made.push(sender, listener);
+    const listenerErrors: LinerStatusError[] = [];
+    const senderErrors: LinerStatusError[] = [];
+    const senderStatus: StatusEvent[] = [];
+    listener.on('error', (e) => listenerErrors.push(e as LinerStatusError));
+    sender.on('error', (e) => senderErrors.push(e as LinerStatusError));
+    sender.on('status', (e) => senderStatus.push(e));
+    const inbox = new Inbox(listener);
+    await listener.start();
+    await sender.start();
+    sender.sendTo('listener_topic', 'before');
+    expect(await inbox.waitCount(1)).toBe(1);
+
+    await redis.stop();
+    const down = Date.now();
+    sender.sendTo('listener_topic', 'after'); // the route is known: it still goes out
+    expect(await inbox.waitCount(2)).toBe(2);
+    // The listener cannot write the acknowledgement (at most a second later), the sender cannot
+    // read it (it polls every second).
+    expect(await waitUntil(() => listenerErrors.length > 0, 5000)).toBe(true);
+    expect(await waitUntil(() => senderErrors.length > 0, 5000)).toBe(true);
+    const [l] = listenerErrors;
+    expect(l).toBeInstanceOf(LinerStatusError);
+    expect(l).toMatchObject({ code: 'STORE', kind: 'listenerStoreError', topic: 'sender_topic', name: 'LinerStatusError' });
+    const [s] = senderErrors;
+    expect(s).toMatchObject({ code: 'STORE', kind: 'senderStoreError', topic: 'listener_topic', peer: listener.publishedAddress });
+    expect(senderStatus.some((e) => e.kind === 'senderStoreError')).toBe(true);
+    expect(Date.now() - down).toBeLessThan(5000);
+
+    // Calls that need Redis reject with STORE meanwhile.
+    await expect(sender.listAddresses('listener_topic')).rejects.toMatchObject({ code: 'STORE' });
+    await expect(sender.pendingCount()).rejects.toMatchObject({ code: 'STORE' });
+  } finally {
+    for (const c of made) await c.close();
+    await redis.dispose();
+  }
+});
+
+test("without an 'error' listener a store failure is only a 'status' event (nothing is thrown)", async () => {
+  const redis = await PrivateRedis.start();
+  const made: Client[] = [];
+  try {
+    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
+    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
+    made.push(sender, listener);
+    const heard: StatusEvent[] = [];
+    listener.on('status', (e) => heard.push(e));
+    const inbox = new Inbox(listener);
+    await listener.start();
+    await sender.start();
+    sender.sendTo('listener_topic', 'before');
+    expect(await inbox.waitCount(1)).toBe(1);
+    await redis.stop();
+    sender.sendTo('listener_topic', 'after');
+    expect(await waitUntil(() => heard.some((e) => e.kind === 'listenerStoreError'), 5000)).toBe(true);
+    await sleep(100); // an uncaught exception would fail the test here
+  } finally {
+    for (const c of made) await c.close();
+    await redis.dispose();
+  }
+});
