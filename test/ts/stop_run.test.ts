@@ -157,19 +157,16 @@ test('traffic resumes after the sender stops and starts again: nothing lost, not
   for (let round = 0; round < 2; round++) {
     await Promise.all([sender.stop(), listener.stop()]);
     await Promise.all([listener.start(), sender.start()]);
-    // The listener may be on another port now: see the known gap below.
+    // The listener may be on another port now; refreshing is allowed, not needed (see below).
     expect(await sender.refreshAddressTopic('listener_topic')).toBe(true);
     seq = await pump(sender, seq, PHASE_MS / 2);
   }
   await expectExactlyOnceInOrder(checker, seq - 1);
 });
 
-// Known core gap (native/core/client.cpp): stop() clears the route cache (routes_) but keeps the
-// topic keys (topic_keys_), and pick_targets() does not re-read a route whose key it knows. So a
-// restarted sender does not find a listener that moved while it was stopped until the directory
-// watch's next tick (about a second) or a refreshAddressTopic()/listAddresses(); meanwhile
-// sendTo throws NO_ADDRESS. Expected to fail until the core re-reads the route.
-test.fails('a restarted sender finds a listener that moved while it was stopped at once', async () => {
+// stop() empties the route cache; the first send after start() must read the route again, not
+// throw NO_ADDRESS until the directory watch's next tick.
+test('a restarted sender finds a listener that moved while it was stopped at once', async () => {
   const listener = mesh.client('listener', 'listener_topic');
   const inbox = new Inbox(listener);
   await listener.start();
@@ -240,13 +237,9 @@ test('a stopped client does not keep the process alive, ref() or not', () => {
   expect(r.status).toBe(0);
 });
 
-// Known core gap (native/core/client.cpp, follow_moved_listener and restore_channels): a sender
-// that starts while a listener it has stored messages for is offline reconnects to it only when
-// it sends to that topic again; the listener coming back (a directory join) is not enough,
-// because the sender of the new run has no channel to that listener yet (last_channels_ would
-// know it). Nothing is lost or doubled, it is only late. Expected to fail until the core
-// follows such a listener.
-test.fails('a restarted sender delivers what waits for a listener that comes back later, without a new send', async () => {
+// A sender that starts while a listener it has stored messages for is offline must deliver them
+// when the listener comes back (its directory join), without a new send.
+test('a restarted sender delivers what waits for a listener that comes back later, without a new send', async () => {
   const listener = mesh.client('listener', 'listener_topic');
   const inbox = new Inbox(listener);
   await listener.start();
