@@ -232,15 +232,24 @@ function describe(value: unknown): string {
 
 // Names become parts of Redis keys ("lnr_topic:{topic}:addr"): ':' and '\' would break the
 // key layout liner_broker peers read (README, "Compatibility").
+// A NUL would end the name early in C, and a lone surrogate cannot be encoded as UTF-8 (it
+// would silently become U+FFFD): both are refused, as in the C and Python bindings.
+function checkText(what: string, value: string): void {
+  if (value.includes('\0')) throw invalid(`${what} must not contain a NUL character`);
+  if (/\p{Cs}/u.test(value)) throw invalid(`${what} must be valid Unicode text (it has a lone surrogate)`);
+}
+
 function checkName(what: string, value: unknown): string {
   if (typeof value !== 'string') throw invalid(`${what} must be a string, not ${describe(value)}`);
   if (value.length === 0) throw invalid(`${what} must not be empty`);
   if (/[:\\]/.test(value)) throw invalid(`${what} '${value}' must not contain ':' or '\\'`);
+  checkText(what, value);
   return value;
 }
 
 function checkTopic(topic: unknown): string {
   if (typeof topic !== 'string' || topic === '') throw invalid(`topic must be a non-empty string, not ${describe(topic)}`);
+  checkText('topic', topic);
   return topic;
 }
 
@@ -620,9 +629,15 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#send(true, topic, data, options);
   }
 
+  #checkedTopic = '';
+
   #send(all: boolean, topic: string, data: Payload, options: SendOptions | undefined): void {
     if (this.#state !== 'running') throw this.#notRunning(all ? 'sendAll' : 'sendTo');
     if (typeof topic !== 'string') throw invalid(`topic must be a string, not ${describe(topic)}`);
+    if (topic !== this.#checkedTopic) {
+      checkText('topic', topic);  // once per topic change, not on every send of a stream
+      this.#checkedTopic = topic;
+    }
     const payload = toPayload(data);
     const atLeastOnce = options?.atLeastOnce !== false;
     const rc = all
