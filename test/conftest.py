@@ -5,7 +5,6 @@ LINER_TEST_REDIS_URL). Each test gets a fresh database: `redis` flushes it befor
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,14 +14,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
+# The shared test kit (bounded waits, free ports, a tiny Redis client) for every suite.
+sys.path.insert(0, os.path.join(ROOT, "test", "python"))
 
 import liner  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from liner_testkit import free_port  # noqa: E402,F401
 
 
 class RedisServer:

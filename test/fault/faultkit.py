@@ -19,21 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PEER_SCRIPT = os.path.join(HERE, "fault_peer.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout=5.0, interval=0.01):
-    """Polls `condition()` until it is truthy or `timeout` seconds passed; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+sys.path.insert(0, os.path.join(ROOT, "test", "python"))
+from liner_testkit import free_port, wait_until  # noqa: E402,F401  (one implementation for all suites)
 
 
 def report(name, **numbers):

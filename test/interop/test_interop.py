@@ -34,6 +34,7 @@ import time
 import pytest
 
 import liner
+from liner_testkit import free_port  # the shared test kit (test/conftest.py puts it on the path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_DIR = os.path.join(HERE, "peer")
@@ -45,12 +46,6 @@ FLOW_TIMEOUT = 20.0
 
 
 # ---- helpers ------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def gen_payload(seq, size):
     """Twin of lbpeer's gen_payload: b"seq=NNNNNN|" then bytes (seq + j) & 0xff, cut to size."""

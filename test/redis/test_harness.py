@@ -13,16 +13,11 @@ import sys
 import textwrap
 
 import pytest
+from liner_testkit import free_port  # the shared test kit (test/conftest.py puts it on the path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "run_integration.py")
 SCENARIOS = sorted(f[len("integration_"):-3] for f in os.listdir(HERE) if f.startswith("integration_") and f.endswith(".py"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(port):
