@@ -6,11 +6,21 @@ import threading
 import time
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not been handed
+    before: the kernel may give a just-closed port out again, and two callers asking in a row (two
+    listeners to start later) must not get the same one."""
+    for _ in range(64):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port after 64 tries")
 
 
 def wait_until(condition, timeout=5.0, interval=0.01):
