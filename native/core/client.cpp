@@ -285,7 +285,7 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
           return Status();
         }
         size_t n = r.addrs.size(), pick = r.next % n;
-        for (size_t i = 0; i < n; ++i) {
+        for (size_t i = 0; n > 1 && i < n; ++i) {  // one address: nothing to choose from
           size_t j = (r.next + i) % n;
           if (sender_->reachable(r.addrs[j].addr)) {
             pick = j;
@@ -293,7 +293,8 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
           }
         }
         r.next = pick + 1;
-        targets->push_back(r.addrs[pick]);
+        targets->resize(1);  // assigned, not rebuilt: the element keeps its capacity
+        (*targets)[0] = r.addrs[pick];
         return Status();
       }
       if (key != topic_keys_.end()) *topic_key = key->second;
@@ -302,6 +303,7 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
     Status s = load_route(topic);
     if (!s) return s;
   }
+  targets->clear();
   if (at_least_once)
     for (const auto& addr : sender_->channel_addresses(topic)) targets->push_back({addr, ""});
   if (targets->empty()) return Status(Err::no_addr, "not found addr for topic " + topic);
@@ -418,15 +420,26 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
                                         std::to_string(max_message));
   auto life = lock_shared_state();
   if (!life.owns_lock() || !running_) return not_running(action);
-  std::vector<TopicAddress> targets;
+  // Reused per thread: after the first sends its strings keep their capacity, so the hot path
+  // allocates nothing here.
+  thread_local std::vector<TopicAddress> targets;
   int32_t topic_key = 0;
   s = pick_targets(topic, at_least_once, all, &targets, &topic_key);
   if (!s) return s;
 
+  if (targets.size() > 1) {
+    s = sender_->check_room(targets, size);
+    if (!s) return s;
+  }
   Status result;
   for (const auto& t : targets) {
-    Status st = t.unique_name.empty() ? Status() : open_channel(t.addr, t.unique_name, topic);
-    if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
+    // The channel almost always exists: try the one-lock enqueue first and open the channel
+    // (store round trips) only when the sender has none to that address.
+    Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
+    if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
+      st = open_channel(t.addr, t.unique_name, topic);
+      if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
+    }
     if (!st && result.ok()) result = st;
   }
   return result;

@@ -5,8 +5,9 @@
 namespace liner {
 namespace {
 
-void put_be(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(char((v >> (8 * i)) & 0xff));
+// Writes v as `bytes` big-endian bytes at p.
+void store_be(char* p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) p[i] = char(v & 0xff);
 }
 
 uint64_t load_be64(const uint8_t* p) {
@@ -16,13 +17,18 @@ uint64_t load_be64(const uint8_t* p) {
 }  // namespace
 
 void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size) {
-  out.reserve(out.size() + kFrameOverhead + size);
-  put_be(out, uint32_t(kBodyHeaderSize + size), 4);
-  put_be(out, h.number_mess, 8);
-  put_be(out, uint32_t(h.connection_key), 4);
-  put_be(out, uint32_t(h.topic_key), 4);
-  out.push_back(char(h.flags));
-  put_be(out, uint32_t(size), 4);
+  // Direct stores instead of a push_back per byte: this runs once per message on the caller's
+  // thread.
+  size_t at = out.size();
+  out.reserve(at + kFrameOverhead + size);
+  out.resize(at + kFrameOverhead);
+  char* p = &out[at];
+  store_be(p, uint32_t(kBodyHeaderSize + size), 4);
+  store_be(p + 4, h.number_mess, 8);
+  store_be(p + 12, uint32_t(h.connection_key), 4);
+  store_be(p + 16, uint32_t(h.topic_key), 4);
+  p[20] = char(h.flags);
+  store_be(p + 21, uint32_t(size), 4);
   out.append(static_cast<const char*>(data), size);
 }
 

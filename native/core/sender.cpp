@@ -31,6 +31,12 @@ constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames re
 constexpr size_t kEncodeUnderLock = 64 * 1024;
 constexpr uint64_t kResumeGap = uint64_t(1) << 24;
 constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-off starts over
+// Buffers of frames that went out are handed back to enqueue instead of freed: a malloc on the
+// sending thread and a free on this one per message cost more than the copy itself. Per channel,
+// at most this many bytes wait in each of the two hand-back lists, and only buffers up to
+// kRecycleFrameMax are kept.
+constexpr size_t kRecycleBytes = size_t(1) << 20;
+constexpr size_t kRecycleFrameMax = 16 * 1024;
 
 void store_be64(char* p, uint64_t v) {
   for (int i = 7; i >= 0; --i) {
@@ -62,6 +68,8 @@ struct Sender::Channel {
   bool announced = false;
   std::atomic<size_t> held_bytes{0};
   std::atomic<size_t> held_count{0};
+  std::vector<std::string> spare;  // empty frame buffers for enqueue to fill (kRecycleBytes)
+  size_t spare_bytes = 0;
 
   // Sender thread only.
   State state = State::idle;
@@ -81,6 +89,8 @@ struct Sender::Channel {
   uint64_t store_read = 0;                // head elements read so far
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
   Clock::time_point last_ack_poll{};
+  std::vector<std::string> returned;  // buffers of released frames, moved to `spare` under mu_
+  size_t returned_bytes = 0;
 };
 
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
@@ -231,6 +241,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   OutMessage m{0, at_least_once, false, std::string()};
   std::unique_lock<std::mutex> lock(mu_);
   auto it = by_addr_.find(addr);
+  // Client::send relies on this code meaning "open the channel first".
   if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
   Channel* ch = it->second;
   if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
@@ -238,20 +249,11 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     ch->last_topic = topic;
   }
   size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
-  size_t count_cap = queue_count_cap();
-  if (ch->held_count.load() > 0 &&
-      (ch->held_bytes.load() + cost > queue_bytes_cap() ||
-       (count_cap && ch->held_count.load() >= count_cap))) {
-    Status busy(Err::busy, "send queue to " + addr + " is full (" +
-                               std::to_string(ch->held_count.load()) + " messages, " +
-                               std::to_string(ch->held_bytes.load()) + " bytes): retry later");
-    bool first = !ch->busy_reported;
-    ch->busy_reported = true;
+  bool first = false;
+  Status busy = refuse_if_full_locked(ch, cost, &first);
+  if (!busy) {
     lock.unlock();
-    if (first) {
-      waker_.wake();  // the loop polls acks sooner under pressure
-      emit(StatusKind::busy, ch, busy.message);
-    }
+    if (first) report_busy(ch, busy);
     return busy;
   }
   if (ch->unreachable && !at_least_once) {
@@ -262,6 +264,11 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     return Status();
   }
   h.connection_key = ch->ck;
+  if (!ch->spare.empty()) {
+    m.frame = std::move(ch->spare.back());
+    ch->spare.pop_back();
+    ch->spare_bytes -= m.frame.capacity();
+  }
   if (payload_size <= kEncodeUnderLock) {
     h.number_mess = ++ch->last_number;
     m.number = h.number_mess;
@@ -285,6 +292,43 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   // A running sender thread finds the message on its next pass: only a parked one needs the
   // (comparatively costly) eventfd write. See the matching check in loop().
   if (parked_.load()) waker_.wake();
+  return Status();
+}
+
+Status Sender::refuse_if_full_locked(Channel* ch, size_t cost, bool* first) {
+  *first = false;
+  size_t count_cap = queue_count_cap();
+  if (ch->held_count.load() == 0 ||
+      (ch->held_bytes.load() + cost <= queue_bytes_cap() &&
+       (!count_cap || ch->held_count.load() < count_cap)))
+    return Status();
+  // Only the first refusal after room was seen is news; the writable event ends the episode.
+  *first = !ch->busy_reported;
+  ch->busy_reported = true;
+  return Status(Err::busy, "send queue to " + ch->addr + " is full (" +
+                               std::to_string(ch->held_count.load()) + " messages, " +
+                               std::to_string(ch->held_bytes.load()) + " bytes): retry later");
+}
+
+void Sender::report_busy(Channel* ch, const Status& busy) {
+  waker_.wake();  // the loop polls acks sooner under pressure
+  emit(StatusKind::busy, ch, busy.message);
+}
+
+Status Sender::check_room(const std::vector<TopicAddress>& targets, size_t size) {
+  size_t cost = kFrameOverhead + size + kPerMessageOverhead;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (const auto& t : targets) {
+    auto it = by_addr_.find(t.addr);
+    if (it == by_addr_.end()) continue;  // a channel yet to open is empty
+    bool first = false;
+    Status busy = refuse_if_full_locked(it->second, cost, &first);
+    if (!busy) {
+      lock.unlock();
+      if (first) report_busy(it->second, busy);
+      return busy;
+    }
+  }
   return Status();
 }
 
@@ -382,10 +426,16 @@ SenderStats Sender::stats() const {
 
 // ---- sender thread -------------------------------------------------------------------------
 
-void Sender::release(Channel* ch, const OutMessage& m) {
+void Sender::release(Channel* ch, OutMessage& m) {
   if (m.from_store) return;
   ch->held_bytes -= m.frame.size() + kPerMessageOverhead;
   ch->held_count -= 1;
+  size_t capacity = m.frame.capacity();
+  if (capacity <= kRecycleFrameMax && ch->returned_bytes + capacity <= kRecycleBytes) {
+    m.frame.clear();
+    ch->returned_bytes += capacity;
+    ch->returned.push_back(std::move(m.frame));
+  }
 }
 
 void Sender::set_events(Channel* ch, uint32_t events) {
@@ -417,6 +467,14 @@ void Sender::take_incoming(Channel* ch) {
     std::lock_guard<std::mutex> lock(mu_);
     taken.swap(ch->incoming);
     ch->dirty = false;
+    // Buffers handed back since the last call: enqueue (on other threads) fills them next.
+    for (auto& buffer : ch->returned) {
+      if (ch->spare_bytes + buffer.capacity() > kRecycleBytes) break;
+      ch->spare_bytes += buffer.capacity();
+      ch->spare.push_back(std::move(buffer));
+    }
+    ch->returned.clear();
+    ch->returned_bytes = 0;
     std::swap(readdress, ch->readdress);
     std::swap(announced, ch->announced);
   }

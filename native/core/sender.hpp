@@ -81,6 +81,11 @@ class Sender {
   Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
                  const void* data, size_t size, bool at_least_once);
 
+  // Err::busy (and a busy event, as enqueue would give) when any of these peers' queues has
+  // no room for a message of `size` bytes: send_all refuses the whole message rather than
+  // queue some copies and refuse others, which a retry would then duplicate.
+  Status check_room(const std::vector<TopicAddress>& targets, size_t size);
+
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
   std::vector<std::string> channel_addresses(const std::string& topic) const;
@@ -111,7 +116,11 @@ class Sender {
   void flush(Channel* ch);
   bool load_backlog(Channel* ch);
   void poll_acks(Channel* ch);
-  void release(Channel* ch, const OutMessage& m);
+  void release(Channel* ch, OutMessage& m);
+  // Under mu_: Err::busy when `ch` has no room for `cost` more bytes; *first says whether this
+  // refusal is news (report_busy it once the lock is released).
+  Status refuse_if_full_locked(Channel* ch, size_t cost, bool* first);
+  void report_busy(Channel* ch, const Status& busy);
   void close_socket(Channel* ch);
   void set_events(Channel* ch, uint32_t events);
   bool has_work(const Channel* ch) const;
