@@ -691,7 +691,12 @@ void Sender::flush(Channel* ch) {
       bytes += iov[n].iov_len;
       ++n;
     }
-    ssize_t w = ::writev(ch->fd, iov, n);
+    // sendmsg with MSG_NOSIGNAL, not writev: a peer that resets the connection must give this
+    // thread EPIPE, not kill the host process with SIGPIPE (C programs rarely ignore it).
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(n);
+    ssize_t w = ::sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         set_events(ch, EPOLLRDHUP | EPOLLOUT);
@@ -827,15 +832,6 @@ void Sender::loop() {
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
-      bool room = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        size_t count_cap = queue_count_cap();
-        room = ch->busy_reported && ch->held_bytes.load() <= queue_bytes_cap() / 2 &&
-               (!count_cap || ch->held_count.load() <= count_cap / 2);
-        if (room) ch->busy_reported = false;
-      }
-      if (room) emit(StatusKind::writable, ch, "send queue has room again");
       if (ch->state == State::connecting && now >= ch->deadline) {
         on_failure(ch, "connect timed out");
       } else if (ch->state == State::backoff && now >= ch->deadline) {
@@ -851,6 +847,17 @@ void Sender::loop() {
         poll_acks(ch);
         ch->last_ack_poll = now;
       }
+      // After the acks of this pass: room they free is announced now, not a poll period later
+      // (the caller may be waiting for exactly this event).
+      bool room = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        size_t count_cap = queue_count_cap();
+        room = ch->busy_reported && ch->held_bytes.load() <= queue_bytes_cap() / 2 &&
+               (!count_cap || ch->held_count.load() <= count_cap / 2);
+        if (room) ch->busy_reported = false;
+      }
+      if (room) emit(StatusKind::writable, ch, "send queue has room again");
     }
   }
   drain_and_close(Clock::now() + milliseconds(stop_deadline_ms_));
