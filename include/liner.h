@@ -149,8 +149,9 @@ LNR_API BOOL lnr_send_to(lnr_hClient client, const char* topic, const char* data
 /**
  * Sends one copy of the message to every peer serving `topic` (its source owners and its
  * subscribers). Same arguments and errors as lnr_send_to(); TRUE only if every copy was queued.
- * LNR_ERR_BUSY is all-or-nothing: when any peer's queue is full, no copy is queued, so retrying
- * the call later delivers each peer one copy, not two.
+ * A peer whose queue is full (LNR_ERR_BUSY) does not hold the others up: their copies are queued
+ * all the same, so retrying the whole call gives them a second copy. Retry only where a repeat
+ * is harmless (at-least-once receivers must tolerate repeats anyway).
  */
 LNR_API BOOL lnr_send_all(lnr_hClient client, const char* topic, const char* data, size_t data_size,
                           BOOL at_least_once_delivery);

@@ -622,10 +622,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
 
   /**
    * Sends one copy of the message to EVERY peer serving `topic` (its owners and its
-   * subscribers). Same rules and errors as {@link Client.sendTo}. `BUSY` is all-or-nothing:
-   * when any peer's queue is full no copy is queued, so retrying after `await drain()` gives
-   * every peer exactly one copy. Other refusals (a peer whose channel cannot be opened) are
-   * thrown after the remaining copies were queued.
+   * subscribers). Same rules and errors as {@link Client.sendTo}; when one copy is refused
+   * the error is thrown after the others were queued: a slow peer (`BUSY`) never holds the
+   * others up, and retrying the whole call gives them a second copy.
    */
   sendAll(topic: string, data: Payload, options?: SendOptions): void {
     this.#send(true, topic, data, options);

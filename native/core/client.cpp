@@ -427,10 +427,6 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   s = pick_targets(topic, at_least_once, all, &targets, &topic_key);
   if (!s) return s;
 
-  if (targets.size() > 1) {
-    s = sender_->check_room(targets, size);
-    if (!s) return s;
-  }
   Status result;
   for (const auto& t : targets) {
     // The channel almost always exists: try the one-lock enqueue first and open the channel

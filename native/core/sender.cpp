@@ -25,6 +25,11 @@ constexpr int kBackoffFirstMs = 100;
 constexpr int kBackoffMaxMs = 2000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
 constexpr auto kAckPollUnderPressure = milliseconds(20);
+// With this many messages awaiting their ack, the listener is flushing acks every couple of
+// milliseconds (Delivery's kAckFlushBacklog): read them as often, so memory is released and
+// reused instead of piling up for a whole poll period.
+constexpr size_t kAckPollBacklog = 2048;
+constexpr auto kAckPollStreaming = milliseconds(2);
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
 constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
@@ -35,7 +40,7 @@ constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-of
 // sending thread and a free on this one per message cost more than the copy itself. Per channel,
 // at most this many bytes wait in each of the two hand-back lists, and only buffers up to
 // kRecycleFrameMax are kept.
-constexpr size_t kRecycleBytes = size_t(1) << 20;
+constexpr size_t kRecycleBytes = size_t(4) << 20;
 constexpr size_t kRecycleFrameMax = 16 * 1024;
 
 void store_be64(char* p, uint64_t v) {
@@ -315,26 +320,11 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
   emit(StatusKind::busy, ch, busy.message);
 }
 
-Status Sender::check_room(const std::vector<TopicAddress>& targets, size_t size) {
-  size_t cost = kFrameOverhead + size + kPerMessageOverhead;
-  std::unique_lock<std::mutex> lock(mu_);
-  for (const auto& t : targets) {
-    auto it = by_addr_.find(t.addr);
-    if (it == by_addr_.end()) continue;  // a channel yet to open is empty
-    bool first = false;
-    Status busy = refuse_if_full_locked(it->second, cost, &first);
-    if (!busy) {
-      lock.unlock();
-      if (first) report_busy(it->second, busy);
-      return busy;
-    }
-  }
-  return Status();
-}
-
-// Acks are polled about once a second, as liner_broker does; sooner while a queue is a quarter
-// full, so that at-least-once traffic is not throttled by the poll period.
+// Acks are polled about once a second, as liner_broker does; every 2 ms while a stream is in
+// flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic is not
+// throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
+  if (ch->unacked.size() >= kAckPollBacklog) return ch->last_ack_poll + kAckPollStreaming;
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4 ||
                   (count_cap && ch->held_count.load() > count_cap / 4);

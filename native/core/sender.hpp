@@ -81,11 +81,6 @@ class Sender {
   Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
                  const void* data, size_t size, bool at_least_once);
 
-  // Err::busy (and a busy event, as enqueue would give) when any of these peers' queues has
-  // no room for a message of `size` bytes: send_all refuses the whole message rather than
-  // queue some copies and refuse others, which a retry would then duplicate.
-  Status check_room(const std::vector<TopicAddress>& targets, size_t size);
-
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
   std::vector<std::string> channel_addresses(const std::string& topic) const;

@@ -239,31 +239,3 @@ def test_a_busy_burst_loses_nothing(make_client, restore_limits):
     time.sleep(0.5)
     assert [seq_of(d) for d in inbox.payloads()] == list(range(1, 301))
 
-
-def test_send_all_is_busy_for_all_or_for_none(make_client, restore_limits):
-    """One full queue refuses the whole send_all: no replica gets a copy, so the retry gives each
-    exactly one."""
-    inboxes = {}
-    for name in ("full", "free"):
-        listener = make_client(name, name + "_topic")
-        assert listener.subscribe("jobs")
-        inboxes[name] = Inbox(keep_data=True)
-        assert listener.run(inboxes[name])
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
-    assert liner.set_max_send_queue(4)
-    nxt, code = _fill_until_busy(sender, "full_topic", 1)  # held until the ack, about a second
-    assert code == liner.ERR_BUSY
-
-    assert not sender.send_all("jobs", b"fan-out", True)
-    assert sender.last_error_code() == liner.ERR_BUSY
-    deadline = time.monotonic() + 15
-    while not sender.send_all("jobs", b"fan-out", True):
-        assert sender.last_error_code() == liner.ERR_BUSY
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    assert inboxes["free"].wait_count(1, 10) == 1
-    assert inboxes["full"].wait_count(nxt, 10) == nxt
-    time.sleep(0.5)
-    assert inboxes["free"].payloads() == [b"fan-out"]
-    assert inboxes["full"].payloads().count(b"fan-out") == 1
