@@ -34,9 +34,9 @@ apt_install() {
 missing=()
 # make: node-gyp's generator for the Node addon.
 # clang + libclang-rt-14-dev: the fuzz target and sanitizer runs; iproute2: ss, used by the
-# dead-address fault test.
+# dead-address fault test; libzmq3-dev: the libzmq baseline of bench/.
 for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config make \
-  clang libclang-rt-14-dev iproute2; do
+  clang libclang-rt-14-dev iproute2 libzmq3-dev; do
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -46,7 +46,7 @@ record() {
 configure_and_build() {
   local dir=$1; shift
   if [ ! -f "$dir/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null || return 1
+    cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINER_BUILD_BENCH=OFF "$@" >/dev/null || return 1
   fi
   cmake --build "$dir" -j "$jobs"
 }

@@ -8,6 +8,8 @@
 #                              harness, docs)
 #   scripts/test.sh ts         only vitest
 #   scripts/test.sh hardening  a 20 s fuzz run, then ASan+UBSan (scripts/sanitize.sh asan)
+#   scripts/test.sh bench      the benchmark's smoke run (bench/run.sh --smoke): every program
+#                              builds, speaks bench/PROTOCOL.md and delivers everything
 #
 # Every selected suite runs even if an earlier one failed; the script ends with one line per suite
 # and exits non-zero if any of them failed. The suites find the server through
@@ -19,8 +21,8 @@ cd "$root"
 
 which=${1:-all}
 case "$which" in
-  all|c|py|ts|hardening) ;;
-  *) echo "usage: $0 [all|c|py|ts|hardening]" >&2; exit 2 ;;
+  all|c|py|ts|hardening|bench) ;;
+  *) echo "usage: $0 [all|c|py|ts|hardening|bench]" >&2; exit 2 ;;
 esac
 
 scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
@@ -106,6 +108,14 @@ if [ "$which" = all ] || [ "$which" = ts ]; then
     detail="tsc -p tsconfig.test.json failed; $detail"
   fi
   record ts "$status" "$detail"
+  rm -f "$log"
+fi
+
+if [ "$which" = all ] || [ "$which" = bench ]; then
+  echo; echo "=== bench: bench/run.sh --smoke (one short run of every workload; no figures)"
+  log=$(mktemp)
+  bench/run.sh --smoke 2>&1 | tee "$log"
+  record bench "${PIPESTATUS[0]}" "$(grep -E '^bench smoke:' "$log" | tail -n 1 | sed 's/^bench smoke: //')"
   rm -f "$log"
 fi
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm run bench [-- --runs 5 | --smoke | --only pair/1024]
+# Sets everything up (scripts/bootstrap.sh: system packages incl. libzmq3-dev, the C library and
+# the C++ benchmark programs, the addon and dist/), builds the liner_broker 1.3.1 program with
+# cargo, installs zeromq.js into bench/node (its own package: never a dependency of liner), starts
+# a throwaway redis-server and runs bench/run.py, which prints the table and writes
+# bench/RESULTS.md. Arguments go to bench/run.py.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+scripts/bootstrap.sh >/dev/null
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "liner bench: cargo (Rust) is needed to build the liner_broker 1.3.1 baseline; install it with rustup" >&2
+  exit 1
+fi
+echo "liner bench: building the liner_broker 1.3.1 program (cargo, first time takes a few minutes)"
+CARGO_TARGET_DIR="$root/build/bench-rust" cargo build --quiet --release --locked \
+  --manifest-path bench/rust/Cargo.toml
+if [ ! -d bench/node/node_modules/zeromq ]; then
+  echo "liner bench: installing zeromq.js into bench/node"
+  npm ci --prefix bench/node --no-audit --no-fund --loglevel=error
+fi
+
+. scripts/lib/redis.sh
+trap stop_throwaway_redis EXIT
+start_throwaway_redis
+LINER_REDIS_URL=$LINER_REDIS_URL python3 bench/run.py "$@"
