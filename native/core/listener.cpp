@@ -127,6 +127,10 @@ void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& byt
       Inbound in;
       in.conn_id = c->id;
       in.header = h;
+      if (!pool_.empty()) {  // a buffer the delivery thread handed back
+        in.data = std::move(pool_.back());
+        pool_.pop_back();
+      }
       in.data.assign(reinterpret_cast<const char*>(data), h.data_len);
       bytes += h.data_len + sizeof(Inbound);
       batch.push_back(std::move(in));
@@ -157,12 +161,12 @@ void Listener::loop() {
         if (it != conns_.end()) read_from(it->second.get(), batch, bytes);
       }
       if (bytes >= kBatchBytes) {
-        if (!delivery_->push(batch, bytes)) return;
+        if (!delivery_->push(batch, bytes, &pool_)) return;
         bytes = 0;
       }
     }
     if (!batch.empty()) {
-      if (!delivery_->push(batch, bytes)) return;
+      if (!delivery_->push(batch, bytes, &pool_)) return;
       bytes = 0;
     }
     auto now = Clock::now();
@@ -176,7 +180,7 @@ void Listener::loop() {
         ++rejected_;
         drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
       }
-      if (!batch.empty() && !delivery_->push(batch, bytes)) return;
+      if (!batch.empty() && !delivery_->push(batch, bytes, &pool_)) return;
       bytes = 0;
     }
   }

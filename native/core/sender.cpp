@@ -71,13 +71,17 @@ struct Sender::Channel {
   bool unreachable = false;
   bool readdress = false;
   bool announced = false;
-  std::atomic<size_t> held_bytes{0};
+  // Written by enqueue on every send and settled by the sender thread once per pass: on a
+  // cache line of their own, so that the sender thread's per-message work does not bounce it.
+  alignas(64) std::atomic<size_t> held_bytes{0};
   std::atomic<size_t> held_count{0};
   std::vector<std::string> spare;  // empty frame buffers for enqueue to fill (kRecycleBytes)
   size_t spare_bytes = 0;
 
   // Sender thread only.
-  State state = State::idle;
+  alignas(64) State state = State::idle;
+  size_t released_bytes = 0;  // released since the last settle(): held_* are still counting them
+  size_t released_count = 0;
   int fd = -1;
   uint32_t events = 0;
   Clock::time_point deadline{};  // connect timeout or end of back-off
@@ -418,14 +422,21 @@ SenderStats Sender::stats() const {
 
 void Sender::release(Channel* ch, OutMessage& m) {
   if (m.from_store) return;
-  ch->held_bytes -= m.frame.size() + kPerMessageOverhead;
-  ch->held_count -= 1;
+  ch->released_bytes += m.frame.size() + kPerMessageOverhead;
+  ch->released_count += 1;
   size_t capacity = m.frame.capacity();
   if (capacity <= kRecycleFrameMax && ch->returned_bytes + capacity <= kRecycleBytes) {
     m.frame.clear();
     ch->returned_bytes += capacity;
     ch->returned.push_back(std::move(m.frame));
   }
+}
+
+void Sender::settle(Channel* ch) {
+  if (ch->released_count == 0) return;
+  ch->held_bytes -= ch->released_bytes;
+  ch->held_count -= ch->released_count;
+  ch->released_bytes = ch->released_count = 0;
 }
 
 void Sender::set_events(Channel* ch, uint32_t events) {
@@ -822,6 +833,7 @@ void Sender::loop() {
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
+      settle(ch);  // what this pass wrote or saw acknowledged, before anything reads held_*
       if (ch->state == State::connecting && now >= ch->deadline) {
         on_failure(ch, "connect timed out");
       } else if (ch->state == State::backoff && now >= ch->deadline) {
@@ -839,6 +851,7 @@ void Sender::loop() {
       }
       // After the acks of this pass: room they free is announced now, not a poll period later
       // (the caller may be waiting for exactly this event).
+      settle(ch);
       bool room = false;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -914,6 +927,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
       ch->unacked.pop_back();
     }
     if (!ch->pending.empty()) spill(ch);
+    settle(ch);
     close_socket(ch);
     ch->state = State::idle;
     ch->backlog.clear();

@@ -111,7 +111,12 @@ class Sender {
   void flush(Channel* ch);
   bool load_backlog(Channel* ch);
   void poll_acks(Channel* ch);
+  // Takes a message out of the queue's accounting (batched: settle() applies it) and keeps
+  // its buffer for reuse.
   void release(Channel* ch, OutMessage& m);
+  // Applies the batched releases to held_bytes / held_count (one atomic update per pass, not
+  // one per message racing enqueue for the cache line).
+  void settle(Channel* ch);
   // Under mu_: Err::busy when `ch` has no room for `cost` more bytes; *first says whether this
   // refusal is news (report_busy it once the lock is released).
   Status refuse_if_full_locked(Channel* ch, size_t cost, bool* first);
