@@ -3,7 +3,7 @@
 interleaved (so that noise on this shared machine falls on every implementation alike), then
 prints the table and the targets of issue 4 and writes bench/RESULTS.md.
 
-    python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--out bench/RESULTS.md]
+    python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--out FILE]
 
 Needs LINER_REDIS_URL (bench/run.sh starts a throwaway redis-server) and the programs built by
 bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
@@ -268,8 +268,8 @@ def check_complete(impl, done, count):
 # ---------------------------------------------------------------------------------------------
 # The workloads: (key, label, kind, implementations, arguments)
 
-def workloads(smoke):
-    n = 2_000 if smoke else 100_000            # 10 cycles of 10,000, timed as one stream
+def workloads(smoke, count=None):
+    n = count or (2_000 if smoke else 100_000)  # 10 cycles of 10,000, timed as one stream
     w = 500 if smoke else 10_000
     pings = 200 if smoke else 5_000
     drain_n = 2_000 if smoke else 100_000
@@ -496,6 +496,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated substrings of workload keys")
+    ap.add_argument("--count", type=int, help="messages per pair and fan-out run (default 100,000): "
+                    "longer runs for profiling; RESULTS.md figures use the default")
     ap.add_argument("--out", help="where to write the results (default bench/RESULTS.md; a run "
                     "with --only or --smoke writes nothing unless this is given)")
     ap.add_argument("--log", default=os.path.join(BUILD, "bench", "bench.log"))
@@ -508,7 +510,7 @@ def main():
         sys.exit("bench: --runs must be at least 1")
     os.makedirs(os.path.dirname(args.log), exist_ok=True)
     open(args.log, "w").close()
-    table = workloads(args.smoke)
+    table = workloads(args.smoke, args.count)
     only = [o for o in args.only.split(",") if o]
     print("liner bench: %d run(s) of %d workloads%s; stderr of every program in %s" % (
         runs, len(table), " (smoke)" if args.smoke else "", os.path.relpath(args.log, ROOT)), flush=True)
