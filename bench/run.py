@@ -332,6 +332,8 @@ def run_all(runner, table, runs, only):
 
 
 def brief(result):
+    if "cpu_us" in result:
+        return "%10.0f msg/s  %5.2f us CPU/msg" % (result["rate"], result["cpu_us"])
     if "rate" in result and "sender_rss_mib" not in result:
         return "%10.0f msg/s" % result["rate"]
     if "p50_us" in result:

@@ -90,11 +90,30 @@ BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
   return finish(id_of(h), fn, call(*client));
 }
 
+// The topic argument as a checked std::string. A stream of sends to one topic is the hot path:
+// the outermost call on a thread reuses that thread's buffer (no allocation) and skips the UTF-8
+// check when the topic is the one it checked last. A nested call (from a callback that runs
+// inside a send, such as LNR_SENDER_BUSY) gets a string of its own, so the outer one's stays
+// intact.
 template <class Call>
 BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
+  thread_local std::string checked;  // valid while non-empty
+  thread_local int depth = 0;
   return with_client(h, fn, [&](Client& c) {
-    Status s = check_string(topic, "topic");
-    return s ? call(c, std::string(topic)) : s;
+    if (depth > 0) {
+      Status s = check_string(topic, "topic");
+      return s ? call(c, std::string(topic)) : s;
+    }
+    if (!topic || checked.empty() || std::strcmp(topic, checked.c_str()) != 0) {
+      checked.clear();
+      Status s = check_string(topic, "topic");
+      if (!s) return s;
+      checked.assign(topic);
+    }
+    ++depth;
+    Status result = call(c, checked);
+    --depth;
+    return result;
   });
 }
 
