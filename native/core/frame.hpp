@@ -52,6 +52,7 @@ class FrameDecoder {
 
   bool mid_frame() const { return !pending_.empty(); }
   size_t buffered() const { return pending_.size(); }
+  size_t reserved() const { return pending_.capacity(); }  // memory held for the partial frame
   const std::string& error() const { return error_; }
 
  private:
@@ -60,6 +61,18 @@ class FrameDecoder {
 
   uint32_t max_body_;
   std::string pending_;  // bytes of the current incomplete frame, prefix included
+
+  // Makes room for `want` bytes of a frame of `total` bytes. Memory follows what arrived (a
+  // header may lie about the length): capacity doubles, except that once the frame is a quarter
+  // in, it goes straight to `total`. Plain doubling could end on a capacity just short of the
+  // frame and then copy it into twice its size (a 16 MiB frame briefly held 32 MiB); this way a
+  // growth never copies more than half a frame, so the peak stays within the frame's size.
+  void reserve_for(size_t want, size_t total) {
+    size_t have = pending_.capacity();
+    if (want <= have) return;
+    size_t grown = 4 * pending_.size() >= total ? total : std::max(want, 2 * have);
+    pending_.reserve(std::min(std::max(grown, want), total));
+  }
   std::string error_;
 };
 
@@ -105,6 +118,7 @@ bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
     body_len = load_be32(reinterpret_cast<const uint8_t*>(pending_.data()));
     size_t have = pending_.size() - kLengthPrefixSize;
     size_t take = std::min(n, size_t(body_len) - have);
+    reserve_for(pending_.size() + take, kLengthPrefixSize + size_t(body_len));
     pending_.append(reinterpret_cast<const char*>(p), take);
     p += take;
     n -= take;

@@ -129,6 +129,32 @@ TEST(FrameCodec, LyingLengthHeaderCostsNothingUntilBytesArrive) {
   EXPECT_EQ(dec.buffered(), bytes.size());
 }
 
+TEST(FrameCodec, AGrowingFrameNeverHoldsMoreThanItsSizeNorFourTimesWhatArrived) {
+  // Frames just above a power of two are the case plain doubling gets wrong (16 MiB + 25 bytes
+  // would end in a 32 MiB buffer).
+  for (size_t payload : {size_t(1) << 20, (size_t(16) << 20) - 25, size_t(16) << 20, size_t(3) << 20}) {
+    FrameHeader h;
+    h.number_mess = 1;
+    std::string frame;
+    encode_frame(frame, h, std::string(payload, 'p').data(), payload);
+    FrameDecoder dec;
+    size_t frames = 0, fed = 0;
+    const size_t chunk = 64 * 1024;
+    while (fed < frame.size()) {
+      size_t n = std::min(chunk, frame.size() - fed);
+      ASSERT_TRUE(dec.feed(reinterpret_cast<const uint8_t*>(frame.data()) + fed, n,
+                           [&](const FrameHeader&, const uint8_t*) { ++frames; }));
+      fed += n;
+      if (!dec.mid_frame()) continue;
+      EXPECT_LE(dec.reserved(), frame.size()) << "payload " << payload << ", fed " << fed;
+      // At most 4x: a quarter in, the buffer goes to the frame's size at once (pages not yet
+      // written are not resident).
+      EXPECT_LE(dec.reserved(), std::max<size_t>(4 * fed, chunk)) << "payload " << payload << ", fed " << fed;
+    }
+    EXPECT_EQ(frames, 1u) << "payload " << payload;
+  }
+}
+
 TEST(FrameCodec, MaximumBodySizeIsConfigurable) {
   std::string payload(100, 'x'), frame;
   encode_frame(frame, FrameHeader{}, payload.data(), payload.size());
