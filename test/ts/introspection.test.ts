@@ -62,6 +62,9 @@ test('pendingCount and pendingByPeer: messages stored for a stopped listener, th
   expect(await sender.pendingByPeer()).toEqual([{ name: 'listener', address, topic: 'listener_topic', count: 0 }]);
 
   await listener.stop();
+  // The sender learns of the departure through a directory notification, which may still be on
+  // its way; listAddresses reads the directory and refreshes the sender's route now.
+  expect(await sender.listAddresses('listener_topic')).toEqual([]);
   for (let i = 0; i < 7; i++) sender.sendTo('listener_topic', `offline ${i}`);
   // Best effort has nowhere to go: nobody serves the topic.
   expect(() => sender.sendTo('listener_topic', 'lost', { atLeastOnce: false })).toThrow(
