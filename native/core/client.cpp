@@ -392,12 +392,6 @@ Status Client::refresh_address_topic(const std::string& topic) {
 
 // ---- sending -------------------------------------------------------------------------------
 
-Status Client::open_channel(const std::string& addr, const std::string& unique, const std::string& topic) {
-  if (sender_->has_channel(addr)) return Status();
-  std::lock_guard<std::mutex> api(api_mu_);
-  return sender_->open_channel(*api_store_, addr, unique, topic);
-}
-
 Status Client::send_to(const std::string& topic, const void* data, size_t size, bool at_least_once) {
   return send(topic, data, size, at_least_once, false);
 }
@@ -433,7 +427,10 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
     // (store round trips) only when the sender has none to that address.
     Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
     if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
-      st = open_channel(t.addr, t.unique_name, topic);
+      {
+        std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
+        st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
+      }
       if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
     }
     if (!st && result.ok()) result = st;

@@ -116,7 +116,6 @@ class Client {
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
                       std::vector<TopicAddress>* targets, int32_t* topic_key);
   void follow_moved_listener(const DirectoryEvent& e);
-  Status open_channel(const std::string& addr, const std::string& unique, const std::string& topic);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();
   void on_directory_event(const DirectoryEvent& e);

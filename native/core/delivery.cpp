@@ -18,10 +18,6 @@ constexpr auto kAckFlushPeriod = milliseconds(1000);  // as liner_broker's liste
 // small and its buffers reusable. One SET per 2,000 messages is noise next to the deliveries.
 constexpr auto kAckFlushMinGap = milliseconds(2);
 constexpr uint64_t kAckFlushBacklog = 2048;  // unacked deliveries that justify an early flush
-// Payload buffers kept for the listener to reuse: at most this many bytes, and only buffers up
-// to kRecycleMax each (a big message's buffer goes back to malloc).
-constexpr size_t kRecycleBytes = size_t(4) << 20;
-constexpr size_t kRecycleMax = 16 * 1024;
 
 }  // namespace
 
@@ -51,15 +47,11 @@ void Delivery::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Delivery::push(std::vector<Inbound>& batch, size_t bytes, std::vector<std::string>* refill) {
+bool Delivery::push(std::vector<Inbound>& batch, size_t bytes, BufferPool* refill) {
   std::unique_lock<std::mutex> lock(mu_);
   has_room_.wait(lock, [&] { return stopping_ || queued_bytes_ < max_queued_bytes_; });
   if (stopping_) return false;
-  if (refill && !spare_.empty()) {
-    for (auto& buffer : spare_) refill->push_back(std::move(buffer));
-    spare_.clear();
-    spare_bytes_ = 0;
-  }
+  if (refill) spare_.move_into(*refill);
   bool was_empty = queue_.empty();
   if (was_empty) {
     queue_.swap(batch);
@@ -95,20 +87,14 @@ DeliveryStats Delivery::stats() const {
 void Delivery::loop() {
   thread_id_ = std::this_thread::get_id();
   std::vector<Inbound> batch;
-  std::vector<std::string> returned;  // this batch's payload buffers, handed back at the next swap
-  size_t returned_bytes = 0;
+  BufferPool returned;  // this batch's payload buffers, handed back at the next swap
   std::map<int32_t, std::string> topics;
   for (;;) {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
       has_work_.wait_for(lock, milliseconds(100), [&] { return stopping_ || !queue_.empty(); });
-      for (auto& buffer : returned) {
-        if (spare_bytes_ + buffer.capacity() > kRecycleBytes) break;
-        spare_bytes_ += buffer.capacity();
-        spare_.push_back(std::move(buffer));
-      }
-      returned.clear();
+      returned.move_into(spare_);
       batch.swap(queue_);
       queued_bytes_ = 0;
       stopping = stopping_;
@@ -140,14 +126,7 @@ void Delivery::loop() {
       // Long batches behind a slow callback still acknowledge as they go.
       if (unsaved_total_ >= kAckFlushBacklog) flush_acks(false);
     }
-    returned_bytes = 0;
-    for (auto& in : batch) {
-      size_t capacity = in.data.capacity();
-      if (capacity > kRecycleMax || returned_bytes + capacity > kRecycleBytes) continue;
-      returned_bytes += capacity;
-      in.data.clear();
-      returned.push_back(std::move(in.data));
-    }
+    for (auto& in : batch) returned.give(std::move(in.data));
     batch.clear();
     flush_acks(false);
     if (stopping) {

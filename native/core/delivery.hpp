@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/buffer_pool.hpp"
 #include "core/frame.hpp"
 #include "core/status_event.hpp"
 #include "core/store.hpp"
@@ -59,7 +60,7 @@ class Delivery {
   // payload buffers of delivered messages are moved into *refill (when given) for the caller
   // to fill next: one malloc on the listener thread and one free on this one per message cost
   // more than the copy.
-  bool push(std::vector<Inbound>& batch, size_t bytes, std::vector<std::string>* refill = nullptr);
+  bool push(std::vector<Inbound>& batch, size_t bytes, BufferPool* refill = nullptr);
 
   void set_topic(int32_t topic_key, const std::string& name);
   void remove_topic(int32_t topic_key);
@@ -93,8 +94,7 @@ class Delivery {
   std::condition_variable has_room_;
   std::vector<Inbound> queue_;
   size_t queued_bytes_ = 0;
-  std::vector<std::string> spare_;  // delivered payloads' buffers, for push() to hand back
-  size_t spare_bytes_ = 0;
+  BufferPool spare_;  // delivered payloads' buffers, for push() to hand back
   bool stopping_ = false;
   std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to
 

@@ -32,6 +32,10 @@ void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size
   out.append(static_cast<const char*>(data), size);
 }
 
+void stamp_number(std::string& frame, uint64_t number) {
+  store_be(&frame[kLengthPrefixSize], number, 8);
+}
+
 bool decode_body(const uint8_t* body, size_t body_len, FrameHeader* h, const uint8_t** data,
                  std::string* error) {
   if (body_len < kBodyHeaderSize) {

@@ -28,6 +28,8 @@ struct FrameHeader {
 
 // Appends one complete frame (prefix included) to `out`. data_len is taken from `size`.
 void encode_frame(std::string& out, FrameHeader header, const void* data, size_t size);
+// Writes `number` as the number_mess of the frame that `frame` (as encode_frame wrote it) holds.
+void stamp_number(std::string& frame, uint64_t number);
 
 // Validates and parses a frame body (without its length prefix). On success `*data` points
 // into `body`. A body shorter than 21 bytes or whose data_len overruns it is rejected.

@@ -127,10 +127,7 @@ void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& byt
       Inbound in;
       in.conn_id = c->id;
       in.header = h;
-      if (!pool_.empty()) {  // a buffer the delivery thread handed back
-        in.data = std::move(pool_.back());
-        pool_.pop_back();
-      }
+      in.data = pool_.take();  // a buffer the delivery thread handed back, if any
       in.data.assign(reinterpret_cast<const char*>(data), h.data_len);
       bytes += h.data_len + sizeof(Inbound);
       batch.push_back(std::move(in));

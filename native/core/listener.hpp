@@ -58,7 +58,7 @@ class Listener {
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::atomic<uint64_t> rejected_{0};
-  std::vector<std::string> pool_;  // listener thread: empty payload buffers from Delivery::push
+  BufferPool pool_;  // listener thread: empty payload buffers from Delivery::push
 };
 
 }  // namespace liner

@@ -36,19 +36,6 @@ constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames re
 constexpr size_t kEncodeUnderLock = 64 * 1024;
 constexpr uint64_t kResumeGap = uint64_t(1) << 24;
 constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-off starts over
-// Buffers of frames that went out are handed back to enqueue instead of freed: a malloc on the
-// sending thread and a free on this one per message cost more than the copy itself. Per channel,
-// at most this many bytes wait in each of the two hand-back lists, and only buffers up to
-// kRecycleFrameMax are kept.
-constexpr size_t kRecycleBytes = size_t(4) << 20;
-constexpr size_t kRecycleFrameMax = 16 * 1024;
-
-void store_be64(char* p, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = char(v & 0xff);
-    v >>= 8;
-  }
-}
 
 }  // namespace
 
@@ -75,8 +62,7 @@ struct Sender::Channel {
   // cache line of their own, so that the sender thread's per-message work does not bounce it.
   alignas(64) std::atomic<size_t> held_bytes{0};
   std::atomic<size_t> held_count{0};
-  std::vector<std::string> spare;  // empty frame buffers for enqueue to fill (kRecycleBytes)
-  size_t spare_bytes = 0;
+  BufferPool spare;  // buffers of frames that went out, for enqueue to fill
 
   // Sender thread only.
   alignas(64) State state = State::idle;
@@ -98,8 +84,7 @@ struct Sender::Channel {
   uint64_t store_read = 0;                // head elements read so far
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
   Clock::time_point last_ack_poll{};
-  std::vector<std::string> returned;  // buffers of released frames, moved to `spare` under mu_
-  size_t returned_bytes = 0;
+  BufferPool returned;  // buffers of released frames, moved to `spare` under mu_
 };
 
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
@@ -273,11 +258,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     return Status();
   }
   h.connection_key = ch->ck;
-  if (!ch->spare.empty()) {
-    m.frame = std::move(ch->spare.back());
-    ch->spare.pop_back();
-    ch->spare_bytes -= m.frame.capacity();
-  }
+  m.frame = ch->spare.take();
   if (payload_size <= kEncodeUnderLock) {
     h.number_mess = ++ch->last_number;
     m.number = h.number_mess;
@@ -288,7 +269,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     encode_frame(m.frame, h, payload, payload_size);
     lock.lock();
     m.number = ++ch->last_number;
-    store_be64(&m.frame[kLengthPrefixSize], m.number);
+    stamp_number(m.frame, m.number);
   }
   ch->held_bytes += cost;
   ch->held_count += 1;
@@ -424,12 +405,7 @@ void Sender::release(Channel* ch, OutMessage& m) {
   if (m.from_store) return;
   ch->released_bytes += m.frame.size() + kPerMessageOverhead;
   ch->released_count += 1;
-  size_t capacity = m.frame.capacity();
-  if (capacity <= kRecycleFrameMax && ch->returned_bytes + capacity <= kRecycleBytes) {
-    m.frame.clear();
-    ch->returned_bytes += capacity;
-    ch->returned.push_back(std::move(m.frame));
-  }
+  ch->returned.give(std::move(m.frame));
 }
 
 void Sender::settle(Channel* ch) {
@@ -469,13 +445,7 @@ void Sender::take_incoming(Channel* ch) {
     taken.swap(ch->incoming);
     ch->dirty = false;
     // Buffers handed back since the last call: enqueue (on other threads) fills them next.
-    for (auto& buffer : ch->returned) {
-      if (ch->spare_bytes + buffer.capacity() > kRecycleBytes) break;
-      ch->spare_bytes += buffer.capacity();
-      ch->spare.push_back(std::move(buffer));
-    }
-    ch->returned.clear();
-    ch->returned_bytes = 0;
+    ch->returned.move_into(ch->spare);
     std::swap(readdress, ch->readdress);
     std::swap(announced, ch->announced);
   }

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/buffer_pool.hpp"
 #include "core/compress.hpp"
 #include "core/limits.hpp"
 #include "core/net.hpp"

@@ -1,0 +1,52 @@
+// Empty std::string buffers handed from the thread that is done with them to the thread that
+// fills the next ones. One malloc on the filling thread and one free on the other per message
+// cost more than the copy itself (the sender's frames, the listener's payloads), so those
+// buffers go round instead.
+//
+// Bounded: at most kMaxBytes of capacity is kept, and only buffers up to kMaxBuffer each (a big
+// message's buffer goes back to malloc). Not thread-safe: each pool belongs to one thread, or is
+// guarded by its owner's lock.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace liner {
+
+class BufferPool {
+ public:
+  static constexpr size_t kMaxBytes = size_t(4) << 20;
+  static constexpr size_t kMaxBuffer = 16 * 1024;
+
+  // Keeps `buffer`, emptied, if it is small enough and there is room; otherwise it is freed.
+  void give(std::string&& buffer) {
+    size_t capacity = buffer.capacity();
+    if (capacity > kMaxBuffer || bytes_ + capacity > kMaxBytes) return;
+    buffer.clear();
+    bytes_ += capacity;
+    buffers_.push_back(std::move(buffer));
+  }
+
+  // A kept buffer (empty, with its capacity), or a new empty string when none is kept.
+  std::string take() {
+    if (buffers_.empty()) return std::string();
+    std::string buffer = std::move(buffers_.back());
+    buffers_.pop_back();
+    bytes_ -= buffer.capacity();
+    return buffer;
+  }
+
+  // Hands every kept buffer to `into` (which keeps what fits) and empties this pool.
+  void move_into(BufferPool& into) {
+    for (auto& buffer : buffers_) into.give(std::move(buffer));
+    buffers_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  std::vector<std::string> buffers_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace liner
