@@ -8,6 +8,7 @@
 // guarded by its owner's lock.
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,38 @@ class BufferPool {
  private:
   std::vector<std::string> buffers_;
   size_t bytes_ = 0;
+};
+
+// Fixed-size blocks the listener reads sockets into. Decoded frames point into the block they
+// arrived in (no copy per message), so a block travels to the delivery thread with its batch and
+// comes back once every message in it was delivered. Bounded like BufferPool: at most
+// kMaxKept blocks wait for reuse, the rest go back to the allocator.
+class BlockPool {
+ public:
+  static constexpr size_t kBlockSize = 64 * 1024;  // as liner_broker's reader
+  static constexpr size_t kMaxKept = 64;           // 4 MiB
+  using Block = std::unique_ptr<char[]>;
+
+  void give(Block&& block) {
+    if (block && blocks_.size() < kMaxKept) blocks_.push_back(std::move(block));
+    block.reset();
+  }
+
+  // A kept block, or a new one (uninitialised: the socket read fills it).
+  Block take() {
+    if (blocks_.empty()) return Block(new char[kBlockSize]);
+    Block block = std::move(blocks_.back());
+    blocks_.pop_back();
+    return block;
+  }
+
+  void move_into(BlockPool& into) {
+    for (auto& block : blocks_) into.give(std::move(block));
+    blocks_.clear();
+  }
+
+ private:
+  std::vector<Block> blocks_;
 };
 
 }  // namespace liner

@@ -7,6 +7,7 @@
 // can free memory), and at once when a connection closes (so a restarting sender starts its
 // numbering after what was really delivered).
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,7 +30,22 @@ struct Inbound {
   uint64_t conn_id = 0;  // 0 with closed=true: a connection-closed marker
   bool closed = false;
   FrameHeader header;
-  std::string data;      // as on the wire (compressed if the flag says so)
+  // The payload as on the wire (compressed if the flag says so): in one of the batch's blocks,
+  // or in `owned` for a frame that was completed from the decoder's partial-frame buffer.
+  const char* in_block = nullptr;
+  std::string owned;
+
+  const char* data() const { return in_block ? in_block : owned.data(); }
+  size_t size() const { return header.data_len; }
+};
+
+// What the listener hands over at once: decoded frames and the blocks their payloads live in.
+struct InboundBatch {
+  std::vector<Inbound> items;
+  std::vector<BlockPool::Block> blocks;
+  size_t bytes = 0;  // memory held (blocks, items, owned payloads), against Delivery's budget
+
+  bool empty() const { return items.empty(); }
 };
 
 using ReceiveFn = std::function<void(const std::string& to, const std::string& from,
@@ -55,12 +71,11 @@ class Delivery {
   // Delivers everything queued, writes the final acks, joins the thread.
   void stop();
 
-  // Hands a batch over. Blocks while the queue is over its byte budget (the listener then
-  // stops reading, and TCP pushes back on senders); returns false once stopping. Empty
-  // payload buffers of delivered messages are moved into *refill (when given) for the caller
-  // to fill next: one malloc on the listener thread and one free on this one per message cost
-  // more than the copy.
-  bool push(std::vector<Inbound>& batch, size_t bytes, BufferPool* refill = nullptr);
+  // Hands a batch over (and leaves `batch` empty). Blocks while the queue is over its byte
+  // budget (the listener then stops reading, and TCP pushes back on senders); returns false
+  // once stopping. Blocks whose messages were all delivered are moved into *refill (when given)
+  // for the listener to read into next.
+  bool push(InboundBatch& batch, BlockPool* refill = nullptr);
 
   void set_topic(int32_t topic_key, const std::string& name);
   void remove_topic(int32_t topic_key);
@@ -77,8 +92,17 @@ class Delivery {
     uint64_t unsaved = 0;    // delivered since the last write
   };
 
+  // Written by the delivery thread only, read by stats(): plain relaxed stores, no lock and
+  // no locked instruction per message.
+  struct Counter {
+    std::atomic<uint64_t> value{0};
+    void add(uint64_t n) { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    uint64_t get() const { return value.load(std::memory_order_relaxed); }
+  };
+
   void loop();
-  void deliver(Inbound& in);
+  void deliver(const Inbound& in, const std::string& to, ChannelIn& ch);
+  ChannelIn& channel(int32_t ck, uint64_t conn_id);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
   void flush_acks(bool force);
   void connection_closed(uint64_t conn_id);
@@ -92,20 +116,20 @@ class Delivery {
   mutable std::mutex mu_;
   std::condition_variable has_work_;
   std::condition_variable has_room_;
-  std::vector<Inbound> queue_;
-  size_t queued_bytes_ = 0;
-  BufferPool spare_;  // delivered payloads' buffers, for push() to hand back
+  InboundBatch queue_;
+  BlockPool spare_;  // blocks of delivered batches, for push() to hand back
   bool stopping_ = false;
   std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to
 
   // Delivery thread only.
   std::map<int32_t, ChannelIn> channels_;
+  ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel
+  int32_t last_ck_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
   uint64_t unsaved_total_ = 0;
-  std::string scratch_;
   std::thread thread_;
   std::thread::id thread_id_;
-  DeliveryStats stats_;
+  Counter delivered_, bytes_delivered_, duplicates_, unknown_topic_, undecodable_;
 };
 
 }  // namespace liner

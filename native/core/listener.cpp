@@ -15,7 +15,6 @@ namespace liner {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kReadBuffer = 64 * 1024;          // as liner_broker's reader
 constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up, for fairness
 constexpr size_t kBatchBytes = size_t(1) << 20;    // hand over to Delivery at least this often
 
@@ -89,7 +88,7 @@ void Listener::accept_all() {
   }
 }
 
-void Listener::drop(Connection* c, std::vector<Inbound>& batch, const std::string& why) {
+void Listener::drop(Connection* c, InboundBatch& batch, const std::string& why) {
   if (!why.empty()) log_line("closing connection from a sender: " + why);
   epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
   ::shutdown(c->fd, SHUT_RD);
@@ -97,15 +96,15 @@ void Listener::drop(Connection* c, std::vector<Inbound>& batch, const std::strin
   Inbound marker;
   marker.conn_id = c->id;
   marker.closed = true;
-  batch.push_back(std::move(marker));
+  batch.items.push_back(std::move(marker));
   conns_.erase(c->id);
 }
 
-void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& bytes) {
-  static thread_local std::vector<uint8_t> buf(kReadBuffer);
+void Listener::read_from(Connection* c, InboundBatch& batch) {
   size_t burst = 0;
   while (burst < kReadBurst) {
-    ssize_t n = ::read(c->fd, buf.data(), buf.size());
+    if (!block_) block_ = pool_.take();
+    ssize_t n = ::read(c->fd, block_.get(), BlockPool::kBlockSize);
     if (n == 0) {
       if (c->decoder.mid_frame()) {
         ++rejected_;
@@ -123,15 +122,31 @@ void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& byt
     }
     burst += size_t(n);
     c->last_progress = Clock::now();
-    bool ok = c->decoder.feed(buf.data(), size_t(n), [&](const FrameHeader& h, const uint8_t* data) {
+    // Whole frames are delivered from the block itself; only a frame that straddled two reads
+    // (completed in the decoder's own buffer) is copied.
+    const char* lo = block_.get();
+    const char* hi = lo + n;
+    bool block_used = false;
+    bool ok = c->decoder.feed(reinterpret_cast<const uint8_t*>(lo), size_t(n),
+                              [&](const FrameHeader& h, const uint8_t* data) {
       Inbound in;
       in.conn_id = c->id;
       in.header = h;
-      in.data = pool_.take();  // a buffer the delivery thread handed back, if any
-      in.data.assign(reinterpret_cast<const char*>(data), h.data_len);
-      bytes += h.data_len + sizeof(Inbound);
-      batch.push_back(std::move(in));
+      const char* d = reinterpret_cast<const char*>(data);
+      if (d >= lo && d < hi) {
+        in.in_block = d;
+        block_used = true;
+      } else {
+        in.owned.assign(d, h.data_len);
+        batch.bytes += h.data_len;
+      }
+      batch.bytes += sizeof(Inbound);
+      batch.items.push_back(std::move(in));
     });
+    if (block_used) {
+      batch.bytes += BlockPool::kBlockSize;
+      batch.blocks.push_back(std::move(block_));
+    }
     if (!ok) {
       ++rejected_;
       drop(c, batch, c->decoder.error());
@@ -141,8 +156,7 @@ void Listener::read_from(Connection* c, std::vector<Inbound>& batch, size_t& byt
 }
 
 void Listener::loop() {
-  std::vector<Inbound> batch;
-  size_t bytes = 0;
+  InboundBatch batch;
   epoll_event events[128];
   auto last_stall_check = Clock::now();
   while (!stopping_) {
@@ -155,17 +169,11 @@ void Listener::loop() {
         accept_all();
       } else {
         auto it = conns_.find(id);
-        if (it != conns_.end()) read_from(it->second.get(), batch, bytes);
+        if (it != conns_.end()) read_from(it->second.get(), batch);
       }
-      if (bytes >= kBatchBytes) {
-        if (!delivery_->push(batch, bytes, &pool_)) return;
-        bytes = 0;
-      }
+      if (batch.bytes >= kBatchBytes && !delivery_->push(batch, &pool_)) return;
     }
-    if (!batch.empty()) {
-      if (!delivery_->push(batch, bytes, &pool_)) return;
-      bytes = 0;
-    }
+    if (!batch.empty() && !delivery_->push(batch, &pool_)) return;
     auto now = Clock::now();
     if (now - last_stall_check >= std::chrono::seconds(1)) {
       last_stall_check = now;
@@ -177,8 +185,7 @@ void Listener::loop() {
         ++rejected_;
         drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
       }
-      if (!batch.empty() && !delivery_->push(batch, bytes, &pool_)) return;
-      bytes = 0;
+      if (!batch.empty() && !delivery_->push(batch, &pool_)) return;
     }
   }
 }

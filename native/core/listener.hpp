@@ -44,8 +44,8 @@ class Listener {
 
   void loop();
   void accept_all();
-  void read_from(Connection* c, std::vector<Inbound>& batch, size_t& bytes);
-  void drop(Connection* c, std::vector<Inbound>& batch, const std::string& why);
+  void read_from(Connection* c, InboundBatch& batch);
+  void drop(Connection* c, InboundBatch& batch, const std::string& why);
 
   Delivery* delivery_;
   uint32_t max_body_;
@@ -58,7 +58,8 @@ class Listener {
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::atomic<uint64_t> rejected_{0};
-  BufferPool pool_;  // listener thread: empty payload buffers from Delivery::push
+  BlockPool pool_;           // listener thread: blocks Delivery::push handed back
+  BlockPool::Block block_;   // the block the next read goes into
 };
 
 }  // namespace liner
