@@ -3,7 +3,7 @@
 // cost more than the copy itself (the sender's frames, the listener's payloads), so those
 // buffers go round instead.
 //
-// Bounded: at most kMaxBytes of capacity is kept, and only buffers up to kMaxBuffer each (a big
+// Bounded: at most max_bytes of capacity is kept, and only buffers up to max_buffer each (a big
 // message's buffer goes back to malloc). Not thread-safe: each pool belongs to one thread, or is
 // guarded by its owner's lock.
 #pragma once
@@ -20,10 +20,16 @@ class BufferPool {
   static constexpr size_t kMaxBytes = size_t(4) << 20;
   static constexpr size_t kMaxBuffer = 16 * 1024;
 
+  explicit BufferPool(size_t max_bytes = kMaxBytes, size_t max_buffer = kMaxBuffer)
+      : max_bytes_(max_bytes), max_buffer_(max_buffer) {}
+
   // Keeps `buffer`, emptied, if it is small enough and there is room; otherwise it is freed.
   void give(std::string&& buffer) {
     size_t capacity = buffer.capacity();
-    if (capacity > kMaxBuffer || bytes_ + capacity > kMaxBytes) return;
+    if (capacity > max_buffer_ || bytes_ + capacity > max_bytes_) {
+      std::string().swap(buffer);
+      return;
+    }
     buffer.clear();
     bytes_ += capacity;
     buffers_.push_back(std::move(buffer));
@@ -46,6 +52,8 @@ class BufferPool {
   }
 
  private:
+  size_t max_bytes_;
+  size_t max_buffer_;
   std::vector<std::string> buffers_;
   size_t bytes_ = 0;
 };

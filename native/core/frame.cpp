@@ -32,8 +32,18 @@ void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size
   out.append(static_cast<const char*>(data), size);
 }
 
-void stamp_number(std::string& frame, uint64_t number) {
-  store_be(&frame[kLengthPrefixSize], number, 8);
+void stamp_number(char* frame, uint64_t number) { store_be(frame + kLengthPrefixSize, number, 8); }
+
+size_t frame_size_at(const char* frame) {
+  return kLengthPrefixSize + load_be32(reinterpret_cast<const uint8_t*>(frame));
+}
+
+uint64_t frame_number_at(const char* frame) {
+  return load_be64(reinterpret_cast<const uint8_t*>(frame) + kLengthPrefixSize);
+}
+
+bool frame_is_at_least_once(const char* frame) {
+  return (uint8_t(frame[kLengthPrefixSize + 16]) & kFlagAtLeastOnce) != 0;
 }
 
 bool decode_body(const uint8_t* body, size_t body_len, FrameHeader* h, const uint8_t** data,

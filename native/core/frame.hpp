@@ -28,8 +28,15 @@ struct FrameHeader {
 
 // Appends one complete frame (prefix included) to `out`. data_len is taken from `size`.
 void encode_frame(std::string& out, FrameHeader header, const void* data, size_t size);
-// Writes `number` as the number_mess of the frame that `frame` (as encode_frame wrote it) holds.
-void stamp_number(std::string& frame, uint64_t number);
+// Writes `number` as the number_mess of the frame that starts at `frame` (as encode_frame
+// wrote it).
+void stamp_number(char* frame, uint64_t number);
+
+// Fields of a frame that starts at `frame`, as encode_frame wrote it (trusted bytes: our own
+// queue, not the wire).
+size_t frame_size_at(const char* frame);  // prefix included
+uint64_t frame_number_at(const char* frame);
+bool frame_is_at_least_once(const char* frame);
 
 // Validates and parses a frame body (without its length prefix). On success `*data` points
 // into `body`. A body shorter than 21 bytes or whose data_len overruns it is rejected.

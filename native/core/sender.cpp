@@ -34,6 +34,13 @@ constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted aga
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
 constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
 constexpr size_t kEncodeUnderLock = 64 * 1024;
+// Frames are packed into segments of up to this many bytes (a bigger frame has one of its
+// own). Written segments of at most a quarter of this are packed together while they wait for
+// their ack, so a trickle of messages does not hold one buffer each.
+constexpr size_t kSegmentBytes = 64 * 1024;
+constexpr size_t kFirstSegmentReserve = 4 * 1024;
+constexpr size_t kSegmentPoolBytes = size_t(2) << 20;  // per channel, each way
+constexpr int kMaxIov = 64;
 constexpr uint64_t kResumeGap = uint64_t(1) << 24;
 constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-off starts over
 
@@ -53,7 +60,7 @@ struct Sender::Channel {
   uint64_t last_number = 0;  // last number_mess handed out
   bool busy_reported = false;  // a busy event went out; a writable one follows when there is room
   bool connected = false;      // mirror of state, for introspection
-  std::deque<OutMessage> incoming;
+  std::deque<Segment> incoming;
   bool dirty = false;
   bool unreachable = false;
   bool readdress = false;
@@ -62,7 +69,7 @@ struct Sender::Channel {
   // cache line of their own, so that the sender thread's per-message work does not bounce it.
   alignas(64) std::atomic<size_t> held_bytes{0};
   std::atomic<size_t> held_count{0};
-  BufferPool spare;  // buffers of frames that went out, for enqueue to fill
+  BufferPool spare{kSegmentPoolBytes, kSegmentBytes};  // for enqueue to fill
 
   // Sender thread only.
   alignas(64) State state = State::idle;
@@ -73,10 +80,12 @@ struct Sender::Channel {
   Clock::time_point deadline{};  // connect timeout or end of back-off
   int backoff_ms = 0;
   Clock::time_point connected_at{};
-  std::deque<OutMessage> pending;  // RAM messages not yet written, in number order
-  size_t write_offset = 0;         // bytes of the front message already written
-  std::deque<OutMessage> backlog;  // frames read from the offline queue, not yet written
-  std::deque<OutMessage> unacked;  // written at-least-once RAM messages
+  std::deque<Segment> pending;  // RAM messages not yet written, in number order
+  size_t write_offset = 0;      // bytes of the front segment (of pending or backlog) written
+  size_t frame_offset = 0;      // where its first frame not completely written starts
+  std::deque<Segment> backlog;  // frames read from the offline queue, not yet written
+  size_t backlog_frames = 0;    // frames in backlog not yet completely written
+  std::deque<Segment> unacked;  // written segments holding at-least-once RAM messages
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
   bool store_may_have_backlog = true;
@@ -84,7 +93,7 @@ struct Sender::Channel {
   uint64_t store_read = 0;                // head elements read so far
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
   Clock::time_point last_ack_poll{};
-  BufferPool returned;  // buffers of released frames, moved to `spare` under mu_
+  BufferPool returned{kSegmentPoolBytes, kSegmentBytes};  // moved to `spare` under mu_
 };
 
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
@@ -232,7 +241,6 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     }
   }
 
-  OutMessage m{0, at_least_once, false, std::string()};
   std::unique_lock<std::mutex> lock(mu_);
   auto it = by_addr_.find(addr);
   // Client::send relies on this code meaning "open the channel first".
@@ -242,7 +250,8 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     ch->topics.insert(topic);
     ch->last_topic = topic;
   }
-  size_t cost = kFrameOverhead + payload_size + kPerMessageOverhead;
+  size_t frame_size = kFrameOverhead + payload_size;
+  size_t cost = frame_size + kPerMessageOverhead;
   bool first = false;
   Status busy = refuse_if_full_locked(ch, cost, &first);
   if (!busy) {
@@ -258,22 +267,37 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     return Status();
   }
   h.connection_key = ch->ck;
-  m.frame = ch->spare.take();
-  if (payload_size <= kEncodeUnderLock) {
-    h.number_mess = ++ch->last_number;
-    m.number = h.number_mess;
-    encode_frame(m.frame, h, payload, payload_size);
-  } else {
-    // Encode big frames without holding the lock, then stamp the number in place.
+  std::string big;  // a frame too big to encode under the lock: a segment of its own
+  if (payload_size > kEncodeUnderLock) {
     lock.unlock();
-    encode_frame(m.frame, h, payload, payload_size);
+    encode_frame(big, h, payload, payload_size);
     lock.lock();
-    m.number = ++ch->last_number;
-    stamp_number(m.frame, m.number);
   }
+  // Append to the segment being filled, or start one (with a buffer that went round before).
+  if (ch->incoming.empty() || !big.empty() ||
+      ch->incoming.back().bytes.size() + frame_size > kSegmentBytes) {
+    ch->incoming.emplace_back();
+    Segment& fresh = ch->incoming.back();
+    if (big.empty()) {
+      fresh.bytes = ch->spare.take();
+      fresh.bytes.reserve(std::min(kSegmentBytes, std::max(frame_size, kFirstSegmentReserve)));
+    }
+  }
+  Segment& seg = ch->incoming.back();
+  uint64_t number = ++ch->last_number;
+  if (big.empty()) {
+    h.number_mess = number;
+    encode_frame(seg.bytes, h, payload, payload_size);
+  } else {
+    stamp_number(&big[0], number);
+    seg.bytes.swap(big);
+  }
+  if (seg.frames++ == 0) seg.first = number;
+  seg.last = number;
+  seg.cost += cost;
+  seg.at_least_once = seg.at_least_once || at_least_once;
   ch->held_bytes += cost;
   ch->held_count += 1;
-  ch->incoming.push_back(std::move(m));
   if (!ch->dirty) {
     ch->dirty = true;
     dirty_.push_back(ch);
@@ -401,11 +425,12 @@ SenderStats Sender::stats() const {
 
 // ---- sender thread -------------------------------------------------------------------------
 
-void Sender::release(Channel* ch, OutMessage& m) {
-  if (m.from_store) return;
-  ch->released_bytes += m.frame.size() + kPerMessageOverhead;
-  ch->released_count += 1;
-  ch->returned.give(std::move(m.frame));
+void Sender::release(Channel* ch, Segment& s) {
+  if (!s.from_store) {
+    ch->released_bytes += s.cost;
+    ch->released_count += s.frames;
+  }
+  ch->returned.give(std::move(s.bytes));
 }
 
 void Sender::settle(Channel* ch) {
@@ -438,7 +463,7 @@ bool Sender::has_work(const Channel* ch) const {
 }
 
 void Sender::take_incoming(Channel* ch) {
-  std::deque<OutMessage> taken;
+  std::deque<Segment> taken;
   bool readdress = false, announced = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -452,14 +477,15 @@ void Sender::take_incoming(Channel* ch) {
   if (ch->pending.empty()) {
     ch->pending.swap(taken);
   } else {
-    for (auto& m : taken) ch->pending.push_back(std::move(m));
+    for (auto& seg : taken) ch->pending.push_back(std::move(seg));
   }
   if (readdress) {
     // The listener came back on another address: reconnect there at once. Nothing is dropped;
     // what was written but not acknowledged goes out again (the listener deduplicates).
     close_socket(ch);
-    ch->write_offset = 0;
+    ch->write_offset = ch->frame_offset = 0;
     ch->backlog.clear();
+    ch->backlog_frames = 0;
     ch->store_head.clear();
     ch->store_read = ch->store_total = 0;
     while (!ch->unacked.empty()) {
@@ -526,6 +552,8 @@ void Sender::on_connected(Channel* ch) {
   ch->store_read = 0;
   ch->store_head.clear();
   ch->backlog.clear();
+  ch->backlog_frames = 0;
+  ch->write_offset = ch->frame_offset = 0;
   ch->state = State::connected;
   ch->connected_at = Clock::now();
   ch->last_ack_poll = Clock::now();
@@ -548,8 +576,9 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   ch->state = State::backoff;
   ch->backoff_ms = ch->backoff_ms ? std::min(ch->backoff_ms * 2, kBackoffMaxMs) : kBackoffFirstMs;
   ch->deadline = Clock::now() + milliseconds(ch->backoff_ms);
-  ch->write_offset = 0;
+  ch->write_offset = ch->frame_offset = 0;
   ch->backlog.clear();  // still in the store: re-read after the next connect
+  ch->backlog_frames = 0;
   ch->store_head.clear();
   ch->store_read = ch->store_total = 0;
   {
@@ -579,26 +608,43 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
 void Sender::spill(Channel* ch) {
   uint64_t acked = 0;
   if (store_->last_mess_number(ch->ck, &acked)) ch->acked = std::max(ch->acked, acked);
-  std::vector<const std::string*> keep;
+  // At-least-once frames the listener has not acknowledged go to the offline queue, one
+  // element each; best-effort ones are dropped.
+  std::vector<std::string> keep;
   size_t dropped = 0;
-  for (auto& m : ch->pending)
-    if (m.at_least_once && m.number > ch->acked) keep.push_back(&m.frame);
-    else if (!m.at_least_once) ++dropped;
-  Status s = keep.empty() ? Status() : store_->push_messages(ch->ck, keep);
+  for (const auto& seg : ch->pending) {
+    for (size_t at = 0; at < seg.bytes.size();) {
+      const char* f = seg.bytes.data() + at;
+      size_t len = frame_size_at(f);
+      if (!frame_is_at_least_once(f)) ++dropped;
+      else if (frame_number_at(f) > ch->acked) keep.emplace_back(f, len);
+      at += len;
+    }
+  }
+  std::vector<const std::string*> frames;
+  for (const auto& f : keep) frames.push_back(&f);
+  Status s = frames.empty() ? Status() : store_->push_messages(ch->ck, frames);
+  for (auto& seg : ch->pending) release(ch, seg);
+  ch->pending.clear();
   if (!s) {
     // Keep the at-least-once messages in RAM (the queue cap bounds them) and try again later.
-    std::deque<OutMessage> remaining;
-    for (auto& m : ch->pending) {
-      if (m.at_least_once && m.number > ch->acked) remaining.push_back(std::move(m));
-      else release(ch, m);
+    Segment kept;
+    kept.at_least_once = true;
+    for (auto& f : keep) {
+      uint64_t number = frame_number_at(f.data());
+      if (kept.frames++ == 0) kept.first = number;
+      kept.last = number;
+      kept.cost += f.size() + kPerMessageOverhead;
+      kept.bytes += f;
     }
-    ch->pending.swap(remaining);
+    // They were released above with the rest: still held.
+    ch->released_bytes -= kept.cost;
+    ch->released_count -= kept.frames;
+    if (kept.frames) ch->pending.push_back(std::move(kept));
     log_line("cannot store messages for " + ch->addr + " offline: " + s.message);
     emit(StatusKind::sender_store_error, ch, s.message);
-  } else {
-    for (auto& m : ch->pending) release(ch, m);
-    ch->pending.clear();
-    if (!keep.empty()) ch->store_may_have_backlog = true;
+  } else if (!keep.empty()) {
+    ch->store_may_have_backlog = true;
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
   if (s) stats_.persisted += keep.size();
@@ -620,8 +666,20 @@ bool Sender::load_backlog(Channel* ch) {
     uint64_t number = decode_stored_frame(f, &h, &data, &err) ? h.number_mess : 0;
     ch->store_read += 1;
     ch->store_head.push_back(number);
-    if (number > ch->last_written)
-      ch->backlog.push_back(OutMessage{number, true, true, std::move(f)});
+    if (number <= ch->last_written) continue;
+    // Packed into segments like RAM messages; a big frame keeps its own buffer.
+    if (ch->backlog.empty() || f.size() > kSegmentBytes / 4 ||
+        ch->backlog.back().bytes.size() + f.size() > kSegmentBytes) {
+      ch->backlog.emplace_back();
+      ch->backlog.back().from_store = true;
+      ch->backlog.back().at_least_once = true;
+    }
+    Segment& seg = ch->backlog.back();
+    if (seg.bytes.empty() && f.size() > kSegmentBytes / 4) seg.bytes.swap(f);
+    else seg.bytes += f;
+    if (seg.frames++ == 0) seg.first = number;
+    seg.last = number;
+    ++ch->backlog_frames;
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
   stats_.reloaded += frames.size();
@@ -630,7 +688,7 @@ bool Sender::load_backlog(Channel* ch) {
 
 void Sender::flush(Channel* ch) {
   size_t burst = 0;
-  iovec iov[IOV_MAX];
+  iovec iov[kMaxIov];
   for (;;) {
     if (ch->backlog.empty() && ch->store_read < ch->store_total) {
       if (!load_backlog(ch)) return;
@@ -638,12 +696,8 @@ void Sender::flush(Channel* ch) {
     }
     // Stored messages always go first: they carry lower numbers than anything in RAM.
     bool from_backlog = !ch->backlog.empty();
-    if (!from_backlog && ch->store_read < ch->store_total) continue;
-    std::deque<OutMessage>& q = from_backlog ? ch->backlog : ch->pending;
-    while (!q.empty() && q.front().number <= ch->last_written && ch->write_offset == 0) {
-      release(ch, q.front());
-      q.pop_front();
-    }
+    std::deque<Segment>& q = from_backlog ? ch->backlog : ch->pending;
+    skip_written(ch, q);
     if (q.empty()) {
       if (!from_backlog) {
         ch->store_may_have_backlog = ch->store_read < ch->store_total;
@@ -653,12 +707,11 @@ void Sender::flush(Channel* ch) {
     }
     int n = 0;
     size_t bytes = 0;
-    for (size_t i = 0; i < q.size() && n < IOV_MAX && bytes < (size_t(1) << 20); ++i) {
-      const OutMessage& m = q[i];
-      if (m.number <= ch->last_written && i > 0) break;  // keep strictly increasing order
+    for (size_t i = 0; i < q.size() && n < kMaxIov && bytes < (size_t(1) << 20); ++i) {
+      const Segment& seg = q[i];
       size_t off = i == 0 ? ch->write_offset : 0;
-      iov[n].iov_base = const_cast<char*>(m.frame.data()) + off;
-      iov[n].iov_len = m.frame.size() - off;
+      iov[n].iov_base = const_cast<char*>(seg.bytes.data()) + off;
+      iov[n].iov_len = seg.bytes.size() - off;
       bytes += iov[n].iov_len;
       ++n;
     }
@@ -678,26 +731,7 @@ void Sender::flush(Channel* ch) {
       on_failure(ch, why);
       return;
     }
-    size_t left = size_t(w);
-    uint64_t written = 0;
-    while (left > 0) {
-      OutMessage& m = q.front();
-      size_t rest = m.frame.size() - ch->write_offset;
-      if (left < rest) {
-        ch->write_offset += left;
-        break;
-      }
-      left -= rest;
-      ch->write_offset = 0;
-      ch->last_written = m.number;
-      ++written;
-      if (m.at_least_once && !m.from_store) {
-        ch->unacked.push_back(std::move(m));
-      } else {
-        release(ch, m);
-      }
-      q.pop_front();
-    }
+    uint64_t written = advance(ch, q, size_t(w));
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
       stats_.sent += written;
@@ -716,6 +750,65 @@ void Sender::flush(Channel* ch) {
   }
 }
 
+void Sender::skip_written(Channel* ch, std::deque<Segment>& q) {
+  // Only at a frame boundary: a frame that started going out is finished, whatever its number.
+  while (!q.empty() && ch->write_offset == ch->frame_offset) {
+    Segment& seg = q.front();
+    while (ch->frame_offset < seg.bytes.size()) {
+      const char* f = seg.bytes.data() + ch->frame_offset;
+      if (frame_number_at(f) > ch->last_written) break;
+      ch->frame_offset += frame_size_at(f);
+      if (seg.from_store) --ch->backlog_frames;
+    }
+    ch->write_offset = ch->frame_offset;
+    if (ch->write_offset < seg.bytes.size()) return;
+    finish_front(ch, q);
+  }
+}
+
+uint64_t Sender::advance(Channel* ch, std::deque<Segment>& q, size_t written) {
+  uint64_t frames = 0;
+  while (written > 0) {
+    Segment& seg = q.front();
+    size_t take = std::min(written, seg.bytes.size() - ch->write_offset);
+    ch->write_offset += take;
+    written -= take;
+    while (ch->frame_offset < ch->write_offset) {
+      const char* f = seg.bytes.data() + ch->frame_offset;
+      size_t len = frame_size_at(f);
+      if (ch->frame_offset + len > ch->write_offset) break;
+      ch->last_written = frame_number_at(f);
+      ch->frame_offset += len;
+      ++frames;
+      if (seg.from_store) --ch->backlog_frames;
+    }
+    if (ch->write_offset == seg.bytes.size()) finish_front(ch, q);
+  }
+  return frames;
+}
+
+void Sender::finish_front(Channel* ch, std::deque<Segment>& q) {
+  Segment seg = std::move(q.front());
+  q.pop_front();
+  ch->write_offset = ch->frame_offset = 0;
+  if (seg.at_least_once && !seg.from_store && seg.last > ch->acked) retain(ch, std::move(seg));
+  else release(ch, seg);
+}
+
+void Sender::retain(Channel* ch, Segment&& seg) {
+  if (!ch->unacked.empty() && seg.bytes.size() <= kSegmentBytes / 4 &&
+      ch->unacked.back().bytes.size() + seg.bytes.size() <= kSegmentBytes) {
+    Segment& back = ch->unacked.back();
+    back.bytes += seg.bytes;
+    back.last = seg.last;
+    back.frames += seg.frames;
+    back.cost += seg.cost;
+    ch->returned.give(std::move(seg.bytes));
+    return;
+  }
+  ch->unacked.push_back(std::move(seg));
+}
+
 void Sender::poll_acks(Channel* ch) {
   uint64_t acked = 0;
   Status s = store_->last_mess_number(ch->ck, &acked);
@@ -724,13 +817,13 @@ void Sender::poll_acks(Channel* ch) {
     return;
   }
   ch->acked = std::max(ch->acked, acked);
-  while (!ch->unacked.empty() && ch->unacked.front().number <= ch->acked) {
+  while (!ch->unacked.empty() && ch->unacked.front().last <= ch->acked) {
     release(ch, ch->unacked.front());
     ch->unacked.pop_front();
   }
   uint64_t done = 0;
   while (done < ch->store_head.size() && ch->store_head[done] <= ch->acked &&
-         done < ch->store_read - ch->backlog.size())
+         done < ch->store_read - ch->backlog_frames)
     ++done;
   if (done && store_->pop_messages(ch->ck, done)) {
     ch->store_head.erase(ch->store_head.begin(), ch->store_head.begin() + long(done));
@@ -901,6 +994,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     close_socket(ch);
     ch->state = State::idle;
     ch->backlog.clear();
+    ch->backlog_frames = 0;
     ch->store_head.clear();
     ch->store_read = ch->store_total = 0;
   }

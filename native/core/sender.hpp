@@ -93,11 +93,16 @@ class Sender {
   std::vector<ChannelInfo> channels() const;
 
  private:
-  struct OutMessage {
-    uint64_t number;
-    bool at_least_once;
-    bool from_store;  // still in the offline queue: never re-persisted, popped once acked
-    std::string frame;
+  // Encoded frames back to back, in number order. Messages are queued, written, retained and
+  // released in runs like this (one write, one hand-off, one buffer per run), not one by one.
+  struct Segment {
+    std::string bytes;
+    uint64_t first = 0;  // number_mess of the first frame
+    uint64_t last = 0;   // and of the last
+    size_t frames = 0;
+    size_t cost = 0;             // counted against the queue caps (0 for stored frames)
+    bool at_least_once = false;  // holds at-least-once frames: retained until acknowledged
+    bool from_store = false;     // frames of the offline queue: never re-persisted
   };
   enum class State { idle, connecting, connected, backoff };
   struct Channel;
@@ -110,11 +115,18 @@ class Sender {
   void on_failure(Channel* ch, const std::string& why);
   void spill(Channel* ch);
   void flush(Channel* ch);
+  // Passes over whole frames at the front of `q` that this connection already carried.
+  void skip_written(Channel* ch, std::deque<Segment>& q);
+  // Accounts for `written` bytes of `q` that went out: frames completed, segments finished.
+  uint64_t advance(Channel* ch, std::deque<Segment>& q, size_t written);
+  void finish_front(Channel* ch, std::deque<Segment>& q);
+  // Keeps a written at-least-once segment until its ack (small ones are packed together).
+  void retain(Channel* ch, Segment&& s);
   bool load_backlog(Channel* ch);
   void poll_acks(Channel* ch);
-  // Takes a message out of the queue's accounting (batched: settle() applies it) and keeps
+  // Takes a segment out of the queue's accounting (batched: settle() applies it) and keeps
   // its buffer for reuse.
-  void release(Channel* ch, OutMessage& m);
+  void release(Channel* ch, Segment& s);
   // Applies the batched releases to held_bytes / held_count (one atomic update per pass, not
   // one per message racing enqueue for the cache line).
   void settle(Channel* ch);
