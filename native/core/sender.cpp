@@ -1,5 +1,6 @@
 #include "core/sender.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -41,6 +42,12 @@ constexpr size_t kSegmentBytes = 64 * 1024;
 constexpr size_t kFirstSegmentReserve = 4 * 1024;
 constexpr size_t kSegmentPoolBytes = size_t(2) << 20;  // per channel, each way
 constexpr int kMaxIov = 64;
+// While a caller streams messages faster than they go out one pass at a time, the thread waits
+// this long before taking them, so that they leave in one write (and wake the listener once)
+// instead of a write per handful. Only when the previous pass took less than kCoalesceBytes:
+// a lone message, or the first after a pause, goes out at once.
+constexpr long kCoalesceNs = 50 * 1000;
+constexpr size_t kCoalesceBytes = 32 * 1024;
 constexpr uint64_t kResumeGap = uint64_t(1) << 24;
 constexpr auto kStableConnection = milliseconds(2000);  // up this long: back-off starts over
 
@@ -333,7 +340,9 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
 // flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic is not
 // throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
-  if (ch->unacked.size() >= kAckPollBacklog) return ch->last_ack_poll + kAckPollStreaming;
+  // Messages written past the last ack seen (unacked holds segments, not messages).
+  if (!ch->unacked.empty() && ch->last_written - ch->acked >= kAckPollBacklog)
+    return ch->last_ack_poll + kAckPollStreaming;
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4 ||
                   (count_cap && ch->held_count.load() > count_cap / 4);
@@ -468,6 +477,7 @@ void Sender::take_incoming(Channel* ch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     taken.swap(ch->incoming);
+    for (const auto& seg : taken) taken_bytes_ += seg.bytes.size();
     ch->dirty = false;
     // Buffers handed back since the last call: enqueue (on other threads) fills them next.
     ch->returned.move_into(ch->spare);
@@ -852,10 +862,21 @@ void Sender::loop() {
     }
     if (stopping_) break;
     parked_ = true;
+    bool queued;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!dirty_.empty()) timeout_ms = 0;  // queued while we were busy: no wake-up came
+      queued = !dirty_.empty();
     }
+    if (queued) timeout_ms = 0;  // queued while we were busy: no wake-up came
+    if (queued && ready_.empty() && taken_bytes_ > 0 && taken_bytes_ < kCoalesceBytes) {
+      // A stream of small messages: let more gather (see kCoalesceNs). Not parked, so
+      // enqueue does not wake us for each of them; a socket event still does.
+      parked_ = false;
+      pollfd pfd{epfd_, POLLIN, 0};
+      timespec pause{0, kCoalesceNs};
+      ::ppoll(&pfd, 1, &pause, nullptr);
+    }
+    taken_bytes_ = 0;
     int n = epoll_wait(epfd_, events, 64, timeout_ms);
     parked_ = false;
     if (stopping_) break;

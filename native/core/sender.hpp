@@ -157,6 +157,7 @@ class Sender {
   std::map<std::string, Channel*> by_addr_;
   std::vector<Channel*> dirty_;
   std::vector<Channel*> ready_;  // sender thread: channels with more to write right away
+  size_t taken_bytes_ = 0;       // sender thread: bytes take_incoming took in the last pass
 
   mutable std::mutex stats_mu_;
   SenderStats stats_;
