@@ -2,6 +2,7 @@
 // deleted handle is recognised and refused instead of touching freed memory.
 #include "liner.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -21,7 +22,10 @@ namespace {
 
 std::mutex g_registry_mu;
 std::map<uintptr_t, std::shared_ptr<Client>> g_registry;
-uintptr_t g_next_id = 0x1000;
+uintptr_t g_next_id = 0x1000;  // handles are never reused
+// Bumped (under g_registry_mu) whenever a handle is deleted: per-thread caches of the last
+// handle looked up are only trusted while it has not moved.
+std::atomic<uint64_t> g_registry_generation{0};
 
 // Per thread and client: the outcome of the last call, so concurrent threads do not
 // overwrite each other's error.
@@ -32,9 +36,35 @@ thread_local int t_create_code = LNR_OK;
 uintptr_t id_of(lnr_hClient h) { return reinterpret_cast<uintptr_t>(h); }
 
 std::shared_ptr<Client> lookup(lnr_hClient h) {
+  // A thread mostly calls with one handle: remember it (weakly: a deleted client is not kept
+  // alive by a cache) and skip the registry lock while no handle was deleted since.
+  thread_local uintptr_t cached_id = 0;
+  thread_local uint64_t cached_generation = 0;
+  thread_local std::weak_ptr<Client> cached;
+  uint64_t generation = g_registry_generation.load(std::memory_order_acquire);
+  if (cached_id == id_of(h) && cached_generation == generation) {
+    if (auto client = cached.lock()) return client;
+  }
   std::lock_guard<std::mutex> lock(g_registry_mu);
   auto it = g_registry.find(id_of(h));
-  return it == g_registry.end() ? nullptr : it->second;
+  if (it == g_registry.end()) return nullptr;
+  cached_id = id_of(h);
+  cached_generation = g_registry_generation.load(std::memory_order_relaxed);
+  cached = it->second;
+  return it->second;
+}
+
+// This thread's error slot for a handle; the last one used is remembered (std::map nodes
+// stay put until erased, and only lnr_delete_client erases).
+thread_local uintptr_t t_slot_id = 0;
+thread_local Status* t_slot = nullptr;
+
+Status& error_slot(uintptr_t id) {
+  if (t_slot_id != id) {
+    t_slot = &t_errors[id];
+    t_slot_id = id;
+  }
+  return *t_slot;
 }
 
 bool valid_utf8(const char* s) {
@@ -74,7 +104,9 @@ const char* kept_string(lnr_hClient h, int which, std::string value) {
 BOOL finish(uintptr_t id, const char* fn, Status s) {
   if (!s.ok() && s.code != Err::busy) liner::log_line(std::string(fn) + ": " + s.message);
   bool ok = s.ok();
-  t_errors[id] = std::move(s);
+  Status& slot = error_slot(id);
+  // A plain OK over a plain OK changes nothing: the hot path skips the assignment.
+  if (!ok || !slot.ok() || !s.message.empty() || !slot.message.empty()) slot = std::move(s);
   return ok ? TRUE : FALSE;
 }
 
@@ -226,7 +258,9 @@ LNR_API BOOL lnr_delete_client(lnr_hClient client) {
                     Status(Err::invalid_arg, "a client cannot be deleted from its own receive callback"));
     c = std::move(it->second);
     g_registry.erase(it);
+    g_registry_generation.fetch_add(1, std::memory_order_release);
   }
+  if (t_slot_id == id_of(client)) t_slot_id = 0;
   t_errors.erase(id_of(client));
   c->stop();
   return TRUE;  // the last reference (ours, or a call still in flight) frees it
@@ -242,7 +276,7 @@ LNR_API int lnr_last_error_code(lnr_hClient client) {
 
 LNR_API const char* lnr_last_error_message(lnr_hClient client) {
   if (!lookup(client)) return nullptr;
-  return t_errors[id_of(client)].message.c_str();
+  return error_slot(id_of(client)).message.c_str();
 }
 
 LNR_API const char* lnr_last_create_error(void) { return t_create_error.c_str(); }

@@ -12,6 +12,23 @@ namespace {
 
 constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 
+// Bumped whenever any client's route cache changes (or a client goes away). A thread's
+// remembered route for send_to is used only while this has not moved.
+std::atomic<uint64_t> g_route_epoch{1};
+
+void routes_changed() { g_route_epoch.fetch_add(1, std::memory_order_release); }
+
+// The last single-address route a thread's send_to used: a stream of sends to one topic skips
+// the route lock, two map look-ups and the copy of the address.
+struct RememberedRoute {
+  const void* client = nullptr;
+  uint64_t epoch = 0;
+  std::string topic;
+  int32_t topic_key = 0;
+  std::vector<TopicAddress> targets;  // exactly one
+};
+thread_local RememberedRoute t_route;
+
 Status not_running(const char* action) {
   return Status(Err::not_running, std::string("you can't ") + action +
                                       " because the client is not running (call run first)");
@@ -22,7 +39,10 @@ Status not_running(const char* action) {
 Client::Client(ClientOptions options, std::unique_ptr<Store> store)
     : opt_(std::move(options)), api_store_(std::move(store)) {}
 
-Client::~Client() { stop(); }
+Client::~Client() {
+  stop();
+  routes_changed();  // another client may be allocated where this one was
+}
 
 Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
   if (o.unique_name.empty()) return Status(Err::invalid_arg, "unique_name empty");
@@ -204,6 +224,7 @@ void Client::teardown() {
   refresh_store_.reset();
   std::lock_guard<std::mutex> lock(route_mu_);
   routes_.clear();
+  routes_changed();
 }
 
 void Client::restore_channels() {
@@ -231,6 +252,7 @@ void Client::restore_channels() {
 
 void Client::store_route(const std::string& topic, std::vector<TopicAddress> addrs) {
   std::lock_guard<std::mutex> lock(route_mu_);
+  routes_changed();
   if (addrs.empty()) {
     routes_.erase(topic);
     return;
@@ -262,6 +284,7 @@ Status Client::load_route(const std::string& topic) {
   topic_keys_[topic] = key;
   watched_.insert(topic);
   if (!addrs.empty()) routes_[topic].addrs = std::move(addrs);
+  routes_changed();
   return Status();
 }
 
@@ -269,7 +292,8 @@ Status Client::load_route(const std::string& topic) {
 // round-robin order (send_to). With nobody in the directory, at-least-once messages still go to
 // peers this client already talked to on that topic (they went offline gracefully).
 Status Client::pick_targets(const std::string& topic, bool at_least_once, bool all,
-                            std::vector<TopicAddress>* targets, int32_t* topic_key) {
+                            std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single) {
+  *single = false;
   // The cache first; on a miss (unknown topic, or nobody known to serve it) ask the store once,
   // as liner_broker does.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -285,6 +309,7 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
           return Status();
         }
         size_t n = r.addrs.size(), pick = r.next % n;
+        *single = n == 1;
         for (size_t i = 0; n > 1 && i < n; ++i) {  // one address: nothing to choose from
           size_t j = (r.next + i) % n;
           if (sender_->reachable(r.addrs[j].addr)) {
@@ -416,13 +441,30 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   if (!life.owns_lock() || !running_) return not_running(action);
   // Reused per thread: after the first sends its strings keep their capacity, so the hot path
   // allocates nothing here.
-  thread_local std::vector<TopicAddress> targets;
+  thread_local std::vector<TopicAddress> picked;
+  const std::vector<TopicAddress>* targets = &picked;
   int32_t topic_key = 0;
-  s = pick_targets(topic, at_least_once, all, &targets, &topic_key);
-  if (!s) return s;
+  // Read before the route lock: a change made after this read leaves the remembered route
+  // stale for the next send.
+  uint64_t epoch = g_route_epoch.load(std::memory_order_acquire);
+  if (!all && t_route.client == this && t_route.epoch == epoch && t_route.topic == topic) {
+    targets = &t_route.targets;
+    topic_key = t_route.topic_key;
+  } else {
+    bool single = false;
+    s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single);
+    if (!s) return s;
+    if (!all && single) {
+      t_route.client = this;
+      t_route.epoch = epoch;
+      t_route.topic = topic;
+      t_route.topic_key = topic_key;
+      t_route.targets = picked;
+    }
+  }
 
   Status result;
-  for (const auto& t : targets) {
+  for (const auto& t : *targets) {
     // The channel almost always exists: try the one-lock enqueue first and open the channel
     // (store round trips) only when the sender has none to that address.
     Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);

@@ -113,8 +113,9 @@ class Client {
   Status check_topic(const std::string& topic, const char* action) const;
   Status send(const std::string& topic, const void* data, size_t size, bool at_least_once, bool all);
   Status load_route(const std::string& topic);
+  // *single: the route has exactly one address (send_to may remember it).
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
-                      std::vector<TopicAddress>* targets, int32_t* topic_key);
+                      std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single);
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();

@@ -7,7 +7,6 @@
 // can free memory), and at once when a connection closes (so a restarting sender starts its
 // numbering after what was really delivered).
 #pragma once
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "core/buffer_pool.hpp"
+#include "core/counter.hpp"
 #include "core/frame.hpp"
 #include "core/status_event.hpp"
 #include "core/store.hpp"
@@ -92,14 +92,6 @@ class Delivery {
     uint64_t unsaved = 0;    // delivered since the last write
   };
 
-  // Written by the delivery thread only, read by stats(): plain relaxed stores, no lock and
-  // no locked instruction per message.
-  struct Counter {
-    std::atomic<uint64_t> value{0};
-    void add(uint64_t n) { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    uint64_t get() const { return value.load(std::memory_order_relaxed); }
-  };
-
   void loop();
   void deliver(const Inbound& in, const std::string& to, ChannelIn& ch);
   ChannelIn& channel(int32_t ck, uint64_t conn_id);
@@ -129,7 +121,8 @@ class Delivery {
   uint64_t unsaved_total_ = 0;
   std::thread thread_;
   std::thread::id thread_id_;
-  Counter delivered_, bytes_delivered_, duplicates_, unknown_topic_, undecodable_;
+  // Written by the delivery thread only, read by stats(): no lock per message.
+  RelaxedCounter delivered_, bytes_delivered_, duplicates_, unknown_topic_, undecodable_;
 };
 
 }  // namespace liner

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 
+#include "core/counter.hpp"
 #include "core/frame.hpp"
 #include "core/log.hpp"
 #include "core/thread.hpp"
@@ -72,10 +73,11 @@ struct Sender::Channel {
   bool unreachable = false;
   bool readdress = false;
   bool announced = false;
-  // Written by enqueue on every send and settled by the sender thread once per pass: on a
-  // cache line of their own, so that the sender thread's per-message work does not bounce it.
-  alignas(64) std::atomic<size_t> held_bytes{0};
-  std::atomic<size_t> held_count{0};
+  // Added to by enqueue on every send and settled by the sender thread once per pass, both
+  // under Sender::mu_; read without it where a moment-old value will do. On a cache line of
+  // their own, so that the sender thread's per-message work does not bounce it.
+  alignas(64) RelaxedCounter held_bytes;
+  RelaxedCounter held_count;
   BufferPool spare{kSegmentPoolBytes, kSegmentBytes};  // for enqueue to fill
 
   // Sender thread only.
@@ -303,8 +305,8 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   seg.last = number;
   seg.cost += cost;
   seg.at_least_once = seg.at_least_once || at_least_once;
-  ch->held_bytes += cost;
-  ch->held_count += 1;
+  ch->held_bytes.add(cost);
+  ch->held_count.add(1);
   if (!ch->dirty) {
     ch->dirty = true;
     dirty_.push_back(ch);
@@ -319,16 +321,16 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
 Status Sender::refuse_if_full_locked(Channel* ch, size_t cost, bool* first) {
   *first = false;
   size_t count_cap = queue_count_cap();
-  if (ch->held_count.load() == 0 ||
-      (ch->held_bytes.load() + cost <= queue_bytes_cap() &&
-       (!count_cap || ch->held_count.load() < count_cap)))
+  if (ch->held_count.get() == 0 ||
+      (ch->held_bytes.get() + cost <= queue_bytes_cap() &&
+       (!count_cap || ch->held_count.get() < count_cap)))
     return Status();
   // Only the first refusal after room was seen is news; the writable event ends the episode.
   *first = !ch->busy_reported;
   ch->busy_reported = true;
   return Status(Err::busy, "send queue to " + ch->addr + " is full (" +
-                               std::to_string(ch->held_count.load()) + " messages, " +
-                               std::to_string(ch->held_bytes.load()) + " bytes): retry later");
+                               std::to_string(ch->held_count.get()) + " messages, " +
+                               std::to_string(ch->held_bytes.get()) + " bytes): retry later");
 }
 
 void Sender::report_busy(Channel* ch, const Status& busy) {
@@ -344,8 +346,8 @@ Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   if (!ch->unacked.empty() && ch->last_written - ch->acked >= kAckPollBacklog)
     return ch->last_ack_poll + kAckPollStreaming;
   size_t count_cap = queue_count_cap();
-  bool pressure = ch->held_bytes.load() > queue_bytes_cap() / 4 ||
-                  (count_cap && ch->held_count.load() > count_cap / 4);
+  bool pressure = ch->held_bytes.get() > queue_bytes_cap() / 4 ||
+                  (count_cap && ch->held_count.get() > count_cap / 4);
   return ch->last_ack_poll + (pressure ? kAckPollUnderPressure : kAckPoll);
 }
 
@@ -374,7 +376,7 @@ std::vector<ChannelInfo> Sender::channels() const {
   for (auto& kv : channels_) {
     const Channel* ch = kv.second.get();
     out.push_back({ch->addr, ch->first_topic, ch->listener_unique, ch->ck, ch->connected,
-                   uint64_t(ch->held_count.load())});
+                   uint64_t(ch->held_count.get())});
   }
   return out;
 }
@@ -426,8 +428,8 @@ SenderStats Sender::stats() const {
   }
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& kv : channels_) {
-    out.queued_messages += kv.second->held_count.load();
-    out.queued_bytes += kv.second->held_bytes.load();
+    out.queued_messages += kv.second->held_count.get();
+    out.queued_bytes += kv.second->held_bytes.get();
   }
   return out;
 }
@@ -444,8 +446,9 @@ void Sender::release(Channel* ch, Segment& s) {
 
 void Sender::settle(Channel* ch) {
   if (ch->released_count == 0) return;
-  ch->held_bytes -= ch->released_bytes;
-  ch->held_count -= ch->released_count;
+  std::lock_guard<std::mutex> lock(mu_);
+  ch->held_bytes.subtract(ch->released_bytes);
+  ch->held_count.subtract(ch->released_count);
   ch->released_bytes = ch->released_count = 0;
 }
 
@@ -940,8 +943,8 @@ void Sender::loop() {
       {
         std::lock_guard<std::mutex> lock(mu_);
         size_t count_cap = queue_count_cap();
-        room = ch->busy_reported && ch->held_bytes.load() <= queue_bytes_cap() / 2 &&
-               (!count_cap || ch->held_count.load() <= count_cap / 2);
+        room = ch->busy_reported && ch->held_bytes.get() <= queue_bytes_cap() / 2 &&
+               (!count_cap || ch->held_count.get() <= count_cap / 2);
         if (room) ch->busy_reported = false;
       }
       if (room) emit(StatusKind::writable, ch, "send queue has room again");

@@ -127,8 +127,8 @@ class Sender {
   // Takes a segment out of the queue's accounting (batched: settle() applies it) and keeps
   // its buffer for reuse.
   void release(Channel* ch, Segment& s);
-  // Applies the batched releases to held_bytes / held_count (one atomic update per pass, not
-  // one per message racing enqueue for the cache line).
+  // Applies the batched releases to held_bytes / held_count, under mu_ like enqueue's
+  // additions (one lock per pass, not a locked update per message).
   void settle(Channel* ch);
   // Under mu_: Err::busy when `ch` has no room for `cost` more bytes; *first says whether this
   // refusal is news (report_busy it once the lock is released).
