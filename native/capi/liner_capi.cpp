@@ -29,42 +29,48 @@ std::atomic<uint64_t> g_registry_generation{0};
 
 // Per thread and client: the outcome of the last call, so concurrent threads do not
 // overwrite each other's error.
-thread_local std::map<uintptr_t, Status> t_errors;
+// What a thread keeps between its calls, in one thread_local: in a shared library every
+// thread_local costs a __tls_get_addr call, and the hot path would otherwise pay several.
+struct ThreadState {
+  std::map<uintptr_t, Status> errors;  // outcome of this thread's last call, per client
+  uintptr_t slot_id = 0;               // the last errors entry used (std::map nodes stay put
+  Status* slot = nullptr;              // until erased, and only lnr_delete_client erases)
+  // The last handle looked up: weakly (a deleted client is not kept alive by a cache), and
+  // trusted only while g_registry_generation has not moved.
+  uintptr_t handle_id = 0;
+  uint64_t handle_generation = 0;
+  std::weak_ptr<Client> handle;
+  std::string checked_topic;  // see with_topic; valid while non-empty
+  int topic_depth = 0;
+};
+thread_local ThreadState t_state;
 thread_local std::string t_create_error;
 thread_local int t_create_code = LNR_OK;
 
 uintptr_t id_of(lnr_hClient h) { return reinterpret_cast<uintptr_t>(h); }
 
-std::shared_ptr<Client> lookup(lnr_hClient h) {
-  // A thread mostly calls with one handle: remember it (weakly: a deleted client is not kept
-  // alive by a cache) and skip the registry lock while no handle was deleted since.
-  thread_local uintptr_t cached_id = 0;
-  thread_local uint64_t cached_generation = 0;
-  thread_local std::weak_ptr<Client> cached;
+std::shared_ptr<Client> lookup(lnr_hClient h, ThreadState& t = t_state) {
+  // A thread mostly calls with one handle: skip the registry lock while no handle was deleted
+  // since it was looked up.
   uint64_t generation = g_registry_generation.load(std::memory_order_acquire);
-  if (cached_id == id_of(h) && cached_generation == generation) {
-    if (auto client = cached.lock()) return client;
+  if (t.handle_id == id_of(h) && t.handle_generation == generation) {
+    if (auto client = t.handle.lock()) return client;
   }
   std::lock_guard<std::mutex> lock(g_registry_mu);
   auto it = g_registry.find(id_of(h));
   if (it == g_registry.end()) return nullptr;
-  cached_id = id_of(h);
-  cached_generation = g_registry_generation.load(std::memory_order_relaxed);
-  cached = it->second;
+  t.handle_id = id_of(h);
+  t.handle_generation = g_registry_generation.load(std::memory_order_relaxed);
+  t.handle = it->second;
   return it->second;
 }
 
-// This thread's error slot for a handle; the last one used is remembered (std::map nodes
-// stay put until erased, and only lnr_delete_client erases).
-thread_local uintptr_t t_slot_id = 0;
-thread_local Status* t_slot = nullptr;
-
-Status& error_slot(uintptr_t id) {
-  if (t_slot_id != id) {
-    t_slot = &t_errors[id];
-    t_slot_id = id;
+Status& error_slot(uintptr_t id, ThreadState& t = t_state) {
+  if (t.slot_id != id) {
+    t.slot = &t.errors[id];
+    t.slot_id = id;
   }
-  return *t_slot;
+  return *t.slot;
 }
 
 bool valid_utf8(const char* s) {
@@ -101,10 +107,10 @@ const char* kept_string(lnr_hClient h, int which, std::string value) {
   return (kept[{id_of(h), which}] = std::move(value)).c_str();
 }
 
-BOOL finish(uintptr_t id, const char* fn, Status s) {
+BOOL finish(uintptr_t id, const char* fn, Status s, ThreadState& t = t_state) {
   if (!s.ok() && s.code != Err::busy) liner::log_line(std::string(fn) + ": " + s.message);
   bool ok = s.ok();
-  Status& slot = error_slot(id);
+  Status& slot = error_slot(id, t);
   // A plain OK over a plain OK changes nothing: the hot path skips the assignment.
   if (!ok || !slot.ok() || !s.message.empty() || !slot.message.empty()) slot = std::move(s);
   return ok ? TRUE : FALSE;
@@ -117,9 +123,10 @@ BOOL bad_handle(const char* fn) {
 
 template <class Call>
 BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
-  auto client = lookup(h);
+  ThreadState& t = t_state;
+  auto client = lookup(h, t);
   if (!client) return bad_handle(fn);
-  return finish(id_of(h), fn, call(*client));
+  return finish(id_of(h), fn, call(*client), t);
 }
 
 // The topic argument as a checked std::string. A stream of sends to one topic is the hot path:
@@ -129,8 +136,9 @@ BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
 // intact.
 template <class Call>
 BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
-  thread_local std::string checked;  // valid while non-empty
-  thread_local int depth = 0;
+  ThreadState& t = t_state;
+  std::string& checked = t.checked_topic;
+  int& depth = t.topic_depth;
   return with_client(h, fn, [&](Client& c) {
     if (depth > 0) {
       Status s = check_string(topic, "topic");
@@ -260,8 +268,8 @@ LNR_API BOOL lnr_delete_client(lnr_hClient client) {
     g_registry.erase(it);
     g_registry_generation.fetch_add(1, std::memory_order_release);
   }
-  if (t_slot_id == id_of(client)) t_slot_id = 0;
-  t_errors.erase(id_of(client));
+  if (t_state.slot_id == id_of(client)) t_state.slot_id = 0;
+  t_state.errors.erase(id_of(client));
   c->stop();
   return TRUE;  // the last reference (ours, or a call still in flight) frees it
 }
@@ -270,8 +278,8 @@ LNR_API const char* lnr_version(void) { return "1.3.1-liner.0.1.0"; }
 
 LNR_API int lnr_last_error_code(lnr_hClient client) {
   if (!lookup(client)) return LNR_OK;
-  auto it = t_errors.find(id_of(client));
-  return it == t_errors.end() ? LNR_OK : int(it->second.code);
+  auto it = t_state.errors.find(id_of(client));
+  return it == t_state.errors.end() ? LNR_OK : int(it->second.code);
 }
 
 LNR_API const char* lnr_last_error_message(lnr_hClient client) {

@@ -26,6 +26,7 @@ struct RememberedRoute {
   std::string topic;
   int32_t topic_key = 0;
   std::vector<TopicAddress> targets;  // exactly one
+  std::vector<TopicAddress> picked;   // pick_targets' output, reused (keeps its capacity)
 };
 thread_local RememberedRoute t_route;
 
@@ -441,25 +442,26 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   if (!life.owns_lock() || !running_) return not_running(action);
   // Reused per thread: after the first sends its strings keep their capacity, so the hot path
   // allocates nothing here.
-  thread_local std::vector<TopicAddress> picked;
+  RememberedRoute& remembered = t_route;  // one TLS look-up for the whole call
+  std::vector<TopicAddress>& picked = remembered.picked;
   const std::vector<TopicAddress>* targets = &picked;
   int32_t topic_key = 0;
   // Read before the route lock: a change made after this read leaves the remembered route
   // stale for the next send.
   uint64_t epoch = g_route_epoch.load(std::memory_order_acquire);
-  if (!all && t_route.client == this && t_route.epoch == epoch && t_route.topic == topic) {
-    targets = &t_route.targets;
-    topic_key = t_route.topic_key;
+  if (!all && remembered.client == this && remembered.epoch == epoch && remembered.topic == topic) {
+    targets = &remembered.targets;
+    topic_key = remembered.topic_key;
   } else {
     bool single = false;
     s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single);
     if (!s) return s;
     if (!all && single) {
-      t_route.client = this;
-      t_route.epoch = epoch;
-      t_route.topic = topic;
-      t_route.topic_key = topic_key;
-      t_route.targets = picked;
+      remembered.client = this;
+      remembered.epoch = epoch;
+      remembered.topic = topic;
+      remembered.topic_key = topic_key;
+      remembered.targets = picked;
     }
   }
 
