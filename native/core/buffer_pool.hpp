@@ -44,6 +44,13 @@ class BufferPool {
     return buffer;
   }
 
+  // Frees every kept buffer.
+  void clear() {
+    if (buffers_.empty()) return;
+    std::vector<std::string>().swap(buffers_);
+    bytes_ = 0;
+  }
+
   // Hands every kept buffer to `into` (which keeps what fits) and empties this pool.
   void move_into(BufferPool& into) {
     for (auto& buffer : buffers_) into.give(std::move(buffer));

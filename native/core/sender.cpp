@@ -41,7 +41,11 @@ constexpr size_t kEncodeUnderLock = 64 * 1024;
 // their ack, so a trickle of messages does not hold one buffer each.
 constexpr size_t kSegmentBytes = 64 * 1024;
 constexpr size_t kFirstSegmentReserve = 4 * 1024;
-constexpr size_t kSegmentPoolBytes = size_t(2) << 20;  // per channel, each way
+// Buffers kept for reuse, per channel and each way: an at-least-once stream holds a few
+// milliseconds of traffic until its ack, and recycling that much spares malloc the page faults
+// of fresh memory. Given back once the channel has been quiet for kPoolIdle.
+constexpr size_t kSegmentPoolBytes = size_t(8) << 20;
+constexpr auto kPoolIdle = std::chrono::seconds(5);
 constexpr int kMaxIov = 64;
 // While a caller streams messages faster than they go out one pass at a time, the thread waits
 // this long before taking them, so that they leave in one write (and wake the listener once)
@@ -103,6 +107,7 @@ struct Sender::Channel {
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
   Clock::time_point last_ack_poll{};
   BufferPool returned{kSegmentPoolBytes, kSegmentBytes};  // moved to `spare` under mu_
+  Clock::time_point last_taken{};  // when take_incoming last found messages
 };
 
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
@@ -487,6 +492,7 @@ void Sender::take_incoming(Channel* ch) {
     std::swap(readdress, ch->readdress);
     std::swap(announced, ch->announced);
   }
+  if (!taken.empty()) ch->last_taken = Clock::now();
   if (ch->pending.empty()) {
     ch->pending.swap(taken);
   } else {
@@ -940,8 +946,11 @@ void Sender::loop() {
       // (the caller may be waiting for exactly this event).
       settle(ch);
       bool room = false;
+      bool quiet = now - ch->last_taken >= kPoolIdle;
+      if (quiet) ch->returned.clear();  // a quiet channel keeps no buffers
       {
         std::lock_guard<std::mutex> lock(mu_);
+        if (quiet) ch->spare.clear();
         size_t count_cap = queue_count_cap();
         room = ch->busy_reported && ch->held_bytes.get() <= queue_bytes_cap() / 2 &&
                (!count_cap || ch->held_count.get() <= count_cap / 2);
