@@ -27,11 +27,11 @@ constexpr int kBackoffFirstMs = 100;
 constexpr int kBackoffMaxMs = 2000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
 constexpr auto kAckPollUnderPressure = milliseconds(20);
-// With this many messages awaiting their ack, the listener is flushing acks every couple of
-// milliseconds (Delivery's kAckFlushBacklog): read them as often, so memory is released and
+// With this many messages awaiting their ack, the listener is flushing acks every millisecond
+// (Delivery's kAckFlushBacklog): read them as often, so memory is released and
 // reused instead of piling up for a whole poll period.
-constexpr size_t kAckPollBacklog = 2048;
-constexpr auto kAckPollStreaming = milliseconds(2);
+constexpr size_t kAckPollBacklog = 1024;
+constexpr auto kAckPollStreaming = milliseconds(1);
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
 constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
@@ -343,9 +343,9 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
   emit(StatusKind::busy, ch, busy.message);
 }
 
-// Acks are polled about once a second, as liner_broker does; every 2 ms while a stream is in
-// flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic is not
-// throttled by the poll period.
+// Acks are polled about once a second, as liner_broker does; every millisecond while a stream
+// is in flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic
+// is not throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   // Messages written past the last ack seen (unacked holds segments, not messages).
   if (!ch->unacked.empty() && ch->last_written - ch->acked >= kAckPollBacklog)
