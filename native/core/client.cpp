@@ -11,6 +11,12 @@ const char* const kInternalTopic = "__#internal_channel";
 namespace {
 
 constexpr auto kStopDrain = std::chrono::milliseconds(2000);
+// An at-least-once send to a topic nobody serves goes to the offline queue of the peers that
+// served it. How long "nobody" read from the directory is trusted before the next such send
+// reads it again: without it every send paid a directory round trip (~40 us). A peer that comes
+// back is seen sooner through its directory event, and nothing is lost meanwhile: its queue
+// is delivered when it reconnects.
+constexpr auto kUnservedFor = std::chrono::milliseconds(200);
 
 // Bumped whenever any client's route cache changes (or a client goes away). A thread's
 // remembered route for send_to is used only while this has not moved.
@@ -254,12 +260,9 @@ void Client::restore_channels() {
 void Client::store_route(const std::string& topic, std::vector<TopicAddress> addrs) {
   std::lock_guard<std::mutex> lock(route_mu_);
   routes_changed();
-  if (addrs.empty()) {
-    routes_.erase(topic);
-    return;
-  }
   Route& r = routes_[topic];
-  r.addrs = std::move(addrs);
+  r.addrs = std::move(addrs);  // empty is remembered too: see kUnservedFor
+  r.read_at = std::chrono::steady_clock::now();
 }
 
 // Reads a topic's directory and key from the store into the cache (first send to a topic).
@@ -284,7 +287,9 @@ Status Client::load_route(const std::string& topic) {
   std::lock_guard<std::mutex> lock(route_mu_);
   topic_keys_[topic] = key;
   watched_.insert(topic);
-  if (!addrs.empty()) routes_[topic].addrs = std::move(addrs);
+  Route& r = routes_[topic];
+  r.addrs = std::move(addrs);
+  r.read_at = std::chrono::steady_clock::now();
   routes_changed();
   return Status();
 }
@@ -302,7 +307,13 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
       std::lock_guard<std::mutex> lock(route_mu_);
       auto key = topic_keys_.find(topic);
       auto it = routes_.find(topic);
-      if (key != topic_keys_.end() && it != routes_.end()) {
+      if (key != topic_keys_.end() && it != routes_.end() && it->second.addrs.empty() &&
+          at_least_once && std::chrono::steady_clock::now() - it->second.read_at < kUnservedFor &&
+          offline_targets(topic, all, targets)) {
+        *topic_key = key->second;  // nobody serves it, as read a moment ago
+        return Status();
+      }
+      if (key != topic_keys_.end() && it != routes_.end() && !it->second.addrs.empty()) {
         *topic_key = key->second;
         Route& r = it->second;
         if (all) {
@@ -329,12 +340,15 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
     Status s = load_route(topic);
     if (!s) return s;
   }
+  if (at_least_once && offline_targets(topic, all, targets)) return Status();
+  return Status(Err::no_addr, "not found addr for topic " + topic);
+}
+
+bool Client::offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets) {
   targets->clear();
-  if (at_least_once)
-    for (const auto& addr : sender_->channel_addresses(topic)) targets->push_back({addr, ""});
-  if (targets->empty()) return Status(Err::no_addr, "not found addr for topic " + topic);
-  if (!all) targets->resize(1);
-  return Status();
+  for (const auto& addr : sender_->channel_addresses(topic)) targets->push_back({addr, ""});
+  if (!all && targets->size() > 1) targets->resize(1);
+  return !targets->empty();
 }
 
 void Client::follow_moved_listener(const DirectoryEvent& e) {

@@ -105,8 +105,9 @@ class Client {
 
  private:
   struct Route {
-    std::vector<TopicAddress> addrs;
-    size_t next = 0;  // round-robin position
+    std::vector<TopicAddress> addrs;  // empty: nobody served the topic when it was last read
+    size_t next = 0;                  // round-robin position
+    std::chrono::steady_clock::time_point read_at{};  // when the directory said so
   };
 
   explicit Client(ClientOptions options, std::unique_ptr<Store> store);
@@ -116,6 +117,8 @@ class Client {
   // *single: the route has exactly one address (send_to may remember it).
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
                       std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single);
+  // Peers that served `topic` (their channels queue offline); false when there are none.
+  bool offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets);
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();

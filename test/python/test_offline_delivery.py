@@ -30,6 +30,24 @@ def went_offline(make_client, rdb):
     return sender, addr
 
 
+def hgetall_calls(rdb):
+    for line in rdb("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_hgetall:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_a_stream_to_an_offline_listener_does_not_read_the_directory_per_message(went_offline, rdb):
+    sender, _ = went_offline
+    before = hgetall_calls(rdb)
+    for i in range(500):
+        assert sender.send_to("listener_topic", seq_payload(i), True), sender.last_error_message()
+    # "Nobody serves it" is trusted for a moment (200 ms), not re-read for every message; the
+    # directory watch's own refreshes (one a second per topic) fit in the margin.
+    assert hgetall_calls(rdb) - before < 50
+    assert wait_until(lambda: sender.pending_count() == 500, 5), sender.pending_count()
+
+
 def test_at_least_once_to_offline_listener_is_stored_then_delivered_once_in_order(
         went_offline, make_client, rdb):
     sender, addr = went_offline
