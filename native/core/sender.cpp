@@ -609,7 +609,10 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.reconnects;
   }
-  // A listener that closes while nothing is in flight is an ordinary goodbye, not news.
+  // A listener that closes while nothing is in flight is an ordinary goodbye, not news. One
+  // that stops gracefully acknowledges everything it delivered as it closes: read that before
+  // calling what was written "in flight".
+  if (was_connected && ch->pending.empty() && !ch->unacked.empty()) poll_acks(ch);
   bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
   bool news = (was_connected && in_flight) || (!was_connected && ch->backoff_ms == kBackoffFirstMs);
   if (news) log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");

@@ -83,6 +83,29 @@ def test_sender_side_sees_its_connection_open_and_end(make_client):
                                                   since=e.at)) >= 2, 3)
 
 
+def test_a_listener_that_stops_after_acknowledging_everything_is_not_a_lost_route(make_client):
+    listener = make_client("listener", "listener_topic")
+    inbox = Inbox()
+    assert listener.run(inbox)
+    addr = listener.published_addr()
+    sender = make_client("sender", "sender_topic")
+    events = EventLog()
+    assert sender.set_status_callback(events)
+    assert sender.run(Inbox())
+    for i in range(20):
+        assert sender.send_to("listener_topic", b"m%d" % i, True)
+    assert inbox.wait_count(20) == 20
+
+    # Its acknowledgements are written as it stops, before its connections close: the sender
+    # still sees it leave, but nothing it wrote was in flight.
+    t0 = time.monotonic()
+    assert listener.stop()
+    assert events.wait(liner.PEER_DISCONNECTED, "listener_topic", addr, since=t0) is not None
+    time.sleep(0.5)
+    assert not events.matching(liner.SENDER_ROUTE_LOST, "listener_topic", addr), events.snapshot()
+    assert sender.pending_count() == 0
+
+
 def test_events_of_peers_on_topics_the_client_does_not_use_are_not_reported(make_client):
     watcher = make_client("watcher", "watcher_topic")
     events = EventLog()
