@@ -50,7 +50,7 @@ void Delivery::stop() {
 
 bool Delivery::push(InboundBatch& batch, BlockPool* refill) {
   std::unique_lock<std::mutex> lock(mu_);
-  has_room_.wait(lock, [&] { return stopping_ || queue_.bytes < max_queued_bytes_; });
+  has_room_.wait(lock, [&] { return stopping_ || queue_.bytes + delivering_bytes_ < max_queued_bytes_; });
   if (stopping_) return false;
   if (refill) spare_.move_into(*refill);
   bool was_empty = queue_.items.empty();
@@ -60,9 +60,11 @@ bool Delivery::push(InboundBatch& batch, BlockPool* refill) {
     for (auto& in : batch.items) queue_.items.push_back(std::move(in));
   }
   for (auto& block : batch.blocks) queue_.blocks.push_back(std::move(block));
+  for (auto& copy : batch.copies) queue_.copies.push_back(std::move(copy));
   queue_.bytes += batch.bytes;
   batch.items.clear();
   batch.blocks.clear();
+  batch.copies.clear();
   batch.bytes = 0;
   lock.unlock();
   if (was_empty) has_work_.notify_one();
@@ -89,7 +91,7 @@ DeliveryStats Delivery::stats() const {
   out.unknown_topic = unknown_topic_.get();
   out.undecodable = undecodable_.get();
   std::lock_guard<std::mutex> lock(mu_);
-  out.queued_bytes = queue_.bytes;
+  out.queued_bytes = queue_.bytes + delivering_bytes_;
   return out;
 }
 
@@ -105,11 +107,13 @@ void Delivery::loop() {
       has_work_.wait_for(lock, milliseconds(100), [&] { return stopping_ || !queue_.items.empty(); });
       returned.move_into(spare_);
       std::swap(batch, queue_);
+      // Still held until delivered: the budget bounds the memory of the queue and of the batch
+      // in hand together.
+      delivering_bytes_ = batch.bytes;
       queue_.bytes = 0;
       stopping = stopping_;
       topics = topics_;
     }
-    has_room_.notify_all();
     // Frames come in runs for one topic: look the name up once per run.
     int32_t last_key = 0;
     const std::string* to = nullptr;
@@ -143,7 +147,13 @@ void Delivery::loop() {
     for (auto& block : batch.blocks) returned.give(std::move(block));
     batch.items.clear();
     batch.blocks.clear();
+    batch.copies.clear();
     batch.bytes = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      delivering_bytes_ = 0;
+    }
+    has_room_.notify_all();
     flush_acks(false);
     if (stopping) {
       std::lock_guard<std::mutex> lock(mu_);

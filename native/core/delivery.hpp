@@ -30,20 +30,20 @@ struct Inbound {
   uint64_t conn_id = 0;  // 0 with closed=true: a connection-closed marker
   bool closed = false;
   FrameHeader header;
-  // The payload as on the wire (compressed if the flag says so): in one of the batch's blocks,
-  // or in `owned` for a frame that was completed from the decoder's partial-frame buffer.
-  const char* in_block = nullptr;
-  std::string owned;
+  // The payload as on the wire (compressed if the flag says so), in one of the batch's blocks
+  // or copies. Kept small (48 bytes): a full receive queue holds hundreds of thousands.
+  const char* payload = nullptr;
 
-  const char* data() const { return in_block ? in_block : owned.data(); }
+  const char* data() const { return payload; }
   size_t size() const { return header.data_len; }
 };
 
-// What the listener hands over at once: decoded frames and the blocks their payloads live in.
+// What the listener hands over at once: decoded frames and the memory their payloads live in.
 struct InboundBatch {
   std::vector<Inbound> items;
-  std::vector<BlockPool::Block> blocks;
-  size_t bytes = 0;  // memory held (blocks, items, owned payloads), against Delivery's budget
+  std::vector<BlockPool::Block> blocks;       // socket reads, back to the listener's pool
+  std::vector<std::unique_ptr<char[]>> copies;  // frames that straddled two reads, freed
+  size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's budget
 
   bool empty() const { return items.empty(); }
 };
@@ -109,6 +109,7 @@ class Delivery {
   std::condition_variable has_work_;
   std::condition_variable has_room_;
   InboundBatch queue_;
+  size_t delivering_bytes_ = 0;  // of the batch the delivery thread has in hand
   BlockPool spare_;  // blocks of delivered batches, for push() to hand back
   bool stopping_ = false;
   std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to

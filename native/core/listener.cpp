@@ -134,10 +134,12 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
       in.header = h;
       const char* d = reinterpret_cast<const char*>(data);
       if (d >= lo && d < hi) {
-        in.in_block = d;
+        in.payload = d;
         block_used = true;
       } else {
-        in.owned.assign(d, h.data_len);
+        batch.copies.emplace_back(new char[h.data_len ? h.data_len : 1]);
+        std::memcpy(batch.copies.back().get(), d, h.data_len);
+        in.payload = batch.copies.back().get();
         batch.bytes += h.data_len;
       }
       batch.bytes += sizeof(Inbound);
