@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace liner {
 
@@ -60,8 +61,12 @@ class FrameDecoder {
   bool feed(const uint8_t* p, size_t n, OnFrame&& on_frame);
 
   bool mid_frame() const { return !pending_.empty(); }
-  size_t buffered() const { return pending_.size(); }
-  size_t reserved() const { return pending_.capacity(); }  // memory held for the partial frame
+  size_t buffered() const { return pending_.size() + tail_bytes_; }
+  size_t reserved() const {  // memory held for the partial frame
+    size_t bytes = pending_.capacity();
+    for (const auto& chunk : tail_) bytes += chunk.capacity();
+    return bytes;
+  }
   const std::string& error() const { return error_; }
 
  private:
@@ -69,18 +74,55 @@ class FrameDecoder {
   bool check_header(const uint8_t* body, uint32_t body_len);
 
   uint32_t max_body_;
-  std::string pending_;  // bytes of the current incomplete frame, prefix included
+  // The current incomplete frame, prefix included: its first kContiguous bytes in pending_, the
+  // rest in tail_, chunks of at most kContiguous that are filled and never reallocated. Memory
+  // follows what arrived (a header may lie about the length), and a growing frame is never
+  // copied into a bigger buffer with both resident: only pending_ doubles, up to 1 MiB. The
+  // parts are joined once, when the frame is complete.
+  static constexpr size_t kContiguous = size_t(1) << 20;
+  std::string pending_;
+  std::vector<std::string> tail_;
+  size_t tail_bytes_ = 0;
 
-  // Makes room for `want` bytes of a frame of `total` bytes. Memory follows what arrived (a
-  // header may lie about the length): capacity doubles, except that once the frame is a quarter
-  // in, it goes straight to `total`. Plain doubling could end on a capacity just short of the
-  // frame and then copy it into twice its size (a 16 MiB frame briefly held 32 MiB); this way a
-  // growth never copies more than half a frame, so the peak stays within the frame's size.
-  void reserve_for(size_t want, size_t total) {
-    size_t have = pending_.capacity();
-    if (want <= have) return;
-    size_t grown = 4 * pending_.size() >= total ? total : std::max(want, 2 * have);
-    pending_.reserve(std::min(std::max(grown, want), total));
+  // Appends k bytes of a frame of `total` bytes.
+  void append(const uint8_t* p, size_t k, size_t total) {
+    const char* c = reinterpret_cast<const char*>(p);
+    if (tail_.empty() && pending_.size() < kContiguous) {
+      size_t direct = std::min(k, kContiguous - pending_.size());
+      size_t want = pending_.size() + direct, limit = std::min(total, kContiguous);
+      if (want > pending_.capacity())
+        pending_.reserve(std::min(std::max(want, 2 * pending_.capacity()), limit));
+      pending_.append(c, direct);
+      c += direct;
+      k -= direct;
+    }
+    while (k > 0) {
+      if (tail_.empty() || tail_.back().size() == tail_.back().capacity()) {
+        tail_.emplace_back();
+        tail_.back().reserve(std::min(kContiguous, total - buffered()));
+      }
+      std::string& chunk = tail_.back();
+      size_t put = std::min(k, chunk.capacity() - chunk.size());
+      chunk.append(c, put);
+      tail_bytes_ += put;
+      c += put;
+      k -= put;
+    }
+  }
+
+  // Joins pending_ and tail_ into pending_; each part is freed as soon as it was copied.
+  void assemble(size_t total) {
+    std::string whole;
+    whole.reserve(total);
+    whole.append(pending_);
+    std::string().swap(pending_);
+    for (auto& chunk : tail_) {
+      whole.append(chunk);
+      std::string().swap(chunk);
+    }
+    tail_.clear();
+    tail_bytes_ = 0;
+    pending_.swap(whole);
   }
   std::string error_;
 };
@@ -125,20 +167,23 @@ bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
       if (!check_prefix(reinterpret_cast<const uint8_t*>(pending_.data()), &body_len)) return false;
     }
     body_len = load_be32(reinterpret_cast<const uint8_t*>(pending_.data()));
-    size_t have = pending_.size() - kLengthPrefixSize;
+    size_t total = kLengthPrefixSize + size_t(body_len);
+    size_t have = buffered() - kLengthPrefixSize;
     size_t take = std::min(n, size_t(body_len) - have);
-    reserve_for(pending_.size() + take, kLengthPrefixSize + size_t(body_len));
-    pending_.append(reinterpret_cast<const char*>(p), take);
+    append(p, take, total);
     p += take;
     n -= take;
     have += take;
+    // The header is in pending_ (kContiguous is far more than 25 bytes).
     const uint8_t* body = reinterpret_cast<const uint8_t*>(pending_.data()) + kLengthPrefixSize;
     if (have >= kBodyHeaderSize && !check_header(body, body_len)) return false;
     if (have < body_len) return true;
+    if (!tail_.empty()) assemble(total);
+    body = reinterpret_cast<const uint8_t*>(pending_.data()) + kLengthPrefixSize;
     if (!decode_body(body, body_len, &header, &data, &error_)) return false;
     on_frame(header, data);
     pending_.clear();
-    if (pending_.capacity() > (1u << 20)) pending_.shrink_to_fit();
+    if (pending_.capacity() > kContiguous) pending_.shrink_to_fit();
   }
   return true;
 }

@@ -147,8 +147,8 @@ TEST(FrameCodec, AGrowingFrameNeverHoldsMoreThanItsSizeNorFourTimesWhatArrived) 
       fed += n;
       if (!dec.mid_frame()) continue;
       EXPECT_LE(dec.reserved(), frame.size()) << "payload " << payload << ", fed " << fed;
-      // At most 4x: a quarter in, the buffer goes to the frame's size at once (pages not yet
-      // written are not resident).
+      // At most 4x what arrived: the first MiB doubles, the rest comes in chunks that are
+      // filled, never copied into bigger ones.
       EXPECT_LE(dec.reserved(), std::max<size_t>(4 * fed, chunk)) << "payload " << payload << ", fed " << fed;
     }
     EXPECT_EQ(frames, 1u) << "payload " << payload;
