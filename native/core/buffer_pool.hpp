@@ -72,7 +72,7 @@ class BufferPool {
 class BlockPool {
  public:
   static constexpr size_t kBlockSize = 64 * 1024;  // as liner_broker's reader
-  static constexpr size_t kMaxKept = 64;           // 4 MiB
+  static constexpr size_t kMaxKept = 32;           // 2 MiB
   using Block = std::unique_ptr<char[]>;
 
   void give(Block&& block) {

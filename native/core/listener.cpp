@@ -17,6 +17,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up, for fairness
 constexpr size_t kBatchBytes = size_t(1) << 20;    // hand over to Delivery at least this often
+constexpr size_t kZeroCopyRead = BlockPool::kBlockSize / 4;  // a read at least this full is kept
 
 }  // namespace
 
@@ -122,10 +123,12 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
     }
     burst += size_t(n);
     c->last_progress = Clock::now();
-    // Whole frames are delivered from the block itself; only a frame that straddled two reads
-    // (completed in the decoder's own buffer) is copied.
+    // Whole frames of a well-filled read are delivered from the block itself; only a frame
+    // that straddled two reads (completed in the decoder's own buffer) is copied. A short read
+    // (a quiet or slow peer) has its frames copied instead, so that a few bytes never pin a
+    // whole block: memory stays in proportion to what arrived.
     const char* lo = block_.get();
-    const char* hi = lo + n;
+    const char* hi = size_t(n) >= kZeroCopyRead ? lo + n : lo;
     bool block_used = false;
     bool ok = c->decoder.feed(reinterpret_cast<const uint8_t*>(lo), size_t(n),
                               [&](const FrameHeader& h, const uint8_t* data) {
