@@ -306,7 +306,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     stamp_number(&big[0], number);
     seg.bytes.swap(big);
   }
-  if (seg.frames++ == 0) seg.first = number;
+  ++seg.frames;
   seg.last = number;
   seg.cost += cost;
   seg.at_least_once = seg.at_least_once || at_least_once;
@@ -654,7 +654,7 @@ void Sender::spill(Channel* ch) {
     kept.at_least_once = true;
     for (auto& f : keep) {
       uint64_t number = frame_number_at(f.data());
-      if (kept.frames++ == 0) kept.first = number;
+      ++kept.frames;
       kept.last = number;
       kept.cost += f.size() + kPerMessageOverhead;
       kept.bytes += f;
@@ -699,7 +699,7 @@ bool Sender::load_backlog(Channel* ch) {
     Segment& seg = ch->backlog.back();
     if (seg.bytes.empty() && f.size() > kSegmentBytes / 4) seg.bytes.swap(f);
     else seg.bytes += f;
-    if (seg.frames++ == 0) seg.first = number;
+    ++seg.frames;
     seg.last = number;
     ++ch->backlog_frames;
   }

@@ -97,8 +97,7 @@ class Sender {
   // released in runs like this (one write, one hand-off, one buffer per run), not one by one.
   struct Segment {
     std::string bytes;
-    uint64_t first = 0;  // number_mess of the first frame
-    uint64_t last = 0;   // and of the last
+    uint64_t last = 0;  // number_mess of the last frame
     size_t frames = 0;
     size_t cost = 0;             // counted against the queue caps (0 for stored frames)
     bool at_least_once = false;  // holds at-least-once frames: retained until acknowledged
