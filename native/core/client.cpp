@@ -259,9 +259,13 @@ void Client::restore_channels() {
 
 void Client::store_route(const std::string& topic, std::vector<TopicAddress> addrs) {
   std::lock_guard<std::mutex> lock(route_mu_);
-  routes_changed();
   Route& r = routes_[topic];
-  r.addrs = std::move(addrs);  // empty is remembered too: see kUnservedFor
+  // The directory watch re-reads every watched topic each second: only a real change may
+  // send every thread's remembered route back to the slow path.
+  if (r.addrs != addrs) {
+    r.addrs = std::move(addrs);  // empty is remembered too: see kUnservedFor
+    routes_changed();
+  }
   r.read_at = std::chrono::steady_clock::now();
 }
 

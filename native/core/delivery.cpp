@@ -62,10 +62,7 @@ bool Delivery::push(InboundBatch& batch, BlockPool* refill) {
   for (auto& block : batch.blocks) queue_.blocks.push_back(std::move(block));
   for (auto& copy : batch.copies) queue_.copies.push_back(std::move(copy));
   queue_.bytes += batch.bytes;
-  batch.items.clear();
-  batch.blocks.clear();
-  batch.copies.clear();
-  batch.bytes = 0;
+  batch.clear();
   lock.unlock();
   if (was_empty) has_work_.notify_one();
   return true;
@@ -145,10 +142,7 @@ void Delivery::loop() {
       if (unsaved_total_ >= kAckFlushBacklog && unsaved_total_ % 256 == 0) flush_acks(false);
     }
     for (auto& block : batch.blocks) returned.give(std::move(block));
-    batch.items.clear();
-    batch.blocks.clear();
-    batch.copies.clear();
-    batch.bytes = 0;
+    batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
       delivering_bytes_ = 0;

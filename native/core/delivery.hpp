@@ -46,6 +46,13 @@ struct InboundBatch {
   size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's budget
 
   bool empty() const { return items.empty(); }
+  // Drops everything (blocks a caller wants back must be moved out first).
+  void clear() {
+    items.clear();
+    blocks.clear();
+    copies.clear();
+    bytes = 0;
+  }
 };
 
 using ReceiveFn = std::function<void(const std::string& to, const std::string& from,

@@ -86,7 +86,7 @@ struct Sender::Channel {
 
   // Sender thread only.
   alignas(64) State state = State::idle;
-  size_t released_bytes = 0;  // released since the last settle(): held_* are still counting them
+  size_t released_bytes = 0;  // released since the last settle_locked(): held_* still count them
   size_t released_count = 0;
   int fd = -1;
   uint32_t events = 0;
@@ -449,9 +449,8 @@ void Sender::release(Channel* ch, Segment& s) {
   ch->returned.give(std::move(s.bytes));
 }
 
-void Sender::settle(Channel* ch) {
+void Sender::settle_locked(Channel* ch) {
   if (ch->released_count == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
   ch->held_bytes.subtract(ch->released_bytes);
   ch->held_count.subtract(ch->released_count);
   ch->released_bytes = ch->released_count = 0;
@@ -502,15 +501,8 @@ void Sender::take_incoming(Channel* ch) {
     // The listener came back on another address: reconnect there at once. Nothing is dropped;
     // what was written but not acknowledged goes out again (the listener deduplicates).
     close_socket(ch);
-    ch->write_offset = ch->frame_offset = 0;
-    ch->backlog.clear();
-    ch->backlog_frames = 0;
-    ch->store_head.clear();
-    ch->store_read = ch->store_total = 0;
-    while (!ch->unacked.empty()) {
-      ch->pending.push_front(std::move(ch->unacked.back()));
-      ch->unacked.pop_back();
-    }
+    forget_backlog(ch);
+    requeue_unacked(ch);
     ch->state = State::idle;
     ch->backoff_ms = 0;
   }
@@ -527,6 +519,21 @@ void Sender::take_incoming(Channel* ch) {
       break;
     case State::connecting:
       break;
+  }
+}
+
+void Sender::forget_backlog(Channel* ch) {
+  ch->write_offset = ch->frame_offset = 0;
+  ch->backlog.clear();  // what it held is still in the store: re-read after the next connect
+  ch->backlog_frames = 0;
+  ch->store_head.clear();
+  ch->store_read = ch->store_total = 0;
+}
+
+void Sender::requeue_unacked(Channel* ch) {
+  while (!ch->unacked.empty()) {
+    ch->pending.push_front(std::move(ch->unacked.back()));
+    ch->unacked.pop_back();
   }
 }
 
@@ -559,6 +566,7 @@ void Sender::on_connected(Channel* ch) {
     on_failure(ch, "store unavailable at connect: " + s.message);
     return;
   }
+  forget_backlog(ch);
   if (s) {
     ch->acked = std::max(ch->acked, acked);
     ch->store_total = length;
@@ -568,11 +576,6 @@ void Sender::on_connected(Channel* ch) {
   // may not have been read before the old connection died, so it goes out again (the listener
   // drops what it already has).
   ch->last_written = ch->acked;
-  ch->store_read = 0;
-  ch->store_head.clear();
-  ch->backlog.clear();
-  ch->backlog_frames = 0;
-  ch->write_offset = ch->frame_offset = 0;
   ch->state = State::connected;
   ch->connected_at = Clock::now();
   ch->last_ack_poll = Clock::now();
@@ -595,11 +598,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   ch->state = State::backoff;
   ch->backoff_ms = ch->backoff_ms ? std::min(ch->backoff_ms * 2, kBackoffMaxMs) : kBackoffFirstMs;
   ch->deadline = Clock::now() + milliseconds(ch->backoff_ms);
-  ch->write_offset = ch->frame_offset = 0;
-  ch->backlog.clear();  // still in the store: re-read after the next connect
-  ch->backlog_frames = 0;
-  ch->store_head.clear();
-  ch->store_read = ch->store_total = 0;
+  forget_backlog(ch);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ch->unreachable = true;
@@ -620,10 +619,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   if (news) emit(StatusKind::route_lost, ch, why);
   // Written but unacknowledged at-least-once messages go back in front of the queue; spill()
   // moves them to the offline queue.
-  while (!ch->unacked.empty()) {
-    ch->pending.push_front(std::move(ch->unacked.back()));
-    ch->unacked.pop_back();
-  }
+  requeue_unacked(ch);
   spill(ch);
 }
 
@@ -929,7 +925,6 @@ void Sender::loop() {
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
-      settle(ch);  // what this pass wrote or saw acknowledged, before anything reads held_*
       if (ch->state == State::connecting && now >= ch->deadline) {
         on_failure(ch, "connect timed out");
       } else if (ch->state == State::backoff && now >= ch->deadline) {
@@ -945,14 +940,14 @@ void Sender::loop() {
         poll_acks(ch);
         ch->last_ack_poll = now;
       }
-      // After the acks of this pass: room they free is announced now, not a poll period later
-      // (the caller may be waiting for exactly this event).
-      settle(ch);
       bool room = false;
       bool quiet = now - ch->last_taken >= kPoolIdle;
       if (quiet) ch->returned.clear();  // a quiet channel keeps no buffers
       {
         std::lock_guard<std::mutex> lock(mu_);
+        // After the acks of this pass: room they free is announced now, not a poll period
+        // later (the caller may be waiting for exactly this event).
+        settle_locked(ch);
         if (quiet) ch->spare.clear();
         size_t count_cap = queue_count_cap();
         room = ch->busy_reported && ch->held_bytes.get() <= queue_bytes_cap() / 2 &&
@@ -1021,18 +1016,15 @@ void Sender::drain_and_close(Clock::time_point deadline) {
   }
   // 3. Whatever is still unacknowledged goes to the offline queue.
   for (Channel* ch : all) {
-    while (!ch->unacked.empty()) {
-      ch->pending.push_front(std::move(ch->unacked.back()));
-      ch->unacked.pop_back();
-    }
+    requeue_unacked(ch);
     if (!ch->pending.empty()) spill(ch);
-    settle(ch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      settle_locked(ch);
+    }
     close_socket(ch);
     ch->state = State::idle;
-    ch->backlog.clear();
-    ch->backlog_frames = 0;
-    ch->store_head.clear();
-    ch->store_read = ch->store_total = 0;
+    forget_backlog(ch);
   }
 }
 

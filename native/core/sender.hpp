@@ -112,6 +112,12 @@ class Sender {
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);
   void on_failure(Channel* ch, const std::string& why);
+  // Drops the write position and what was read from the offline queue (the store keeps it):
+  // a new connection starts over from the listener's ack.
+  void forget_backlog(Channel* ch);
+  // Written, unacknowledged segments go back in front of the queue, to be written again or
+  // stored.
+  void requeue_unacked(Channel* ch);
   void spill(Channel* ch);
   void flush(Channel* ch);
   // Passes over whole frames at the front of `q` that this connection already carried.
@@ -123,12 +129,12 @@ class Sender {
   void retain(Channel* ch, Segment&& s);
   bool load_backlog(Channel* ch);
   void poll_acks(Channel* ch);
-  // Takes a segment out of the queue's accounting (batched: settle() applies it) and keeps
+  // Takes a segment out of the queue's accounting (batched: settle_locked() applies it) and keeps
   // its buffer for reuse.
   void release(Channel* ch, Segment& s);
-  // Applies the batched releases to held_bytes / held_count, under mu_ like enqueue's
-  // additions (one lock per pass, not a locked update per message).
-  void settle(Channel* ch);
+  // Under mu_: applies the batched releases to held_bytes / held_count, as enqueue's additions
+  // are (one lock per channel and pass, not a locked update per message).
+  void settle_locked(Channel* ch);
   // Under mu_: Err::busy when `ch` has no room for `cost` more bytes; *first says whether this
   // refusal is news (report_busy it once the lock is released).
   Status refuse_if_full_locked(Channel* ch, size_t cost, bool* first);

@@ -17,6 +17,9 @@ namespace liner {
 struct TopicAddress {
   std::string addr;
   std::string unique_name;
+
+  bool operator==(const TopicAddress& o) const { return addr == o.addr && unique_name == o.unique_name; }
+  bool operator!=(const TopicAddress& o) const { return !(*this == o); }
 };
 
 // A directory change, as announced by liner peers (1.3.1 peers announce nothing).
