@@ -19,6 +19,13 @@ constexpr auto kAckFlushPeriod = milliseconds(1000);  // as liner_broker's liste
 // the deliveries.
 constexpr auto kAckFlushMinGap = milliseconds(1);
 constexpr uint64_t kAckFlushBacklog = 1024;  // unacked deliveries that justify an early flush
+// ... or this many bytes of them: big messages fill a sender's queue long before 1,024 of them
+// are in flight, and it would wait for the once-a-second flush to make room.
+constexpr uint64_t kAckFlushBytes = uint64_t(1) << 20;
+// Long batches behind a slow callback still acknowledge as they go: the clock is read every
+// 256 messages, and after every message this big.
+constexpr size_t kAckCheckSize = 16 * 1024;
+constexpr auto kIdleWait = milliseconds(100);
 
 }  // namespace
 
@@ -101,7 +108,7 @@ void Delivery::loop() {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      has_work_.wait_for(lock, milliseconds(100), [&] { return stopping_ || !queue_.items.empty(); });
+      has_work_.wait_for(lock, until_ack_due(), [&] { return stopping_ || !queue_.items.empty(); });
       returned.move_into(spare_);
       std::swap(batch, queue_);
       // Still held until delivered: the budget bounds the memory of the queue and of the batch
@@ -137,9 +144,8 @@ void Delivery::loop() {
         continue;
       }
       deliver(in, *to, ch);
-      // Long batches behind a slow callback still acknowledge as they go (the clock is read
-      // every 256 messages, not for each one).
-      if (unsaved_total_ >= kAckFlushBacklog && unsaved_total_ % 256 == 0) flush_acks(false);
+      if (early_flush_wanted() && (unsaved_total_ % 256 == 0 || in.size() >= kAckCheckSize))
+        flush_acks(false);
     }
     for (auto& block : batch.blocks) returned.give(std::move(block));
     batch.clear();
@@ -213,6 +219,7 @@ void Delivery::deliver(const Inbound& in, const std::string& to, ChannelIn& ch) 
   ch.delivered = h.number_mess;
   ++ch.unsaved;
   ++unsaved_total_;
+  unsaved_bytes_ += in.size();
   const char* data = in.size() ? in.data() : "";
   size_t size = in.size();
   std::string plain;
@@ -236,14 +243,28 @@ void Delivery::deliver(const Inbound& in, const std::string& to, ChannelIn& ch) 
   bytes_delivered_.add(size);
 }
 
+bool Delivery::early_flush_wanted() const {
+  return unsaved_total_ >= kAckFlushBacklog || unsaved_bytes_ >= kAckFlushBytes;
+}
+
+std::chrono::microseconds Delivery::until_ack_due() const {
+  if (unsaved_total_ == 0) return kIdleWait;
+  // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
+  // deliver (a sender whose queue is full sends nothing until it sees this ack).
+  auto due = last_flush_ + (early_flush_wanted() ? kAckFlushMinGap : kAckFlushPeriod);
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(due - Clock::now());
+  return std::max(std::chrono::microseconds(0), std::min<std::chrono::microseconds>(left, kIdleWait));
+}
+
 void Delivery::flush_acks(bool force) {
   auto now = Clock::now();
   bool due = now - last_flush_ >= kAckFlushPeriod ||
-             (unsaved_total_ >= kAckFlushBacklog && now - last_flush_ >= kAckFlushMinGap);
+             (early_flush_wanted() && now - last_flush_ >= kAckFlushMinGap);
   if (!force && !due) return;
   last_flush_ = now;
   if (unsaved_total_ == 0) return;
   unsaved_total_ = 0;
+  unsaved_bytes_ = 0;
   for (auto& kv : channels_) {
     ChannelIn& ch = kv.second;
     if (ch.delivered <= ch.saved) continue;

@@ -104,6 +104,10 @@ class Delivery {
   ChannelIn& channel(int32_t ck, uint64_t conn_id);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
   void flush_acks(bool force);
+  // Enough delivered without an ack that the flush should not wait for its period.
+  bool early_flush_wanted() const;
+  // How long the thread may sleep before an ack flush falls due.
+  std::chrono::microseconds until_ack_due() const;
   void connection_closed(uint64_t conn_id);
 
   std::unique_ptr<Store> store_;
@@ -127,6 +131,7 @@ class Delivery {
   int32_t last_ck_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
   uint64_t unsaved_total_ = 0;
+  uint64_t unsaved_bytes_ = 0;  // payload bytes of those
   std::thread thread_;
   std::thread::id thread_id_;
   // Written by the delivery thread only, read by stats(): no lock per message.

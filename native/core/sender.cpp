@@ -31,6 +31,7 @@ constexpr auto kAckPollUnderPressure = milliseconds(20);
 // (Delivery's kAckFlushBacklog): read them as often, so memory is released and
 // reused instead of piling up for a whole poll period.
 constexpr size_t kAckPollBacklog = 1024;
+constexpr size_t kAckPollBytes = size_t(1) << 20;  // or this many bytes (Delivery's kAckFlushBytes)
 constexpr auto kAckPollStreaming = milliseconds(1);
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
@@ -99,6 +100,7 @@ struct Sender::Channel {
   std::deque<Segment> backlog;  // frames read from the offline queue, not yet written
   size_t backlog_frames = 0;    // frames in backlog not yet completely written
   std::deque<Segment> unacked;  // written segments holding at-least-once RAM messages
+  size_t unacked_bytes = 0;       // their size
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
   bool store_may_have_backlog = true;
@@ -348,7 +350,8 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
 // is not throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   // Messages written past the last ack seen (unacked holds segments, not messages).
-  if (!ch->unacked.empty() && ch->last_written - ch->acked >= kAckPollBacklog)
+  if (!ch->unacked.empty() &&
+      (ch->last_written - ch->acked >= kAckPollBacklog || ch->unacked_bytes >= kAckPollBytes))
     return ch->last_ack_poll + kAckPollStreaming;
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.get() > queue_bytes_cap() / 4 ||
@@ -531,6 +534,7 @@ void Sender::forget_backlog(Channel* ch) {
 }
 
 void Sender::requeue_unacked(Channel* ch) {
+  ch->unacked_bytes = 0;
   while (!ch->unacked.empty()) {
     ch->pending.push_front(std::move(ch->unacked.back()));
     ch->unacked.pop_back();
@@ -814,6 +818,7 @@ void Sender::finish_front(Channel* ch, std::deque<Segment>& q) {
 }
 
 void Sender::retain(Channel* ch, Segment&& seg) {
+  ch->unacked_bytes += seg.bytes.size();
   if (!ch->unacked.empty() && seg.bytes.size() <= kSegmentBytes / 4 &&
       ch->unacked.back().bytes.size() + seg.bytes.size() <= kSegmentBytes) {
     Segment& back = ch->unacked.back();
@@ -836,6 +841,7 @@ void Sender::poll_acks(Channel* ch) {
   }
   ch->acked = std::max(ch->acked, acked);
   while (!ch->unacked.empty() && ch->unacked.front().last <= ch->acked) {
+    ch->unacked_bytes -= ch->unacked.front().bytes.size();
     release(ch, ch->unacked.front());
     ch->unacked.pop_front();
   }

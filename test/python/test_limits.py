@@ -11,7 +11,7 @@ import pytest
 import liner
 from extended_testkit import EventLog, restore_limits  # noqa: F401
 from liner_testkit import (FLAG_COMPRESS, Inbox, free_port, parse_frame, seq_of, seq_payload,
-                           wait_until)
+                           send_retrying, wait_until)
 
 DEFAULT_MAX_MESSAGE = (1 << 30) - 21
 
@@ -239,3 +239,23 @@ def test_a_busy_burst_loses_nothing(make_client, restore_limits):
     time.sleep(0.5)
     assert [seq_of(d) for d in inbox.payloads()] == list(range(1, 301))
 
+
+
+def test_big_at_least_once_messages_are_acknowledged_without_waiting_for_the_period(make_client):
+    """A megabyte of deliveries gets its ack at once, however few messages that is.
+
+    Acks were counted in messages only (an early flush after 1,024 of them, otherwise once a
+    second), so a sender of big messages, or one with a small queue cap, ran out of room and
+    then waited for the once-a-second ack: about a queue's worth per second.
+    """
+    listener = make_client("listener", "listener_topic")
+    inbox = Inbox()
+    assert listener.run(inbox)
+    sender = make_client("sender", "sender_topic")
+    assert sender.run(Inbox())
+    payload = b"b" * (64 * 1024)
+    for _ in range(32):  # 2 MiB
+        assert send_retrying(sender, "listener_topic", payload)
+    assert inbox.wait_count(32, 10) == 32
+    # Both sides react within milliseconds; the old once-a-second period took up to 2 s here.
+    assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 0.7), sender.stats()
