@@ -284,6 +284,15 @@ def workloads(smoke, count=None):
             for alo in (True, False):
                 table.append(("pair/%d/%s/%s" % (size, impl, alo_key(alo)), label, "pair", impl,
                               dict(size=size, count=n, warmup=w, alo=alo)))
+    # Big messages: one write per message or more, and at-least-once acks that must keep up with
+    # a queue that holds few of them. A tenth of the count (the same bytes as 6.4 1 KiB runs).
+    big = 64 * 1024
+    for impl in ("raw_tcp", "libzmq"):
+        table.append(("pair/%d/%s" % (big, impl), "64 KiB pair", "pair", impl,
+                      dict(size=big, count=n // 10, warmup=w // 10)))
+    for alo in (True, False):
+        table.append(("pair/%d/liner_c/%s" % (big, alo_key(alo)), "64 KiB pair", "pair", "liner_c",
+                      dict(size=big, count=n // 10, warmup=w // 10, alo=alo)))
     table.append(("fanout/1024/liner_c", "1 KiB send_all to 4", "pair", "liner_c",
                   dict(size=1024, count=n, warmup=w, alo=True, fanout=4)))
     for impl in ("raw_tcp", "libzmq", "liner_broker", "liner_c"):
@@ -297,7 +306,7 @@ def workloads(smoke, count=None):
 
 
 def size_label(size):
-    return "1 KiB" if size == 1024 else "%d B" % size
+    return "%d KiB" % (size // 1024) if size >= 1024 and size % 1024 == 0 else "%d B" % size
 
 
 def alo_key(alo):

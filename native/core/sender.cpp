@@ -47,6 +47,9 @@ constexpr size_t kFirstSegmentReserve = 4 * 1024;
 // of fresh memory. Given back once the channel has been quiet for kPoolIdle.
 constexpr size_t kSegmentPoolBytes = size_t(8) << 20;
 constexpr auto kPoolIdle = std::chrono::seconds(5);
+// Buffers up to this size go round: a stream of frames a little over a segment (64 KiB
+// messages) reuses its buffers too, instead of a fresh, page-faulting one per message.
+constexpr size_t kPooledBuffer = 2 * kSegmentBytes;
 constexpr int kMaxIov = 64;
 // While a caller streams messages faster than they go out one pass at a time, the thread waits
 // this long before taking them, so that they leave in one write (and wake the listener once)
@@ -83,7 +86,7 @@ struct Sender::Channel {
   // their own, so that the sender thread's per-message work does not bounce it.
   alignas(64) RelaxedCounter held_bytes;
   RelaxedCounter held_count;
-  BufferPool spare{kSegmentPoolBytes, kSegmentBytes};  // for enqueue to fill
+  BufferPool spare{kSegmentPoolBytes, kPooledBuffer};  // for enqueue to fill
 
   // Sender thread only.
   alignas(64) State state = State::idle;
@@ -108,7 +111,7 @@ struct Sender::Channel {
   uint64_t store_read = 0;                // head elements read so far
   std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
   Clock::time_point last_ack_poll{};
-  BufferPool returned{kSegmentPoolBytes, kSegmentBytes};  // moved to `spare` under mu_
+  BufferPool returned{kSegmentPoolBytes, kPooledBuffer};  // moved to `spare` under mu_
   Clock::time_point last_taken{};  // when take_incoming last found messages
 };
 
@@ -296,7 +299,11 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     Segment& fresh = ch->incoming.back();
     if (big.empty()) {
       fresh.bytes = ch->spare.take();
-      fresh.bytes.reserve(std::min(kSegmentBytes, std::max(frame_size, kFirstSegmentReserve)));
+      // A frame bigger than a segment gets one of exactly its size: growing a buffer past
+      // that would copy it and double its size.
+      fresh.bytes.reserve(frame_size > kSegmentBytes
+                              ? frame_size
+                              : std::min(kSegmentBytes, std::max(frame_size, kFirstSegmentReserve)));
     }
   }
   Segment& seg = ch->incoming.back();
