@@ -68,6 +68,7 @@ bool Delivery::push(InboundBatch& batch, BlockPool* refill) {
   }
   for (auto& block : batch.blocks) queue_.blocks.push_back(std::move(block));
   for (auto& copy : batch.copies) queue_.copies.push_back(std::move(copy));
+  for (auto& frame : batch.frames) queue_.frames.push_back(std::move(frame));
   queue_.bytes += batch.bytes;
   batch.clear();
   lock.unlock();

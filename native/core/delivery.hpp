@@ -42,7 +42,10 @@ struct Inbound {
 struct InboundBatch {
   std::vector<Inbound> items;
   std::vector<BlockPool::Block> blocks;       // socket reads, back to the listener's pool
-  std::vector<std::unique_ptr<char[]>> copies;  // frames that straddled two reads, freed
+  std::vector<std::unique_ptr<char[]>> copies;  // payloads of short reads, copied out
+  // Frames that straddled reads, in the buffer the decoder assembled them in (behind a
+  // pointer: payloads point into them, and the batch moves).
+  std::vector<std::unique_ptr<std::string>> frames;
   size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's budget
 
   bool empty() const { return items.empty(); }
@@ -51,6 +54,7 @@ struct InboundBatch {
     items.clear();
     blocks.clear();
     copies.clear();
+    frames.clear();
     bytes = 0;
   }
 };

@@ -61,6 +61,16 @@ class FrameDecoder {
   bool feed(const uint8_t* p, size_t n, OnFrame&& on_frame);
 
   bool mid_frame() const { return !pending_.empty(); }
+  // Inside on_frame, for a frame that was assembled here (its data is not in the bytes fed):
+  // hands over the buffer holding it, prefix included, so the caller can keep the frame
+  // without copying it. The decoder starts the next frame in a buffer of the same capacity
+  // (at most kContiguous), as it would have kept its own.
+  std::string take_frame() {
+    std::string frame = std::move(pending_);
+    pending_ = std::string();
+    pending_.reserve(std::min(frame.capacity(), kContiguous));
+    return frame;
+  }
   size_t buffered() const { return pending_.size() + tail_bytes_; }
   size_t reserved() const {  // memory held for the partial frame
     size_t bytes = pending_.capacity();

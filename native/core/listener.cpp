@@ -18,6 +18,7 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up, for fairness
 constexpr size_t kBatchBytes = size_t(1) << 20;    // hand over to Delivery at least this often
 constexpr size_t kZeroCopyRead = BlockPool::kBlockSize / 4;  // a read at least this full is kept
+constexpr size_t kKeepAssembled = 16 * 1024;  // a frame this big is not copied out of the decoder
 
 }  // namespace
 
@@ -123,12 +124,14 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
     }
     burst += size_t(n);
     c->last_progress = Clock::now();
-    // Whole frames of a well-filled read are delivered from the block itself; only a frame
-    // that straddled two reads (completed in the decoder's own buffer) is copied. A short read
-    // (a quiet or slow peer) has its frames copied instead, so that a few bytes never pin a
-    // whole block: memory stays in proportion to what arrived.
+    // Whole frames of a well-filled read are delivered from the block itself. A frame that
+    // straddled two reads is completed in the decoder's own buffer: a big one keeps that
+    // buffer, a small one is copied. A short read (a quiet or slow peer) has its frames copied
+    // too, so that a few bytes never pin a whole block: memory stays in proportion to what
+    // arrived.
     const char* lo = block_.get();
-    const char* hi = size_t(n) >= kZeroCopyRead ? lo + n : lo;
+    const char* end = lo + n;
+    const char* hi = size_t(n) >= kZeroCopyRead ? end : lo;
     bool block_used = false;
     bool ok = c->decoder.feed(reinterpret_cast<const uint8_t*>(lo), size_t(n),
                               [&](const FrameHeader& h, const uint8_t* data) {
@@ -136,9 +139,17 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
       in.conn_id = c->id;
       in.header = h;
       const char* d = reinterpret_cast<const char*>(data);
-      if (d >= lo && d < hi) {
+      bool assembled = d < lo || d >= end;
+      if (!assembled && d < hi) {
         in.payload = d;
         block_used = true;
+      } else if (assembled && h.data_len >= kKeepAssembled &&
+                 c->decoder.reserved() <= 2 * (kFrameOverhead + h.data_len)) {
+        // Not when the buffer is much bigger than the frame (left from a bigger one).
+        batch.frames.push_back(std::make_unique<std::string>(c->decoder.take_frame()));
+        const std::string& frame = *batch.frames.back();
+        in.payload = frame.data() + kFrameOverhead;
+        batch.bytes += frame.capacity();
       } else {
         batch.copies.emplace_back(new char[h.data_len ? h.data_len : 1]);
         std::memcpy(batch.copies.back().get(), d, h.data_len);

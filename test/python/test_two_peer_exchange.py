@@ -59,6 +59,20 @@ def test_many_sizes_in_one_stream_keep_order(peers):
     assert b_inbox.payloads() == payloads
 
 
+def test_a_stream_of_frames_that_straddle_reads_arrives_intact(peers):
+    """Frames of 16 KiB and more that span two socket reads are delivered from the buffer the
+    listener assembled them in, not copied; smaller ones, and big ones after a much bigger frame
+    left that buffer oversized, are copied. Every mix arrives byte-identical and in order."""
+    a, _, b, b_inbox = peers
+    sizes = [64 * 1024, 64 * 1024 + 3, 16 * 1024, 16 * 1024 - 1, 100, 200 * 1024, MIB,
+             20 * 1024, 64 * 1024, 1, 70 * 1024] * 4
+    payloads = [os.urandom(n) for n in sizes]
+    for i, p in enumerate(payloads):
+        assert send_retrying(a, "topic_b", p, at_least_once=i % 3 != 0) == (True, 0)
+    assert b_inbox.wait_count(len(payloads), 20) == len(payloads)
+    assert b_inbox.payloads() == payloads
+
+
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "readonly_memoryview", "str"])
 def test_send_accepts_bytes_like_and_str(peers, kind):
     a, _, b, b_inbox = peers
