@@ -26,6 +26,9 @@ constexpr uint64_t kAckFlushBytes = uint64_t(1) << 20;
 // 256 messages, and after every message this big.
 constexpr size_t kAckCheckSize = 16 * 1024;
 constexpr auto kIdleWait = milliseconds(100);
+// After a failed ack write (the store is down) early flushes wait this long instead, so that
+// a listener with acks to write does not retry, and report, every millisecond.
+constexpr auto kAckRetryGap = milliseconds(100);
 
 }  // namespace
 
@@ -42,6 +45,7 @@ Delivery::~Delivery() { stop(); }
 Status Delivery::start() {
   stopping_ = false;
   last_flush_ = Clock::now();
+  early_gap_ = kAckFlushMinGap;
   return start_thread(&thread_, "lnr-delivery", [this] { loop(); });
 }
 
@@ -252,7 +256,7 @@ std::chrono::microseconds Delivery::until_ack_due() const {
   if (unsaved_total_ == 0) return kIdleWait;
   // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
   // deliver (a sender whose queue is full sends nothing until it sees this ack).
-  auto due = last_flush_ + (early_flush_wanted() ? kAckFlushMinGap : kAckFlushPeriod);
+  auto due = last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod);
   auto left = std::chrono::duration_cast<std::chrono::microseconds>(due - Clock::now());
   return std::max(std::chrono::microseconds(0), std::min<std::chrono::microseconds>(left, kIdleWait));
 }
@@ -260,18 +264,20 @@ std::chrono::microseconds Delivery::until_ack_due() const {
 void Delivery::flush_acks(bool force) {
   auto now = Clock::now();
   bool due = now - last_flush_ >= kAckFlushPeriod ||
-             (early_flush_wanted() && now - last_flush_ >= kAckFlushMinGap);
+             (early_flush_wanted() && now - last_flush_ >= early_gap_);
   if (!force && !due) return;
   last_flush_ = now;
   if (unsaved_total_ == 0) return;
   unsaved_total_ = 0;
   unsaved_bytes_ = 0;
+  early_gap_ = kAckFlushMinGap;
   for (auto& kv : channels_) {
     ChannelIn& ch = kv.second;
     if (ch.delivered <= ch.saved) continue;
     Status s = store_->set_last_mess_number(kv.first, ch.delivered);
     if (!s) {
       unsaved_total_ += ch.unsaved;  // retried at the next flush
+      early_gap_ = kAckRetryGap;
       if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
       continue;
     }

@@ -134,6 +134,7 @@ class Delivery {
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel
   int32_t last_ck_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
+  std::chrono::steady_clock::duration early_gap_{};  // kAckFlushMinGap, or kAckRetryGap
   uint64_t unsaved_total_ = 0;
   uint64_t unsaved_bytes_ = 0;  // payload bytes of those
   std::thread thread_;

@@ -33,6 +33,7 @@ constexpr auto kAckPollUnderPressure = milliseconds(20);
 constexpr size_t kAckPollBacklog = 1024;
 constexpr size_t kAckPollBytes = size_t(1) << 20;  // or this many bytes (Delivery's kAckFlushBytes)
 constexpr auto kAckPollStreaming = milliseconds(1);
+constexpr auto kAckPollRetry = milliseconds(100);  // after a failed poll: the store is down
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
 constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
@@ -104,6 +105,7 @@ struct Sender::Channel {
   size_t backlog_frames = 0;    // frames in backlog not yet completely written
   std::deque<Segment> unacked;  // written segments holding at-least-once RAM messages
   size_t unacked_bytes = 0;       // their size
+  bool ack_poll_failed = false;   // the last poll could not reach the store
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
   bool store_may_have_backlog = true;
@@ -356,6 +358,8 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
 // is in flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic
 // is not throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
+  // Not every millisecond against a store that is down (each failure is reported).
+  if (ch->ack_poll_failed) return ch->last_ack_poll + kAckPollRetry;
   // Messages written past the last ack seen (unacked holds segments, not messages).
   if (!ch->unacked.empty() &&
       (ch->last_written - ch->acked >= kAckPollBacklog || ch->unacked_bytes >= kAckPollBytes))
@@ -579,6 +583,7 @@ void Sender::on_connected(Channel* ch) {
   }
   forget_backlog(ch);
   if (s) {
+    ch->ack_poll_failed = false;
     ch->acked = std::max(ch->acked, acked);
     ch->store_total = length;
     ch->store_may_have_backlog = length > 0;
@@ -842,6 +847,7 @@ void Sender::retain(Channel* ch, Segment&& seg) {
 void Sender::poll_acks(Channel* ch) {
   uint64_t acked = 0;
   Status s = store_->last_mess_number(ch->ck, &acked);
+  ch->ack_poll_failed = !s;
   if (!s) {
     emit(StatusKind::sender_store_error, ch, s.message);
     return;

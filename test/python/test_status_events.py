@@ -270,6 +270,35 @@ def test_store_errors_are_reported_by_sender_and_listener(make_client, private_r
                               sender_events.wait(liner.SENDER_STORE_ERROR))) - t < 5
 
 
+def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisecond(
+        make_client, private_redis):
+    """With over 1,024 messages awaiting their ack, both sides read and write acks every
+    millisecond; once the store fails they slow down, so that each side reports a handful of
+    store errors a second, not a thousand."""
+    listener = make_client("listener", "listener_topic", url=private_redis.url)
+    sender = make_client("sender", "sender_topic", url=private_redis.url)
+    listener_events, sender_events = EventLog(), EventLog()
+    assert listener.set_status_callback(listener_events)
+    assert sender.set_status_callback(sender_events)
+    inbox = Inbox()
+    assert listener.run(inbox)
+    assert sender.run(Inbox())
+    assert sender.send_to("listener_topic", b"warm-up")
+    assert inbox.wait_count(1) == 1
+
+    private_redis.stop()
+    for i in range(2000):
+        assert sender.send_to("listener_topic", b"m%d" % i)
+    assert inbox.wait_count(2001, 10) == 2001
+    assert listener_events.wait(liner.LISTENER_STORE_ERROR, timeout=10) is not None
+    assert sender_events.wait(liner.SENDER_STORE_ERROR, timeout=10) is not None
+    t = time.monotonic()
+    time.sleep(1.0)
+    counts = [len(log.matching(kind, since=t)) for log, kind in
+              ((listener_events, liner.LISTENER_STORE_ERROR), (sender_events, liner.SENDER_STORE_ERROR))]
+    assert all(1 <= n <= 30 for n in counts), counts
+
+
 def _rst_server(stop, accepted):
     """Accepts connections, reads a little, then resets them (SO_LINGER 0): the sender's next
     write fails."""
