@@ -329,8 +329,11 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   }
   lock.unlock();
   // A running sender thread finds the message on its next pass: only a parked one needs the
-  // (comparatively costly) eventfd write. See the matching check in loop().
-  if (parked_.load()) waker_.wake();
+  // (comparatively costly) eventfd write, and only once: the first caller to see it parked
+  // takes the flag down. Without that, a stream wrote once per message until the thread was
+  // back on a core, and fell into a mode where it paid a syscall every ~20 messages. See the
+  // matching check in loop().
+  if (parked_.load(std::memory_order_relaxed) && parked_.exchange(false)) waker_.wake();
   return Status();
 }
 
