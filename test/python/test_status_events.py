@@ -241,7 +241,9 @@ def test_a_peer_that_cannot_be_reached_is_a_lost_route(make_client, rdb):
     assert wait_until(lambda: sender.pending_count() == 1, 5)
 
 
-def test_store_errors_are_reported_by_sender_and_listener(make_client, private_redis):
+def _pair_on_private_redis(make_client, private_redis):
+    """A sender and a listener on a Redis the test may stop, with their status events recorded,
+    after one message went through: (sender, inbox, listener_events, sender_events)."""
     listener = make_client("listener", "listener_topic", url=private_redis.url)
     sender = make_client("sender", "sender_topic", url=private_redis.url)
     listener_events, sender_events = EventLog(), EventLog()
@@ -252,6 +254,11 @@ def test_store_errors_are_reported_by_sender_and_listener(make_client, private_r
     assert sender.run(Inbox())
     assert sender.send_to("listener_topic", b"warm-up")
     assert inbox.wait_count(1) == 1
+    return sender, inbox, listener_events, sender_events
+
+
+def test_store_errors_are_reported_by_sender_and_listener(make_client, private_redis):
+    sender, inbox, listener_events, sender_events = _pair_on_private_redis(make_client, private_redis)
 
     private_redis.stop()
     t = time.monotonic()
@@ -275,16 +282,7 @@ def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisec
     """With over 1,024 messages awaiting their ack, both sides read and write acks every
     millisecond; once the store fails they slow down, so that each side reports a handful of
     store errors a second, not a thousand."""
-    listener = make_client("listener", "listener_topic", url=private_redis.url)
-    sender = make_client("sender", "sender_topic", url=private_redis.url)
-    listener_events, sender_events = EventLog(), EventLog()
-    assert listener.set_status_callback(listener_events)
-    assert sender.set_status_callback(sender_events)
-    inbox = Inbox()
-    assert listener.run(inbox)
-    assert sender.run(Inbox())
-    assert sender.send_to("listener_topic", b"warm-up")
-    assert inbox.wait_count(1) == 1
+    sender, inbox, listener_events, sender_events = _pair_on_private_redis(make_client, private_redis)
 
     private_redis.stop()
     for i in range(2000):
