@@ -64,11 +64,11 @@ class FrameDecoder {
   // Inside on_frame, for a frame that was assembled here (its data is not in the bytes fed):
   // hands over the buffer holding it, prefix included, so the caller can keep the frame
   // without copying it. The decoder starts the next frame in a buffer of the same capacity
-  // (at most kContiguous), as it would have kept its own.
+  // when it would have kept its own (up to kContiguous), in an empty one otherwise.
   std::string take_frame() {
     std::string frame = std::move(pending_);
     pending_ = std::string();
-    pending_.reserve(std::min(frame.capacity(), kContiguous));
+    if (frame.capacity() <= kContiguous) pending_.reserve(frame.capacity());
     return frame;
   }
   size_t buffered() const { return pending_.size() + tail_bytes_; }
