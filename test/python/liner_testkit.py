@@ -70,16 +70,17 @@ class Inbox:
             return len(self.items)
 
 
-class Resp:
-    """A minimal synchronous RESP2 client (binary-safe), enough for test assertions."""
+class RespError(RuntimeError):
+    """An error reply from Redis, or a reply the client cannot read."""
 
-    def __init__(self, host, port, timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+
+class RespConnection:
+    """A minimal synchronous RESP2 client (binary-safe) over a connected socket, one command
+    per call: enough for test assertions. Shared by every suite (test/redis subclasses it)."""
+
+    def __init__(self, sock):
+        self.sock = sock
         self.buf = b""
-
-    @classmethod
-    def of(cls, server):
-        return cls(server.host, server.port)
 
     def close(self):
         self.sock.close()
@@ -90,14 +91,11 @@ class Resp:
     def __exit__(self, *exc):
         self.close()
 
-    def __call__(self, *args):
+    def command(self, *args):
         parts = [b"*%d\r\n" % len(args)]
         for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+            b = a if isinstance(a, bytes) else str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
         self.sock.sendall(b"".join(parts))
         return self._reply()
 
@@ -125,7 +123,7 @@ class Resp:
         if kind == b"+":
             return rest.decode()
         if kind == b"-":
-            raise RuntimeError(rest.decode())
+            raise RespError(rest.decode())
         if kind == b":":
             return int(rest)
         if kind == b"$":
@@ -134,7 +132,21 @@ class Resp:
         if kind == b"*":
             n = int(rest)
             return None if n < 0 else [self._reply() for _ in range(n)]
-        raise RuntimeError("bad RESP reply %r" % line)
+        raise RespError("bad RESP reply %r" % line)
+
+
+class Resp(RespConnection):
+    """A RESP connection to host:port, called like a function: resp("GET", key)."""
+
+    def __init__(self, host, port, timeout=10.0):
+        super().__init__(socket.create_connection((host, port), timeout=timeout))
+
+    @classmethod
+    def of(cls, server):
+        return cls(server.host, server.port)
+
+    def __call__(self, *args):
+        return self.command(*args)
 
     # conveniences
     def keys(self):

@@ -24,8 +24,11 @@ from urllib.parse import unquote, urlsplit
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, os.path.join(ROOT, "test", "python"))  # the shared test kit
 
 import liner  # noqa: E402  (python/liner.py)
+from liner_testkit import RespConnection  # noqa: E402
+from liner_testkit import RespError as RedisError  # noqa: E402,F401
 
 DEFAULT_PORT = 16379
 
@@ -57,86 +60,32 @@ def unique(prefix):
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-# ---- a minimal Redis client (RESP2, one command per call) -------------------------------------
+# ---- a minimal Redis client: the shared test kit's, opened from a URL ------------------------
 
-class RedisError(Exception):
-    pass
-
-
-class Redis:
+class Redis(RespConnection):
     """One connection to the Redis of a URL (redis://[user:pass@]host[:port][/db] or unix:///path)."""
 
     def __init__(self, url, timeout=5.0):
         self.url = url
         parts = urlsplit(url)
         if parts.scheme in ("unix", "redis+unix"):
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(timeout)
-            self.sock.connect(parts.path)
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(timeout)
+            sock.connect(parts.path)
             db = parts.query[3:] if parts.query.startswith("db=") else ""
         elif parts.scheme == "redis":
-            self.sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout)
+            sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout)
             db = parts.path.lstrip("/")
         else:
             raise ValueError(f"unsupported Redis URL {url!r}")
-        self.buf = b""
+        super().__init__(sock)
         if parts.password is not None:
             auth = [unquote(parts.username), unquote(parts.password)] if parts.username else [unquote(parts.password)]
             self.cmd("AUTH", *auth)
         if db:
             self.cmd("SELECT", db)
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def cmd(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(out))
-        return self._reply()
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("Redis closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("Redis closed the connection")
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self._exact(n)
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise RedisError(f"unexpected reply {line!r}")
+    cmd = RespConnection.command  # the name the scenarios use
 
     def scan(self, pattern):
         cursor, found = b"0", set()
