@@ -10,10 +10,10 @@ import {
   type Client,
   Inbox,
   SeqChecker,
+  expectExactlyOnceInOrder,
+  pumpNumbered,
   redisUrl,
   seqPayload,
-  sendRetrying,
-  sleep,
   useMesh,
   waitUntil,
 } from './support/testkit.js';
@@ -21,27 +21,9 @@ import {
 const mesh = useMesh();
 const PHASE_MS = 400;
 
-/** Sends numbered at-least-once messages for `ms` (bursts of 20, 2 ms apart); returns the next number. */
-async function pump(client: Client, first: number, ms: number): Promise<number> {
-  let seq = first;
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    for (let i = 0; i < 20; i++) await sendRetrying(client, 'listener_topic', seqPayload(seq++));
-    await sleep(2);
-  }
-  return seq;
-}
-
-async function expectExactlyOnceInOrder(checker: SeqChecker, last: number): Promise<void> {
-  await waitUntil(() => checker.count >= last, 20_000);
-  await sleep(1000); // a duplicate would show up here
-  const seen = new Set(checker.seen);
-  const missing = [];
-  for (let i = 1; i <= last && missing.length < 10; i++) if (!seen.has(i)) missing.push(i);
-  expect(missing, 'lost messages').toEqual([]);
-  expect(checker.count, 'deliveries').toBe(last);
-  expect(checker.errors, 'order').toEqual([]);
-}
+/** Numbered at-least-once messages for `ms`, bursts of 20, 2 ms apart; returns the next number. */
+const pump = (client: Client, first: number, ms: number): Promise<number> =>
+  pumpNumbered(client, 'listener_topic', first, ms, 20, 2);
 
 test('stop() leaves the directory, start() comes back; isRunning and the addresses follow', async () => {
   const c = mesh.client('peer', 'peer_topic');

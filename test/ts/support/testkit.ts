@@ -1,6 +1,6 @@
 // What most test files need: clients on this file's Redis database (flushed before each test,
 // every client closed after it), bounded waits, an inbox, and sequence-numbered payloads.
-import { afterEach, beforeEach, inject } from 'vitest';
+import { afterEach, beforeEach, expect, inject } from 'vitest';
 
 import { Client, type ClientOptions, type Message } from '../../../dist/index.mjs';
 import { Redis } from './redis.js';
@@ -121,6 +121,40 @@ export async function sendRetrying(
       await client.drain();
     }
   }
+}
+
+/**
+ * Sends numbered at-least-once messages to `topic` for `ms`, `burst` at a time with `pauseMs`
+ * between bursts; returns the next number.
+ */
+export async function pumpNumbered(
+  client: Client,
+  topic: string,
+  first: number,
+  ms: number,
+  burst: number,
+  pauseMs: number,
+): Promise<number> {
+  let seq = first;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (let i = 0; i < burst; i++) await sendRetrying(client, topic, seqPayload(seq++));
+    await sleep(pauseMs);
+  }
+  return seq;
+}
+
+/** Waits for messages 1..last, then a second more: each exactly once, in order, to/from right. */
+export async function expectExactlyOnceInOrder(checker: SeqChecker, last: number): Promise<void> {
+  await waitUntil(() => checker.count >= last, 20_000);
+  await sleep(1000); // a duplicate would show up here
+  const seen = new Set(checker.seen);
+  const missing = [];
+  for (let i = 1; i <= last && missing.length < 10; i++) if (!seen.has(i)) missing.push(i);
+  expect(missing, 'lost messages').toEqual([]);
+  expect(checker.count, 'deliveries').toBe(last);
+  expect(checker.errors, 'order').toEqual([]);
+  expect(checker.badMeta).toEqual([]);
 }
 
 /**
