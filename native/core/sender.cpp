@@ -82,6 +82,10 @@ struct Sender::Channel {
   bool unreachable = false;
   bool readdress = false;
   bool announced = false;
+  // The caller is streaming (a segment filled up, or the last pass took a coalesced batch):
+  // new segments start at full size. Growing one from kFirstSegmentReserve by doubling would
+  // fault in and copy nearly twice its bytes, and a stream's segments fill up anyway.
+  bool streaming = false;
   // Added to by enqueue on every send and settled by the sender thread once per pass, both
   // under Sender::mu_; read without it where a moment-old value will do. On a cache line of
   // their own, so that the sender thread's per-message work does not bounce it.
@@ -140,7 +144,7 @@ Status Sender::start() {
 void Sender::stop(milliseconds drain) {
   if (!thread_.joinable()) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     stop_deadline_ms_ = drain.count();
   }
   stopping_ = true;
@@ -151,7 +155,7 @@ void Sender::stop(milliseconds drain) {
 Status Sender::open_channel(Store& store, const std::string& addr, const std::string& listener_unique,
                             const std::string& topic) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     auto it = by_addr_.find(addr);
     if (it != by_addr_.end()) {
       it->second->topics.insert(topic);
@@ -191,7 +195,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
 
   bool wake = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     if (by_addr_.count(addr)) {  // another thread won the race
       by_addr_[addr]->topics.insert(topic);
       return Status();
@@ -233,19 +237,19 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
 }
 
 std::string Sender::address_of(const std::string& listener_unique) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   for (auto& kv : channels_)
     if (kv.second->listener_unique == listener_unique) return kv.second->addr;
   return std::string();
 }
 
 bool Sender::has_channel(const std::string& addr) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   return by_addr_.count(addr) != 0;
 }
 
 Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                       const void* data, size_t size, bool at_least_once) {
+                       const void* data, size_t size, bool at_least_once, Channel** hint) {
   FrameHeader h;
   h.topic_key = topic_key;
   h.flags = at_least_once ? kFlagAtLeastOnce : 0;
@@ -262,11 +266,17 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     }
   }
 
-  std::unique_lock<std::mutex> lock(mu_);
-  auto it = by_addr_.find(addr);
-  // Client::send relies on this code meaning "open the channel first".
-  if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
-  Channel* ch = it->second;
+  std::unique_lock<AdaptiveMutex> lock(mu_);
+  // A channel's address and by_addr_ change together: the hinted channel is the one by_addr_
+  // would find exactly when its address is still `addr`.
+  Channel* ch = hint ? *hint : nullptr;
+  if (!ch || ch->addr != addr) {
+    auto it = by_addr_.find(addr);
+    // Client::send relies on this code meaning "open the channel first".
+    if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
+    ch = it->second;
+    if (hint) *hint = ch;
+  }
   if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
     ch->topics.insert(topic);
     ch->last_topic = topic;
@@ -295,17 +305,18 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     lock.lock();
   }
   // Append to the segment being filled, or start one (with a buffer that went round before).
-  if (ch->incoming.empty() || !big.empty() ||
-      ch->incoming.back().bytes.size() + frame_size > kSegmentBytes) {
+  bool segment_full = !ch->incoming.empty() && ch->incoming.back().bytes.size() + frame_size > kSegmentBytes;
+  if (segment_full) ch->streaming = true;
+  if (ch->incoming.empty() || !big.empty() || segment_full) {
     ch->incoming.emplace_back();
     Segment& fresh = ch->incoming.back();
     if (big.empty()) {
       fresh.bytes = ch->spare.take();
       // A frame bigger than a segment gets one of exactly its size: growing a buffer past
       // that would copy it and double its size.
-      fresh.bytes.reserve(frame_size > kSegmentBytes
-                              ? frame_size
-                              : std::min(kSegmentBytes, std::max(frame_size, kFirstSegmentReserve)));
+      fresh.bytes.reserve(frame_size > kSegmentBytes ? frame_size
+                          : ch->streaming      ? kSegmentBytes
+                                               : std::max(frame_size, kFirstSegmentReserve));
     }
   }
   Segment& seg = ch->incoming.back();
@@ -385,7 +396,7 @@ void Sender::emit(StatusKind kind, const Channel* ch, const std::string& message
   if (!opt_.status) return;
   std::string topic, addr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     topic = ch->first_topic;
     addr = ch->addr;
   }
@@ -393,7 +404,7 @@ void Sender::emit(StatusKind kind, const Channel* ch, const std::string& message
 }
 
 std::vector<ChannelInfo> Sender::channels() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   std::vector<ChannelInfo> out;
   for (auto& kv : channels_) {
     const Channel* ch = kv.second.get();
@@ -404,13 +415,13 @@ std::vector<ChannelInfo> Sender::channels() const {
 }
 
 bool Sender::reachable(const std::string& addr) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   auto it = by_addr_.find(addr);
   return it == by_addr_.end() || !it->second->unreachable;
 }
 
 std::vector<std::string> Sender::channel_addresses(const std::string& topic) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   std::vector<std::string> out;
   for (auto& kv : by_addr_)
     if (kv.second->topics.count(topic)) out.push_back(kv.first);
@@ -418,7 +429,7 @@ std::vector<std::string> Sender::channel_addresses(const std::string& topic) con
 }
 
 void Sender::forget_topic(const std::string& topic, const std::string& addr) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   auto it = by_addr_.find(addr);
   if (it == by_addr_.end()) return;
   it->second->topics.erase(topic);
@@ -428,7 +439,7 @@ void Sender::forget_topic(const std::string& topic, const std::string& addr) {
 
 void Sender::peer_announced(const std::string& addr, const std::string& topic) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     auto it = by_addr_.find(addr);
     if (it == by_addr_.end()) return;
     Channel* ch = it->second;
@@ -448,7 +459,7 @@ SenderStats Sender::stats() const {
     std::lock_guard<std::mutex> lock(stats_mu_);
     out = stats_;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<AdaptiveMutex> lock(mu_);
   for (auto& kv : channels_) {
     out.queued_messages += kv.second->held_count.get();
     out.queued_bytes += kv.second->held_bytes.get();
@@ -499,9 +510,12 @@ void Sender::take_incoming(Channel* ch) {
   std::deque<Segment> taken;
   bool readdress = false, announced = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     taken.swap(ch->incoming);
-    for (const auto& seg : taken) taken_bytes_ += seg.bytes.size();
+    size_t bytes = 0;
+    for (const auto& seg : taken) bytes += seg.bytes.size();
+    taken_bytes_ += bytes;
+    ch->streaming = bytes >= kCoalesceBytes;
     ch->dirty = false;
     // Buffers handed back since the last call: enqueue (on other threads) fills them next.
     ch->returned.move_into(ch->spare);
@@ -558,7 +572,7 @@ void Sender::requeue_unacked(Channel* ch) {
 void Sender::start_connect(Channel* ch) {
   std::string addr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     addr = ch->addr;
   }
   int fd = -1;
@@ -599,7 +613,7 @@ void Sender::on_connected(Channel* ch) {
   ch->connected_at = Clock::now();
   ch->last_ack_poll = Clock::now();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     ch->unreachable = false;
     ch->connected = true;
   }
@@ -619,7 +633,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   ch->deadline = Clock::now() + milliseconds(ch->backoff_ms);
   forget_backlog(ch);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     ch->unreachable = true;
     ch->connected = false;
   }
@@ -878,7 +892,7 @@ void Sender::loop() {
     auto now = Clock::now();
     int timeout_ms = ready_.empty() ? 1000 : 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<AdaptiveMutex> lock(mu_);
       for (auto& kv : channels_) {
         Channel* ch = kv.second.get();
         Clock::time_point next{};
@@ -894,7 +908,7 @@ void Sender::loop() {
     parked_ = true;
     bool queued;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<AdaptiveMutex> lock(mu_);
       queued = !dirty_.empty();
     }
     if (queued) timeout_ms = 0;  // queued while we were busy: no wake-up came
@@ -931,7 +945,7 @@ void Sender::loop() {
     }
     std::vector<Channel*> dirty;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<AdaptiveMutex> lock(mu_);
       dirty.swap(dirty_);
     }
     for (Channel* ch : dirty) take_incoming(ch);
@@ -943,7 +957,7 @@ void Sender::loop() {
     now = Clock::now();
     std::vector<Channel*> all;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<AdaptiveMutex> lock(mu_);
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
@@ -954,7 +968,7 @@ void Sender::loop() {
           start_connect(ch);
         } else {
           ch->state = State::idle;  // the next send tries again
-          std::lock_guard<std::mutex> lock(mu_);
+          std::lock_guard<AdaptiveMutex> lock(mu_);
           ch->unreachable = false;
         }
       } else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()) &&
@@ -966,7 +980,7 @@ void Sender::loop() {
       bool quiet = now - ch->last_taken >= kPoolIdle;
       if (quiet) ch->returned.clear();  // a quiet channel keeps no buffers
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        std::lock_guard<AdaptiveMutex> lock(mu_);
         // After the acks of this pass: room they free is announced now, not a poll period
         // later (the caller may be waiting for exactly this event).
         settle_locked(ch);
@@ -985,7 +999,7 @@ void Sender::loop() {
 void Sender::drain_and_close(Clock::time_point deadline) {
   std::vector<Channel*> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<AdaptiveMutex> lock(mu_);
     for (auto& kv : channels_) all.push_back(kv.second.get());
   }
   // 1. Write what is queued to peers that are connected (or about to be).
@@ -1041,7 +1055,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     requeue_unacked(ch);
     if (!ch->pending.empty()) spill(ch);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<AdaptiveMutex> lock(mu_);
       settle_locked(ch);
     }
     close_socket(ch);

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/adaptive_mutex.hpp"
 #include "core/buffer_pool.hpp"
 #include "core/compress.hpp"
 #include "core/limits.hpp"
@@ -76,11 +77,16 @@ class Sender {
   bool has_channel(const std::string& addr) const;
   // Address of the channel to that listener ("" if none).
   std::string address_of(const std::string& listener_unique) const;
+  // One peer's queue, opaque outside the sender. Channels live as long as the Sender (a peer
+  // that moves keeps its channel under the new address), so a pointer to one stays valid.
+  struct Channel;
+
   // Queues one message; Err::busy when the peer's queue is full.
   // `topic` is remembered for the channel, so at-least-once sends to it keep working while
-  // the peer is offline.
+  // the peer is offline. `hint`, when given, remembers the channel `addr` led to: the next
+  // call with the same hint checks that channel's address instead of looking it up.
   Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                 const void* data, size_t size, bool at_least_once);
+                 const void* data, size_t size, bool at_least_once, Channel** hint = nullptr);
 
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
@@ -104,7 +110,6 @@ class Sender {
     bool from_store = false;     // frames of the offline queue: never re-persisted
   };
   enum class State { idle, connecting, connected, backoff };
-  struct Channel;
   using Clock = std::chrono::steady_clock;
 
   void loop();
@@ -157,7 +162,7 @@ class Sender {
   std::atomic<bool> parked_{false};  // the thread sleeps in epoll_wait: enqueue must wake it
   long long stop_deadline_ms_ = 0;  // drain budget handed to the thread by stop()
 
-  mutable std::mutex mu_;  // channel maps, incoming queues, dirty list, flags
+  mutable AdaptiveMutex mu_;  // channel maps, incoming queues, dirty list, flags
   std::map<int32_t, std::unique_ptr<Channel>> channels_;
   std::map<std::string, Channel*> by_addr_;
   std::vector<Channel*> dirty_;
