@@ -9,10 +9,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "core/client.hpp"
 #include "core/limits.hpp"
 #include "core/log.hpp"
+#include "core/per_thread.hpp"
 
 using liner::Client;
 using liner::Err;
@@ -27,10 +29,9 @@ uintptr_t g_next_id = 0x1000;  // handles are never reused
 // handle looked up are only trusted while it has not moved.
 std::atomic<uint64_t> g_registry_generation{0};
 
-// Per thread and client: the outcome of the last call, so concurrent threads do not
-// overwrite each other's error.
-// What a thread keeps between its calls, in one thread_local: in a shared library every
-// thread_local costs a __tls_get_addr call, and the hot path would otherwise pay several.
+// What a thread keeps between its calls, in one object (see PerThread: one TLS look-up): the
+// outcome of its last call per client, so concurrent threads do not overwrite each other's
+// error, and the caches of the send path.
 struct ThreadState {
   std::map<uintptr_t, Status> errors;  // outcome of this thread's last call, per client
   uintptr_t slot_id = 0;               // the last errors entry used (std::map nodes stay put
@@ -43,13 +44,15 @@ struct ThreadState {
   std::string checked_topic;  // see with_topic; valid while non-empty
   int topic_depth = 0;
 };
-thread_local ThreadState t_state;
+ThreadState& thread_state() { return liner::PerThread<ThreadState>::get(); }
 thread_local std::string t_create_error;
 thread_local int t_create_code = LNR_OK;
 
 uintptr_t id_of(lnr_hClient h) { return reinterpret_cast<uintptr_t>(h); }
 
-std::shared_ptr<Client> lookup(lnr_hClient h, ThreadState& t = t_state) {
+// [[gnu::noclone]] on the helpers that take the ThreadState: a clone specialised for the
+// default argument would look the thread_local up again, the very call passing it saves.
+[[gnu::noclone]] std::shared_ptr<Client> lookup(lnr_hClient h, ThreadState& t = thread_state()) {
   // A thread mostly calls with one handle: skip the registry lock while no handle was deleted
   // since it was looked up.
   uint64_t generation = g_registry_generation.load(std::memory_order_acquire);
@@ -65,7 +68,7 @@ std::shared_ptr<Client> lookup(lnr_hClient h, ThreadState& t = t_state) {
   return it->second;
 }
 
-Status& error_slot(uintptr_t id, ThreadState& t = t_state) {
+[[gnu::noclone]] Status& error_slot(uintptr_t id, ThreadState& t = thread_state()) {
   if (t.slot_id != id) {
     t.slot = &t.errors[id];
     t.slot_id = id;
@@ -107,7 +110,7 @@ const char* kept_string(lnr_hClient h, int which, std::string value) {
   return (kept[{id_of(h), which}] = std::move(value)).c_str();
 }
 
-BOOL finish(uintptr_t id, const char* fn, Status s, ThreadState& t = t_state) {
+[[gnu::noclone]] BOOL finish(uintptr_t id, const char* fn, Status s, ThreadState& t = thread_state()) {
   if (!s.ok() && s.code != Err::busy) liner::log_line(std::string(fn) + ": " + s.message);
   bool ok = s.ok();
   Status& slot = error_slot(id, t);
@@ -122,11 +125,15 @@ BOOL bad_handle(const char* fn) {
 }
 
 template <class Call>
-BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
-  ThreadState& t = t_state;
+BOOL with_client(lnr_hClient h, const char* fn, ThreadState& t, Call&& call) {
   auto client = lookup(h, t);
   if (!client) return bad_handle(fn);
   return finish(id_of(h), fn, call(*client), t);
+}
+
+template <class Call>
+BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
+  return with_client(h, fn, thread_state(), std::forward<Call>(call));
 }
 
 // The topic argument as a checked std::string. A stream of sends to one topic is the hot path:
@@ -136,10 +143,10 @@ BOOL with_client(lnr_hClient h, const char* fn, Call&& call) {
 // intact.
 template <class Call>
 BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
-  ThreadState& t = t_state;
+  ThreadState& t = thread_state();
   std::string& checked = t.checked_topic;
   int& depth = t.topic_depth;
-  return with_client(h, fn, [&](Client& c) {
+  return with_client(h, fn, t, [&](Client& c) {
     if (depth > 0) {
       Status s = check_string(topic, "topic");
       return s ? call(c, std::string(topic)) : s;
@@ -268,8 +275,9 @@ LNR_API BOOL lnr_delete_client(lnr_hClient client) {
     g_registry.erase(it);
     g_registry_generation.fetch_add(1, std::memory_order_release);
   }
-  if (t_state.slot_id == id_of(client)) t_state.slot_id = 0;
-  t_state.errors.erase(id_of(client));
+  ThreadState& t = thread_state();
+  if (t.slot_id == id_of(client)) t.slot_id = 0;
+  t.errors.erase(id_of(client));
   c->stop();
   return TRUE;  // the last reference (ours, or a call still in flight) frees it
 }
@@ -278,8 +286,9 @@ LNR_API const char* lnr_version(void) { return "1.3.1-liner.0.1.0"; }
 
 LNR_API int lnr_last_error_code(lnr_hClient client) {
   if (!lookup(client)) return LNR_OK;
-  auto it = t_state.errors.find(id_of(client));
-  return it == t_state.errors.end() ? LNR_OK : int(it->second.code);
+  ThreadState& t = thread_state();
+  auto it = t.errors.find(id_of(client));
+  return it == t.errors.end() ? LNR_OK : int(it->second.code);
 }
 
 LNR_API const char* lnr_last_error_message(lnr_hClient client) {

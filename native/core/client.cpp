@@ -1,12 +1,20 @@
 #include "core/client.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "core/log.hpp"
+#include "core/per_thread.hpp"
 
 namespace liner {
 
-const char* const kInternalTopic = "__#internal_channel";
+namespace {
+constexpr char kInternalTopicName[] = "__#internal_channel";
+// Compared with every topic a send names: lengths first.
+constexpr std::string_view kInternalTopicView(kInternalTopicName, sizeof kInternalTopicName - 1);
+}  // namespace
+
+const char* const kInternalTopic = kInternalTopicName;
 
 namespace {
 
@@ -32,9 +40,9 @@ struct RememberedRoute {
   std::string topic;
   int32_t topic_key = 0;
   std::vector<TopicAddress> targets;  // exactly one
+  Sender::Channel* channel = nullptr; // the sender's channel to it, once enqueue found it
   std::vector<TopicAddress> picked;   // pick_targets' output, reused (keeps its capacity)
 };
-thread_local RememberedRoute t_route;
 
 Status not_running(const char* action) {
   return Status(Err::not_running, std::string("you can't ") + action +
@@ -88,7 +96,7 @@ Status Client::check_topic(const std::string& topic, const char* action) const {
   if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
   if (topic == opt_.topic)
     return Status(Err::self_topic, std::string("you can't ") + action + " on your own topic");
-  if (topic == kInternalTopic)
+  if (std::string_view(topic) == kInternalTopicView)
     return Status(Err::internal_topic, std::string("topic ") + kInternalTopic + " is reserved");
   return Status();
 }
@@ -460,9 +468,10 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   if (!life.owns_lock() || !running_) return not_running(action);
   // Reused per thread: after the first sends its strings keep their capacity, so the hot path
   // allocates nothing here.
-  RememberedRoute& remembered = t_route;  // one TLS look-up for the whole call
+  RememberedRoute& remembered = PerThread<RememberedRoute>::get();  // one TLS look-up
   std::vector<TopicAddress>& picked = remembered.picked;
   const std::vector<TopicAddress>* targets = &picked;
+  Sender::Channel** channel_hint = nullptr;
   int32_t topic_key = 0;
   // Read before the route lock: a change made after this read leaves the remembered route
   // stale for the next send.
@@ -470,6 +479,7 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   if (!all && remembered.client == this && remembered.epoch == epoch && remembered.topic == topic) {
     targets = &remembered.targets;
     topic_key = remembered.topic_key;
+    channel_hint = &remembered.channel;
   } else {
     bool single = false;
     s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single);
@@ -480,6 +490,7 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
       remembered.topic = topic;
       remembered.topic_key = topic_key;
       remembered.targets = picked;
+      remembered.channel = nullptr;
     }
   }
 
@@ -487,13 +498,13 @@ Status Client::send(const std::string& topic, const void* data, size_t size, boo
   for (const auto& t : *targets) {
     // The channel almost always exists: try the one-lock enqueue first and open the channel
     // (store round trips) only when the sender has none to that address.
-    Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
+    Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once, channel_hint);
     if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
       {
         std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
         st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
       }
-      if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once);
+      if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once, channel_hint);
     }
     if (!st && result.ok()) result = st;
   }
