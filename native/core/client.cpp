@@ -82,9 +82,11 @@ Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
 bool Client::in_callback() const { return callback_owner() == this; }
 
 std::shared_lock<std::shared_mutex> Client::lock_shared_state() const {
-  // Inside the receive callback run/stop may be waiting for this very thread: never block.
-  if (in_callback()) return std::shared_lock<std::shared_mutex>(life_mu_, std::try_to_lock);
-  return std::shared_lock<std::shared_mutex>(life_mu_);
+  // Free unless run or stop is under way: then the thread matters. Inside the receive
+  // callback run/stop may be waiting for this very thread: never block there.
+  std::shared_lock<std::shared_mutex> lock(life_mu_, std::try_to_lock);
+  if (!lock.owns_lock() && !in_callback()) lock.lock();
+  return lock;
 }
 
 std::string Client::bound_address() const {
@@ -452,7 +454,8 @@ Status Client::send_all(const std::string& topic, const void* data, size_t size,
   return send(topic, data, size, at_least_once, true);
 }
 
-Status Client::send(const std::string& topic, const void* data, size_t size, bool at_least_once,
+// Flattened (helpers inlined into it): it runs for every message, see liner_capi.cpp's send().
+[[gnu::flatten]] Status Client::send(const std::string& topic, const void* data, size_t size, bool at_least_once,
                     bool all) {
   const char* action = all ? "send_all" : "send_to";
   Status s = check_topic(topic, action);

@@ -18,7 +18,10 @@ struct Limits {
   std::atomic<size_t> max_send_queue_bytes{size_t(64) << 20};  // per peer, always enforced
 };
 
-Limits& limits();
+// Constant-initialised (every member has a constexpr constructor), so reading it needs no
+// function call or init guard: the send path reads it for every message.
+inline Limits g_limits;
+inline Limits& limits() { return g_limits; }
 
 // `option` if set, else the process-wide value.
 inline size_t effective(size_t option, const std::atomic<size_t>& global) {

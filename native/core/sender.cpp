@@ -283,9 +283,9 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   }
   size_t frame_size = kFrameOverhead + payload_size;
   size_t cost = frame_size + kPerMessageOverhead;
-  bool first = false;
-  Status busy = refuse_if_full_locked(ch, cost, &first);
-  if (!busy) {
+  if (!has_room_locked(ch, cost)) {
+    bool first = false;
+    Status busy = refuse_locked(ch, &first);
     lock.unlock();
     if (first) report_busy(ch, busy);
     return busy;
@@ -348,13 +348,13 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   return Status();
 }
 
-Status Sender::refuse_if_full_locked(Channel* ch, size_t cost, bool* first) {
-  *first = false;
+bool Sender::has_room_locked(const Channel* ch, size_t cost) const {
   size_t count_cap = queue_count_cap();
-  if (ch->held_count.get() == 0 ||
-      (ch->held_bytes.get() + cost <= queue_bytes_cap() &&
-       (!count_cap || ch->held_count.get() < count_cap)))
-    return Status();
+  return ch->held_count.get() == 0 ||
+         (ch->held_bytes.get() + cost <= queue_bytes_cap() && (!count_cap || ch->held_count.get() < count_cap));
+}
+
+Status Sender::refuse_locked(Channel* ch, bool* first) {
   // Only the first refusal after room was seen is news; the writable event ends the episode.
   *first = !ch->busy_reported;
   ch->busy_reported = true;

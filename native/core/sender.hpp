@@ -140,9 +140,11 @@ class Sender {
   // Under mu_: applies the batched releases to held_bytes / held_count, as enqueue's additions
   // are (one lock per channel and pass, not a locked update per message).
   void settle_locked(Channel* ch);
-  // Under mu_: Err::busy when `ch` has no room for `cost` more bytes; *first says whether this
-  // refusal is news (report_busy it once the lock is released).
-  Status refuse_if_full_locked(Channel* ch, size_t cost, bool* first);
+  // Under mu_: whether `ch` has room for `cost` more bytes (and one more message).
+  bool has_room_locked(const Channel* ch, size_t cost) const;
+  // Under mu_, when it has none: the Err::busy to return; *first says whether this refusal is
+  // news (report_busy it once the lock is released).
+  Status refuse_locked(Channel* ch, bool* first);
   void report_busy(Channel* ch, const Status& busy);
   void close_socket(Channel* ch);
   void set_events(Channel* ch, uint32_t events);
