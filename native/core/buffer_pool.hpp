@@ -1,7 +1,7 @@
-// Empty std::string buffers handed from the thread that is done with them to the thread that
-// fills the next ones. One malloc on the filling thread and one free on the other per message
-// cost more than the copy itself (the sender's frames, the listener's payloads), so those
-// buffers go round instead.
+// Empty buffers handed from the thread that is done with them to the thread that fills the
+// next ones. One malloc on the filling thread and one free on the other per segment cost
+// more than the copy itself, and fresh memory page-faults, so the sender's buffers go round
+// instead.
 //
 // Bounded: at most max_bytes of capacity is kept, and only buffers up to max_buffer each (a big
 // message's buffer goes back to malloc). Not thread-safe: each pool belongs to one thread, or is
@@ -9,9 +9,10 @@
 #pragma once
 #include <cstddef>
 #include <memory>
-#include <string>
 #include <utility>
 #include <vector>
+
+#include "core/bytes.hpp"
 
 namespace liner {
 
@@ -24,10 +25,10 @@ class BufferPool {
       : max_bytes_(max_bytes), max_buffer_(max_buffer) {}
 
   // Keeps `buffer`, emptied, if it is small enough and there is room; otherwise it is freed.
-  void give(std::string&& buffer) {
+  void give(Bytes&& buffer) {
     size_t capacity = buffer.capacity();
     if (capacity > max_buffer_ || bytes_ + capacity > max_bytes_) {
-      std::string().swap(buffer);
+      Bytes().swap(buffer);
       return;
     }
     buffer.clear();
@@ -35,10 +36,10 @@ class BufferPool {
     buffers_.push_back(std::move(buffer));
   }
 
-  // A kept buffer (empty, with its capacity), or a new empty string when none is kept.
-  std::string take() {
-    if (buffers_.empty()) return std::string();
-    std::string buffer = std::move(buffers_.back());
+  // A kept buffer (empty, with its capacity), or a new empty one when none is kept.
+  Bytes take() {
+    if (buffers_.empty()) return Bytes();
+    Bytes buffer = std::move(buffers_.back());
     buffers_.pop_back();
     bytes_ -= buffer.capacity();
     return buffer;
@@ -47,7 +48,7 @@ class BufferPool {
   // Frees every kept buffer.
   void clear() {
     if (buffers_.empty()) return;
-    std::vector<std::string>().swap(buffers_);
+    std::vector<Bytes>().swap(buffers_);
     bytes_ = 0;
   }
 
@@ -61,7 +62,7 @@ class BufferPool {
  private:
   size_t max_bytes_;
   size_t max_buffer_;
-  std::vector<std::string> buffers_;
+  std::vector<Bytes> buffers_;
   size_t bytes_ = 0;
 };
 

@@ -24,18 +24,20 @@ uint64_t load_be64(const uint8_t* p) {
 }  // namespace
 
 void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size) {
-  // This runs once per message on the caller's thread: the header is built on the stack and
-  // appended, where resize() would first zero the bytes it then overwrites.
-  char p[kFrameOverhead];
-  store_be32(p, uint32_t(kBodyHeaderSize + size));
-  store_be64(p + 4, h.number_mess);
-  store_be32(p + 12, uint32_t(h.connection_key));
-  store_be32(p + 16, uint32_t(h.topic_key));
-  p[20] = char(h.flags);
-  store_be32(p + 21, uint32_t(size));
-  out.reserve(out.size() + kFrameOverhead + size);
-  out.append(p, kFrameOverhead);
-  out.append(static_cast<const char*>(data), size);
+  size_t at = out.size();
+  out.resize(at + kFrameOverhead + size);
+  encode_frame_at(&out[at], h, data, size);
+}
+
+void encode_frame_at(char* out, FrameHeader h, const void* data, size_t size) {
+  // Direct stores: this runs once per message on the caller's thread.
+  store_be32(out, uint32_t(kBodyHeaderSize + size));
+  store_be64(out + 4, h.number_mess);
+  store_be32(out + 12, uint32_t(h.connection_key));
+  store_be32(out + 16, uint32_t(h.topic_key));
+  out[20] = char(h.flags);
+  store_be32(out + 21, uint32_t(size));
+  if (size) std::memcpy(out + kFrameOverhead, data, size);
 }
 
 void stamp_number(char* frame, uint64_t number) { store_be64(frame + kLengthPrefixSize, number); }

@@ -29,6 +29,8 @@ struct FrameHeader {
 
 // Appends one complete frame (prefix included) to `out`. data_len is taken from `size`.
 void encode_frame(std::string& out, FrameHeader header, const void* data, size_t size);
+// Writes the same frame at `out`, which has room for kFrameOverhead + size bytes.
+void encode_frame_at(char* out, FrameHeader header, const void* data, size_t size);
 // Writes `number` as the number_mess of the frame that starts at `frame` (as encode_frame
 // wrote it).
 void stamp_number(char* frame, uint64_t number);

@@ -298,10 +298,10 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     return Status();
   }
   h.connection_key = ch->ck;
-  std::string big;  // a frame too big to encode under the lock: a segment of its own
+  Bytes big;  // a frame too big to encode under the lock: a segment of its own
   if (payload_size > kEncodeUnderLock) {
     lock.unlock();
-    encode_frame(big, h, payload, payload_size);
+    encode_frame_at(big.extend(frame_size), h, payload, payload_size);
     lock.lock();
   }
   // Append to the segment being filled, or start one (with a buffer that went round before).
@@ -323,9 +323,9 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   uint64_t number = ++ch->last_number;
   if (big.empty()) {
     h.number_mess = number;
-    encode_frame(seg.bytes, h, payload, payload_size);
+    encode_frame_at(seg.bytes.extend(frame_size), h, payload, payload_size);
   } else {
-    stamp_number(&big[0], number);
+    stamp_number(big.data(), number);
     seg.bytes.swap(big);
   }
   ++seg.frames;
@@ -686,7 +686,7 @@ void Sender::spill(Channel* ch) {
       ++kept.frames;
       kept.last = number;
       kept.cost += f.size() + kPerMessageOverhead;
-      kept.bytes += f;
+      kept.bytes.append(f.data(), f.size());
     }
     // They were released above with the rest: still held.
     ch->released_bytes -= kept.cost;
@@ -726,8 +726,7 @@ bool Sender::load_backlog(Channel* ch) {
       ch->backlog.back().at_least_once = true;
     }
     Segment& seg = ch->backlog.back();
-    if (seg.bytes.empty() && f.size() > kSegmentBytes / 4) seg.bytes.swap(f);
-    else seg.bytes += f;
+    seg.bytes.append(f.data(), f.size());
     ++seg.frames;
     seg.last = number;
     ++ch->backlog_frames;
@@ -851,7 +850,7 @@ void Sender::retain(Channel* ch, Segment&& seg) {
   if (!ch->unacked.empty() && seg.bytes.size() <= kSegmentBytes / 4 &&
       ch->unacked.back().bytes.size() + seg.bytes.size() <= kSegmentBytes) {
     Segment& back = ch->unacked.back();
-    back.bytes += seg.bytes;
+    back.bytes.append(seg.bytes.data(), seg.bytes.size());
     back.last = seg.last;
     back.frames += seg.frames;
     back.cost += seg.cost;

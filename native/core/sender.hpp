@@ -102,7 +102,7 @@ class Sender {
   // Encoded frames back to back, in number order. Messages are queued, written, retained and
   // released in runs like this (one write, one hand-off, one buffer per run), not one by one.
   struct Segment {
-    std::string bytes;
+    Bytes bytes;
     uint64_t last = 0;  // number_mess of the last frame
     size_t frames = 0;
     size_t cost = 0;             // counted against the queue caps (0 for stored frames)
