@@ -57,7 +57,7 @@ export interface ClientOptions {
   maxSendQueueMessages?: number;
   /** Same as `maxSendQueueMessages` (the name of C's `lnr_set_max_send_queue`); give one of the two. */
   maxSendQueue?: number;
-  /** Bytes read from sockets and not yet delivered before the client stops reading. Default 64 MiB. */
+  /** Bytes the core reads from sockets before it delivers them and reads again. At most, and by default, 1 MiB. */
   maxReceiveQueueBytes?: number;
   /**
    * Bytes received but not yet handed to your handlers (and, per `messages()` iterator, not

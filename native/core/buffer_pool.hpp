@@ -67,8 +67,8 @@ class BufferPool {
 };
 
 // Fixed-size blocks the listener reads sockets into. Decoded frames point into the block they
-// arrived in (no copy per message), so a block travels to the delivery thread with its batch and
-// comes back once every message in it was delivered. Bounded like BufferPool: at most
+// arrived in (no copy per message), so a block stays with its batch and is reused once every
+// message in it was delivered. Bounded like BufferPool: at most
 // kMaxKept blocks wait for reuse, the rest go back to the allocator.
 class BlockPool {
  public:
@@ -87,11 +87,6 @@ class BlockPool {
     Block block = std::move(blocks_.back());
     blocks_.pop_back();
     return block;
-  }
-
-  void move_into(BlockPool& into) {
-    for (auto& block : blocks_) into.give(std::move(block));
-    blocks_.clear();
   }
 
  private:

@@ -181,8 +181,8 @@ Status Client::run(ReceiveFn receive) {
   watch_.reset(new DirectoryWatch(
       std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
       [this] { refresh_routes(); }));
-  s = delivery_->start();
-  if (s) s = listener_->start();
+  delivery_->start();
+  s = listener_->start();
   if (s) s = sender_->start();
   if (s) s = watch_->start();
   if (!s) {

@@ -37,7 +37,7 @@ struct ClientOptions {
   size_t compress_threshold = 0;
   size_t max_send_queue_bytes = 0;
   size_t max_send_queue_messages = 0;
-  size_t max_receive_queue_bytes = size_t(64) << 20;  // decoded, not yet delivered
+  size_t max_receive_queue_bytes = size_t(1) << 20;  // read, not yet delivered (at most 1 MiB)
 };
 
 // Counters since creation (queue depths: now).

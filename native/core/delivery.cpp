@@ -4,7 +4,6 @@
 
 #include "core/compress.hpp"
 #include "core/log.hpp"
-#include "core/thread.hpp"
 
 namespace liner {
 namespace {
@@ -25,72 +24,42 @@ constexpr uint64_t kAckFlushBytes = uint64_t(1) << 20;
 // Long batches behind a slow callback still acknowledge as they go: the clock is read every
 // 256 messages, and after every message this big.
 constexpr size_t kAckCheckSize = 16 * 1024;
-constexpr auto kIdleWait = milliseconds(100);
+constexpr auto kIdleWait = milliseconds(1000);
+constexpr size_t kDefaultBatchBytes = size_t(1) << 20;
 // After a failed ack write (the store is down) early flushes wait this long instead, so that
 // a listener with acks to write does not retry, and report, every millisecond.
 constexpr auto kAckRetryGap = milliseconds(100);
 
 }  // namespace
 
-Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_queued_bytes,
+Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_batch_bytes,
                    size_t max_message_size, const StatusSink* status)
     : store_(std::move(store)),
       receive_(std::move(receive)),
-      max_queued_bytes_(max_queued_bytes ? max_queued_bytes : size_t(64) << 20),
+      max_batch_bytes_(max_batch_bytes ? std::min(max_batch_bytes, kDefaultBatchBytes) : kDefaultBatchBytes),
       max_message_size_(max_message_size),
       status_(status) {}
 
-Delivery::~Delivery() { stop(); }
+Delivery::~Delivery() = default;
 
-Status Delivery::start() {
-  stopping_ = false;
+void Delivery::start() {
   last_flush_ = Clock::now();
   early_gap_ = kAckFlushMinGap;
-  return start_thread(&thread_, "lnr-delivery", [this] { loop(); });
 }
 
-void Delivery::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  has_work_.notify_all();
-  has_room_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-bool Delivery::push(InboundBatch& batch, BlockPool* refill) {
-  std::unique_lock<std::mutex> lock(mu_);
-  has_room_.wait(lock, [&] { return stopping_ || queue_.bytes + delivering_bytes_ < max_queued_bytes_; });
-  if (stopping_) return false;
-  if (refill) spare_.move_into(*refill);
-  bool was_empty = queue_.items.empty();
-  if (was_empty) {
-    queue_.items.swap(batch.items);
-  } else {
-    for (auto& in : batch.items) queue_.items.push_back(std::move(in));
-  }
-  for (auto& block : batch.blocks) queue_.blocks.push_back(std::move(block));
-  for (auto& copy : batch.copies) queue_.copies.push_back(std::move(copy));
-  for (auto& frame : batch.frames) queue_.frames.push_back(std::move(frame));
-  queue_.bytes += batch.bytes;
-  batch.clear();
-  lock.unlock();
-  if (was_empty) has_work_.notify_one();
-  return true;
-}
+void Delivery::stop() { flush_acks(true); }
 
 void Delivery::set_topic(int32_t topic_key, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   topics_[topic_key] = name;
+  topics_version_.fetch_add(1, std::memory_order_release);
 }
 
 void Delivery::remove_topic(int32_t topic_key) {
   std::lock_guard<std::mutex> lock(mu_);
   topics_.erase(topic_key);
+  topics_version_.fetch_add(1, std::memory_order_release);
 }
-
-bool Delivery::on_delivery_thread() const { return std::this_thread::get_id() == thread_id_; }
 
 DeliveryStats Delivery::stats() const {
   DeliveryStats out;
@@ -99,73 +68,48 @@ DeliveryStats Delivery::stats() const {
   out.duplicates = duplicates_.get();
   out.unknown_topic = unknown_topic_.get();
   out.undecodable = undecodable_.get();
-  std::lock_guard<std::mutex> lock(mu_);
-  out.queued_bytes = queue_.bytes + delivering_bytes_;
+  out.queued_bytes = in_hand_.get();
   return out;
 }
 
-void Delivery::loop() {
-  thread_id_ = std::this_thread::get_id();
-  InboundBatch batch;
-  BlockPool returned;  // this batch's blocks, handed back at the next swap
-  std::map<int32_t, std::string> topics;
-  for (;;) {
-    bool stopping;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      has_work_.wait_for(lock, until_ack_due(), [&] { return stopping_ || !queue_.items.empty(); });
-      returned.move_into(spare_);
-      std::swap(batch, queue_);
-      // Still held until delivered: the budget bounds the memory of the queue and of the batch
-      // in hand together.
-      delivering_bytes_ = batch.bytes;
-      queue_.bytes = 0;
-      stopping = stopping_;
-      topics = topics_;
-    }
-    // Frames come in runs for one topic: look the name up once per run.
-    int32_t last_key = 0;
-    const std::string* to = nullptr;
-    for (const auto& in : batch.items) {
-      if (in.closed) {
-        flush_acks(true);
-        connection_closed(in.conn_id);
-        continue;
-      }
-      ChannelIn& ch = channel(in.header.connection_key, in.conn_id);
-      if (!to || in.header.topic_key != last_key) {
-        auto it = topics.find(in.header.topic_key);
-        to = it == topics.end() ? nullptr : &it->second;
-        last_key = in.header.topic_key;
-      }
-      if (!to) {
-        // Not (or no longer) ours: liner_broker drops these too, but still acknowledges them.
-        if (in.header.number_mess > ch.delivered) {
-          ch.delivered = in.header.number_mess;
-          ++ch.unsaved;
-          ++unsaved_total_;
-        }
-        unknown_topic_.add(1);
-        continue;
-      }
-      deliver(in, *to, ch);
-      if (early_flush_wanted() && (unsaved_total_ % 256 == 0 || in.size() >= kAckCheckSize))
-        flush_acks(false);
-    }
-    for (auto& block : batch.blocks) returned.give(std::move(block));
-    batch.clear();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      delivering_bytes_ = 0;
-    }
-    has_room_.notify_all();
-    flush_acks(false);
-    if (stopping) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.items.empty()) break;
-    }
+void Delivery::deliver(const InboundBatch& batch) {
+  if (topics_version_.load(std::memory_order_acquire) != topics_seen_version_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    topics_seen_ = topics_;
+    topics_seen_version_ = topics_version_.load(std::memory_order_relaxed);
   }
-  flush_acks(true);
+  in_hand_.add(batch.bytes);
+  // Frames come in runs for one topic: look the name up once per run.
+  int32_t last_key = 0;
+  const std::string* to = nullptr;
+  for (const auto& in : batch.items) {
+    if (in.closed) {
+      flush_acks(true);
+      connection_closed(in.conn_id);
+      continue;
+    }
+    ChannelIn& ch = channel(in.header.connection_key, in.conn_id);
+    if (!to || in.header.topic_key != last_key) {
+      auto it = topics_seen_.find(in.header.topic_key);
+      to = it == topics_seen_.end() ? nullptr : &it->second;
+      last_key = in.header.topic_key;
+    }
+    if (!to) {
+      // Not (or no longer) ours: liner_broker drops these too, but still acknowledges them.
+      if (in.header.number_mess > ch.delivered) {
+        ch.delivered = in.header.number_mess;
+        ++ch.unsaved;
+        ++unsaved_total_;
+      }
+      unknown_topic_.add(1);
+      continue;
+    }
+    deliver_one(in, *to, ch);
+    if (early_flush_wanted() && (unsaved_total_ % 256 == 0 || in.size() >= kAckCheckSize))
+      flush_acks(false);
+  }
+  in_hand_.subtract(batch.bytes);
+  flush_acks(false);
 }
 
 Delivery::ChannelIn& Delivery::channel(int32_t ck, uint64_t conn_id) {
@@ -215,7 +159,7 @@ void Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
     status_->emit(StatusKind::peer_connected, ch.from, "", "sender connected");
 }
 
-void Delivery::deliver(const Inbound& in, const std::string& to, ChannelIn& ch) {
+void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch) {
   const FrameHeader& h = in.header;
   if (h.number_mess <= ch.delivered) {
     duplicates_.add(1);
@@ -252,13 +196,14 @@ bool Delivery::early_flush_wanted() const {
   return unsaved_total_ >= kAckFlushBacklog || unsaved_bytes_ >= kAckFlushBytes;
 }
 
-std::chrono::microseconds Delivery::until_ack_due() const {
+milliseconds Delivery::until_ack_due() const {
   if (unsaved_total_ == 0) return kIdleWait;
   // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
-  // deliver (a sender whose queue is full sends nothing until it sees this ack).
+  // deliver (a sender whose queue is full sends nothing until it sees this ack). Rounded up:
+  // epoll_wait counts in milliseconds, and waking early would only spin.
   auto due = last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod);
-  auto left = std::chrono::duration_cast<std::chrono::microseconds>(due - Clock::now());
-  return std::max(std::chrono::microseconds(0), std::min<std::chrono::microseconds>(left, kIdleWait));
+  auto left = std::chrono::ceil<milliseconds>(due - Clock::now());
+  return std::max(milliseconds(0), std::min<milliseconds>(left, kIdleWait));
 }
 
 void Delivery::flush_acks(bool force) {

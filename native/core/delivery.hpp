@@ -1,21 +1,25 @@
-// The receiving half after the socket: a bounded queue of decoded frames and the client's one
-// delivery thread, which deduplicates by (connection key, number_mess), resolves names,
-// decompresses, calls the user callback and writes acknowledgements to the store.
+// The receiving half after the socket: deduplicates decoded frames by (connection key,
+// number_mess), resolves names, decompresses, calls the user callback and writes
+// acknowledgements to the store.
+//
+// It runs on the listener's thread, right after the read that brought the frames in: the
+// payload is still in that core's cache when the callback reads it, and no frame waits in a
+// queue for a second thread to wake up. While a callback runs nothing is read, so a slow
+// consumer makes TCP push back on its senders.
 //
 // Acks ("lnr_connection:{ck}:mess_number") are written after the callback returned: about once
 // a second, sooner when many messages are waiting to be acknowledged (so at-least-once senders
 // can free memory), and at once when a connection closes (so a restarting sender starts its
 // numbering after what was really delivered).
 #pragma once
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/buffer_pool.hpp"
@@ -38,7 +42,7 @@ struct Inbound {
   size_t size() const { return header.data_len; }
 };
 
-// What the listener hands over at once: decoded frames and the memory their payloads live in.
+// What the listener delivers at once: decoded frames and the memory their payloads live in.
 struct InboundBatch {
   std::vector<Inbound> items;
   std::vector<BlockPool::Block> blocks;       // socket reads, back to the listener's pool
@@ -46,7 +50,7 @@ struct InboundBatch {
   // Frames that straddled reads, in the buffer the decoder assembled them in (behind a
   // pointer: payloads point into them, and the batch moves).
   std::vector<std::unique_ptr<std::string>> frames;
-  size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's budget
+  size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's batch budget
 
   bool empty() const { return items.empty(); }
   // Drops everything (blocks a caller wants back must be moved out first).
@@ -73,24 +77,31 @@ struct DeliveryStats {
 
 class Delivery {
  public:
-  // `status` (may be null) outlives the delivery.
-  Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_queued_bytes,
+  // `status` (may be null) outlives the delivery. `max_batch_bytes` bounds what the listener
+  // reads before it delivers (0: the default).
+  Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_batch_bytes,
            size_t max_message_size, const StatusSink* status);
   ~Delivery();
 
-  Status start();
-  // Delivers everything queued, writes the final acks, joins the thread.
+  // Threads: start(), deliver(), tick() and until_ack_due() on the listener's thread (or before
+  // it starts); stop() after it stopped; the rest from anywhere.
+
+  void start();
+  // Writes the final acks.
   void stop();
 
-  // Hands a batch over (and leaves `batch` empty). Blocks while the queue is over its byte
-  // budget (the listener then stops reading, and TCP pushes back on senders); returns false
-  // once stopping. Blocks whose messages were all delivered are moved into *refill (when given)
-  // for the listener to read into next.
-  bool push(InboundBatch& batch, BlockPool* refill = nullptr);
+  // Delivers every frame of the batch and flushes acks that fell due. The batch keeps its
+  // memory for the caller to recycle.
+  void deliver(const InboundBatch& batch);
+  // Flushes acks that fell due with nothing new to deliver.
+  void tick() { flush_acks(false); }
+  // How long the listener may sleep before an ack flush falls due.
+  std::chrono::milliseconds until_ack_due() const;
+  // Bytes the listener gathers at most before it delivers them.
+  size_t max_batch_bytes() const { return max_batch_bytes_; }
 
   void set_topic(int32_t topic_key, const std::string& name);
   void remove_topic(int32_t topic_key);
-  bool on_delivery_thread() const;
   DeliveryStats stats() const;
 
  private:
@@ -103,33 +114,27 @@ class Delivery {
     uint64_t unsaved = 0;    // delivered since the last write
   };
 
-  void loop();
-  void deliver(const Inbound& in, const std::string& to, ChannelIn& ch);
+  void deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch);
   ChannelIn& channel(int32_t ck, uint64_t conn_id);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
   void flush_acks(bool force);
   // Enough delivered without an ack that the flush should not wait for its period.
   bool early_flush_wanted() const;
-  // How long the thread may sleep before an ack flush falls due.
-  std::chrono::microseconds until_ack_due() const;
   void connection_closed(uint64_t conn_id);
 
   std::unique_ptr<Store> store_;
   ReceiveFn receive_;
-  size_t max_queued_bytes_;
+  size_t max_batch_bytes_;
   size_t max_message_size_;
   const StatusSink* status_;
 
   mutable std::mutex mu_;
-  std::condition_variable has_work_;
-  std::condition_variable has_room_;
-  InboundBatch queue_;
-  size_t delivering_bytes_ = 0;  // of the batch the delivery thread has in hand
-  BlockPool spare_;  // blocks of delivered batches, for push() to hand back
-  bool stopping_ = false;
   std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to
+  std::atomic<uint64_t> topics_version_{1};  // bumped by every change to topics_
 
-  // Delivery thread only.
+  // Listener thread only.
+  std::map<int32_t, std::string> topics_seen_;  // copy of topics_ at topics_seen_version_
+  uint64_t topics_seen_version_ = 0;
   std::map<int32_t, ChannelIn> channels_;
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel
   int32_t last_ck_ = 0;
@@ -137,10 +142,9 @@ class Delivery {
   std::chrono::steady_clock::duration early_gap_{};  // kAckFlushMinGap, or kAckRetryGap
   uint64_t unsaved_total_ = 0;
   uint64_t unsaved_bytes_ = 0;  // payload bytes of those
-  std::thread thread_;
-  std::thread::id thread_id_;
-  // Written by the delivery thread only, read by stats(): no lock per message.
+  // Written by the listener thread only, read by stats(): no lock per message.
   RelaxedCounter delivered_, bytes_delivered_, duplicates_, unknown_topic_, undecodable_;
+  RelaxedCounter in_hand_;  // bytes of the batch being delivered
 };
 
 }  // namespace liner

@@ -16,7 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up, for fairness
-constexpr size_t kBatchBytes = size_t(1) << 20;    // hand over to Delivery at least this often
 constexpr size_t kZeroCopyRead = BlockPool::kBlockSize / 4;  // a read at least this full is kept
 constexpr size_t kKeepAssembled = 16 * 1024;  // a frame this big is not copied out of the decoder
 
@@ -171,12 +170,20 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
   }
 }
 
+void Listener::deliver(InboundBatch& batch) {
+  delivery_->deliver(batch);
+  for (auto& block : batch.blocks) pool_.give(std::move(block));
+  batch.clear();
+}
+
 void Listener::loop() {
   InboundBatch batch;
   epoll_event events[128];
   auto last_stall_check = Clock::now();
+  const size_t batch_bytes = delivery_->max_batch_bytes();
   while (!stopping_) {
-    int n = epoll_wait(epfd_, events, 128, 1000);
+    int timeout_ms = int(delivery_->until_ack_due().count());
+    int n = epoll_wait(epfd_, events, 128, timeout_ms);
     for (int i = 0; i < n && !stopping_; ++i) {
       uint64_t id = events[i].data.u64;
       if (id == 0) {
@@ -187,9 +194,10 @@ void Listener::loop() {
         auto it = conns_.find(id);
         if (it != conns_.end()) read_from(it->second.get(), batch);
       }
-      if (batch.bytes >= kBatchBytes && !delivery_->push(batch, &pool_)) return;
+      if (batch.bytes >= batch_bytes) deliver(batch);
     }
-    if (!batch.empty() && !delivery_->push(batch, &pool_)) return;
+    if (!batch.empty()) deliver(batch);
+    delivery_->tick();
     auto now = Clock::now();
     if (now - last_stall_check >= std::chrono::seconds(1)) {
       last_stall_check = now;
@@ -201,9 +209,11 @@ void Listener::loop() {
         ++rejected_;
         drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
       }
-      if (!batch.empty() && !delivery_->push(batch, &pool_)) return;
+      if (!batch.empty()) deliver(batch);
     }
   }
+  // Stopping: what was read is delivered (best-effort frames have no second chance).
+  if (!batch.empty()) deliver(batch);
 }
 
 }  // namespace liner

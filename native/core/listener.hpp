@@ -1,7 +1,8 @@
 // The incoming side of a client: accepts TCP connections from senders and parses their frame
-// streams on one epoll thread, handing decoded frames to Delivery in batches. It never writes
-// to a socket (liner_broker's protocol is one-way). Invalid frames, and frames that stall
-// mid-way for longer than the stall timeout, close that connection only.
+// streams on one epoll thread, which is also the client's delivery thread: what a wake-up read
+// is delivered (Delivery) before the next one. It never writes to a socket (liner_broker's
+// protocol is one-way). Invalid frames, and frames that stall mid-way for longer than the
+// stall timeout, close that connection only.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -26,8 +27,8 @@ class Listener {
   // Binds before anything is registered, so a failed bind leaves no trace in the store.
   Status bind(const std::string& localhost, std::string* bound);
   Status start();
-  // Stops accepting and reading. Connections stay open until close_connections(), so that
-  // senders see the close only after Delivery wrote the final acks.
+  // Stops accepting and reading, and delivers what was read. Connections stay open until
+  // close_connections(), so that senders see the close only after Delivery wrote the final acks.
   void stop();
   void close_connections();
 
@@ -46,6 +47,8 @@ class Listener {
   void accept_all();
   void read_from(Connection* c, InboundBatch& batch);
   void drop(Connection* c, InboundBatch& batch, const std::string& why);
+  // Delivers the batch and takes its blocks back for the next reads.
+  void deliver(InboundBatch& batch);
 
   Delivery* delivery_;
   uint32_t max_body_;
@@ -58,7 +61,7 @@ class Listener {
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::atomic<uint64_t> rejected_{0};
-  BlockPool pool_;           // listener thread: blocks Delivery::push handed back
+  BlockPool pool_;           // listener thread: blocks whose messages were delivered
   BlockPool::Block block_;   // the block the next read goes into
 };
 

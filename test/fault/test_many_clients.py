@@ -1,7 +1,7 @@
 """200 clients in one process (many_clients.py), each sending 5 at-least-once messages to 3
 others: all are created, run, deliver and close cleanly, and the process's file descriptors
-and threads return to their starting counts after close. Per client while running: 4 threads
-(listener, sender, delivery, directory watch) and about 8 descriptors (listening socket, 2
+and threads return to their starting counts after close. Per client while running: 3 threads
+(listener, which also delivers; sender; directory watch) and about 8 descriptors (listening socket, 2
 epoll, 2 eventfd, Redis connections) plus those of its TCP connections to and from peers."""
 import json
 import os
@@ -13,7 +13,7 @@ from faultkit import HERE, ROOT, report
 CLIENTS = 200
 TARGETS = 3
 MESSAGES = 5
-THREADS_PER_CLIENT = 4
+THREADS_PER_CLIENT = 3
 FDS_PER_CLIENT_MAX = 20
 
 
