@@ -29,7 +29,16 @@ Inbox::~Inbox() {
   for (size_t i = sealed_head_; i < sealed_.size(); ++i) std::free(sealed_[i].data);
 }
 
-uint32_t Inbox::name_id(const std::string& name) {
+uint32_t Inbox::name_id(const std::string& name, RecentName& recent) {
+  // Messages come in runs from one sender to one topic: a compare instead of a hash per name.
+  if (recent.known && recent.name == name) return recent.id;
+  recent.id = lookup_id(name);
+  recent.name = name;
+  recent.known = true;
+  return recent.id;
+}
+
+uint32_t Inbox::lookup_id(const std::string& name) {
   auto it = ids_.find(name);
   if (it != ids_.end()) return it->second;
   uint32_t id = uint32_t(ids_.size());
@@ -78,8 +87,8 @@ void Inbox::receive(const std::string& to, const std::string& from, const char* 
   std::memcpy(current_.data + current_.used, data, size);
   current_.meta.push_back(uint32_t(current_.used));
   current_.meta.push_back(uint32_t(size));
-  current_.meta.push_back(name_id(to));
-  current_.meta.push_back(name_id(from));
+  current_.meta.push_back(name_id(to, recent_to_));
+  current_.meta.push_back(name_id(from, recent_from_));
   current_.used += size;
   ++stats_.messages;
   stats_.bytes += size;

@@ -81,7 +81,13 @@ class Inbox {
   InboxStats stats() const;
 
  private:
-  uint32_t name_id(const std::string& name);
+  struct RecentName {
+    std::string name;
+    uint32_t id = 0;
+    bool known = false;
+  };
+  uint32_t name_id(const std::string& name, RecentName& recent);
+  uint32_t lookup_id(const std::string& name);
   void seal_current();
   void wake_locked();
 
@@ -94,6 +100,7 @@ class Inbox {
   std::vector<Arena> sealed_;  // oldest first; consumed from sealed_head_
   size_t sealed_head_ = 0;
   std::unordered_map<std::string, uint32_t> ids_;
+  RecentName recent_to_, recent_from_;  // last names looked up, for runs of messages
   std::vector<std::string> new_names_;  // named since the last take()
   std::vector<liner::StatusEvent> events_;
   bool js_idle_ = true;        // JS found nothing the last time it looked
