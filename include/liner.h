@@ -311,7 +311,7 @@ LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uDat
  *   Listeners apply it from their next lnr_run().
  * - compress threshold: payloads strictly larger are zstd-compressed (default 1 MiB). 0 refused.
  * - max send queue: messages per peer held in RAM (queued or awaiting acknowledgement) before
- *   sends fail with LNR_ERR_BUSY; 0 (default) = no count limit. A byte limit of 64 MiB per peer
+ *   sends fail with LNR_ERR_BUSY; 0 (default) = no count limit. A byte limit of 8 MiB per peer
  *   always applies (lnr_set_max_send_queue_bytes).
  */
 LNR_API BOOL lnr_set_max_message_size(size_t bytes);
@@ -320,7 +320,7 @@ LNR_API BOOL lnr_set_compress_threshold(size_t bytes);
 LNR_API size_t lnr_get_compress_threshold(void);
 LNR_API BOOL lnr_set_max_send_queue(size_t messages);
 LNR_API size_t lnr_get_max_send_queue(void);
-/** liner: bytes per peer held in RAM before LNR_ERR_BUSY (default 64 MiB). 0 is refused. */
+/** liner: bytes per peer held in RAM before LNR_ERR_BUSY (default 8 MiB). 0 is refused. */
 LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes);
 LNR_API size_t lnr_get_max_send_queue_bytes(void);
 

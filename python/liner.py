@@ -394,7 +394,7 @@ def get_max_send_queue():
 
 
 def set_max_send_queue_bytes(nbytes):
-    """liner: bytes per peer held in RAM before sends fail with ``ERR_BUSY`` (default 64 MiB;
+    """liner: bytes per peer held in RAM before sends fail with ``ERR_BUSY`` (default 8 MiB;
     always enforced). Process-wide, read at every send. Returns False for 0 or a negative
     value."""
     n = _size_arg(nbytes, "nbytes")

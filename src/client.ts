@@ -51,7 +51,7 @@ export interface ClientOptions {
   maxMessageSize?: number;
   /** Payloads larger than this are zstd-compressed on the wire. Process-wide default 1 MiB. */
   compressThreshold?: number;
-  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default 64 MiB. */
+  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default 8 MiB. */
   maxSendQueueBytes?: number;
   /** Per peer: messages queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default: no count limit. */
   maxSendQueueMessages?: number;

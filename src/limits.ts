@@ -23,7 +23,7 @@ export interface Limits {
   compressThreshold: number;
   /** Per peer: messages queued or awaiting acknowledgement before sends to it throw `BUSY`. Default 0: no count limit. */
   maxSendQueueMessages: number;
-  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Default 64 MiB; at least 1. */
+  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Default 8 MiB; at least 1. */
   maxSendQueueBytes: number;
 }
 

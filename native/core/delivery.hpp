@@ -96,7 +96,7 @@ class Delivery {
   // Flushes acks that fell due with nothing new to deliver.
   void tick() { flush_acks(false); }
   // How long the listener may sleep before an ack flush falls due.
-  std::chrono::milliseconds until_ack_due() const;
+  std::chrono::microseconds until_ack_due() const;
   // Bytes the listener gathers at most before it delivers them.
   size_t max_batch_bytes() const { return max_batch_bytes_; }
 

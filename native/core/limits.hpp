@@ -15,7 +15,7 @@ struct Limits {
   std::atomic<size_t> max_message_size{kDefaultMaxBodySize - kBodyHeaderSize};
   std::atomic<size_t> compress_threshold{kDefaultCompressThreshold};
   std::atomic<size_t> max_send_queue{0};  // messages per peer; 0 = no count limit
-  std::atomic<size_t> max_send_queue_bytes{size_t(64) << 20};  // per peer, always enforced
+  std::atomic<size_t> max_send_queue_bytes{size_t(8) << 20};  // per peer, always enforced
 };
 
 // Constant-initialised (every member has a constexpr constructor), so reading it needs no

@@ -170,6 +170,19 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
   }
 }
 
+int Listener::wait_for_events(epoll_event* events, int max, std::chrono::microseconds timeout) {
+  // Ack flushes fall due at sub-millisecond gaps: epoll_pwait2 takes a timespec. Kernels before
+  // 5.11 lack it; epoll_wait then sleeps whole milliseconds, rounded up (rounding down would
+  // spin until the flush is due).
+  if (have_pwait2_) {
+    timespec ts{time_t(timeout.count() / 1000000), long(timeout.count() % 1000000) * 1000};
+    int n = epoll_pwait2(epfd_, events, max, &ts, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    have_pwait2_ = false;
+  }
+  return epoll_wait(epfd_, events, max, int((timeout.count() + 999) / 1000));
+}
+
 void Listener::deliver(InboundBatch& batch) {
   delivery_->deliver(batch);
   for (auto& block : batch.blocks) pool_.give(std::move(block));
@@ -182,8 +195,7 @@ void Listener::loop() {
   auto last_stall_check = Clock::now();
   const size_t batch_bytes = delivery_->max_batch_bytes();
   while (!stopping_) {
-    int timeout_ms = int(delivery_->until_ack_due().count());
-    int n = epoll_wait(epfd_, events, 128, timeout_ms);
+    int n = wait_for_events(events, 128, delivery_->until_ack_due());
     for (int i = 0; i < n && !stopping_; ++i) {
       uint64_t id = events[i].data.u64;
       if (id == 0) {

@@ -4,6 +4,8 @@
 // protocol is one-way). Invalid frames, and frames that stall mid-way for longer than the
 // stall timeout, close that connection only.
 #pragma once
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -47,6 +49,7 @@ class Listener {
   void accept_all();
   void read_from(Connection* c, InboundBatch& batch);
   void drop(Connection* c, InboundBatch& batch, const std::string& why);
+  int wait_for_events(epoll_event* events, int max, std::chrono::microseconds timeout);
   // Delivers the batch and takes its blocks back for the next reads.
   void deliver(InboundBatch& batch);
 
@@ -55,6 +58,7 @@ class Listener {
   std::chrono::milliseconds stall_timeout_;
   int listen_fd_ = -1;
   int epfd_ = -1;
+  bool have_pwait2_ = true;  // until the kernel says ENOSYS
   Waker waker_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

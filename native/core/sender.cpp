@@ -27,12 +27,12 @@ constexpr int kBackoffFirstMs = 100;
 constexpr int kBackoffMaxMs = 2000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
 constexpr auto kAckPollUnderPressure = milliseconds(20);
-// With this many messages awaiting their ack, the listener is flushing acks every millisecond
-// (Delivery's kAckFlushBacklog): read them as often, so memory is released and
+// With this many messages awaiting their ack, the listener is flushing acks every half
+// millisecond (Delivery's kAckFlushBacklog): read them as often, so memory is released and
 // reused instead of piling up for a whole poll period.
 constexpr size_t kAckPollBacklog = 1024;
 constexpr size_t kAckPollBytes = size_t(1) << 20;  // or this many bytes (Delivery's kAckFlushBytes)
-constexpr auto kAckPollStreaming = milliseconds(1);
+constexpr auto kAckPollStreaming = std::chrono::microseconds(500);
 constexpr auto kAckPollRetry = milliseconds(100);  // after a failed poll: the store is down
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding

@@ -939,7 +939,7 @@ TEST(CapiLimits, DefaultsSettersAndRefusals) {
   EXPECT_EQ(lnr_get_max_message_size(), kDefaultMaxMessage);
   EXPECT_EQ(lnr_get_compress_threshold(), size_t(1) << 20);
   EXPECT_EQ(lnr_get_max_send_queue(), 0u);
-  EXPECT_EQ(lnr_get_max_send_queue_bytes(), size_t(64) << 20);
+  EXPECT_EQ(lnr_get_max_send_queue_bytes(), size_t(8) << 20);
 
   EXPECT_EQ(lnr_set_max_message_size(1000), TRUE);
   EXPECT_EQ(lnr_get_max_message_size(), 1000u);

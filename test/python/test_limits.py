@@ -20,7 +20,7 @@ def test_defaults(restore_limits):
     assert liner.get_max_message_size() == DEFAULT_MAX_MESSAGE
     assert liner.get_compress_threshold() == 1 << 20
     assert liner.get_max_send_queue() == 0
-    assert liner.get_max_send_queue_bytes() == 64 << 20
+    assert liner.get_max_send_queue_bytes() == 8 << 20
 
 
 def test_setters_round_trip_and_refuse_bad_values(restore_limits):

@@ -16,7 +16,7 @@ const DEFAULTS = {
   maxMessageSize: 2 ** 30 - 21,
   compressThreshold: 1024 * 1024,
   maxSendQueueMessages: 0,
-  maxSendQueueBytes: 64 * 1024 * 1024,
+  maxSendQueueBytes: 8 * 1024 * 1024,
 };
 
 afterEach(() => setLimits(DEFAULTS)); // process-wide: this file's process only
