@@ -3,7 +3,7 @@
 interleaved (so that noise on this shared machine falls on every implementation alike), then
 prints the table and the targets of issue 4 and writes bench/RESULTS.md.
 
-    python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--out FILE]
+    python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--warmup N] [--out FILE]
 
 Needs LINER_REDIS_URL (bench/run.sh starts a throwaway redis-server) and the programs built by
 bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
@@ -268,9 +268,9 @@ def check_complete(impl, done, count):
 # ---------------------------------------------------------------------------------------------
 # The workloads: (key, label, kind, implementations, arguments)
 
-def workloads(smoke, count=None):
+def workloads(smoke, count=None, warmup=None):
     n = count or (2_000 if smoke else 100_000)  # 10 cycles of 10,000, timed as one stream
-    w = 500 if smoke else 10_000
+    w = warmup or (500 if smoke else 10_000)
     pings = 200 if smoke else 5_000
     drain_n = 2_000 if smoke else 100_000
     slow_n = 20_000 if smoke else 10_000_000
@@ -509,6 +509,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated substrings of workload keys")
     ap.add_argument("--count", type=int, help="messages per pair and fan-out run (default 100,000): "
                     "longer runs for profiling; RESULTS.md figures use the default")
+    ap.add_argument("--warmup", type=int, help="untimed messages before each pair and fan-out run "
+                    "(default 10,000): a longer one measures the steady state")
     ap.add_argument("--out", help="where to write the results (default bench/RESULTS.md; a run "
                     "with --only or --smoke writes nothing unless this is given)")
     ap.add_argument("--log", default=os.path.join(BUILD, "bench", "bench.log"))
@@ -521,7 +523,7 @@ def main():
         sys.exit("bench: --runs must be at least 1")
     os.makedirs(os.path.dirname(args.log), exist_ok=True)
     open(args.log, "w").close()
-    table = workloads(args.smoke, args.count)
+    table = workloads(args.smoke, args.count, args.warmup)
     only = [o for o in args.only.split(",") if o]
     print("liner bench: %d run(s) of %d workloads%s; stderr of every program in %s" % (
         runs, len(table), " (smoke)" if args.smoke else "", os.path.relpath(args.log, ROOT)), flush=True)
@@ -540,8 +542,9 @@ def main():
         return 1 if fatal else 0
     header = ["# Benchmark results", "",
               "Machine: %s." % machine(),
-              "Run: `npm run bench` (`python3 bench/run.py --runs %d`) on %s, %.0f minutes." % (
-                  runs, time.strftime("%Y-%m-%d"), (time.time() - started) / 60),
+              "Run: `npm run bench` (`python3 bench/run.py --runs %d%s`) on %s, %.0f minutes." % (
+                  runs, " --warmup %d" % args.warmup if args.warmup else "", time.strftime("%Y-%m-%d"),
+                  (time.time() - started) / 60),
               "", "Each figure is the median over %d runs, with the lowest and highest in brackets. "
               "Runs are interleaved: every workload runs once before any runs again. A pair run "
               "times 100,000 messages: 10 to 60 ms for liner's C API and raw TCP, where scheduling "
