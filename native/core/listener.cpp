@@ -208,8 +208,9 @@ void Listener::loop() {
       }
       if (batch.bytes >= batch_bytes) deliver(batch);
     }
+    // deliver() flushes acks that fell due; a pass with nothing to deliver checks them alone.
     if (!batch.empty()) deliver(batch);
-    delivery_->tick();
+    else delivery_->tick();
     auto now = Clock::now();
     if (now - last_stall_check >= std::chrono::seconds(1)) {
       last_stall_check = now;
