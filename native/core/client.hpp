@@ -37,7 +37,7 @@ struct ClientOptions {
   size_t compress_threshold = 0;
   size_t max_send_queue_bytes = 0;
   size_t max_send_queue_messages = 0;
-  size_t max_receive_queue_bytes = size_t(1) << 20;  // read, not yet delivered (at most 1 MiB)
+  size_t max_receive_queue_bytes = 0;  // read, not yet delivered; 0: Delivery's (1 MiB, also the most)
 };
 
 // Counters since creation (queue depths: now).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/ack_window.hpp"
 #include "core/compress.hpp"
 #include "core/log.hpp"
 
@@ -12,16 +13,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr auto kAckFlushPeriod = milliseconds(1000);  // as liner_broker's listener
-// A stream of at-least-once messages is acknowledged every ~1,000 messages or 1 MiB (at most
-// every 0.5 ms): the sender holds each message until it sees the ack, and a short window keeps
-// that memory small, warm in cache and its buffers reusable. A stream of 2-3 GB/s fills the
-// default 8 MiB send queue in about 3 ms, so its acks must come round well within that. One
-// SET per 1,000 messages is noise next to the deliveries.
-constexpr auto kAckFlushMinGap = std::chrono::microseconds(500);
-constexpr uint64_t kAckFlushBacklog = 1024;  // unacked deliveries that justify an early flush
-// ... or this many bytes of them: big messages fill a sender's queue long before 1,024 of them
-// are in flight, and it would wait for the once-a-second flush to make room.
-constexpr uint64_t kAckFlushBytes = uint64_t(1) << 20;
 // Long batches behind a slow callback still acknowledge as they go: the clock is read every
 // 256 messages, and after every message this big.
 constexpr size_t kAckCheckSize = 16 * 1024;
@@ -41,11 +32,9 @@ Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_b
       max_message_size_(max_message_size),
       status_(status) {}
 
-Delivery::~Delivery() = default;
-
 void Delivery::start() {
   last_flush_ = Clock::now();
-  early_gap_ = kAckFlushMinGap;
+  early_gap_ = kAckWindowGap;
 }
 
 void Delivery::stop() { flush_acks(true); }
@@ -194,7 +183,7 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
 }
 
 bool Delivery::early_flush_wanted() const {
-  return unsaved_total_ >= kAckFlushBacklog || unsaved_bytes_ >= kAckFlushBytes;
+  return unsaved_total_ >= kAckWindowMessages || unsaved_bytes_ >= kAckWindowBytes;
 }
 
 std::chrono::microseconds Delivery::until_ack_due() const {
@@ -216,7 +205,7 @@ void Delivery::flush_acks(bool force) {
   if (unsaved_total_ == 0) return;
   unsaved_total_ = 0;
   unsaved_bytes_ = 0;
-  early_gap_ = kAckFlushMinGap;
+  early_gap_ = kAckWindowGap;
   for (auto& kv : channels_) {
     ChannelIn& ch = kv.second;
     if (ch.delivered <= ch.saved) continue;

@@ -81,7 +81,6 @@ class Delivery {
   // reads before it delivers (0: the default).
   Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_batch_bytes,
            size_t max_message_size, const StatusSink* status);
-  ~Delivery();
 
   // Threads: start(), deliver(), tick() and until_ack_due() on the listener's thread (or before
   // it starts); stop() after it stopped; the rest from anywhere.
@@ -139,7 +138,7 @@ class Delivery {
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel
   int32_t last_ck_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
-  std::chrono::steady_clock::duration early_gap_{};  // kAckFlushMinGap, or kAckRetryGap
+  std::chrono::steady_clock::duration early_gap_{};  // kAckWindowGap, or kAckRetryGap
   uint64_t unsaved_total_ = 0;
   uint64_t unsaved_bytes_ = 0;  // payload bytes of those
   // Written by the listener thread only, read by stats(): no lock per message.

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 
+#include "core/ack_window.hpp"
 #include "core/counter.hpp"
 #include "core/frame.hpp"
 #include "core/log.hpp"
@@ -27,12 +28,6 @@ constexpr int kBackoffFirstMs = 100;
 constexpr int kBackoffMaxMs = 2000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
 constexpr auto kAckPollUnderPressure = milliseconds(20);
-// With this many messages awaiting their ack, the listener is flushing acks every half
-// millisecond (Delivery's kAckFlushBacklog): read them as often, so memory is released and
-// reused instead of piling up for a whole poll period.
-constexpr size_t kAckPollBacklog = 1024;
-constexpr size_t kAckPollBytes = size_t(1) << 20;  // or this many bytes (Delivery's kAckFlushBytes)
-constexpr auto kAckPollStreaming = std::chrono::microseconds(500);
 constexpr auto kAckPollRetry = milliseconds(100);  // after a failed poll: the store is down
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
@@ -376,8 +371,8 @@ Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   if (ch->ack_poll_failed) return ch->last_ack_poll + kAckPollRetry;
   // Messages written past the last ack seen (unacked holds segments, not messages).
   if (!ch->unacked.empty() &&
-      (ch->last_written - ch->acked >= kAckPollBacklog || ch->unacked_bytes >= kAckPollBytes))
-    return ch->last_ack_poll + kAckPollStreaming;
+      (ch->last_written - ch->acked >= kAckWindowMessages || ch->unacked_bytes >= kAckWindowBytes))
+    return ch->last_ack_poll + kAckWindowGap;  // the listener is flushing that often (ack_window.hpp)
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.get() > queue_bytes_cap() / 4 ||
                   (count_cap && ch->held_count.get() > count_cap / 4);

@@ -142,7 +142,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.compress_threshold = size_option(o, "compressThreshold", 0);
   options_.max_send_queue_bytes = size_option(o, "maxSendQueueBytes", 0);
   options_.max_send_queue_messages = size_option(o, "maxSendQueueMessages", 0);
-  options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", options_.max_receive_queue_bytes);
+  options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", 0);
   size_t in_flight = size_option(o, "maxInFlightBytes", kDefaultInFlightBytes);
   auto wake = wake_;
   inbox_ = std::make_shared<Inbox>(in_flight, [wake] {
