@@ -14,6 +14,7 @@
       'sources': [
         '<!@(node -p "require(\'fs\').readdirSync(\'<(liner_root)/native/core\').filter(f => f.endsWith(\'.cpp\')).sort().map(f => \'<(liner_root)/native/core/\' + f).join(\' \')")',
         '<(liner_root)/native/node/addon.cpp',
+        '<(liner_root)/native/node/arena_pool.cpp',
         '<(liner_root)/native/node/client_wrap.cpp',
         '<(liner_root)/native/node/errors.cpp',
         '<(liner_root)/native/node/inbox.cpp',

@@ -630,20 +630,25 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#send(true, topic, data, options);
   }
 
-  #checkedTopic = '';
+  // The topic the native side holds from the previous send (checked then), or undefined.
+  #nativeTopic: string | undefined;
 
   #send(all: boolean, topic: string, data: Payload, options: SendOptions | undefined): void {
     if (this.#state !== 'running') throw this.#notRunning(all ? 'sendAll' : 'sendTo');
     if (typeof topic !== 'string') throw invalid(`topic must be a string, not ${describe(topic)}`);
-    if (topic !== this.#checkedTopic) {
-      checkText('topic', topic);  // once per topic change, not on every send of a stream
-      this.#checkedTopic = topic;
+    // A stream to one topic checks and converts it once, not on every send.
+    let topicArg: string | null = null;
+    if (topic !== this.#nativeTopic) {
+      checkText('topic', topic);
+      topicArg = topic;
     }
     const payload = toPayload(data);
     const atLeastOnce = options?.atLeastOnce !== false;
+    if (topicArg !== null) this.#nativeTopic = undefined;  // until the native side has it, even if the call throws
     const rc = all
-      ? this.#native.sendAll(topic, payload, atLeastOnce)
-      : this.#native.sendTo(topic, payload, atLeastOnce);
+      ? this.#native.sendAll(topicArg, payload, atLeastOnce)
+      : this.#native.sendTo(topicArg, payload, atLeastOnce);
+    this.#nativeTopic = topic;
     if (rc !== 0) {
       const error = new LinerError(codeOf(rc), this.#native.lastError());
       if (error.code === 'BUSY') this.#gate.busy();

@@ -79,9 +79,13 @@ export interface NativeClient {
   pendingByPeer(): Promise<[address: string, topic: string, name: string, count: number][]>;
   clearStoredMessages(): Promise<void>;
   clearAddressesOfTopic(): Promise<void>;
-  /** Enqueues; returns 0 or a core error number (reason in lastError()). */
-  sendTo(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
-  sendAll(topic: string, data: string | Uint8Array, atLeastOnce: boolean): number;
+  /**
+   * Enqueues; returns 0 or a core error number (reason in lastError()). `topic` null means the
+   * topic of the previous sendTo/sendAll call, whatever its outcome: a stream to one topic is
+   * then not converted to UTF-8 once per message.
+   */
+  sendTo(topic: string | null, data: string | Uint8Array, atLeastOnce: boolean): number;
+  sendAll(topic: string | null, data: string | Uint8Array, atLeastOnce: boolean): number;
   lastError(): string;
   /** Checks the form of a literal "ip:port" ("" clears) and keeps it for the next run(); throws INVALID_ARG. */
   setAdvertise(address: string): void;

@@ -105,7 +105,7 @@ Status Client::check_topic(const std::string& topic, const char* action) const {
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-Status Client::run(ReceiveFn receive) {
+Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   if (in_callback()) return Status(Err::invalid_arg, "run cannot be called from the receive callback");
   std::unique_lock<std::shared_mutex> life(life_mu_);
   if (running_) {
@@ -124,8 +124,15 @@ Status Client::run(ReceiveFn receive) {
     CallbackScope scope(this);
     receive(to, from, data, size);
   };
+  BatchDoneFn wrapped_done;
+  if (batch_done) {
+    wrapped_done = [this, batch_done] {
+      CallbackScope scope(this);
+      batch_done();
+    };
+  }
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
-  delivery_.reset(new Delivery(std::move(delivery_store), wrapped, opt_.max_receive_queue_bytes,
+  delivery_.reset(new Delivery(std::move(delivery_store), wrapped, wrapped_done, opt_.max_receive_queue_bytes,
                                max_message, &status_));
   listener_.reset(new Listener(delivery_.get(),
                                uint32_t(std::min<size_t>(max_message + kBodyHeaderSize, UINT32_MAX))));

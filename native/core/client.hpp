@@ -73,7 +73,8 @@ class Client {
   static Status create(const ClientOptions& options, std::unique_ptr<Client>* out);
   ~Client();
 
-  Status run(ReceiveFn receive);
+  // `batch_done` (optional) follows the receive calls of each delivered batch.
+  Status run(ReceiveFn receive, BatchDoneFn batch_done = nullptr);
   Status stop();
   bool running() const { return running_.load(); }
 

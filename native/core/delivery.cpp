@@ -24,10 +24,11 @@ constexpr auto kAckRetryGap = milliseconds(100);
 
 }  // namespace
 
-Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_batch_bytes,
-                   size_t max_message_size, const StatusSink* status)
+Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, BatchDoneFn batch_done,
+                   size_t max_batch_bytes, size_t max_message_size, const StatusSink* status)
     : store_(std::move(store)),
       receive_(std::move(receive)),
+      batch_done_(std::move(batch_done)),
       max_batch_bytes_(max_batch_bytes ? std::min(max_batch_bytes, kDefaultBatchBytes) : kDefaultBatchBytes),
       max_message_size_(max_message_size),
       status_(status) {}
@@ -69,6 +70,7 @@ void Delivery::deliver(const InboundBatch& batch) {
     topics_seen_version_ = topics_version_.load(std::memory_order_relaxed);
   }
   in_hand_.add(batch.bytes);
+  uint64_t delivered_before = delivered_.get();
   // Frames come in runs for one topic: look the name up once per run.
   int32_t last_key = 0;
   const std::string* to = nullptr;
@@ -97,6 +99,13 @@ void Delivery::deliver(const InboundBatch& batch) {
     deliver_one(in, *to, ch);
     if (early_flush_wanted() && (unsaved_total_ % 256 == 0 || in.size() >= kAckCheckSize))
       flush_acks(false);
+  }
+  if (batch_done_ && delivered_.get() != delivered_before) {
+    try {
+      batch_done_();
+    } catch (...) {
+      log_line("batch-done callback threw");
+    }
   }
   in_hand_.subtract(batch.bytes);
   flush_acks(false);

@@ -65,6 +65,10 @@ struct InboundBatch {
 
 using ReceiveFn = std::function<void(const std::string& to, const std::string& from,
                                      const char* data, size_t size)>;
+// Called after the receive calls of one delivered batch (not after a batch that delivered
+// nothing): a receiver that gathers messages can publish them once per batch instead of
+// once per message.
+using BatchDoneFn = std::function<void()>;
 
 struct DeliveryStats {
   uint64_t delivered = 0;
@@ -79,8 +83,8 @@ class Delivery {
  public:
   // `status` (may be null) outlives the delivery. `max_batch_bytes` bounds what the listener
   // reads before it delivers (0: the default).
-  Delivery(std::unique_ptr<Store> store, ReceiveFn receive, size_t max_batch_bytes,
-           size_t max_message_size, const StatusSink* status);
+  Delivery(std::unique_ptr<Store> store, ReceiveFn receive, BatchDoneFn batch_done,
+           size_t max_batch_bytes, size_t max_message_size, const StatusSink* status);
 
   // Threads: start(), deliver(), tick() and until_ack_due() on the listener's thread (or before
   // it starts); stop() after it stopped; the rest from anywhere.
@@ -123,6 +127,7 @@ class Delivery {
 
   std::unique_ptr<Store> store_;
   ReceiveFn receive_;
+  BatchDoneFn batch_done_;  // may be empty
   size_t max_batch_bytes_;
   size_t max_message_size_;
   const StatusSink* status_;

@@ -78,9 +78,10 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   Napi::Value clear_stored_messages(const Napi::CallbackInfo& info);
   Napi::Value clear_addresses_of_topic(const Napi::CallbackInfo& info);
 
-  // JS thread, synchronous.
-  Napi::Value send_to(const Napi::CallbackInfo& info);
-  Napi::Value send_all(const Napi::CallbackInfo& info);
+  // JS thread, synchronous. sendTo/sendAll are bound to the instance (see the constructor):
+  // info.Data() is the wrapper.
+  static Napi::Value send_to(const Napi::CallbackInfo& info);
+  static Napi::Value send_all(const Napi::CallbackInfo& info);
   Napi::Value last_error(const Napi::CallbackInfo& info);
   Napi::Value set_advertise(const Napi::CallbackInfo& info);
   Napi::Value take(const Napi::CallbackInfo& info);
@@ -107,6 +108,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   std::shared_ptr<std::atomic<napi_threadsafe_function>> wake_ =
       std::make_shared<std::atomic<napi_threadsafe_function>>(nullptr);
   std::shared_ptr<Inbox> inbox_;
+  Arena taken_;
+  std::string topic_;  // of the last send: JS passes null for "the same topic again"  // the last arena take() handed to JS: its metadata vector is reused
   bool referenced_ = true;  // a running client keeps the event loop alive, like a server
   bool active_ = false;     // from run() until its failure or the end of stop(): the loop is held
   bool teardown_hook_ = false;

@@ -1,17 +1,24 @@
 #include "node/inbox.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "node/arena_pool.hpp"
+
 namespace liner_node {
 
 namespace {
 
-// How long receive() sleeps between checks while it waits for room. Only a bound on how late
+// How long publishing sleeps between checks while it waits for room. Only a bound on how late
 // it notices set_closing()/abandon() if a notification were missed; room is signalled at once.
 constexpr auto kRoomPoll = std::chrono::milliseconds(100);
+// Smallest arena, whatever the cap: below it the per-arena costs would dominate.
+constexpr size_t kMinArenaSize = 4096;
+// Metadata vectors kept for reuse: about the arenas in flight between the two threads.
+constexpr size_t kMaxSpareMeta = 8;
 
 char* allocate(size_t bytes) {
   char* p = static_cast<char*>(std::malloc(bytes));
@@ -21,12 +28,22 @@ char* allocate(size_t bytes) {
 
 }  // namespace
 
+void release_block(char* data, bool pooled) {
+  if (pooled)
+    arena_pool::put(data);
+  else
+    std::free(data);
+}
+
 Inbox::Inbox(size_t max_pending_bytes, std::function<void()> wake)
-    : max_pending_bytes_(max_pending_bytes), wake_(std::move(wake)) {}
+    : max_pending_bytes_(max_pending_bytes),
+      arena_size_(std::clamp(max_pending_bytes, kMinArenaSize, arena_pool::kBlockSize)),
+      wake_(std::move(wake)) {}
 
 Inbox::~Inbox() {
-  std::free(current_.data);
-  for (size_t i = sealed_head_; i < sealed_.size(); ++i) std::free(sealed_[i].data);
+  release_block(filling_.data, filling_.pooled);
+  for (size_t i = published_head_; i < published_.size(); ++i)
+    release_block(published_[i].data, published_[i].pooled);
 }
 
 uint32_t Inbox::name_id(const std::string& name, RecentName& recent) {
@@ -43,20 +60,78 @@ uint32_t Inbox::lookup_id(const std::string& name) {
   if (it != ids_.end()) return it->second;
   uint32_t id = uint32_t(ids_.size());
   ids_.emplace(name, id);
-  new_names_.push_back(name);
+  filling_.new_names.push_back(name);
   return id;
 }
 
-void Inbox::seal_current() {
-  if (current_.used == 0) return;
-  // A partly filled arena is handed over at its used size: give the rest back to malloc
-  // (glibc shrinks in place), so a trickle of small messages does not pin 64 KiB each.
-  if (current_.used < current_.capacity) {
-    if (char* p = static_cast<char*>(std::realloc(current_.data, current_.used))) current_.data = p;
-    current_.capacity = current_.used;
+void Inbox::start_arena(size_t size) {
+  if (size > arena_size_ / 2) {  // big ones get their own
+    filling_.capacity = size;
+    filling_.pooled = false;
+    filling_.data = allocate(size);
+  } else {
+    filling_.capacity = arena_size_;
+    filling_.pooled = arena_size_ == arena_pool::kBlockSize;
+    filling_.data = filling_.pooled ? arena_pool::get() : allocate(arena_size_);
   }
-  sealed_.push_back(std::move(current_));
-  current_ = Arena();
+  filling_.meta.swap(next_meta_);
+}
+
+void Inbox::receive(const std::string& to, const std::string& from, const char* data, size_t size) {
+  if (abandoned_.load(std::memory_order_relaxed)) {
+    dropped_unpublished_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (filling_.data && filling_.capacity - filling_.used < size) publish();
+  if (!filling_.data) start_arena(size);
+  if (size) std::memcpy(filling_.data + filling_.used, data, size);
+  filling_.meta.push_back(uint32_t(filling_.used));
+  filling_.meta.push_back(uint32_t(size));
+  filling_.meta.push_back(name_id(to, recent_to_));
+  filling_.meta.push_back(name_id(from, recent_from_));
+  filling_.used += size;
+}
+
+void Inbox::flush() {
+  if (filling_.meta.empty()) return;
+  // A sparse arena is handed over at its used size (glibc shrinks in place), so a trickle of
+  // small messages does not pin a whole block each; a fuller one stays a pool block.
+  if (filling_.used < filling_.capacity / 2) {
+    if (char* p = static_cast<char*>(std::realloc(filling_.data, filling_.used ? filling_.used : 1))) {
+      filling_.data = p;
+      filling_.capacity = filling_.used;
+      filling_.pooled = false;
+    }
+  }
+  publish();
+}
+
+void Inbox::publish() {
+  Arena arena = std::move(filling_);
+  filling_ = Arena();
+  size_t messages = arena.meta.size() / 4;
+  std::unique_lock<std::mutex> lock(mu_);
+  // An arena larger than the cap still goes through when nothing else is waiting.
+  while (!closing_ && !abandoned_ && stats_.pending_bytes > 0 &&
+         stats_.pending_bytes + arena.used > max_pending_bytes_) {
+    ++stats_.blocked;
+    room_.wait_for(lock, kRoomPoll);
+  }
+  if (!spare_meta_.empty()) {
+    next_meta_ = std::move(spare_meta_.back());
+    spare_meta_.pop_back();
+  }
+  if (abandoned_) {
+    stats_.dropped += messages;
+    release_block(arena.data, arena.pooled);
+    return;
+  }
+  stats_.messages += messages;
+  stats_.bytes += arena.used;
+  stats_.pending_bytes += arena.used;
+  stats_.max_pending_bytes = std::max(stats_.max_pending_bytes, stats_.pending_bytes);
+  published_.push_back(std::move(arena));
+  if (js_idle_) wake_locked();
 }
 
 void Inbox::wake_locked() {
@@ -64,37 +139,6 @@ void Inbox::wake_locked() {
   wake_pending_ = true;
   ++stats_.wakes;
   wake_();
-}
-
-void Inbox::receive(const std::string& to, const std::string& from, const char* data, size_t size) {
-  std::unique_lock<std::mutex> lock(mu_);
-  // One message larger than the cap still goes through when nothing else is waiting.
-  while (!closing_ && !abandoned_ && stats_.pending_bytes > 0 &&
-         stats_.pending_bytes + size > max_pending_bytes_) {
-    ++stats_.blocked;
-    room_.wait_for(lock, kRoomPoll);
-  }
-  if (abandoned_) {
-    ++stats_.dropped;
-    return;
-  }
-  if (current_.capacity - current_.used < size) {
-    seal_current();
-    current_.capacity = size > kArenaSize / 2 ? size : kArenaSize;  // big ones get their own
-    current_.data = allocate(current_.capacity);
-    current_.meta.reserve(current_.capacity == kArenaSize ? 4096 : 4);
-  }
-  std::memcpy(current_.data + current_.used, data, size);
-  current_.meta.push_back(uint32_t(current_.used));
-  current_.meta.push_back(uint32_t(size));
-  current_.meta.push_back(name_id(to, recent_to_));
-  current_.meta.push_back(name_id(from, recent_from_));
-  current_.used += size;
-  ++stats_.messages;
-  stats_.bytes += size;
-  stats_.pending_bytes += size;
-  if (stats_.pending_bytes > stats_.max_pending_bytes) stats_.max_pending_bytes = stats_.pending_bytes;
-  if (js_idle_) wake_locked();
 }
 
 void Inbox::status(const liner::StatusEvent& event) {
@@ -108,21 +152,20 @@ void Inbox::status(const liner::StatusEvent& event) {
   wake_locked();
 }
 
-bool Inbox::take(Arena* out, std::vector<std::string>* new_names) {
+bool Inbox::take(Arena* out) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sealed_head_ == sealed_.size()) {
-    sealed_.clear();
-    sealed_head_ = 0;
-    seal_current();
+  if (out->meta.capacity() > 0 && spare_meta_.size() < kMaxSpareMeta) {
+    out->meta.clear();
+    spare_meta_.push_back(std::move(out->meta));
   }
-  if (sealed_head_ == sealed_.size()) {
+  if (published_head_ == published_.size()) {
+    published_.clear();
+    published_head_ = 0;
     js_idle_ = true;
     return false;
   }
   js_idle_ = false;
-  *out = std::move(sealed_[sealed_head_++]);
-  new_names->swap(new_names_);
-  new_names_.clear();
+  *out = std::move(published_[published_head_++]);
   stats_.pending_bytes -= out->used;
   ++stats_.arenas;
   room_.notify_all();
@@ -150,7 +193,9 @@ void Inbox::abandon() {
 
 InboxStats Inbox::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  InboxStats out = stats_;
+  out.dropped += dropped_unpublished_.load(std::memory_order_relaxed);
+  return out;
 }
 
 }  // namespace liner_node
