@@ -641,10 +641,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (topic !== this.#nativeTopic) {
       checkText('topic', topic);
       topicArg = topic;
+      this.#nativeTopic = undefined;  // until the native side has it, even if a step below throws
     }
     const payload = toPayload(data);
     const atLeastOnce = options?.atLeastOnce !== false;
-    if (topicArg !== null) this.#nativeTopic = undefined;  // until the native side has it, even if the call throws
     const rc = all
       ? this.#native.sendAll(topicArg, payload, atLeastOnce)
       : this.#native.sendTo(topicArg, payload, atLeastOnce);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <utility>
 
 #include "core/log.hpp"
 #include "core/per_thread.hpp"
@@ -119,21 +120,19 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     Status st = open_store(opt_.store_url, s);
     if (!st) return st;
   }
-  ReceiveFn wrapped = [this, receive](const std::string& to, const std::string& from,
-                                      const char* data, size_t size) {
-    CallbackScope scope(this);
-    receive(to, from, data, size);
-  };
-  BatchDoneFn wrapped_done;
-  if (batch_done) {
-    wrapped_done = [this, batch_done] {
+  // The user's callbacks run marked as such (in_callback()), so that they cannot stop or
+  // re-run the client from inside.
+  auto in_scope = [this](auto fn) {
+    return [this, fn](auto&&... args) {
       CallbackScope scope(this);
-      batch_done();
+      fn(std::forward<decltype(args)>(args)...);
     };
-  }
+  };
+  BatchDoneFn done;
+  if (batch_done) done = in_scope(std::move(batch_done));
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
-  delivery_.reset(new Delivery(std::move(delivery_store), wrapped, wrapped_done, opt_.max_receive_queue_bytes,
-                               max_message, &status_));
+  delivery_.reset(new Delivery(std::move(delivery_store), in_scope(std::move(receive)), std::move(done),
+                               opt_.max_receive_queue_bytes, max_message, &status_));
   listener_.reset(new Listener(delivery_.get(),
                                uint32_t(std::min<size_t>(max_message + kBodyHeaderSize, UINT32_MAX))));
 

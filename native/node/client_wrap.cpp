@@ -91,6 +91,12 @@ size_t element_size(napi_typedarray_type kind) {
   }
 }
 
+// The finalizer of an arena's Buffer.
+template <bool Pooled>
+void release_buffer(Napi::Env, char* block) {
+  release_block(block, Pooled);
+}
+
 // The thread-safe function's JS side: call onWake() with no arguments. An exception it throws
 // reaches process 'uncaughtException', as from any event handler.
 void call_on_wake(napi_env env, napi_value on_wake, void*, void*) {
@@ -440,9 +446,7 @@ Napi::Value ClientWrap::take(const Napi::CallbackInfo& info) {
   // sandbox), NewOrCopy copies and runs the finalizer at once.
   char* block = std::exchange(arena.data, nullptr);
   Napi::Buffer<char> buffer =
-      arena.pooled
-          ? Napi::Buffer<char>::NewOrCopy(env, block, arena.used, [](Napi::Env, char* p) { release_block(p, true); })
-          : Napi::Buffer<char>::NewOrCopy(env, block, arena.used, [](Napi::Env, char* p) { release_block(p, false); });
+      Napi::Buffer<char>::NewOrCopy(env, block, arena.used, arena.pooled ? &release_buffer<true> : &release_buffer<false>);
   Napi::ArrayBuffer meta_bytes = Napi::ArrayBuffer::New(env, arena.meta.size() * sizeof(uint32_t));
   std::memcpy(meta_bytes.Data(), arena.meta.data(), arena.meta.size() * sizeof(uint32_t));
   Napi::Array out = Napi::Array::New(env, 3);

@@ -108,8 +108,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   std::shared_ptr<std::atomic<napi_threadsafe_function>> wake_ =
       std::make_shared<std::atomic<napi_threadsafe_function>>(nullptr);
   std::shared_ptr<Inbox> inbox_;
-  Arena taken_;
-  std::string topic_;  // of the last send: JS passes null for "the same topic again"  // the last arena take() handed to JS: its metadata vector is reused
+  Arena taken_;        // the last arena take() handed to JS: its metadata vector is reused
+  std::string topic_;  // of the last send: JS passes null for "the same topic again"
   bool referenced_ = true;  // a running client keeps the event loop alive, like a server
   bool active_ = false;     // from run() until its failure or the end of stop(): the loop is held
   bool teardown_hook_ = false;
