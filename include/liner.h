@@ -157,6 +157,29 @@ LNR_API BOOL lnr_send_all(lnr_hClient client, const char* topic, const char* dat
                           BOOL at_least_once_delivery);
 
 /**
+ * Sends `count` messages, in order, to ONE peer serving `topic`: round-robin picks the peer once
+ * per call, so the batch arrives whole and in order. The batch costs one route look-up and one
+ * lock of the peer's queue, where a loop of lnr_send_to() pays them per message.
+ *
+ * @param data, data_sizes  `count` payload pointers and their lengths, each as lnr_send_to()'s
+ *                          data and data_size; all copied before return. Every message is
+ *                          checked before any is queued: one that is empty, NULL or too big
+ *                          refuses the whole batch (LNR_ERR_INVALID_ARG, naming its index).
+ * @param at_least_once_delivery  as lnr_send_to()'s, for every message of the batch.
+ * @param queued  may be NULL; otherwise set to how many messages were queued, counted from the
+ *                first: `count` on success, fewer (possibly 0) with LNR_ERR_BUSY, 0 with any
+ *                other error.
+ * @return TRUE when all `count` messages were queued (also for count 0). FALSE with
+ *         LNR_ERR_BUSY when the peer's queue filled up part-way: the first *queued went in; send
+ *         the rest later (LNR_SENDER_WRITABLE says when). Any other error (those of
+ *         lnr_send_to()) queued nothing.
+ * Thread: any, including inside a receive callback.
+ */
+LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char* const* data,
+                              const size_t* data_sizes, size_t count, BOOL at_least_once_delivery,
+                              size_t* queued);
+
+/**
  * Subscribes to `topic`: registers this client's address under it, so messages sent to the
  * topic reach this client too (the callback sees `to` = topic). Allowed before and after run.
  * Refuses the own source topic (LNR_ERR_SELF_TOPIC).

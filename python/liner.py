@@ -172,6 +172,8 @@ def _bind(lib):
         # are passed without a copy.
         "lnr_send_to": (c_int, [hclient, c_char_p, c_void_p, c_size_t, c_int]),
         "lnr_send_all": (c_int, [hclient, c_char_p, c_void_p, c_size_t, c_int]),
+        "lnr_send_to_many": (c_int, [hclient, c_char_p, ctypes.POINTER(c_void_p), ctypes.POINTER(c_size_t),
+                                     c_size_t, c_int, ctypes.POINTER(c_size_t)]),
         "lnr_subscribe": (c_int, [hclient, c_char_p]),
         "lnr_unsubscribe": (c_int, [hclient, c_char_p]),
         "lnr_refresh_address_topic": (c_int, [hclient, c_char_p]),
@@ -711,6 +713,41 @@ class Client:
         buf, n = _data_arg(data)
         return self._lib.lnr_send_all(h, _name_arg(to_topic), buf, n,
                                       1 if at_least_once_delivery else 0) != 0
+
+    def send_to_many(self, to_topic, messages, at_least_once_delivery=True):
+        """Sends ``messages``, in order, to ONE peer serving ``to_topic``: round-robin picks the
+        peer once per call, so the batch arrives whole and in order. One call into the library,
+        one route look-up and one queue lock for the batch, where a loop of ``send_to`` pays
+        them per message. (An extension of liner: liner_broker has no batch send.)
+
+        Args:
+            to_topic: destination topic (str).
+            messages: a sequence of payloads, each as ``send_to``'s ``data``. Every one is
+                checked before any is queued: an empty or too big one refuses the batch
+                (``ERR_INVALID_ARG``, naming its index).
+            at_least_once_delivery: as ``send_to``'s, for every message.
+
+        Returns:
+            How many messages were queued, counted from the first: ``len(messages)``; fewer
+            (possibly 0) with ``ERR_BUSY`` when the peer's queue filled up part-way (send the
+            rest a little later); 0 with any other error (those of ``send_to``).
+        """
+        send = getattr(self._lib, "lnr_send_to_many", None)
+        if send is None:
+            raise LinerError(ERR_STARTUP, "%s has no lnr_send_to_many (not liner's library)" % self._lib._name)
+        h = self._handle()
+        if not h:
+            return 0
+        payloads = [_data_arg(m) for m in messages]  # kept alive until the call returns
+        n = len(payloads)
+        data = (ctypes.c_void_p * max(n, 1))()
+        sizes = (ctypes.c_size_t * max(n, 1))()
+        for i, (buf, size) in enumerate(payloads):
+            data[i] = ctypes.cast(buf, ctypes.c_void_p).value
+            sizes[i] = size
+        queued = ctypes.c_size_t(0)
+        send(h, _name_arg(to_topic), data, sizes, n, 1 if at_least_once_delivery else 0, ctypes.byref(queued))
+        return queued.value
 
     # ---- topics ----------------------------------------------------------------------------
 

@@ -240,6 +240,32 @@ LNR_API BOOL lnr_send_all(lnr_hClient client, const char* topic, const char* dat
   return send(client, "lnr_send_all", topic, data, data_size, at_least_once_delivery, true);
 }
 
+LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char* const* data,
+                              const size_t* data_sizes, size_t count, BOOL at_least_once_delivery,
+                              size_t* queued) {
+  if (queued) *queued = 0;
+  bool at_least_once = (static_cast<unsigned>(at_least_once_delivery) & 0xffu) != 0;
+  return with_topic(client, "lnr_send_to_many", topic, [&](Client& c, const std::string& t) {
+    if (count > 0 && (!data || !data_sizes))
+      return Status(Err::invalid_arg, std::string("null pointer argument: ") + (data ? "data_sizes" : "data"));
+    // Reused per thread (a nested call from a callback gets its own): a stream of batches
+    // allocates nothing here.
+    thread_local std::vector<liner::Payload> outer;
+    thread_local int depth = 0;
+    std::vector<liner::Payload> nested;
+    std::vector<liner::Payload>& messages = depth == 0 ? outer : nested;
+    messages.resize(count);
+    for (size_t i = 0; i < count; ++i) messages[i] = {data[i], data_sizes[i]};
+    size_t done = 0;
+    ++depth;
+    Status s = c.send_to_many(t, messages.data(), count, at_least_once, &done);
+    --depth;
+    if (queued) *queued = done;
+    if (messages.capacity() > 4096) std::vector<liner::Payload>().swap(messages);  // no big leftovers
+    return s;
+  });
+}
+
 LNR_API BOOL lnr_subscribe(lnr_hClient client, const char* topic) {
   return with_topic(client, "lnr_subscribe", topic,
                     [](Client& c, const std::string& t) { return c.subscribe(t); });

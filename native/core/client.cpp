@@ -453,26 +453,41 @@ Status Client::refresh_address_topic(const std::string& topic) {
 // ---- sending -------------------------------------------------------------------------------
 
 Status Client::send_to(const std::string& topic, const void* data, size_t size, bool at_least_once) {
-  return send(topic, data, size, at_least_once, false);
+  Payload message{data, size};
+  return send(topic, &message, 1, at_least_once, false, nullptr);
 }
 
 Status Client::send_all(const std::string& topic, const void* data, size_t size, bool at_least_once) {
-  return send(topic, data, size, at_least_once, true);
+  Payload message{data, size};
+  return send(topic, &message, 1, at_least_once, true, nullptr);
+}
+
+Status Client::send_to_many(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
+                            size_t* queued) {
+  *queued = 0;
+  if (count == 0) return Status();
+  if (!messages) return Status(Err::invalid_arg, "null pointer argument: messages");
+  return send(topic, messages, count, at_least_once, false, queued);
 }
 
 // Flattened (helpers inlined into it): it runs for every message, see liner_capi.cpp's send().
-[[gnu::flatten]] Status Client::send(const std::string& topic, const void* data, size_t size, bool at_least_once,
-                    bool all) {
-  const char* action = all ? "send_all" : "send_to";
+[[gnu::flatten]] Status Client::send(const std::string& topic, const Payload* messages, size_t count,
+                                     bool at_least_once, bool all, size_t* queued) {
+  const char* action = all ? "send_all" : count > 1 ? "send_to_many" : "send_to";
   Status s = check_topic(topic, action);
   if (!s) return s;
-  if (size == 0) return Status(Err::invalid_arg, "data_size empty");
-  if (!data) return Status(Err::invalid_arg, "null pointer argument");
+  // Every message is checked before any is queued: a bad one refuses the whole batch.
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
-  if (size > max_message)
-    return Status(Err::invalid_arg, "message of " + std::to_string(size) +
+  for (size_t i = 0; i < count; ++i) {
+    const Payload& m = messages[i];
+    if (m.size > 0 && m.data && m.size <= max_message) continue;
+    std::string which = count > 1 ? "message " + std::to_string(i) + ": " : std::string();
+    if (m.size == 0) return Status(Err::invalid_arg, which + "data_size empty");
+    if (!m.data) return Status(Err::invalid_arg, which + "null pointer argument");
+    return Status(Err::invalid_arg, which + "message of " + std::to_string(m.size) +
                                         " bytes exceeds the maximum message size of " +
                                         std::to_string(max_message));
+  }
   auto life = lock_shared_state();
   if (!life.owns_lock() || !running_) return not_running(action);
   // Reused per thread: after the first sends its strings keep their capacity, so the hot path
@@ -507,14 +522,16 @@ Status Client::send_all(const std::string& topic, const void* data, size_t size,
   for (const auto& t : *targets) {
     // The channel almost always exists: try the one-lock enqueue first and open the channel
     // (store round trips) only when the sender has none to that address.
-    Status st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once, channel_hint);
+    size_t done = 0;
+    Status st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, channel_hint, &done);
     if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
       {
         std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
         st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
       }
-      if (st) st = sender_->enqueue(t.addr, topic, topic_key, data, size, at_least_once, channel_hint);
+      if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, channel_hint, &done);
     }
+    if (queued) *queued = done;  // send_to_many: exactly one target
     if (!st && result.ok()) result = st;
   }
   return result;

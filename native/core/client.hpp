@@ -80,6 +80,12 @@ class Client {
 
   Status send_to(const std::string& topic, const void* data, size_t size, bool at_least_once);
   Status send_all(const std::string& topic, const void* data, size_t size, bool at_least_once);
+  // Queues `count` messages, in order, to ONE peer serving `topic` (round-robin picks it once
+  // per call), under one route look-up and one queue lock. Every message is checked first: a bad
+  // one refuses them all. Stops at the first that finds the peer's queue full (Err::busy);
+  // *queued counts those queued, which is 0 after any other error.
+  Status send_to_many(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
+                      size_t* queued);
   Status subscribe(const std::string& topic);
   Status unsubscribe(const std::string& topic);
   Status refresh_address_topic(const std::string& topic);
@@ -113,7 +119,9 @@ class Client {
 
   explicit Client(ClientOptions options, std::unique_ptr<Store> store);
   Status check_topic(const std::string& topic, const char* action) const;
-  Status send(const std::string& topic, const void* data, size_t size, bool at_least_once, bool all);
+  // send_to, send_all (count 1) and send_to_many. *queued (may be null) as send_to_many's.
+  Status send(const std::string& topic, const Payload* messages, size_t count, bool at_least_once, bool all,
+              size_t* queued);
   Status load_route(const std::string& topic);
   // *single: the route has exactly one address (send_to may remember it).
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,

@@ -244,61 +244,86 @@ bool Sender::has_channel(const std::string& addr) const {
 }
 
 Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                       const void* data, size_t size, bool at_least_once, Channel** hint) {
+                       const Payload* messages, size_t count, bool at_least_once, Channel** hint,
+                       size_t* queued) {
+  size_t done = 0;
+  Status result;
   FrameHeader h;
   h.topic_key = topic_key;
-  h.flags = at_least_once ? kFlagAtLeastOnce : 0;
+  const size_t compress_above = effective(opt_.compress_threshold, limits().compress_threshold);
   std::string compressed;
-  const void* payload = data;
-  size_t payload_size = size;
-  if (size > effective(opt_.compress_threshold, limits().compress_threshold)) {
-    if (zstd_compress(data, size, compressed)) {
-      h.flags |= kFlagCompress;
-      payload = compressed.data();
-      payload_size = compressed.size();
-    } else {
-      log_line("zstd compression failed; sending " + std::to_string(size) + " bytes uncompressed");
-    }
-  }
-
-  std::unique_lock<AdaptiveMutex> lock(mu_);
-  // A channel's address and by_addr_ change together: the hinted channel is the one by_addr_
-  // would find exactly when its address is still `addr`.
-  Channel* ch = hint ? *hint : nullptr;
-  if (!ch || ch->addr != addr) {
-    auto it = by_addr_.find(addr);
-    // Client::send relies on this code meaning "open the channel first".
-    if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
-    ch = it->second;
-    if (hint) *hint = ch;
-  }
-  if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
-    ch->topics.insert(topic);
-    ch->last_topic = topic;
-  }
-  size_t frame_size = kFrameOverhead + payload_size;
-  size_t cost = frame_size + kPerMessageOverhead;
-  if (!has_room_locked(ch, cost)) {
-    bool first = false;
-    Status busy = refuse_locked(ch, &first);
-    lock.unlock();
-    if (first) report_busy(ch, busy);
-    return busy;
-  }
-  if (ch->unreachable && !at_least_once) {
-    // Best effort to a peer that is down right now: it would be dropped at the next failed
-    // connect anyway; do not let it wait in RAM.
-    std::lock_guard<std::mutex> slock(stats_mu_);
-    ++stats_.dropped;
-    return Status();
-  }
-  h.connection_key = ch->ck;
   Bytes big;  // a frame too big to encode under the lock: a segment of its own
-  if (payload_size > kEncodeUnderLock) {
-    lock.unlock();
-    encode_frame_at(big.extend(frame_size), h, payload, payload_size);
-    lock.lock();
+  bool first_busy = false;
+  std::unique_lock<AdaptiveMutex> lock(mu_, std::defer_lock);
+  Channel* ch = nullptr;
+  for (; done < count; ++done) {
+    h.flags = at_least_once ? kFlagAtLeastOnce : 0;
+    const void* payload = messages[done].data;
+    size_t payload_size = messages[done].size;
+    if (payload_size > compress_above) {
+      if (lock.owns_lock()) lock.unlock();  // compression takes long: not under the lock
+      if (zstd_compress(payload, payload_size, compressed)) {
+        h.flags |= kFlagCompress;
+        payload = compressed.data();
+        payload_size = compressed.size();
+      } else {
+        log_line("zstd compression failed; sending " + std::to_string(payload_size) + " bytes uncompressed");
+      }
+    }
+    if (!lock.owns_lock()) lock.lock();
+    if (!ch) {
+      // A channel's address and by_addr_ change together: the hinted channel is the one
+      // by_addr_ would find exactly when its address is still `addr`. Looked up once per
+      // call: channels live as long as the sender.
+      ch = hint ? *hint : nullptr;
+      if (!ch || ch->addr != addr) {
+        auto it = by_addr_.find(addr);
+        // Client::send relies on this code meaning "open the channel first".
+        if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
+        ch = it->second;
+        if (hint) *hint = ch;
+      }
+      if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
+        ch->topics.insert(topic);
+        ch->last_topic = topic;
+      }
+    }
+    size_t frame_size = kFrameOverhead + payload_size;
+    size_t cost = frame_size + kPerMessageOverhead;
+    if (!has_room_locked(ch, cost)) {
+      result = refuse_locked(ch, &first_busy);
+      break;
+    }
+    if (ch->unreachable && !at_least_once) {
+      // Best effort to a peer that is down right now: it would be dropped at the next failed
+      // connect anyway; do not let it wait in RAM.
+      std::lock_guard<std::mutex> slock(stats_mu_);
+      ++stats_.dropped;
+      continue;
+    }
+    h.connection_key = ch->ck;
+    if (payload_size > kEncodeUnderLock) {
+      lock.unlock();
+      encode_frame_at(big.extend(frame_size), h, payload, payload_size);
+      lock.lock();
+    }
+    append_locked(ch, h, payload, payload_size, cost, at_least_once, big);
   }
+  if (lock.owns_lock()) lock.unlock();
+  if (queued) *queued = done;
+  if (first_busy) report_busy(ch, result);
+  // A running sender thread finds the messages on its next pass: only a parked one needs the
+  // (comparatively costly) eventfd write, and only once: the first caller to see it parked
+  // takes the flag down. Without that, a stream wrote once per message until the thread was
+  // back on a core, and fell into a mode where it paid a syscall every ~20 messages. See the
+  // matching check in loop().
+  if (done > 0 && parked_.load(std::memory_order_relaxed) && parked_.exchange(false)) waker_.wake();
+  return result;
+}
+
+void Sender::append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
+                           bool at_least_once, Bytes& big) {
+  size_t frame_size = kFrameOverhead + payload_size;
   // Append to the segment being filled, or start one (with a buffer that went round before).
   bool segment_full = !ch->incoming.empty() && ch->incoming.back().bytes.size() + frame_size > kSegmentBytes;
   if (segment_full) ch->streaming = true;
@@ -321,7 +346,7 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     encode_frame_at(seg.bytes.extend(frame_size), h, payload, payload_size);
   } else {
     stamp_number(big.data(), number);
-    seg.bytes.swap(big);
+    seg.bytes.swap(big);  // the fresh segment's empty buffer: `big` is empty again
   }
   ++seg.frames;
   seg.last = number;
@@ -333,14 +358,6 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
     ch->dirty = true;
     dirty_.push_back(ch);
   }
-  lock.unlock();
-  // A running sender thread finds the message on its next pass: only a parked one needs the
-  // (comparatively costly) eventfd write, and only once: the first caller to see it parked
-  // takes the flag down. Without that, a stream wrote once per message until the thread was
-  // back on a core, and fell into a mode where it paid a syscall every ~20 messages. See the
-  // matching check in loop().
-  if (parked_.load(std::memory_order_relaxed) && parked_.exchange(false)) waker_.wake();
-  return Status();
 }
 
 bool Sender::has_room_locked(const Channel* ch, size_t cost) const {

@@ -22,6 +22,7 @@
 #include "core/adaptive_mutex.hpp"
 #include "core/buffer_pool.hpp"
 #include "core/compress.hpp"
+#include "core/frame.hpp"
 #include "core/limits.hpp"
 #include "core/net.hpp"
 #include "core/status.hpp"
@@ -49,6 +50,12 @@ struct SenderStats {
   uint64_t reconnects = 0;
   uint64_t queued_messages = 0;  // now: queued or awaiting acknowledgement, all peers
   uint64_t queued_bytes = 0;
+};
+
+// One message to send: the caller's bytes, copied before the call that takes it returns.
+struct Payload {
+  const void* data;
+  size_t size;
 };
 
 // One peer as the sender sees it, for introspection.
@@ -81,12 +88,15 @@ class Sender {
   // that moves keeps its channel under the new address), so a pointer to one stays valid.
   struct Channel;
 
-  // Queues one message; Err::busy when the peer's queue is full.
+  // Queues `count` messages in order under one lock, stopping at the first that does not fit:
+  // Err::busy when the peer's queue is full. *queued (when given) counts those queued, also
+  // when the answer is busy; any other error comes before the first message.
   // `topic` is remembered for the channel, so at-least-once sends to it keep working while
   // the peer is offline. `hint`, when given, remembers the channel `addr` led to: the next
   // call with the same hint checks that channel's address instead of looking it up.
   Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                 const void* data, size_t size, bool at_least_once, Channel** hint = nullptr);
+                 const Payload* messages, size_t count, bool at_least_once, Channel** hint = nullptr,
+                 size_t* queued = nullptr);
 
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
@@ -113,6 +123,10 @@ class Sender {
   using Clock = std::chrono::steady_clock;
 
   void loop();
+  // Under mu_: appends one frame to the channel's incoming segments. `big`, when not empty,
+  // holds the frame already encoded (outside the lock) and becomes its segment.
+  void append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
+                     bool at_least_once, Bytes& big);
   void take_incoming(Channel* ch);
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);

@@ -176,12 +176,15 @@ TEST(CapiTableHandles, NullDeletedAndMadeUpHandlesAreRefusedByEveryFunction) {
                  {"deleted handle", deleted},
                  {"made-up handle", reinterpret_cast<lnr_hClient>(uintptr_t(0xdeadbeef))},
                  {"pointer to stack", reinterpret_cast<lnr_hClient>(&st)}};
+  const char* const one_data[] = {"d"};
+  const size_t one_size[] = {1};
   for (const auto& k : handles) {
     lnr_hClient h = k.h;
     std::vector<Row> rows = {
         {"lnr_run", k.input, [&] { return b(lnr_run(h, ignore_msg, nullptr)); }, 0, LNR_OK},
         {"lnr_send_to", k.input, [&] { return b(lnr_send_to(h, "x", "d", 1, TRUE)); }, 0, LNR_OK},
         {"lnr_send_all", k.input, [&] { return b(lnr_send_all(h, "x", "d", 1, TRUE)); }, 0, LNR_OK},
+        {"lnr_send_to_many", k.input, [&] { return b(lnr_send_to_many(h, "x", one_data, one_size, 1, TRUE, nullptr)); }, 0, LNR_OK},
         {"lnr_subscribe", k.input, [&] { return b(lnr_subscribe(h, "x")); }, 0, LNR_OK},
         {"lnr_unsubscribe", k.input, [&] { return b(lnr_unsubscribe(h, "x")); }, 0, LNR_OK},
         {"lnr_refresh_address_topic", k.input, [&] { return b(lnr_refresh_address_topic(h, "x")); }, 0, LNR_OK},
@@ -221,6 +224,8 @@ TEST(CapiTableHandles, DoubleDeleteAndDeleteOfAStoppedClient) {
 
 TEST_F(Table, TopicArgumentsOfEveryFunctionTakingOne) {
   run_with_peer();
+  const char* const one_data[] = {"d"};
+  const size_t one_size[] = {1};
   std::vector<std::pair<std::string, const char*>> bad = {{"NULL", nullptr}, {"empty", ""}};
   for (const char* s : kBadUtf8) bad.push_back({"invalid UTF-8 " + testing_support::to_hex(s), s});
   for (const auto& [name, t] : bad) {
@@ -228,6 +233,7 @@ TEST_F(Table, TopicArgumentsOfEveryFunctionTakingOne) {
     check(c, {
         {"lnr_send_to", in, [&] { return b(lnr_send_to(c, t, "d", 1, TRUE)); }, 0, LNR_ERR_INVALID_ARG},
         {"lnr_send_all", in, [&] { return b(lnr_send_all(c, t, "d", 1, FALSE)); }, 0, LNR_ERR_INVALID_ARG},
+        {"lnr_send_to_many", in, [&] { return b(lnr_send_to_many(c, t, one_data, one_size, 1, TRUE, nullptr)); }, 0, LNR_ERR_INVALID_ARG},
         {"lnr_subscribe", in, [&] { return b(lnr_subscribe(c, t)); }, 0, LNR_ERR_INVALID_ARG},
         {"lnr_unsubscribe", in, [&] { return b(lnr_unsubscribe(c, t)); }, 0, LNR_ERR_INVALID_ARG},
         {"lnr_refresh_address_topic", in, [&] { return b(lnr_refresh_address_topic(c, t)); }, 0, LNR_ERR_INVALID_ARG},
@@ -239,6 +245,9 @@ TEST_F(Table, TopicArgumentsOfEveryFunctionTakingOne) {
   check(c, {
       {"lnr_send_to", "own topic", [&] { return b(lnr_send_to(c, own, "d", 1, TRUE)); }, 0, LNR_ERR_SELF_TOPIC},
       {"lnr_send_all", "own topic", [&] { return b(lnr_send_all(c, own, "d", 1, TRUE)); }, 0, LNR_ERR_SELF_TOPIC},
+      {"lnr_send_to_many", "own topic", [&] { return b(lnr_send_to_many(c, own, one_data, one_size, 1, TRUE, nullptr)); }, 0, LNR_ERR_SELF_TOPIC},
+      {"lnr_send_to_many", "reserved topic", [&] { return b(lnr_send_to_many(c, reserved, one_data, one_size, 1, TRUE, nullptr)); }, 0, LNR_ERR_INTERNAL_TOPIC},
+      {"lnr_send_to_many", "topic nobody serves", [&] { return b(lnr_send_to_many(c, "nobody", one_data, one_size, 1, TRUE, nullptr)); }, 0, LNR_ERR_NO_ADDR},
       {"lnr_subscribe", "own topic", [&] { return b(lnr_subscribe(c, own)); }, 0, LNR_ERR_SELF_TOPIC},
       {"lnr_unsubscribe", "own topic", [&] { return b(lnr_unsubscribe(c, own)); }, 0, LNR_ERR_SELF_TOPIC},
       {"lnr_send_to", "reserved topic", [&] { return b(lnr_send_to(c, reserved, "d", 1, TRUE)); }, 0, LNR_ERR_INTERNAL_TOPIC},
@@ -303,6 +312,34 @@ TEST_F(Table, DataPointerAndSize) {
     rows.push_back({fn, "at_least_once = 0x7fffffff", [=] { return b(f(c, "tbl_peer_topic", &one, 1, BOOL(0x7fffffff))); }, 1, LNR_OK});
     rows.push_back({fn, "at_least_once = -1", [=] { return b(f(c, "tbl_peer_topic", &one, 1, BOOL(-1))); }, 1, LNR_OK});
   }
+  // lnr_send_to_many: the arrays and every entry; a bad entry refuses the batch, *queued 0.
+  const char* datas[] = {"a", "b", "c"};
+  size_t sizes[] = {1, 1, 1};
+  static size_t queued = 99;
+  auto many = [&](const char* const* d, const size_t* z, size_t n) {
+    queued = 99;
+    return b(lnr_send_to_many(c, "tbl_peer_topic", d, z, n, TRUE, &queued));
+  };
+  auto with = [&](size_t i, const char* d, size_t z) {
+    return [=]() mutable {
+      const char* dd[] = {datas[0], datas[1], datas[2]};
+      size_t zz[] = {sizes[0], sizes[1], sizes[2]};
+      dd[i] = d;
+      zz[i] = z;
+      long long r = many(dd, zz, 3);
+      return queued == 0 ? r : 100 + r;  // nothing may be queued
+    };
+  };
+  const char* m = "lnr_send_to_many";
+  rows.push_back({m, "NULL data array", [&] { return many(nullptr, sizes, 3); }, 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "NULL sizes array", [&] { return many(datas, nullptr, 3); }, 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "NULL arrays, count 0", [&] { return many(nullptr, nullptr, 0) + long(queued); }, 1, LNR_OK});
+  rows.push_back({m, "size 0 in the middle", with(1, "b", 0), 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "NULL entry, size 1", with(2, nullptr, 1), 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "max message size + 1 at the end", with(2, &one, max + 1), 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "SIZE_MAX first", with(0, &one, SIZE_MAX), 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "three good ones", [&] { return many(datas, sizes, 3) + long(queued); }, 4, LNR_OK});
+  rows.push_back({m, "NULL queued", [&] { return b(lnr_send_to_many(c, "tbl_peer_topic", datas, sizes, 3, BOOL(-1), nullptr)); }, 1, LNR_OK});
   check(c, rows);
   // A lowered limit applies at once; the payload above it is refused, at it accepted.
   ASSERT_EQ(lnr_set_max_message_size(16), TRUE);
