@@ -86,6 +86,13 @@ export interface NativeClient {
    */
   sendTo(topic: string | null, data: string | Uint8Array, atLeastOnce: boolean): number;
   sendAll(topic: string | null, data: string | Uint8Array, atLeastOnce: boolean): number;
+  /**
+   * Enqueues the messages (strings, TypedArrays, DataViews, ArrayBuffers; anything else throws
+   * INVALID_ARGUMENT) in order to one peer. Returns how many were queued: fewer than all only
+   * when the peer's queue filled up (BUSY); minus a core error number when none was (reason in
+   * lastError()). `topic` as sendTo's.
+   */
+  sendToMany(topic: string | null, messages: readonly unknown[], atLeastOnce: boolean): number;
   lastError(): string;
   /** Checks the form of a literal "ip:port" ("" clears) and keeps it for the next run(); throws INVALID_ARG. */
   setAdvertise(address: string): void;

@@ -158,6 +158,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   Napi::Object self = info.This().As<Napi::Object>();
   self.Set("sendTo", Napi::Function::New<&ClientWrap::send_to>(info.Env(), "sendTo", this));
   self.Set("sendAll", Napi::Function::New<&ClientWrap::send_all>(info.Env(), "sendAll", this));
+  self.Set("sendToMany", Napi::Function::New<&ClientWrap::send_to_many>(info.Env(), "sendToMany", this));
 }
 
 ClientWrap::~ClientWrap() { abandon(false); }
@@ -372,6 +373,62 @@ Napi::Value ClientWrap::send_all(const Napi::CallbackInfo& info) {
   return static_cast<ClientWrap*>(info.Data())->send(info, true);
 }
 
+namespace {
+
+// The bytes of one payload: a string (converted to UTF-8 into `text`), any TypedArray, a
+// DataView or an ArrayBuffer. False for anything else.
+bool read_payload(napi_env env, napi_value v, std::string* text, liner::Payload* out) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+    napi_typedarray_type kind;
+    size_t length = 0, offset = 0;
+    napi_value buffer;
+    void* base = nullptr;
+    napi_get_typedarray_info(env, v, &kind, &length, &base, &buffer, &offset);
+    *out = {base, length * element_size(kind)};
+    return true;
+  }
+  napi_valuetype type = napi_undefined;
+  if (napi_typeof(env, v, &type) == napi_ok && type == napi_string) {
+    size_t len = 0;
+    napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+    text->resize(len);
+    napi_get_value_string_utf8(env, v, &(*text)[0], len + 1, &len);
+    *out = {text->data(), len};
+    return true;
+  }
+  void* base = nullptr;
+  size_t length = 0;
+  if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+    napi_value buffer;
+    size_t offset = 0;
+    napi_get_dataview_info(env, v, &length, &base, &buffer, &offset);
+    *out = {base, length};
+    return true;
+  }
+  if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+    napi_get_arraybuffer_info(env, v, &base, &length);
+    *out = {base, length};
+    return true;
+  }
+  return false;
+}
+
+// A zero-length view may have no backing store; the core refuses size 0 before it looks.
+void never_null(liner::Payload* p) {
+  static const char empty = 0;
+  if (!p->data) p->data = &empty;
+}
+
+bool read_at_least_once(const Napi::CallbackInfo& info, size_t index) {
+  bool at_least_once = true;
+  if (info.Length() > index && napi_get_value_bool(info.Env(), info[index], &at_least_once) != napi_ok)
+    at_least_once = info[index].ToBoolean().Value();
+  return at_least_once;
+}
+
+}  // namespace
+
 // sendTo(topic | null, data, atLeastOnce): null is the topic of the previous call, which
 // spares a stream the UTF-8 conversion per message (TypeScript tracks which topic that is).
 // Returns 0 or the core's error code (the message is in lastError()): cheaper than throwing
@@ -385,43 +442,70 @@ Napi::Value ClientWrap::send(const Napi::CallbackInfo& info, bool all) {
   if (!client) {
     s = liner::Status(liner::Err::not_running, "client is not running");
   } else {
-    const std::string& topic = topic_;
-    const void* data = nullptr;
-    size_t size = 0;
     thread_local std::string text;
-    napi_value v = info[1];
-    bool is_typed = false;
-    napi_valuetype type = napi_undefined;
-    napi_is_typedarray(env, v, &is_typed);
-    if (is_typed) {
-      napi_typedarray_type kind;
-      size_t length = 0, offset = 0;
-      napi_value buffer;
-      void* base = nullptr;
-      napi_get_typedarray_info(env, v, &kind, &length, &base, &buffer, &offset);
-      data = base;
-      size = length * element_size(kind);
-    } else if (napi_typeof(env, v, &type) == napi_ok && type == napi_string) {
-      size_t len = 0;
-      napi_get_value_string_utf8(env, v, nullptr, 0, &len);
-      text.resize(len);
-      napi_get_value_string_utf8(env, v, &text[0], len + 1, &len);
-      data = text.data();
-      size = len;
-    } else {
+    liner::Payload message{};
+    if (!read_payload(env, info[1], &text, &message))
       throw_invalid(info.Env(), "data must be a string, Buffer or Uint8Array");
-    }
-    bool at_least_once = true;
-    if (info.Length() >= 3 && napi_get_value_bool(env, info[2], &at_least_once) != napi_ok)
-      at_least_once = info[2].ToBoolean().Value();
-    // A zero-length view may have no backing store; the core refuses size 0 before it looks.
-    static const char empty = 0;
-    if (!data) data = &empty;
-    s = all ? client->send_all(topic, data, size, at_least_once) : client->send_to(topic, data, size, at_least_once);
+    never_null(&message);
+    bool at_least_once = read_at_least_once(info, 2);
+    s = all ? client->send_all(topic_, message.data, message.size, at_least_once)
+            : client->send_to(topic_, message.data, message.size, at_least_once);
   }
   if (s) return Napi::Number::New(env, 0);
   last_error_ = std::move(s.message);
   return Napi::Number::New(env, int(s.code));
+}
+
+// sendToMany(topic | null, messages[], atLeastOnce): the topic as sendTo's. Returns how many
+// were queued (fewer than all only when the peer's queue filled up: BUSY), or minus the core's
+// error code when none was (the message is in lastError()).
+Napi::Value ClientWrap::send_to_many(const Napi::CallbackInfo& info) {
+  ClientWrap* self = static_cast<ClientWrap*>(info.Data());
+  napi_env env = info.Env();
+  if (!info[0].IsNull()) read_topic(env, info[0], &self->topic_);
+  liner::Client* client = self->core_->raw();
+  if (!client) {
+    self->last_error_ = "client is not running";
+    return Napi::Number::New(env, -int(liner::Err::not_running));
+  }
+  uint32_t count = 0;
+  if (napi_get_array_length(env, info[1], &count) != napi_ok) throw_invalid(info.Env(), "messages must be an array");
+  // Kept between calls, like their strings' capacity: a stream of batches allocates nothing.
+  std::vector<liner::Payload>& messages = self->batch_;
+  std::vector<std::string>& texts = self->batch_texts_;
+  messages.resize(count);
+  if (texts.size() < count) texts.resize(count);  // before the views into them are taken
+  size_t strings = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value v;
+    napi_get_element(env, info[1], i, &v);
+    std::string* text = &texts[strings];
+    if (!read_payload(env, v, text, &messages[i]))
+      throw_invalid(info.Env(), "messages[" + std::to_string(i) +
+                                    "] must be a string, Buffer, Uint8Array, DataView or ArrayBuffer");
+    if (messages[i].data == text->data()) ++strings;
+    never_null(&messages[i]);
+  }
+  size_t queued = 0;
+  liner::Status s = client->send_to_many(self->topic_, messages.data(), count, read_at_least_once(info, 2), &queued);
+  self->trim_batch();
+  if (s || s.code == liner::Err::busy) return Napi::Number::New(env, double(queued));
+  self->last_error_ = std::move(s.message);
+  return Napi::Number::New(env, -int(s.code));
+}
+
+// What an unusually big batch left behind is not kept for the next one.
+void ClientWrap::trim_batch() {
+  constexpr size_t kKeptViews = 1024;
+  constexpr size_t kKeptText = 64 * 1024;
+  if (batch_.size() > kKeptViews) {
+    batch_.resize(kKeptViews);
+    batch_.shrink_to_fit();
+  }
+  if (batch_texts_.size() > kKeptViews) batch_texts_.resize(kKeptViews);
+  for (auto& text : batch_texts_)
+    if (text.capacity() > kKeptText) std::string().swap(text);
+  batch_texts_.shrink_to_fit();
 }
 
 Napi::Value ClientWrap::last_error(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), last_error_); }

@@ -82,6 +82,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   // info.Data() is the wrapper.
   static Napi::Value send_to(const Napi::CallbackInfo& info);
   static Napi::Value send_all(const Napi::CallbackInfo& info);
+  static Napi::Value send_to_many(const Napi::CallbackInfo& info);
   Napi::Value last_error(const Napi::CallbackInfo& info);
   Napi::Value set_advertise(const Napi::CallbackInfo& info);
   Napi::Value take(const Napi::CallbackInfo& info);
@@ -92,6 +93,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   Napi::Value send(const Napi::CallbackInfo& info, bool all);
+  void trim_batch();
   Napi::Value task(const Napi::CallbackInfo& info, const char* name,
                    std::function<liner::Status(liner::Client&)> call);
   void release_wake(napi_threadsafe_function_release_mode mode);
@@ -110,6 +112,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   std::shared_ptr<Inbox> inbox_;
   Arena taken_;        // the last arena take() handed to JS: its metadata vector is reused
   std::string topic_;  // of the last send: JS passes null for "the same topic again"
+  std::vector<liner::Payload> batch_;      // sendToMany's views of its messages
+  std::vector<std::string> batch_texts_;   // and the UTF-8 of those given as strings
   bool referenced_ = true;  // a running client keeps the event loop alive, like a server
   bool active_ = false;     // from run() until its failure or the end of stop(): the loop is held
   bool teardown_hook_ = false;
