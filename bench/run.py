@@ -38,6 +38,8 @@ PROGRAMS = {
     "liner_broker": ([os.path.join(BUILD, "bench-rust", "release", "lbbench")], True, "liner_broker 1.3.1 (Rust)"),
     "liner_c": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True, "liner, C API"),
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
+    # The same programs with sendToMany, 64 messages per call (Node net's sender batches too).
+    "liner_ts_many": (node_program("liner_pair.mjs") + ["--batch", "64"], True, "liner, TypeScript API, sendToMany ×64"),
 }
 
 
@@ -284,6 +286,8 @@ def workloads(smoke, count=None, warmup=None):
             for alo in (True, False):
                 table.append(("pair/%d/%s/%s" % (size, impl, alo_key(alo)), label, "pair", impl,
                               dict(size=size, count=n, warmup=w, alo=alo)))
+        table.append(("pair/%d/liner_ts_many/alo" % size, label, "pair", "liner_ts_many",
+                      dict(size=size, count=n, warmup=w, alo=True)))
     # Big messages: one write per message or more, and at-least-once acks that must keep up with
     # a queue that holds few of them. A tenth of the count (the same bytes as 6.4 1 KiB runs).
     big = 64 * 1024
@@ -443,6 +447,10 @@ def targets(results):
               m("pair/%d/liner_c/be" % size), 0.9)
     ratio("TS API 1 KiB / zeromq.js", m("pair/1024/liner_ts/alo"), m("pair/1024/zeromq.js"), 10.0)
     ratio("TS API 1 KiB / Node net batched", m("pair/1024/liner_ts/alo"), m("pair/1024/node_net"), 3.0)
+    # The same two with the sender batching too (sendToMany), as Node net's sender does.
+    ratio("TS API sendToMany ×64 1 KiB / zeromq.js", m("pair/1024/liner_ts_many/alo"), m("pair/1024/zeromq.js"), 10.0)
+    ratio("TS API sendToMany ×64 1 KiB / Node net batched", m("pair/1024/liner_ts_many/alo"),
+          m("pair/1024/node_net"), 3.0)
     pair = m("pair/1024/liner_c/alo")
     fan = stat(results, "fanout/1024/liner_c", "rate")
     ratio("send_all ×4, slowest replica / (pair ÷ 4)", fan[0] if fan else None, pair / 4 if pair else None, 0.8)

@@ -8,7 +8,7 @@ const ROLES = ['pair-recv', 'pair-send', 'ping-server', 'ping-client', 'drain-se
 const OPTIONS = {
   role: undefined, size: undefined, count: undefined, warmup: undefined,
   port: undefined, redis: undefined, prefix: undefined, alo: '1',
-  replica: undefined, fanout: '0', slow: '0',
+  replica: undefined, fanout: '0', slow: '0', batch: '1',
 };
 const TEXT_OPTIONS = new Set(['role', 'redis', 'prefix']);
 
@@ -20,7 +20,7 @@ export function usage(message) {
 
 /**
  * Parses `--name value` pairs. `needs` lists the options this program cannot run without;
- * `extras` the liner-only options (replica, fanout, slow) it implements; the others are
+ * `extras` the liner-only options (replica, fanout, slow, batch) it implements; the others are
  * accepted only at their "off" value, so nobody measures a mode the program silently skipped.
  */
 export function parseOptions({ needs = [], extras = [] } = {}) {
@@ -45,7 +45,8 @@ export function parseOptions({ needs = [], extras = [] } = {}) {
   if (opts.role !== 'pair-recv' && opts.role !== 'pair-send') usage(`role '${opts.role}' is not implemented by this program`);
   if (opts.size < 8) usage('--size must be at least 8 (the sequence number)');
   if (opts.alo > 1 || opts.fanout > 1 || opts.slow > 1) usage('--alo, --fanout and --slow take 0 or 1');
-  const off = { replica: undefined, fanout: 0, slow: 0 };
+  if (opts.batch < 1) usage('--batch must be at least 1');
+  const off = { replica: undefined, fanout: 0, slow: 0, batch: 1 };
   for (const [name, value] of Object.entries(off)) {
     if (!extras.includes(name) && opts[name] !== value) usage(`option --${name} is not implemented by this program`);
   }
