@@ -478,7 +478,8 @@ Napi::Value ClientWrap::send_to_many(const Napi::CallbackInfo& info) {
   size_t strings = 0;
   for (uint32_t i = 0; i < count; ++i) {
     napi_value v;
-    napi_get_element(env, info[1], i, &v);
+    // A getter on the array may throw: that exception is the call's.
+    if (napi_get_element(env, info[1], i, &v) != napi_ok) throw Napi::Error::New(info.Env());
     std::string* text = &texts[strings];
     if (!read_payload(env, v, text, &messages[i]))
       throw_invalid(info.Env(), "messages[" + std::to_string(i) +

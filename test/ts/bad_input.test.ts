@@ -92,9 +92,11 @@ describe('sending', () => {
     const a = mesh.client('a', 'topic_a');
     expect(thrown(() => a.sendTo('topic_b', 'x')).code).toBe('NOT_RUNNING');
     expect(thrown(() => a.sendAll('topic_b', 'x')).code).toBe('NOT_RUNNING');
+    expect(thrown(() => a.sendToMany('topic_b', ['x'])).code).toBe('NOT_RUNNING');
     await a.start();
     await a.close();
     expect(thrown(() => a.sendTo('topic_b', 'x')).code).toBe('CLOSED');
+    expect(thrown(() => a.sendToMany('topic_b', ['x'])).code).toBe('CLOSED');
     await expect(a.start()).rejects.toMatchObject({ code: 'CLOSED' });
     await expect(a.subscribe('news')).rejects.toMatchObject({ code: 'CLOSED' });
     await expect(a.drain()).rejects.toMatchObject({ code: 'CLOSED' });
@@ -112,10 +114,11 @@ describe('sending', () => {
     ['data a plain object', 'topic_b', { a: 1 }, 'INVALID_ARGUMENT'],
     ['empty string', 'topic_b', '', 'INVALID_ARGUMENT'],
     ['empty Buffer', 'topic_b', Buffer.alloc(0), 'INVALID_ARGUMENT'],
-  ])('%s throws %s (sendTo and sendAll)', async (_, topic, data, code) => {
+  ])('%s throws %s (sendTo, sendAll and sendToMany)', async (_, topic, data, code) => {
     const a = await pair();
     expect(thrown(() => a.sendTo(topic as string, data as string)).code).toBe(code);
     expect(thrown(() => a.sendAll(topic as string, data as string)).code).toBe(code);
+    expect(thrown(() => a.sendToMany(topic as string, ['ok', data as string])).code).toBe(code);
   });
 
   test('an oversize payload throws INVALID_ARGUMENT', async () => {

@@ -26,6 +26,7 @@ const TOPIC_METHODS: [string, TopicCall][] = [
   ['listAddresses', (c, t) => c.listAddresses(t)],
   ['sendTo', (c, t) => c.sendTo(t, 'x')],
   ['sendAll', (c, t) => c.sendAll(t, 'x')],
+  ['sendToMany', (c, t) => c.sendToMany(t, ['x'])],
 ];
 
 async function codeOf(call: () => Promise<unknown> | unknown): Promise<string> {

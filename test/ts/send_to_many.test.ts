@@ -78,6 +78,14 @@ test('a bad message anywhere refuses the whole batch, naming it', async () => {
     expect((error as LinerError).code).toBe('INVALID_ARGUMENT');
     expect((error as LinerError).message).toMatch(message);
   }
+  // An array whose element getter throws: that error, and nothing queued.
+  const tricky = ['ok0', 'ok1'];
+  Object.defineProperty(tricky, 1, {
+    get() {
+      throw new Error('getter says no');
+    },
+  });
+  expect(() => sender.sendToMany('inbox', tricky)).toThrow('getter says no');
   expect(sender.sendToMany('inbox', ['after'])).toBe(1);
   expect(await waitUntil(() => got.length === 1, 5000)).toBe(true);
   await new Promise((r) => setTimeout(r, 100));
