@@ -44,6 +44,7 @@ GOOD_DATA = [("a\0b", b"a\0b", "str_with_nul"), (b"\0\0\0", b"\0\0\0", "nul_byte
 TOPIC_METHODS = {
     "send_to": (lambda c, t: c.send_to(t, b"x"), False),
     "send_all": (lambda c, t: c.send_all(t, b"x"), False),
+    "send_to_many": (lambda c, t: c.send_to_many(t, [b"x"]), 0),
     "subscribe": (lambda c, t: c.subscribe(t), False),
     "unsubscribe": (lambda c, t: c.unsubscribe(t), False),
     "refresh_address_topic": (lambda c, t: c.refresh_address_topic(t), False),
@@ -58,6 +59,7 @@ AFTER_CLOSE = {
     "close": (lambda c: c.close(), False),
     "send_to": (lambda c: c.send_to("x", b"d"), False),
     "send_all": (lambda c: c.send_all("x", b"d"), False),
+    "send_to_many": (lambda c: c.send_to_many("x", [b"d"]), 0),
     "subscribe": (lambda c: c.subscribe("x"), False),
     "unsubscribe": (lambda c: c.unsubscribe("x"), False),
     "refresh_address_topic": (lambda c: c.refresh_address_topic("x"), False),
@@ -199,19 +201,28 @@ def test_bad_advertise_addr(made, bad):
 
 # ---- payloads ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["send_to", "send_all"])
+# send_to_many with the payload second in a batch of three: the whole batch is refused.
+SENDS = {
+    "send_to": (lambda c, t, d: c.send_to(t, d), False),
+    "send_all": (lambda c, t, d: c.send_all(t, d), False),
+    "send_to_many": (lambda c, t, d: c.send_to_many(t, [b"a", d, b"c"]), 0),
+}
+
+
+@pytest.mark.parametrize("method", sorted(SENDS))
 @pytest.mark.parametrize("empty", [e for e, _ in EMPTY_DATA], ids=ids(EMPTY_DATA))
 def test_empty_payload(pair, method, empty):
     c = pair[0]
-    assert getattr(c, method)("tbm_peer_topic", empty) is False
+    send, failure = SENDS[method]
+    assert send(c, "tbm_peer_topic", empty) is failure
     assert c.last_error_code() == liner.ERR_INVALID_ARG
 
 
-@pytest.mark.parametrize("method", ["send_to", "send_all"])
+@pytest.mark.parametrize("method", sorted(SENDS))
 @pytest.mark.parametrize("wrong", [w for w, _ in WRONG_DATA], ids=ids(WRONG_DATA))
 def test_wrong_payload_type(pair, method, wrong):
     with pytest.raises(TypeError):
-        getattr(pair[0], method)("tbm_peer_topic", wrong)
+        SENDS[method][0](pair[0], "tbm_peer_topic", wrong)
 
 
 def test_unusual_but_valid_payloads_arrive_intact(made):
@@ -231,6 +242,8 @@ def test_payload_over_the_limit_is_refused(made, restore_limits):
     assert c.send_to("tb_peer_topic", b"x" * 17) is False
     assert c.last_error_code() == liner.ERR_INVALID_ARG
     assert c.send_all("tb_peer_topic", bytearray(17)) is False
+    assert c.last_error_code() == liner.ERR_INVALID_ARG
+    assert c.send_to_many("tb_peer_topic", [b"x" * 16, b"x" * 17]) == 0
     assert c.last_error_code() == liner.ERR_INVALID_ARG
     assert c.send_to("tb_peer_topic", b"x" * 16) is True
 
