@@ -37,6 +37,8 @@ PROGRAMS = {
     "node_net": (node_program("net_pair.mjs"), False, "Node net, batched writes"),
     "liner_broker": ([os.path.join(BUILD, "bench-rust", "release", "lbbench")], True, "liner_broker 1.3.1 (Rust)"),
     "liner_c": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True, "liner, C API"),
+    "liner_c_many": ([os.path.join(BUILD, "bench", "liner", "bench_liner"), "--batch", "64"], True,
+                     "liner, C API, send_to_many ×64"),
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
     # The same programs with sendToMany, 64 messages per call (Node net's sender batches too).
     "liner_ts_many": (node_program("liner_pair.mjs") + ["--batch", "64"], True, "liner, TypeScript API, sendToMany ×64"),
@@ -286,8 +288,9 @@ def workloads(smoke, count=None, warmup=None):
             for alo in (True, False):
                 table.append(("pair/%d/%s/%s" % (size, impl, alo_key(alo)), label, "pair", impl,
                               dict(size=size, count=n, warmup=w, alo=alo)))
-        table.append(("pair/%d/liner_ts_many/alo" % size, label, "pair", "liner_ts_many",
-                      dict(size=size, count=n, warmup=w, alo=True)))
+        for impl in ("liner_c_many", "liner_ts_many"):
+            table.append(("pair/%d/%s/alo" % (size, impl), label, "pair", impl,
+                          dict(size=size, count=n, warmup=w, alo=True)))
     # Big messages: one write per message or more, and at-least-once acks that must keep up with
     # a queue that holds few of them. A tenth of the count (the same bytes as 6.4 1 KiB runs).
     big = 64 * 1024

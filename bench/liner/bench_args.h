@@ -2,7 +2,7 @@
  * bench_args.h - command line of bench_liner, as bench/PROTOCOL.md defines it.
  *
  *   bench_liner --role ROLE --size BYTES --count N --warmup W --redis URL --prefix PREFIX
- *               [--alo 0|1] [--port P] [--replica K] [--fanout 0|1] [--slow 0|1]
+ *               [--alo 0|1] [--port P] [--replica K] [--fanout 0|1] [--slow 0|1] [--batch M]
  *
  * Kept apart from liner_bench.c so that the program itself shows only how the C API is driven.
  * Every option the protocol knows is accepted by every role (the runner may pass a common set);
@@ -38,6 +38,7 @@ typedef struct {
   int replica;         /* -1 = none; K >= 0: pair-recv shares PREFIX.sink under PREFIX.sink.K */
   int fanout;          /* pair-send: lnr_send_all instead of lnr_send_to */
   int slow;            /* receivers: 2 ms pause after every 1,000 messages, report max RSS */
+  size_t batch;        /* pair-send: M > 1 sends the measured messages M per lnr_send_to_many */
 } bench_opts;
 
 /* Strict unsigned parse: the whole string must be a decimal number within `max`. */
@@ -76,6 +77,7 @@ static inline int bench_parse_args(int argc, char** argv, bench_opts* o, char* e
   memset(o, 0, sizeof *o);
   o->alo = 1;
   o->replica = -1;
+  o->batch = 1;
   int have_role = 0, have_size = 0, have_count = 0, have_warmup = 0;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
@@ -149,6 +151,12 @@ static inline int bench_parse_args(int argc, char** argv, bench_opts* o, char* e
       if (name[2] == 'a') o->alo = (int)v;
       else if (name[2] == 'f') o->fanout = (int)v;
       else o->slow = (int)v;
+    } else if (strcmp(name, "--batch") == 0) {
+      if (!bench_parse_u64(value, 65536, &v) || v == 0) {
+        snprintf(err, errlen, "--batch must be 1..65536, got '%s'", value);
+        return 0;
+      }
+      o->batch = (size_t)v;
     } else if (strcmp(name, "--replica") == 0) {
       if (!bench_parse_u64(value, 1000000, &v)) {
         snprintf(err, errlen, "--replica must be a number >= 0, got '%s'", value);

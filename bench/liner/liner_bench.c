@@ -410,6 +410,31 @@ static int send_one(lnr_hClient c, const char* topic, const char* buf, int all, 
   }
 }
 
+/*
+ * --batch M: sends messages first .. first+n-1 with lnr_send_to_many, bufs[i] carrying first+i.
+ * A call stopped by a full queue (LNR_ERR_BUSY, *queued short of n) waits for room and sends
+ * the rest; each such stop counts in *busy. Returns 1, or 0 with the reason in err.
+ */
+static int send_many(lnr_hClient c, const char* topic, char** bufs, const size_t* sizes, uint64_t first, size_t n,
+                     int alo, uint64_t* busy, char* err, size_t errlen) {
+  for (size_t i = 0; i < n; ++i) put_seq(bufs[i], first + i);
+  size_t done = 0;
+  for (;;) {
+    uint64_t gen = atomic_load(&writable_gen);
+    size_t queued = 0;
+    BOOL ok = lnr_send_to_many(c, topic, (const char* const*)bufs + done, sizes + done, n - done, alo ? TRUE : FALSE,
+                               &queued);
+    done += queued;
+    if (ok) return 1;
+    if (atomic_load(&quitting) || lnr_last_error_code(c) != LNR_ERR_BUSY) {
+      snprintf(err, errlen, "%s", client_error(c, "lnr_send_to_many"));
+      return 0;
+    }
+    ++*busy;
+    wait_for_room(gen);
+  }
+}
+
 /* Names: PREFIX.SUFFIX (and PREFIX.sink.K for replicas). */
 static void name_of(char* out, size_t len, const char* suffix, int replica) {
   if (replica >= 0) snprintf(out, len, "%s.%s.%d", O.prefix, suffix, replica);
@@ -593,12 +618,33 @@ static int run_sender(void) {
   }
   if (!wait_for_line(1, error, sizeof error)) finish(c, error);
 
+  /* --batch: O.batch payloads of their own (each carries its sequence number), made before t0. */
+  size_t batch = all || drain ? 1 : O.batch;
+  char** bufs = NULL;
+  size_t* sizes = NULL;
+  if (batch > 1) {
+    bufs = calloc(batch, sizeof *bufs);
+    sizes = calloc(batch, sizeof *sizes);
+    if (!bufs || !sizes) finish(c, "out of memory");
+    for (size_t i = 0; i < batch; ++i) {
+      bufs[i] = new_payload();
+      sizes[i] = O.size;
+    }
+  }
+
   double cpu0 = cpu_s();
   uint64_t t0 = now_ns();
   uint64_t busy = 0;
-  for (uint64_t seq = O.warmup; seq < O.warmup + O.count; ++seq) {
-    put_seq(buf, seq);
-    if (!send_one(c, dest, buf, all, alo, 0, &busy, error, sizeof error)) finish(c, error);
+  for (uint64_t seq = O.warmup; seq < O.warmup + O.count;) {
+    if (batch > 1) {
+      size_t n = O.warmup + O.count - seq < batch ? (size_t)(O.warmup + O.count - seq) : batch;
+      if (!send_many(c, dest, bufs, sizes, seq, n, alo, &busy, error, sizeof error)) finish(c, error);
+      seq += n;
+    } else {
+      put_seq(buf, seq);
+      if (!send_one(c, dest, buf, all, alo, 0, &busy, error, sizeof error)) finish(c, error);
+      ++seq;
+    }
   }
 
   if (!drain) {
@@ -635,6 +681,9 @@ static int run_sender(void) {
   if (!wait_for_line(0, error, sizeof error)) finish(c, error);
   double cpu = cpu_s() - cpu0;
   emit("{\"event\":\"end\",\"cpu_s\":%.6f,\"max_rss_kib\":%ld}", cpu, max_rss_kib());
+  for (size_t i = 0; bufs && i < batch; ++i) free(bufs[i]);
+  free(bufs);
+  free(sizes);
   free(buf);
   finish(c, NULL);
   return 0;
