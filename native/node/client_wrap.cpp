@@ -489,24 +489,24 @@ Napi::Value ClientWrap::send_to_many(const Napi::CallbackInfo& info) {
   }
   size_t queued = 0;
   liner::Status s = client->send_to_many(self->topic_, messages.data(), count, read_at_least_once(info, 2), &queued);
-  self->trim_batch();
+  self->trim_batch(strings);
   if (s || s.code == liner::Err::busy) return Napi::Number::New(env, double(queued));
   self->last_error_ = std::move(s.message);
   return Napi::Number::New(env, -int(s.code));
 }
 
-// What an unusually big batch left behind is not kept for the next one.
-void ClientWrap::trim_batch() {
+// What an unusually big batch left behind is not kept for the next one: a stream of batches
+// of up to kKeptViews messages of up to kKeptText bytes each allocates nothing.
+void ClientWrap::trim_batch(size_t strings) {
   constexpr size_t kKeptViews = 1024;
   constexpr size_t kKeptText = 64 * 1024;
-  if (batch_.size() > kKeptViews) {
-    batch_.resize(kKeptViews);
-    batch_.shrink_to_fit();
+  if (batch_.capacity() > kKeptViews) std::vector<liner::Payload>().swap(batch_);
+  if (batch_texts_.size() > kKeptViews) {
+    std::vector<std::string>().swap(batch_texts_);
+    return;
   }
-  if (batch_texts_.size() > kKeptViews) batch_texts_.resize(kKeptViews);
-  for (auto& text : batch_texts_)
-    if (text.capacity() > kKeptText) std::string().swap(text);
-  batch_texts_.shrink_to_fit();
+  for (size_t i = 0; i < strings; ++i)
+    if (batch_texts_[i].capacity() > kKeptText) std::string().swap(batch_texts_[i]);
 }
 
 Napi::Value ClientWrap::last_error(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), last_error_); }

@@ -93,7 +93,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   Napi::Value send(const Napi::CallbackInfo& info, bool all);
-  void trim_batch();
+  void trim_batch(size_t strings);  // after sendToMany, which converted `strings` of its messages
   Napi::Value task(const Napi::CallbackInfo& info, const char* name,
                    std::function<liner::Status(liner::Client&)> call);
   void release_wake(napi_threadsafe_function_release_mode mode);
