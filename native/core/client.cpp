@@ -452,12 +452,13 @@ Status Client::refresh_address_topic(const std::string& topic) {
 
 // ---- sending -------------------------------------------------------------------------------
 
-Status Client::send_to(const std::string& topic, const void* data, size_t size, bool at_least_once) {
+// Flattened: send() is inlined with a count of 1, so its batch loops fold away.
+[[gnu::flatten]] Status Client::send_to(const std::string& topic, const void* data, size_t size, bool at_least_once) {
   Payload message{data, size};
   return send(topic, &message, 1, at_least_once, false, nullptr);
 }
 
-Status Client::send_all(const std::string& topic, const void* data, size_t size, bool at_least_once) {
+[[gnu::flatten]] Status Client::send_all(const std::string& topic, const void* data, size_t size, bool at_least_once) {
   Payload message{data, size};
   return send(topic, &message, 1, at_least_once, true, nullptr);
 }
@@ -532,8 +533,9 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
       if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, channel_hint, &done);
     }
     if (queued) *queued = done;  // send_to_many: exactly one target
-    if (!st && result.ok()) result = st;
+    if (!st && result.ok()) result = std::move(st);
   }
+  if (result.ok()) return Status();  // built in place: no Status moved on success
   return result;
 }
 

@@ -243,9 +243,51 @@ bool Sender::has_channel(const std::string& addr) const {
   return by_addr_.count(addr) != 0;
 }
 
-Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                       const Payload* messages, size_t count, bool at_least_once, Channel** hint,
-                       size_t* queued) {
+// Inlined into enqueue: it runs for every message (a call of its own cost ~30 instructions).
+[[gnu::always_inline]] inline void Sender::append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
+                           bool at_least_once, Bytes& big) {
+  size_t frame_size = kFrameOverhead + payload_size;
+  // Append to the segment being filled, or start one (with a buffer that went round before).
+  bool segment_full = !ch->incoming.empty() && ch->incoming.back().bytes.size() + frame_size > kSegmentBytes;
+  if (segment_full) ch->streaming = true;
+  if (ch->incoming.empty() || !big.empty() || segment_full) {
+    ch->incoming.emplace_back();
+    Segment& fresh = ch->incoming.back();
+    if (big.empty()) {
+      fresh.bytes = ch->spare.take();
+      // A frame bigger than a segment gets one of exactly its size: growing a buffer past
+      // that would copy it and double its size.
+      fresh.bytes.reserve(frame_size > kSegmentBytes ? frame_size
+                          : ch->streaming      ? kSegmentBytes
+                                               : std::max(frame_size, kFirstSegmentReserve));
+    }
+  }
+  Segment& seg = ch->incoming.back();
+  uint64_t number = ++ch->last_number;
+  if (big.empty()) {
+    h.number_mess = number;
+    encode_frame_at(seg.bytes.extend(frame_size), h, payload, payload_size);
+  } else {
+    stamp_number(big.data(), number);
+    seg.bytes.swap(big);  // the fresh segment's empty buffer: `big` is empty again
+  }
+  ++seg.frames;
+  seg.last = number;
+  seg.cost += cost;
+  seg.at_least_once = seg.at_least_once || at_least_once;
+  ch->held_bytes.add(cost);
+  ch->held_count.add(1);
+  if (!ch->dirty) {
+    ch->dirty = true;
+    dirty_.push_back(ch);
+  }
+}
+
+template <bool kSingle>
+[[gnu::always_inline]] inline Status Sender::enqueue_impl(const std::string& addr, const std::string& topic,
+                                                          int32_t topic_key, const Payload* messages, size_t count,
+                                                          bool at_least_once, Channel** hint, size_t* queued) {
+  if (kSingle) count = 1;
   size_t done = 0;
   Status result;
   FrameHeader h;
@@ -318,46 +360,17 @@ Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_
   // back on a core, and fell into a mode where it paid a syscall every ~20 messages. See the
   // matching check in loop().
   if (done > 0 && parked_.load(std::memory_order_relaxed) && parked_.exchange(false)) waker_.wake();
+  if (result.ok()) return Status();  // built in place: no Status moved on success
   return result;
 }
 
-void Sender::append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
-                           bool at_least_once, Bytes& big) {
-  size_t frame_size = kFrameOverhead + payload_size;
-  // Append to the segment being filled, or start one (with a buffer that went round before).
-  bool segment_full = !ch->incoming.empty() && ch->incoming.back().bytes.size() + frame_size > kSegmentBytes;
-  if (segment_full) ch->streaming = true;
-  if (ch->incoming.empty() || !big.empty() || segment_full) {
-    ch->incoming.emplace_back();
-    Segment& fresh = ch->incoming.back();
-    if (big.empty()) {
-      fresh.bytes = ch->spare.take();
-      // A frame bigger than a segment gets one of exactly its size: growing a buffer past
-      // that would copy it and double its size.
-      fresh.bytes.reserve(frame_size > kSegmentBytes ? frame_size
-                          : ch->streaming      ? kSegmentBytes
-                                               : std::max(frame_size, kFirstSegmentReserve));
-    }
-  }
-  Segment& seg = ch->incoming.back();
-  uint64_t number = ++ch->last_number;
-  if (big.empty()) {
-    h.number_mess = number;
-    encode_frame_at(seg.bytes.extend(frame_size), h, payload, payload_size);
-  } else {
-    stamp_number(big.data(), number);
-    seg.bytes.swap(big);  // the fresh segment's empty buffer: `big` is empty again
-  }
-  ++seg.frames;
-  seg.last = number;
-  seg.cost += cost;
-  seg.at_least_once = seg.at_least_once || at_least_once;
-  ch->held_bytes.add(cost);
-  ch->held_count.add(1);
-  if (!ch->dirty) {
-    ch->dirty = true;
-    dirty_.push_back(ch);
-  }
+Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
+                       const Payload* messages, size_t count, bool at_least_once, Channel** hint,
+                       size_t* queued) {
+  // A single message (every lnr_send_to) gets its own copy of the body, without the batch
+  // loop's bookkeeping: ~60 instructions less per message (callgrind).
+  return count == 1 ? enqueue_impl<true>(addr, topic, topic_key, messages, 1, at_least_once, hint, queued)
+                    : enqueue_impl<false>(addr, topic, topic_key, messages, count, at_least_once, hint, queued);
 }
 
 bool Sender::has_room_locked(const Channel* ch, size_t cost) const {

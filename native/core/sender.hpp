@@ -123,6 +123,10 @@ class Sender {
   using Clock = std::chrono::steady_clock;
 
   void loop();
+  // enqueue's body; kSingle: count is 1.
+  template <bool kSingle>
+  Status enqueue_impl(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,
+                      size_t count, bool at_least_once, Channel** hint, size_t* queued);
   // Under mu_: appends one frame to the channel's incoming segments. `big`, when not empty,
   // holds the frame already encoded (outside the lock) and becomes its segment.
   void append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
