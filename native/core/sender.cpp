@@ -68,6 +68,7 @@ struct Sender::Channel {
   std::set<std::string> topics;
   std::set<std::string> forgotten;  // unsubscribed: a send racing the directory must not re-add
   std::string last_topic;           // cheap check before touching `topics` on every send
+  int32_t last_topic_key = 0;       // its key, cheaper still (0: compare the names)
   std::string first_topic;
   uint64_t last_number = 0;  // last number_mess handed out
   bool busy_reported = false;  // a busy event went out; a writable one follows when there is room
@@ -325,9 +326,12 @@ template <bool kSingle>
         ch = it->second;
         if (hint) *hint = ch;
       }
-      if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
-        ch->topics.insert(topic);
-        ch->last_topic = topic;
+      if (topic_key == 0 || ch->last_topic_key != topic_key) {
+        if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
+          ch->topics.insert(topic);
+          ch->last_topic = topic;
+        }
+        ch->last_topic_key = ch->last_topic == topic ? topic_key : 0;
       }
     }
     size_t frame_size = kFrameOverhead + payload_size;
@@ -460,6 +464,7 @@ void Sender::forget_topic(const std::string& topic, const std::string& addr) {
   it->second->topics.erase(topic);
   it->second->forgotten.insert(topic);
   it->second->last_topic.clear();
+  it->second->last_topic_key = 0;
 }
 
 void Sender::peer_announced(const std::string& addr, const std::string& topic) {
