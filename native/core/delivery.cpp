@@ -111,7 +111,7 @@ void Delivery::deliver(const InboundBatch& batch) {
   flush_acks(false);
 }
 
-Delivery::ChannelIn& Delivery::channel(int32_t ck, uint64_t conn_id) {
+Delivery::ChannelIn& Delivery::find_channel(int32_t ck, uint64_t conn_id) {
   if (!last_channel_ || last_ck_ != ck) {
     last_channel_ = &channels_[ck];  // std::map: the address stays valid
     last_ck_ = ck;

@@ -118,7 +118,13 @@ class Delivery {
   };
 
   void deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch);
-  ChannelIn& channel(int32_t ck, uint64_t conn_id);
+  // Inline for the common case, the channel of the previous frame on the same connection.
+  ChannelIn& channel(int32_t ck, uint64_t conn_id) {
+    if (last_channel_ && last_ck_ == ck && last_channel_->from_known && last_channel_->conn_id == conn_id)
+      return *last_channel_;
+    return find_channel(ck, conn_id);
+  }
+  ChannelIn& find_channel(int32_t ck, uint64_t conn_id);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
   void flush_acks(bool force);
   // Enough delivered without an ack that the flush should not wait for its period.

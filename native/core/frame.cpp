@@ -17,10 +17,6 @@ void store_be64(char* p, uint64_t v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-uint64_t load_be64(const uint8_t* p) {
-  return (uint64_t(load_be32(p)) << 32) | load_be32(p + 4);
-}
-
 }  // namespace
 
 void encode_frame(std::string& out, FrameHeader h, const void* data, size_t size) {
@@ -60,11 +56,7 @@ bool decode_body(const uint8_t* body, size_t body_len, FrameHeader* h, const uin
     *error = "frame body of " + std::to_string(body_len) + " bytes is shorter than its 21-byte header";
     return false;
   }
-  h->number_mess = load_be64(body);
-  h->connection_key = int32_t(load_be32(body + 8));
-  h->topic_key = int32_t(load_be32(body + 12));
-  h->flags = body[16];
-  h->data_len = load_be32(body + 17);
+  parse_body_header(body, h);
   if (uint64_t(h->data_len) + kBodyHeaderSize > body_len) {
     *error = "frame data_len " + std::to_string(h->data_len) + " overruns its body of " +
              std::to_string(body_len) + " bytes";
@@ -84,28 +76,19 @@ bool decode_stored_frame(const std::string& frame, FrameHeader* h, const uint8_t
   return decode_body(p + kLengthPrefixSize, frame.size() - kLengthPrefixSize, h, data, error);
 }
 
-bool FrameDecoder::check_prefix(const uint8_t* prefix, uint32_t* body_len) {
-  *body_len = load_be32(prefix);
-  if (*body_len < kBodyHeaderSize) {
-    error_ = "frame body length " + std::to_string(*body_len) + " is below the 21-byte minimum";
-    return false;
-  }
-  if (*body_len > max_body_) {
-    error_ = "frame body length " + std::to_string(*body_len) + " exceeds the maximum of " +
+bool FrameDecoder::prefix_error(uint32_t body_len) {
+  if (body_len < kBodyHeaderSize)
+    error_ = "frame body length " + std::to_string(body_len) + " is below the 21-byte minimum";
+  else
+    error_ = "frame body length " + std::to_string(body_len) + " exceeds the maximum of " +
              std::to_string(max_body_);
-    return false;
-  }
-  return true;
+  return false;
 }
 
-bool FrameDecoder::check_header(const uint8_t* body, uint32_t body_len) {
-  uint32_t data_len = load_be32(body + 17);
-  if (uint64_t(data_len) + kBodyHeaderSize > body_len) {
-    error_ = "frame data_len " + std::to_string(data_len) + " overruns its body of " +
-             std::to_string(body_len) + " bytes";
-    return false;
-  }
-  return true;
+bool FrameDecoder::header_error(uint32_t data_len, uint32_t body_len) {
+  error_ = "frame data_len " + std::to_string(data_len) + " overruns its body of " + std::to_string(body_len) +
+           " bytes";
+  return false;
 }
 
 }  // namespace liner

@@ -27,6 +27,22 @@ struct FrameHeader {
   uint32_t data_len = 0;
 };
 
+inline uint32_t load_be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+inline uint64_t load_be64(const uint8_t* p) { return (uint64_t(load_be32(p)) << 32) | load_be32(p + 4); }
+
+// The header fields of a frame body (without its length prefix) of at least 21 bytes; nothing
+// is checked. Inline: the listener runs it for every frame.
+inline void parse_body_header(const uint8_t* body, FrameHeader* h) {
+  h->number_mess = load_be64(body);
+  h->connection_key = int32_t(load_be32(body + 8));
+  h->topic_key = int32_t(load_be32(body + 12));
+  h->flags = body[16];
+  h->data_len = load_be32(body + 17);
+}
+
 // Appends one complete frame (prefix included) to `out`. data_len is taken from `size`.
 void encode_frame(std::string& out, FrameHeader header, const void* data, size_t size);
 // Writes the same frame at `out`, which has room for kFrameOverhead + size bytes.
@@ -82,8 +98,18 @@ class FrameDecoder {
   const std::string& error() const { return error_; }
 
  private:
-  bool check_prefix(const uint8_t* prefix, uint32_t* body_len);
-  bool check_header(const uint8_t* body, uint32_t body_len);
+  // The checks every frame passes are inline; building the error (cold) is not.
+  bool check_prefix(const uint8_t* prefix, uint32_t* body_len) {
+    *body_len = load_be32(prefix);
+    return (*body_len >= kBodyHeaderSize && *body_len <= max_body_) || prefix_error(*body_len);
+  }
+  bool check_header(const uint8_t* body, uint32_t body_len) {
+    uint32_t data_len = load_be32(body + 17);
+    return uint64_t(data_len) + kBodyHeaderSize <= body_len || header_error(data_len, body_len);
+  }
+  // Set error_ and return false.
+  [[gnu::cold]] bool prefix_error(uint32_t body_len);
+  [[gnu::cold]] bool header_error(uint32_t data_len, uint32_t body_len);
 
   uint32_t max_body_;
   // The current incomplete frame, prefix included: its first kContiguous bytes in pending_, the
@@ -139,10 +165,6 @@ class FrameDecoder {
   std::string error_;
 };
 
-inline uint32_t load_be32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-
 template <class OnFrame>
 bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
   if (!error_.empty()) return false;
@@ -163,7 +185,9 @@ bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
         pending_.assign(reinterpret_cast<const char*>(p), n);
         return true;
       }
-      if (!decode_body(p + kLengthPrefixSize, body_len, &header, &data, &error_)) return false;
+      // The whole body is here, so check_header has passed it: parse without checking again.
+      parse_body_header(p + kLengthPrefixSize, &header);
+      data = p + kFrameOverhead;
       on_frame(header, data);
       p += kLengthPrefixSize + body_len;
       n -= kLengthPrefixSize + body_len;

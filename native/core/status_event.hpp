@@ -38,14 +38,16 @@ inline const void*& callback_owner() {
 }
 
 // Marks the current thread as running a user callback of `owner` for the guard's lifetime.
+// One thread-local look-up per guard (it wraps every delivered message).
 class CallbackScope {
  public:
-  explicit CallbackScope(const void* owner) : saved_(callback_owner()) { callback_owner() = owner; }
-  ~CallbackScope() { callback_owner() = saved_; }
+  explicit CallbackScope(const void* owner) : slot_(callback_owner()), saved_(slot_) { slot_ = owner; }
+  ~CallbackScope() { slot_ = saved_; }
   CallbackScope(const CallbackScope&) = delete;
   CallbackScope& operator=(const CallbackScope&) = delete;
 
  private:
+  const void*& slot_;
   const void* saved_;
 };
 
