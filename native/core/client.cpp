@@ -121,18 +121,10 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     if (!st) return st;
   }
   // The user's callbacks run marked as such (in_callback()), so that they cannot stop or
-  // re-run the client from inside.
-  auto in_scope = [this](auto fn) {
-    return [this, fn](auto&&... args) {
-      CallbackScope scope(this);
-      fn(std::forward<decltype(args)>(args)...);
-    };
-  };
-  BatchDoneFn done;
-  if (batch_done) done = in_scope(std::move(batch_done));
+  // re-run the client from inside: Delivery marks each batch it delivers.
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
-  delivery_.reset(new Delivery(std::move(delivery_store), in_scope(std::move(receive)), std::move(done),
-                               opt_.max_receive_queue_bytes, max_message, &status_));
+  delivery_.reset(new Delivery(std::move(delivery_store), std::move(receive), std::move(batch_done),
+                               opt_.max_receive_queue_bytes, max_message, &status_, this));
   listener_.reset(new Listener(delivery_.get(),
                                uint32_t(std::min<size_t>(max_message + kBodyHeaderSize, UINT32_MAX))));
 

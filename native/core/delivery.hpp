@@ -82,9 +82,11 @@ struct DeliveryStats {
 class Delivery {
  public:
   // `status` (may be null) outlives the delivery. `max_batch_bytes` bounds what the listener
-  // reads before it delivers (0: the default).
+  // reads before it delivers (0: the default). deliver() runs as a user callback of
+  // `callback_owner` (see CallbackScope), once per batch rather than once per message.
   Delivery(std::unique_ptr<Store> store, ReceiveFn receive, BatchDoneFn batch_done,
-           size_t max_batch_bytes, size_t max_message_size, const StatusSink* status);
+           size_t max_batch_bytes, size_t max_message_size, const StatusSink* status,
+           const void* callback_owner = nullptr);
 
   // Threads: start(), deliver(), tick() and until_ack_due() on the listener's thread (or before
   // it starts); stop() after it stopped; the rest from anywhere.
@@ -134,6 +136,7 @@ class Delivery {
   std::unique_ptr<Store> store_;
   ReceiveFn receive_;
   BatchDoneFn batch_done_;  // may be empty
+  const void* callback_owner_;
   size_t max_batch_bytes_;
   size_t max_message_size_;
   const StatusSink* status_;
