@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -254,7 +255,11 @@ LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char*
     thread_local int depth = 0;
     std::vector<liner::Payload> nested;
     std::vector<liner::Payload>& messages = depth == 0 ? outer : nested;
-    messages.resize(count);
+    try {
+      messages.resize(count);
+    } catch (const std::exception&) {  // length_error or bad_alloc: a count no array can have
+      return Status(Err::invalid_arg, "count " + std::to_string(count) + " is more messages than memory holds");
+    }
     for (size_t i = 0; i < count; ++i) messages[i] = {data[i], data_sizes[i]};
     size_t done = 0;
     ++depth;

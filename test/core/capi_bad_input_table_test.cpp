@@ -338,6 +338,7 @@ TEST_F(Table, DataPointerAndSize) {
   rows.push_back({m, "NULL entry, size 1", with(2, nullptr, 1), 0, LNR_ERR_INVALID_ARG});
   rows.push_back({m, "max message size + 1 at the end", with(2, &one, max + 1), 0, LNR_ERR_INVALID_ARG});
   rows.push_back({m, "SIZE_MAX first", with(0, &one, SIZE_MAX), 0, LNR_ERR_INVALID_ARG});
+  rows.push_back({m, "count SIZE_MAX", [&] { return many(datas, sizes, SIZE_MAX); }, 0, LNR_ERR_INVALID_ARG});
   rows.push_back({m, "three good ones", [&] { return many(datas, sizes, 3) + long(queued); }, 4, LNR_OK});
   rows.push_back({m, "NULL queued", [&] { return b(lnr_send_to_many(c, "tbl_peer_topic", datas, sizes, 3, BOOL(-1), nullptr)); }, 1, LNR_OK});
   check(c, rows);
