@@ -41,55 +41,41 @@ async function send() {
   let failure;
   client.on('error', (e) => (failure ??= e));
   await client.start();
-  const payload = filler(opts.size); // reused: sendTo and sendAll copy it before they return
   const options = { atLeastOnce };
   // With sendAll, a BUSY copy is thrown after the others were queued: sending again repeats
   // the message to the replicas that had it (they count duplicates).
   const sendOne = opts.fanout ? (data) => client.sendAll(sink, data, options) : (data) => client.sendTo(sink, data, options);
-  // --batch: sendToMany with `opts.batch` payloads of their own per call (each carries its
-  // sequence number). A call that queues only part of a batch (the peer's queue filled up)
-  // is answered with `await drain()`, and the rest goes next.
+  // Payloads reused from call to call (sends copy them before they return): one, or with
+  // --batch M one per message of a sendToMany call, each carrying its own sequence number.
   const batch = Array.from({ length: opts.batch }, () => filler(opts.size));
-  async function sendBatches(from, to, measured) {
-    let busy = 0;
-    const patience = Date.now() + NO_ADDRESS_PATIENCE_MS;
-    for (let seq = from; seq < to; ) {
-      const n = Math.min(batch.length, to - seq);
-      for (let i = 0; i < n; i++) writeSeq(batch[i], 0, seq + i);
-      let queued = 0;
-      while (queued < n) {
-        try {
-          const part = queued === 0 && n === batch.length ? batch : batch.slice(queued, n);
-          const k = client.sendToMany(sink, part, options);
-          queued += k;
-          if (queued < n) {
-            if (measured) busy++;
-            await client.drain();
-          }
-        } catch (e) {
-          if (isCode(e, 'NO_ADDRESS') && !measured && Date.now() < patience) await sleep(10);
-          else throw e;
-        }
-      }
-      seq += n;
+  // Sends messages seq .. seq+n-1 in one call and returns how many were queued: fewer than n
+  // when the peer's queue is full (BUSY).
+  function sendFrom(seq, n) {
+    for (let i = 0; i < n; i++) writeSeq(batch[i], 0, seq + i);
+    if (opts.batch > 1) return client.sendToMany(sink, n === batch.length ? batch : batch.slice(0, n), options);
+    try {
+      sendOne(batch[0]);
+      return 1;
+    } catch (e) {
+      if (isCode(e, 'BUSY')) return 0;
+      throw e;
     }
-    if (failure) throw failure;
-    return busy;
   }
   await runSender(opts, {
     async send(from, to, measured) {
       let busy = 0;
       const patience = Date.now() + NO_ADDRESS_PATIENCE_MS;
       for (let seq = from; seq < to; ) {
-        writeSeq(payload, 0, seq);
+        const n = Math.min(batch.length, to - seq);
         try {
-          sendOne(payload);
-          seq++;
-        } catch (e) {
-          if (isCode(e, 'BUSY')) {
+          const queued = sendFrom(seq, n);
+          seq += queued;
+          if (queued < n) {
             if (measured) busy++;
-            await client.drain();
-          } else if (isCode(e, 'NO_ADDRESS') && !measured && Date.now() < patience) {
+            await client.drain(); // the rest goes once there is room
+          }
+        } catch (e) {
+          if (isCode(e, 'NO_ADDRESS') && !measured && Date.now() < patience) {
             await sleep(10); // the receiver's address is not in the directory yet
           } else throw e;
         }
@@ -97,7 +83,6 @@ async function send() {
       if (failure) throw failure;
       return busy;
     },
-    ...(opts.batch > 1 && { send: sendBatches }),
     async close() {
       await client.close();
       if (failure) throw failure;

@@ -249,12 +249,8 @@ LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char*
   return with_topic(client, "lnr_send_to_many", topic, [&](Client& c, const std::string& t) {
     if (count > 0 && (!data || !data_sizes))
       return Status(Err::invalid_arg, std::string("null pointer argument: ") + (data ? "data_sizes" : "data"));
-    // Reused per thread (a nested call from a callback gets its own): a stream of batches
-    // allocates nothing here.
-    thread_local std::vector<liner::Payload> outer;
-    thread_local int depth = 0;
-    std::vector<liner::Payload> nested;
-    std::vector<liner::Payload>& messages = depth == 0 ? outer : nested;
+    // One allocation per batch: next to copying the messages themselves, it does not count.
+    std::vector<liner::Payload> messages;
     try {
       messages.resize(count);
     } catch (const std::exception&) {  // length_error or bad_alloc: a count no array can have
@@ -262,11 +258,8 @@ LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char*
     }
     for (size_t i = 0; i < count; ++i) messages[i] = {data[i], data_sizes[i]};
     size_t done = 0;
-    ++depth;
     Status s = c.send_to_many(t, messages.data(), count, at_least_once, &done);
-    --depth;
     if (queued) *queued = done;
-    if (messages.capacity() > 4096) std::vector<liner::Payload>().swap(messages);  // no big leftovers
     return s;
   });
 }
