@@ -540,7 +540,7 @@ void Sender::take_incoming(Channel* ch) {
   std::deque<Segment> taken;
   bool readdress = false, announced = false;
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    YieldingLock lock(mu_);
     taken.swap(ch->incoming);
     size_t bytes = 0;
     for (const auto& seg : taken) bytes += seg.bytes.size();
@@ -920,8 +920,9 @@ void Sender::loop() {
   for (;;) {
     auto now = Clock::now();
     int timeout_ms = ready_.empty() ? 1000 : 0;
+    bool queued;
     {
-      std::lock_guard<AdaptiveMutex> lock(mu_);
+      YieldingLock lock(mu_);
       for (auto& kv : channels_) {
         Channel* ch = kv.second.get();
         Clock::time_point next{};
@@ -932,26 +933,30 @@ void Sender::loop() {
         auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
         timeout_ms = int(std::max<long long>(0, std::min<long long>(timeout_ms, ms + 1)));
       }
+      queued = !dirty_.empty();  // queued while we were busy
     }
     if (stopping_) break;
-    parked_ = true;
-    bool queued;
-    {
-      std::lock_guard<AdaptiveMutex> lock(mu_);
+    if (!queued && timeout_ms > 0) {
+      // About to sleep. parked_ goes up first and the queue is looked at again: a message
+      // queued in between is either seen here or its sender sees parked_ and wakes us. Only
+      // here is it written: every send reads it, and a write per pass of a busy thread made
+      // that read a cache miss on the sending core.
+      parked_ = true;
+      YieldingLock lock(mu_);
       queued = !dirty_.empty();
+      if (queued) parked_ = false;
     }
-    if (queued) timeout_ms = 0;  // queued while we were busy: no wake-up came
+    if (queued) timeout_ms = 0;
     if (queued && ready_.empty() && taken_bytes_ > 0 && taken_bytes_ < kCoalesceBytes) {
       // A stream of small messages: let more gather (see kCoalesceNs). Not parked, so
       // enqueue does not wake us for each of them; a socket event still does.
-      parked_ = false;
       pollfd pfd{epfd_, POLLIN, 0};
       timespec pause{0, kCoalesceNs};
       ::ppoll(&pfd, 1, &pause, nullptr);
     }
     taken_bytes_ = 0;
     int n = epoll_wait(epfd_, events, 64, timeout_ms);
-    parked_ = false;
+    if (parked_.load(std::memory_order_relaxed)) parked_ = false;  // unless a sender took it down
     if (stopping_) break;
     for (int i = 0; i < n; ++i) {
       Channel* ch = static_cast<Channel*>(events[i].data.ptr);
@@ -974,7 +979,7 @@ void Sender::loop() {
     }
     std::vector<Channel*> dirty;
     {
-      std::lock_guard<AdaptiveMutex> lock(mu_);
+      YieldingLock lock(mu_);
       dirty.swap(dirty_);
     }
     for (Channel* ch : dirty) take_incoming(ch);
@@ -986,7 +991,7 @@ void Sender::loop() {
     now = Clock::now();
     std::vector<Channel*> all;
     {
-      std::lock_guard<AdaptiveMutex> lock(mu_);
+      YieldingLock lock(mu_);
       for (auto& kv : channels_) all.push_back(kv.second.get());
     }
     for (Channel* ch : all) {
@@ -997,7 +1002,7 @@ void Sender::loop() {
           start_connect(ch);
         } else {
           ch->state = State::idle;  // the next send tries again
-          std::lock_guard<AdaptiveMutex> lock(mu_);
+          YieldingLock lock(mu_);
           ch->unreachable = false;
         }
       } else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()) &&
@@ -1009,7 +1014,7 @@ void Sender::loop() {
       bool quiet = now - ch->last_taken >= kPoolIdle;
       if (quiet) ch->returned.clear();  // a quiet channel keeps no buffers
       {
-        std::lock_guard<AdaptiveMutex> lock(mu_);
+        YieldingLock lock(mu_);
         // After the acks of this pass: room they free is announced now, not a poll period
         // later (the caller may be waiting for exactly this event).
         settle_locked(ch);
