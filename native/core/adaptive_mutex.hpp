@@ -38,13 +38,13 @@ class AdaptiveMutex {
   bool try_lock() { return pthread_mutex_trylock(&mutex_) == 0; }
   void unlock() { pthread_mutex_unlock(&mutex_); }
 
-  // For the background thread (the sender's): with two busy threads on one core, the holder
-  // it waits for is often not running at all, having been preempted inside its short
-  // critical section, and spinning cannot help. Sleeping in lock() then marks the mutex
-  // contended, which makes the holder's next unlock a futex syscall: a sending thread paid one
-  // every few hundred messages (thousands per second, a third of its time in the slow runs).
-  // Giving the core away instead lets that holder finish, and its unlock stays a plain atomic
-  // store. Bounded: after kYields turns it sleeps like lock().
+  // For the background thread (the sender's): sleeping in lock() marks the mutex contended,
+  // which makes the holder's next unlock a futex syscall, and the holder is the hot path (a
+  // sending thread paid ~3,000 of them per 3M messages in slow runs of the 100 B benchmark).
+  // With more busy threads than cores the holder is often not running at all, preempted inside
+  // its short critical section, so spinning cannot help either. Giving the core away lets it
+  // finish, and its unlock stays a plain atomic store (tens of futex calls per 3M messages).
+  // Bounded: after kYields turns it sleeps like lock().
   void lock_yielding() {
     for (int i = 0; i < kYields; ++i) {
       if (try_lock()) return;

@@ -939,8 +939,8 @@ void Sender::loop() {
     if (!queued && timeout_ms > 0) {
       // About to sleep. parked_ goes up first and the queue is looked at again: a message
       // queued in between is either seen here or its sender sees parked_ and wakes us. Only
-      // here is it written: every send reads it, and a write per pass of a busy thread made
-      // that read a cache miss on the sending core.
+      // here is it written, not twice per pass: every send reads it, and each write makes the
+      // sending core fetch its line again.
       parked_ = true;
       YieldingLock lock(mu_);
       queued = !dirty_.empty();
