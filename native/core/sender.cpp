@@ -602,7 +602,7 @@ void Sender::requeue_unacked(Channel* ch) {
 void Sender::start_connect(Channel* ch) {
   std::string addr;
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    YieldingLock lock(mu_);
     addr = ch->addr;
   }
   int fd = -1;
@@ -643,7 +643,7 @@ void Sender::on_connected(Channel* ch) {
   ch->connected_at = Clock::now();
   ch->last_ack_poll = Clock::now();
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    YieldingLock lock(mu_);
     ch->unreachable = false;
     ch->connected = true;
   }
@@ -663,7 +663,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   ch->deadline = Clock::now() + milliseconds(ch->backoff_ms);
   forget_backlog(ch);
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    YieldingLock lock(mu_);
     ch->unreachable = true;
     ch->connected = false;
   }
@@ -1033,7 +1033,7 @@ void Sender::loop() {
 void Sender::drain_and_close(Clock::time_point deadline) {
   std::vector<Channel*> all;
   {
-    std::lock_guard<AdaptiveMutex> lock(mu_);
+    YieldingLock lock(mu_);
     for (auto& kv : channels_) all.push_back(kv.second.get());
   }
   // 1. Write what is queued to peers that are connected (or about to be).
@@ -1089,7 +1089,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     requeue_unacked(ch);
     if (!ch->pending.empty()) spill(ch);
     {
-      std::lock_guard<AdaptiveMutex> lock(mu_);
+      YieldingLock lock(mu_);
       settle_locked(ch);
     }
     close_socket(ch);

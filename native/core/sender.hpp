@@ -186,7 +186,9 @@ class Sender {
   // time: each on a line of its own, so that the read stays a cache hit while the sender thread
   // is awake (it writes parked_ only when it goes to sleep).
   alignas(kCacheLine) std::atomic<bool> parked_{false};  // the thread sleeps in epoll_wait: enqueue must wake it
-  alignas(kCacheLine) mutable AdaptiveMutex mu_;  // channel maps, incoming queues, dirty list, flags
+  // Channel maps, incoming queues, dirty list, flags. The sender thread takes it with
+  // YieldingLock, callers with lock() (adaptive_mutex.hpp says why).
+  alignas(kCacheLine) mutable AdaptiveMutex mu_;
   std::map<int32_t, std::unique_ptr<Channel>> channels_;
   std::map<std::string, Channel*> by_addr_;
   std::vector<Channel*> dirty_;
