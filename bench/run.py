@@ -42,6 +42,13 @@ PROGRAMS = {
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
     # The same programs with sendToMany, 64 messages per call (Node net's sender batches too).
     "liner_ts_many": (node_program("liner_pair.mjs") + ["--batch", "64"], True, "liner, TypeScript API, sendToMany ×64"),
+    # One API per side (a command per role): they say which half of the TypeScript pair costs
+    # what the TypeScript targets miss.
+    "liner_c_to_ts": ({"pair-send": [os.path.join(BUILD, "bench", "liner", "bench_liner")],
+                       "pair-recv": node_program("liner_pair.mjs")}, True, "liner, C API sender → TypeScript receiver"),
+    "liner_ts_to_c": ({"pair-send": node_program("liner_pair.mjs"),
+                       "pair-recv": [os.path.join(BUILD, "bench", "liner", "bench_liner")]}, True,
+                      "liner, TypeScript sender → C API receiver"),
 }
 
 
@@ -136,6 +143,8 @@ class Runner:
 
     def start(self, impl, role, size, count, warmup, alo=None, extra=(), port=None, prefix=None):
         command, needs_redis, _ = PROGRAMS[impl]
+        if isinstance(command, dict):
+            command = command[role]
         argv = list(command) + ["--role", role, "--size", str(size), "--count", str(count),
                                 "--warmup", str(warmup)]
         if needs_redis:
@@ -291,6 +300,9 @@ def workloads(smoke, count=None, warmup=None):
         for impl in ("liner_c_many", "liner_ts_many"):
             table.append(("pair/%d/%s/alo" % (size, impl), label, "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
+    for impl in ("liner_c_to_ts", "liner_ts_to_c"):  # only at the size of the TypeScript targets
+        table.append(("pair/1024/%s/alo" % impl, "1 KiB pair", "pair", impl,
+                      dict(size=1024, count=n, warmup=w, alo=True)))
     # Big messages: one write per message or more, and at-least-once acks that must keep up with
     # a queue that holds few of them. A tenth of the count (the same bytes as 6.4 1 KiB runs).
     big = 64 * 1024
