@@ -113,6 +113,7 @@ void Delivery::deliver(const InboundBatch& batch) {
     }
   }
   in_hand_.subtract(batch.bytes);
+  last_arrival_ = Clock::now();
   flush_acks(false);
 }
 
@@ -196,6 +197,14 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
   bytes_delivered_.add(size);
 }
 
+Clock::time_point Delivery::idle_flush_due() const {
+  // A trickle is acknowledged at most every kAckIdleFlushGap, a quarter window at once; never
+  // sooner than a failing store's retry gap (early_gap_ is that gap then).
+  bool prompt = unsaved_total_ >= kAckPromptMessages || unsaved_bytes_ >= kAckPromptBytes;
+  auto gap = std::max<Clock::duration>(prompt ? Clock::duration(kAckWindowGap) : kAckIdleFlushGap, early_gap_);
+  return std::max(last_arrival_ + kAckIdleGap, last_flush_ + gap);
+}
+
 bool Delivery::early_flush_wanted() const {
   return unsaved_total_ >= kAckWindowMessages || unsaved_bytes_ >= kAckWindowBytes;
 }
@@ -205,7 +214,7 @@ std::chrono::microseconds Delivery::until_ack_due() const {
   if (unsaved_total_ == 0) return kIdleWait;
   // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
   // deliver (a sender whose queue is full sends nothing until it sees this ack).
-  auto due = last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod);
+  auto due = std::min(last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod), idle_flush_due());
   auto left = std::chrono::ceil<microseconds>(due - Clock::now());
   return std::max(microseconds(0), std::min<microseconds>(left, kIdleWait));
 }
@@ -213,7 +222,7 @@ std::chrono::microseconds Delivery::until_ack_due() const {
 void Delivery::flush_acks(bool force) {
   auto now = Clock::now();
   bool due = now - last_flush_ >= kAckFlushPeriod ||
-             (early_flush_wanted() && now - last_flush_ >= early_gap_);
+             (early_flush_wanted() && now - last_flush_ >= early_gap_) || now >= idle_flush_due();
   if (!force && !due) return;
   last_flush_ = now;
   if (unsaved_total_ == 0) return;

@@ -9,7 +9,8 @@
 //
 // Acks ("lnr_connection:{ck}:mess_number") are written after the callback returned: about once
 // a second, sooner when many messages are waiting to be acknowledged (so at-least-once senders
-// can free memory), and at once when a connection closes (so a restarting sender starts its
+// can free memory) or when the stream pauses with some waiting (a sender may have stopped at its
+// queue cap: ack_window.hpp), and at once when a connection closes (so a restarting sender starts its
 // numbering after what was really delivered).
 #pragma once
 #include <atomic>
@@ -131,6 +132,8 @@ class Delivery {
   void flush_acks(bool force);
   // Enough delivered without an ack that the flush should not wait for its period.
   bool early_flush_wanted() const;
+  // When deliveries waiting for their ack are flushed because the stream paused (ack_window.hpp).
+  std::chrono::steady_clock::time_point idle_flush_due() const;
   void connection_closed(uint64_t conn_id);
 
   std::unique_ptr<Store> store_;
@@ -152,6 +155,7 @@ class Delivery {
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel
   int32_t last_ck_ = 0;
   std::chrono::steady_clock::time_point last_flush_;
+  std::chrono::steady_clock::time_point last_arrival_;  // end of the last batch delivered
   std::chrono::steady_clock::duration early_gap_{};  // kAckWindowGap, or kAckRetryGap
   uint64_t unsaved_total_ = 0;
   uint64_t unsaved_bytes_ = 0;  // payload bytes of those

@@ -27,7 +27,8 @@ constexpr auto kConnectTimeout = milliseconds(2000);
 constexpr int kBackoffFirstMs = 100;
 constexpr int kBackoffMaxMs = 2000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
-constexpr auto kAckPollUnderPressure = milliseconds(20);
+// A queue under pressure may be one stopped at its cap: the listener acks its pause that often.
+constexpr auto kAckPollUnderPressure = kAckIdleFlushGap;
 constexpr auto kAckPollRetry = milliseconds(100);  // after a failed poll: the store is down
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
@@ -397,16 +398,20 @@ void Sender::report_busy(Channel* ch, const Status& busy) {
   emit(StatusKind::busy, ch, busy.message);
 }
 
-// Acks are polled about once a second, as liner_broker does; every millisecond while a stream
-// is in flight, and every 20 ms while a queue is a quarter full, so that at-least-once traffic
-// is not throttled by the poll period.
+// Acks are polled about once a second, as liner_broker does; every 0.5 ms while an ack window
+// is in flight or a paused stream waits for its ack, and every 20 ms while a queue is a quarter
+// full, so that at-least-once traffic is not throttled by the poll period.
 Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   // Not every millisecond against a store that is down (each failure is reported).
   if (ch->ack_poll_failed) return ch->last_ack_poll + kAckPollRetry;
-  // Messages written past the last ack seen (unacked holds segments, not messages).
-  if (!ch->unacked.empty() &&
-      (ch->last_written - ch->acked >= kAckWindowMessages || ch->unacked_bytes >= kAckWindowBytes))
-    return ch->last_ack_poll + kAckWindowGap;  // the listener is flushing that often (ack_window.hpp)
+  // Messages written past the last ack seen (unacked holds segments, not messages). The listener
+  // acks a stream every window, and a pause (nothing left here to write) after a quarter window
+  // at once (ack_window.hpp): poll that often then.
+  uint64_t unacked_messages = ch->last_written - ch->acked;
+  bool window = unacked_messages >= kAckWindowMessages || ch->unacked_bytes >= kAckWindowBytes;
+  bool paused = ch->pending.empty() &&
+                (unacked_messages >= kAckPromptMessages || ch->unacked_bytes >= kAckPromptBytes);
+  if (!ch->unacked.empty() && (window || paused)) return ch->last_ack_poll + kAckWindowGap;
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.get() > queue_bytes_cap() / 4 ||
                   (count_cap && ch->held_count.get() > count_cap / 4);
