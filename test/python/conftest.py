@@ -2,7 +2,7 @@
 import pytest
 
 import liner
-from liner_testkit import Resp
+from liner_testkit import Inbox, Resp
 
 
 @pytest.fixture
@@ -21,6 +21,24 @@ def make_client(redis):
     yield make
     for client in reversed(made):
         client.close()
+
+
+@pytest.fixture
+def make_pair(make_client):
+    """A running receiver "{name}_rx" (topic "{name}_rx_topic") with an Inbox, and a running
+    sender "{name}_tx" (topic "{name}_tx_topic").
+
+    make_pair(name) -> (sender, inbox)
+    """
+    def make(name):
+        receiver = make_client(name + "_rx", name + "_rx_topic")
+        inbox = Inbox()
+        assert receiver.run(inbox)
+        sender = make_client(name + "_tx", name + "_tx_topic")
+        assert sender.run(Inbox())
+        return sender, inbox
+
+    return make
 
 
 @pytest.fixture

@@ -4,19 +4,15 @@ once-a-second flush: a sender stopped at a queue cap below the window waits for 
 import time
 
 import liner
-from liner_testkit import Inbox, wait_until
+from liner_testkit import wait_until
 
 
 def ack_of(rdb, ck):
     return rdb.get("lnr_connection:%s:mess_number" % ck)
 
 
-def test_a_paused_stream_is_acknowledged_well_before_the_periodic_flush(make_client, rdb):
-    rx = make_client("pause_rx", "pause_rx_topic")
-    inbox = Inbox()
-    assert rx.run(inbox)
-    tx = make_client("pause_tx", "pause_tx_topic")
-    assert tx.run(Inbox())
+def test_a_paused_stream_is_acknowledged_well_before_the_periodic_flush(make_pair, rdb):
+    tx, inbox = make_pair("pause")
     assert tx.send_to("pause_rx_topic", b"first", True)
     assert inbox.wait_count(1, 5) == 1
     ck = rdb.get("lnr_connection:pause_tx:pause_tx_topic:pause_rx:key")
@@ -30,12 +26,8 @@ def test_a_paused_stream_is_acknowledged_well_before_the_periodic_flush(make_cli
     assert time.monotonic() - started < 0.5
 
 
-def test_a_sender_capped_below_the_window_streams_everything_in_order(make_client):
-    rx = make_client("cap_rx", "cap_rx_topic")
-    inbox = Inbox()
-    assert rx.run(inbox)
-    tx = make_client("cap_tx", "cap_tx_topic")
-    assert tx.run(Inbox())
+def test_a_sender_capped_below_the_window_streams_everything_in_order(make_pair):
+    tx, inbox = make_pair("cap")
     saved = liner.get_max_send_queue()
     liner.set_max_send_queue(32)  # at-least-once messages count until acknowledged
     try:

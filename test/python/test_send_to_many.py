@@ -5,17 +5,11 @@ import time
 import pytest
 
 import liner
-from liner_testkit import Inbox
 
 
 @pytest.fixture
-def pair(make_client):
-    receiver = make_client("stm_rx", "stm_rx_topic")
-    inbox = Inbox()
-    assert receiver.run(inbox)
-    sender = make_client("stm_tx", "stm_tx_topic")
-    assert sender.run(Inbox())
-    return sender, inbox
+def pair(make_pair):
+    return make_pair("stm")
 
 
 def test_every_kind_of_payload_arrives_in_order(pair):
