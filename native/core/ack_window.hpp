@@ -34,6 +34,14 @@ constexpr auto kAckWindowGap = std::chrono::microseconds(500);
 constexpr uint64_t kAckPromptMessages = kAckWindowMessages / 4;
 constexpr uint64_t kAckPromptBytes = kAckWindowBytes / 4;
 
+// Whether this much unacknowledged reaches a window / a quarter window (either measure).
+constexpr bool reaches_ack_window(uint64_t messages, uint64_t bytes) {
+  return messages >= kAckWindowMessages || bytes >= kAckWindowBytes;
+}
+constexpr bool reaches_ack_prompt(uint64_t messages, uint64_t bytes) {
+  return messages >= kAckPromptMessages || bytes >= kAckPromptBytes;
+}
+
 constexpr auto kAckIdleGap = std::chrono::milliseconds(1);
 constexpr auto kAckIdleFlushGap = std::chrono::milliseconds(20);
 

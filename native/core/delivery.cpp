@@ -114,7 +114,7 @@ void Delivery::deliver(const InboundBatch& batch) {
   }
   in_hand_.subtract(batch.bytes);
   last_arrival_ = Clock::now();
-  flush_acks(false);
+  flush_acks(false, last_arrival_);
 }
 
 Delivery::ChannelIn& Delivery::find_channel(int32_t ck, uint64_t conn_id) {
@@ -200,13 +200,13 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
 Clock::time_point Delivery::idle_flush_due() const {
   // A trickle is acknowledged at most every kAckIdleFlushGap, a quarter window at once; never
   // sooner than a failing store's retry gap (early_gap_ is that gap then).
-  bool prompt = unsaved_total_ >= kAckPromptMessages || unsaved_bytes_ >= kAckPromptBytes;
+  bool prompt = reaches_ack_prompt(unsaved_total_, unsaved_bytes_);
   auto gap = std::max<Clock::duration>(prompt ? Clock::duration(kAckWindowGap) : kAckIdleFlushGap, early_gap_);
   return std::max(last_arrival_ + kAckIdleGap, last_flush_ + gap);
 }
 
 bool Delivery::early_flush_wanted() const {
-  return unsaved_total_ >= kAckWindowMessages || unsaved_bytes_ >= kAckWindowBytes;
+  return reaches_ack_window(unsaved_total_, unsaved_bytes_);
 }
 
 std::chrono::microseconds Delivery::until_ack_due() const {
@@ -219,8 +219,7 @@ std::chrono::microseconds Delivery::until_ack_due() const {
   return std::max(microseconds(0), std::min<microseconds>(left, kIdleWait));
 }
 
-void Delivery::flush_acks(bool force) {
-  auto now = Clock::now();
+void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now) {
   bool due = now - last_flush_ >= kAckFlushPeriod ||
              (early_flush_wanted() && now - last_flush_ >= early_gap_) || now >= idle_flush_due();
   if (!force && !due) return;

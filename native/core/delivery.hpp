@@ -129,7 +129,7 @@ class Delivery {
   }
   ChannelIn& find_channel(int32_t ck, uint64_t conn_id);
   void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
-  void flush_acks(bool force);
+  void flush_acks(bool force, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
   // Enough delivered without an ack that the flush should not wait for its period.
   bool early_flush_wanted() const;
   // When deliveries waiting for their ack are flushed because the stream paused (ack_window.hpp).

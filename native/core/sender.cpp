@@ -408,9 +408,8 @@ Sender::Clock::time_point Sender::next_ack_poll(const Channel* ch) const {
   // acks a stream every window, and a pause (nothing left here to write) after a quarter window
   // at once (ack_window.hpp): poll that often then.
   uint64_t unacked_messages = ch->last_written - ch->acked;
-  bool window = unacked_messages >= kAckWindowMessages || ch->unacked_bytes >= kAckWindowBytes;
-  bool paused = ch->pending.empty() &&
-                (unacked_messages >= kAckPromptMessages || ch->unacked_bytes >= kAckPromptBytes);
+  bool window = reaches_ack_window(unacked_messages, ch->unacked_bytes);
+  bool paused = ch->pending.empty() && reaches_ack_prompt(unacked_messages, ch->unacked_bytes);
   if (!ch->unacked.empty() && (window || paused)) return ch->last_ack_poll + kAckWindowGap;
   size_t count_cap = queue_count_cap();
   bool pressure = ch->held_bytes.get() > queue_bytes_cap() / 4 ||
