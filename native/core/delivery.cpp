@@ -197,6 +197,11 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
   bytes_delivered_.add(size);
 }
 
+Clock::time_point Delivery::next_flush_due() const {
+  // early_gap_ (0.5 ms, or a failing store's 100 ms) is never longer than the period.
+  return std::min(last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod), idle_flush_due());
+}
+
 Clock::time_point Delivery::idle_flush_due() const {
   // A trickle is acknowledged at most every kAckIdleFlushGap, a quarter window at once; never
   // sooner than a failing store's retry gap (early_gap_ is that gap then).
@@ -214,15 +219,12 @@ std::chrono::microseconds Delivery::until_ack_due() const {
   if (unsaved_total_ == 0) return kIdleWait;
   // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
   // deliver (a sender whose queue is full sends nothing until it sees this ack).
-  auto due = std::min(last_flush_ + (early_flush_wanted() ? early_gap_ : kAckFlushPeriod), idle_flush_due());
-  auto left = std::chrono::ceil<microseconds>(due - Clock::now());
+  auto left = std::chrono::ceil<microseconds>(next_flush_due() - Clock::now());
   return std::max(microseconds(0), std::min<microseconds>(left, kIdleWait));
 }
 
 void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now) {
-  bool due = now - last_flush_ >= kAckFlushPeriod ||
-             (early_flush_wanted() && now - last_flush_ >= early_gap_) || now >= idle_flush_due();
-  if (!force && !due) return;
+  if (!force && now < next_flush_due()) return;
   last_flush_ = now;
   if (unsaved_total_ == 0) return;
   unsaved_total_ = 0;

@@ -132,6 +132,8 @@ class Delivery {
   void flush_acks(bool force, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
   // Enough delivered without an ack that the flush should not wait for its period.
   bool early_flush_wanted() const;
+  // When the acks of what waits for one are due: the period, the window, or a pause.
+  std::chrono::steady_clock::time_point next_flush_due() const;
   // When deliveries waiting for their ack are flushed because the stream paused (ack_window.hpp).
   std::chrono::steady_clock::time_point idle_flush_due() const;
   void connection_closed(uint64_t conn_id);

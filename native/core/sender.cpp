@@ -86,12 +86,12 @@ struct Sender::Channel {
   // Added to by enqueue on every send and settled by the sender thread once per pass, both
   // under Sender::mu_; read without it where a moment-old value will do. On a cache line of
   // their own, so that the sender thread's per-message work does not bounce it.
-  alignas(64) RelaxedCounter held_bytes;
+  alignas(kCacheLine) RelaxedCounter held_bytes;
   RelaxedCounter held_count;
   BufferPool spare{kSegmentPoolBytes, kPooledBuffer};  // for enqueue to fill
 
   // Sender thread only.
-  alignas(64) State state = State::idle;
+  alignas(kCacheLine) State state = State::idle;
   size_t released_bytes = 0;  // released since the last settle_locked(): held_* still count them
   size_t released_count = 0;
   int fd = -1;
