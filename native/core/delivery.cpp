@@ -45,12 +45,14 @@ void Delivery::stop() { flush_acks(true); }
 void Delivery::set_topic(int32_t topic_key, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   topics_[topic_key] = name;
+  unsubscribed_.erase(topic_key);
   topics_version_.fetch_add(1, std::memory_order_release);
 }
 
 void Delivery::remove_topic(int32_t topic_key) {
   std::lock_guard<std::mutex> lock(mu_);
   topics_.erase(topic_key);
+  unsubscribed_.insert(topic_key);
   topics_version_.fetch_add(1, std::memory_order_release);
 }
 
@@ -65,13 +67,14 @@ DeliveryStats Delivery::stats() const {
   return out;
 }
 
-void Delivery::deliver(const InboundBatch& batch) {
+void Delivery::deliver(InboundBatch& batch) {
   // The receive and batch-done calls below are the user's: the whole batch runs marked as such
   // (one thread-local write per batch, not two per message).
   CallbackScope scope(callback_owner_);
   if (topics_version_.load(std::memory_order_acquire) != topics_seen_version_) {
     std::lock_guard<std::mutex> lock(mu_);
     topics_seen_ = topics_;
+    unsubscribed_seen_ = unsubscribed_;
     topics_seen_version_ = topics_version_.load(std::memory_order_relaxed);
   }
   in_hand_.add(batch.bytes);
@@ -85,23 +88,38 @@ void Delivery::deliver(const InboundBatch& batch) {
       connection_closed(in.conn_id);
       continue;
     }
-    ChannelIn& ch = channel(in.header.connection_key, in.conn_id);
-    if (!to || in.header.topic_key != last_key) {
-      auto it = topics_seen_.find(in.header.topic_key);
+    if (!refused_.empty() && refused_.count(in.conn_id)) continue;  // the rest of a refused stream
+    const FrameHeader& h = in.header;
+    ChannelIn* ch = channel(h.connection_key, in.conn_id, batch);
+    if (!ch) continue;
+    if (!to || h.topic_key != last_key) {
+      auto it = topics_seen_.find(h.topic_key);
       to = it == topics_seen_.end() ? nullptr : &it->second;
-      last_key = in.header.topic_key;
+      last_key = h.topic_key;
     }
-    if (!to) {
-      // Not (or no longer) ours: liner_broker drops these too, but still acknowledges them.
-      if (in.header.number_mess > ch.delivered) {
-        ch.delivered = in.header.number_mess;
-        ++ch.unsaved;
-        ++unsaved_total_;
-      }
-      unknown_topic_.add(1);
+    if (h.number_mess > ch->delivered && h.number_mess - ch->delivered > kMaxNumberJump) {
+      refuse(in.conn_id, h.connection_key, batch,
+             "message number " + std::to_string(h.number_mess) + " jumps too far past " +
+                 std::to_string(ch->delivered));
       continue;
     }
-    deliver_one(in, *to, ch);
+    if (!to) {
+      unknown_topic_.add(1);
+      bool at_least_once = (h.flags & kFlagAtLeastOnce) != 0;
+      if (at_least_once && !unsubscribed_seen_.count(h.topic_key)) {
+        refuse(in.conn_id, h.connection_key, batch,
+               "topic key " + std::to_string(h.topic_key) + " is not served here");
+        continue;
+      }
+      // Unsubscribed, or best effort: dropped, and acknowledged as liner_broker does.
+      if (h.number_mess > ch->delivered) {
+        ch->delivered = h.number_mess;
+        ++ch->unsaved;
+        ++unsaved_total_;
+      }
+      continue;
+    }
+    deliver_one(in, *to, *ch);
     if (early_flush_wanted() && (unsaved_total_ % 256 == 0 || in.size() >= kAckCheckSize))
       flush_acks(false);
   }
@@ -117,51 +135,95 @@ void Delivery::deliver(const InboundBatch& batch) {
   flush_acks(false, last_arrival_);
 }
 
-Delivery::ChannelIn& Delivery::find_channel(int32_t ck, uint64_t conn_id) {
-  if (!last_channel_ || last_ck_ != ck) {
-    last_channel_ = &channels_[ck];  // std::map: the address stays valid
-    last_ck_ = ck;
+void Delivery::refuse(uint64_t conn_id, int32_t ck, InboundBatch& batch, const std::string& why) {
+  refused_.insert(conn_id);
+  batch.refused.push_back(conn_id);
+  refusal_log_.log("refusing a connection (channel " + std::to_string(ck) + "): " + why +
+                   "; nothing of it from there on is acknowledged");
+  auto it = channels_.find(ck);
+  std::string from = it != channels_.end() ? it->second.from : std::string();
+  if (status_) status_->emit(StatusKind::peer_disconnected, from, "", "connection refused: " + why);
+}
+
+Delivery::ChannelIn* Delivery::find_channel(int32_t ck, uint64_t conn_id, InboundBatch& batch) {
+  auto it = channels_.find(ck);
+  bool fresh = it == channels_.end();
+  ChannelIn& ch = fresh ? channels_[ck] : it->second;  // std::map: the address stays valid
+  std::string why = sync_channel(ch, ck, conn_id);
+  if (!why.empty()) {
+    if (fresh) channels_.erase(ck);  // no state for what could not be verified
+    if (last_channel_ && last_ck_ == ck) last_channel_ = nullptr;
+    refuse(conn_id, ck, batch, why);
+    return nullptr;
   }
-  sync_channel(*last_channel_, ck, conn_id);
-  return *last_channel_;
+  last_channel_ = &ch;
+  last_ck_ = ck;
+  return &ch;
 }
 
 void Delivery::connection_closed(uint64_t conn_id) {
-  if (!status_) return;
-  for (auto& kv : channels_)
-    if (kv.second.conn_id == conn_id)
-      status_->emit(StatusKind::peer_disconnected, kv.second.from, "", "sender closed its connection");
+  refused_.erase(conn_id);
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    ChannelIn& ch = it->second;
+    if (ch.conn_id != conn_id) {
+      ++it;
+      continue;
+    }
+    if (status_) status_->emit(StatusKind::peer_disconnected, ch.from, "", "sender closed its connection");
+    // Acks were just written: a later connection reads the channel from the store again. One
+    // whose ack could not be written stays, so that the next flush retries it.
+    if (ch.delivered > ch.saved || ch.rewrite) {
+      ++it;
+      continue;
+    }
+    if (last_channel_ == &ch) last_channel_ = nullptr;
+    it = channels_.erase(it);
+  }
 }
 
-void Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
-  if (ch.from_known && ch.conn_id == conn_id) return;
+std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
+  if (ch.from_known && ch.conn_id == conn_id) return std::string();
   bool new_connection = ch.conn_id != conn_id;
   // First frame of this channel on a connection: re-read the channel from the store.
   if (!ch.from_known) {
     bool found = false;
     std::string from;
     Status s = store_->sender_topic(ck, &from, &found);
-    if (s) {
-      ch.from = found && from.find('\0') == std::string::npos ? from : std::string();
-      ch.from_known = true;
+    if (!s) {
+      if (status_) status_->emit(StatusKind::listener_store_error, "", "", s.message);
+      return "cannot verify its connection key: " + s.message;
     }
+    if (!found) return "unknown connection key " + std::to_string(ck);
+    ch.from = from.find('\0') == std::string::npos ? from : std::string();
+    ch.from_known = true;
   }
-  uint64_t acked = 0;
-  Status s = store_->last_mess_number(ck, &acked);
-  if (!s && status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
-  if (s) {
-    if (ch.conn_id != 0 && acked < ch.saved) {
-      // The counter went backwards: the sender cleared its stored messages and starts over.
-      ch.delivered = ch.saved = acked;
-      ch.unsaved = 0;
-    } else {
-      ch.delivered = std::max(ch.delivered, acked);
-      ch.saved = std::max(ch.saved, acked);
-    }
+  AckCounter acked;
+  Status s = store_->read_ack(ck, false, &acked);
+  if (!s) {
+    if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
+    return "cannot read its acknowledgement counter: " + s.message;
+  }
+  if (acked.unreadable) {
+    std::string what = "lnr_connection:" + std::to_string(ck) + ":mess_number is not a number; read as 0";
+    log_line(what);
+    if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", what);
+    // Rewritten at the next flush, with what this listener delivered (0 if nothing yet).
+    ch.saved = 0;
+    ch.rewrite = true;
+    ch.unsaved += 1;
+    unsaved_total_ += 1;
+  } else if (ch.conn_id != 0 && acked.number < ch.saved) {
+    // The counter went backwards: the sender cleared its stored messages and starts over.
+    ch.delivered = ch.saved = acked.number;
+    ch.unsaved = 0;
+  } else {
+    ch.delivered = std::max(ch.delivered, acked.number);
+    ch.saved = std::max(ch.saved, acked.number);
   }
   ch.conn_id = conn_id;
   if (new_connection && status_)
     status_->emit(StatusKind::peer_connected, ch.from, "", "sender connected");
+  return std::string();
 }
 
 void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch) {
@@ -232,7 +294,7 @@ void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now)
   early_gap_ = kAckWindowGap;
   for (auto& kv : channels_) {
     ChannelIn& ch = kv.second;
-    if (ch.delivered <= ch.saved) continue;
+    if (ch.delivered <= ch.saved && !ch.rewrite) continue;
     Status s = store_->set_last_mess_number(kv.first, ch.delivered);
     if (!s) {
       unsaved_total_ += ch.unsaved;  // retried at the next flush
@@ -242,6 +304,7 @@ void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now)
     }
     ch.saved = ch.delivered;
     ch.unsaved = 0;
+    ch.rewrite = false;
   }
 }
 

@@ -12,6 +12,22 @@
 // can free memory) or when the stream pauses with some waiting (a sender may have stopped at its
 // queue cap: ack_window.hpp), and at once when a connection closes (so a restarting sender starts its
 // numbering after what was really delivered).
+//
+// What it trusts from the wire (invariants; docs/security.md lists what a forged frame costs):
+// - A frame is acknowledged only after it was handed to the receive callback, or when it is
+//   for a topic this client deliberately unsubscribed (liner_broker acks those; a 1.3.1 sender
+//   caches routes forever and would resend them forever), or best effort (nothing resends it).
+// - An at-least-once frame for a topic this client does not serve (not yet subscribed: a
+//   subscribe after start; never: a reused address, a forged key) is refused: nothing of that
+//   connection is delivered or acknowledged from that frame on and the listener closes it, so
+//   the sender keeps the messages and tries again (after a subscribe they go through).
+// - A connection key the store does not know (no "lnr_connection:{ck}:sender") creates no state,
+//   no store key and no ack: the connection is refused. So is a channel whose ack counter
+//   cannot be read (the store is down): without it, duplicates cannot be told apart.
+// - A number more than kMaxNumberJump past what the channel delivered is refused: no real
+//   sender jumps that far (a restart skips 2^24), and accepting it would make every later real
+//   message look like a duplicate, in the store too, across restarts.
+// - A channel's state is dropped when its connection ends and its acks are written.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -20,12 +36,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "core/buffer_pool.hpp"
 #include "core/counter.hpp"
 #include "core/frame.hpp"
+#include "core/log.hpp"
 #include "core/status_event.hpp"
 #include "core/store.hpp"
 
@@ -52,6 +70,8 @@ struct InboundBatch {
   // pointer: payloads point into them, and the batch moves).
   std::vector<std::unique_ptr<std::string>> frames;
   size_t bytes = 0;  // memory held (blocks, copies, items), against Delivery's batch budget
+  // Filled by Delivery: connections it refused, for the listener to close.
+  std::vector<uint64_t> refused;
 
   bool empty() const { return items.empty(); }
   // Drops everything (blocks a caller wants back must be moved out first).
@@ -60,9 +80,15 @@ struct InboundBatch {
     blocks.clear();
     copies.clear();
     frames.clear();
+    refused.clear();
     bytes = 0;
   }
 };
+
+// How far past what a channel delivered a frame's number may be (see the invariants above).
+// Senders stay far below it: a restart skips kResumeGap (2^24, sender.cpp); best-effort
+// messages dropped while a peer was unreachable leave gaps too, 2^32 leaves room for billions.
+constexpr uint64_t kMaxNumberJump = uint64_t(1) << 32;
 
 using ReceiveFn = std::function<void(const std::string& to, const std::string& from,
                                      const char* data, size_t size)>;
@@ -75,7 +101,7 @@ struct DeliveryStats {
   uint64_t delivered = 0;
   uint64_t bytes_delivered = 0;
   uint64_t duplicates = 0;
-  uint64_t unknown_topic = 0;
+  uint64_t unknown_topic = 0;  // frames for a topic not served here (acked if unsubscribed)
   uint64_t undecodable = 0;
   uint64_t queued_bytes = 0;  // now: read from sockets, not yet delivered
 };
@@ -97,8 +123,8 @@ class Delivery {
   void stop();
 
   // Delivers every frame of the batch and flushes acks that fell due. The batch keeps its
-  // memory for the caller to recycle.
-  void deliver(const InboundBatch& batch);
+  // memory for the caller to recycle; batch.refused gets the connections to close.
+  void deliver(InboundBatch& batch);
   // Flushes acks that fell due with nothing new to deliver.
   void tick() { flush_acks(false); }
   // How long the listener may sleep before an ack flush falls due.
@@ -118,17 +144,23 @@ class Delivery {
     uint64_t saved = 0;      // highest number written to the store
     uint64_t conn_id = 0;    // connection that last carried this channel
     uint64_t unsaved = 0;    // delivered since the last write
+    bool rewrite = false;    // the stored counter is unreadable: write it at the next flush
   };
 
   void deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch);
   // Inline for the common case, the channel of the previous frame on the same connection.
-  ChannelIn& channel(int32_t ck, uint64_t conn_id) {
+  // nullptr: the channel could not be verified (the connection was refused).
+  ChannelIn* channel(int32_t ck, uint64_t conn_id, InboundBatch& batch) {
     if (last_channel_ && last_ck_ == ck && last_channel_->from_known && last_channel_->conn_id == conn_id)
-      return *last_channel_;
-    return find_channel(ck, conn_id);
+      return last_channel_;
+    return find_channel(ck, conn_id, batch);
   }
-  ChannelIn& find_channel(int32_t ck, uint64_t conn_id);
-  void sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
+  ChannelIn* find_channel(int32_t ck, uint64_t conn_id, InboundBatch& batch);
+  // Reads the channel's sender and ack from the store on its first frame of a connection.
+  // Empty when it may be used, else why it may not.
+  std::string sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id);
+  // Refuses the rest of a connection's stream: nothing more of it is delivered or acked.
+  void refuse(uint64_t conn_id, int32_t ck, InboundBatch& batch, const std::string& why);
   void flush_acks(bool force, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
   // Enough delivered without an ack that the flush should not wait for its period.
   bool early_flush_wanted() const;
@@ -148,10 +180,14 @@ class Delivery {
 
   mutable std::mutex mu_;
   std::map<int32_t, std::string> topics_;  // topic key -> name this client answers to
+  std::set<int32_t> unsubscribed_;          // keys of topics it deliberately left
   std::atomic<uint64_t> topics_version_{1};  // bumped by every change to topics_
 
   // Listener thread only.
   std::map<int32_t, std::string> topics_seen_;  // copy of topics_ at topics_seen_version_
+  std::set<int32_t> unsubscribed_seen_;         // and of unsubscribed_
+  std::set<uint64_t> refused_;  // connections refused, until their closed marker arrives
+  LogLimiter refusal_log_{std::chrono::seconds(5)};
   uint64_t topics_seen_version_ = 0;
   std::map<int32_t, ChannelIn> channels_;
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel

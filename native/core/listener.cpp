@@ -185,8 +185,18 @@ int Listener::wait_for_events(epoll_event* events, int max, std::chrono::microse
 
 void Listener::deliver(InboundBatch& batch) {
   delivery_->deliver(batch);
+  std::vector<uint64_t> refused;
+  refused.swap(batch.refused);
   for (auto& block : batch.blocks) pool_.give(std::move(block));
   batch.clear();
+  // Connections whose stream Delivery refused (delivery.hpp): closed, so that their sender
+  // keeps the messages and tries again. Their closed markers go out with the next batch.
+  for (uint64_t id : refused) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    ++rejected_;
+    drop(it->second.get(), batch, "");
+  }
 }
 
 void Listener::loop() {

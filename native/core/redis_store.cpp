@@ -132,19 +132,18 @@ class RedisStore final : public Store {
     return s;
   }
 
-  Status last_mess_number(int32_t ck, uint64_t* number, bool* existed) override {
+  Status read_ack(int32_t ck, bool create, AckCounter* out) override {
     std::string key = conn_key(ck, "mess_number");
     RedisReply r;
     Status s = conn_.command({"GET", key}, &r);
     if (!s) return s;
-    if (existed) *existed = r->type != REDIS_REPLY_NIL;
-    if (r->type == REDIS_REPLY_NIL) {
-      *number = 0;
-      return conn_.command({"SETNX", key, "0"});
-    }
-    return parse_u64(r.get(), number) ? s : corrupt(key);
+    *out = AckCounter();
+    out->existed = r->type != REDIS_REPLY_NIL;
+    if (!out->existed) return create ? conn_.command({"SETNX", key, "0"}) : s;
+    out->unreadable = !parse_u64(r.get(), &out->number);
+    if (out->unreadable) out->number = 0;
+    return s;
   }
-
   Status set_last_mess_number(int32_t ck, uint64_t number) override {
     return conn_.command({"SET", conn_key(ck, "mess_number"), std::to_string(number)});
   }
@@ -238,11 +237,40 @@ class RedisStore final : public Store {
     return s;
   }
 
-  Status pop_messages(int32_t ck, uint64_t count) override {
-    if (count == 0) return Status();
-    return conn_.command({"LPOP", conn_key(ck, "messages"), std::to_string(count)});
+  Status pop_acknowledged(int32_t ck, uint64_t acked, uint64_t max_count, uint64_t* popped) override {
+    if (popped) *popped = 0;
+    if (max_count == 0) return Status();
+    // The head's number is compared inside Redis, so the pop holds whatever happened to an
+    // earlier attempt. The number is compared as 8 big-endian bytes (Lua numbers are doubles).
+    static const char kScript[] =
+        "local n, max, acked = 0, tonumber(ARGV[2]), ARGV[1]\n"
+        "while n < max do\n"
+        "  local f = redis.call('LINDEX', KEYS[1], 0)\n"
+        "  if not f then break end\n"
+        "  if #f >= 12 then\n"
+        "    local later = false\n"
+        "    for i = 1, 8 do\n"
+        "      local a, b = string.byte(f, 4 + i), string.byte(acked, i)\n"
+        "      if a ~= b then later = a > b break end\n"
+        "    end\n"
+        "    if later then break end\n"
+        "  end\n"
+        "  redis.call('LPOP', KEYS[1])\n"
+        "  n = n + 1\n"
+        "end\n"
+        "return n\n";
+    char be[8];
+    for (int i = 0; i < 8; ++i) be[i] = char(uint8_t(acked >> (56 - 8 * i)));
+    RedisReply r;
+    Status s = conn_.command({"EVAL", kScript, "1", conn_key(ck, "messages"), std::string_view(be, 8),
+                              std::to_string(max_count)},
+                             &r);
+    if (!s) return s;
+    uint64_t n = 0;
+    if (!parse_u64(r.get(), &n)) return corrupt("offline-queue pop reply");
+    if (popped) *popped = n;
+    return s;
   }
-
   Status last_stored_message(int32_t ck, std::string* frame, bool* found) override {
     RedisReply r;
     Status s = conn_.command({"LRANGE", conn_key(ck, "messages"), "-1", "-1"}, &r);

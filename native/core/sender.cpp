@@ -25,7 +25,9 @@ using std::chrono::milliseconds;
 
 constexpr auto kConnectTimeout = milliseconds(2000);
 constexpr int kBackoffFirstMs = 100;
-constexpr int kBackoffMaxMs = 2000;
+// A returning listener gets its backlog within this without a new send, even when no directory
+// notification tells us it is back (a liner_broker peer announces nothing).
+constexpr int kBackoffMaxMs = 1000;
 constexpr auto kAckPoll = milliseconds(1000);         // as liner_broker's sender
 // A queue under pressure may be one stopped at its cap: the listener acks its pause that often.
 constexpr auto kAckPollUnderPressure = kAckIdleFlushGap;
@@ -107,6 +109,7 @@ struct Sender::Channel {
   std::deque<Segment> unacked;  // written segments holding at-least-once RAM messages
   size_t unacked_bytes = 0;       // their size
   bool ack_poll_failed = false;   // the last poll could not reach the store
+  bool ack_unreadable_reported = false;  // the counter held garbage, and we said so
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
   bool store_may_have_backlog = true;
@@ -168,8 +171,11 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
   uint64_t acked = 0;
   std::string last_frame;
   bool has_stored = false;
-  bool counter_existed = false;
-  if (s) s = store.last_mess_number(ck, &acked, &counter_existed);
+  AckCounter counter;
+  if (s) s = store.read_ack(ck, true, &counter);
+  if (s && counter.unreadable) report_unreadable_ack(ck, addr);
+  acked = counter.number;
+  bool counter_existed = counter.existed;
   if (s) s = store.last_stored_message(ck, &last_frame, &has_stored);
   if (s) s = store.save_listener_for_sender(opt_.unique_name, opt_.source_topic, addr, topic);
   if (s) s = store.set_sender_topic(ck, opt_.source_topic);
@@ -624,7 +630,7 @@ void Sender::start_connect(Channel* ch) {
 void Sender::on_connected(Channel* ch) {
   // The store says where the listener is (its ack) and what waits in the offline queue.
   uint64_t acked = 0, length = 0;
-  Status s = store_->last_mess_number(ch->ck, &acked);
+  Status s = read_ack(ch, &acked);
   if (s) s = store_->queue_length(ch->ck, &length);
   if (!s && ch->store_may_have_backlog) {
     // Without the offline queue's content, newer numbers would overtake stored ones and the
@@ -692,7 +698,7 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
 
 void Sender::spill(Channel* ch) {
   uint64_t acked = 0;
-  if (store_->last_mess_number(ch->ck, &acked)) ch->acked = std::max(ch->acked, acked);
+  if (read_ack(ch, &acked)) ch->acked = std::max(ch->acked, acked);
   // At-least-once frames the listener has not acknowledged go to the offline queue, one
   // element each; best-effort ones are dropped.
   std::vector<std::string> keep;
@@ -739,16 +745,38 @@ void Sender::spill(Channel* ch) {
 bool Sender::load_backlog(Channel* ch) {
   std::vector<std::string> frames;
   uint64_t count = std::min(kBacklogChunk, ch->store_total - ch->store_read);
-  Status s = store_->read_messages(ch->ck, ch->store_read, count, &frames);
-  if (!s || frames.empty()) {
+  // Reads overlap by one frame: the last one read before must come back first. If it does
+  // not, the list moved under us (a pop that ran although its reply never came, a clear) and
+  // the offsets are wrong: read again from the head rather than skip unread frames.
+  bool overlap = ch->store_read > 0 && !ch->store_head.empty();
+  Status s = store_->read_messages(ch->ck, ch->store_read - overlap, count + overlap, &frames);
+  if (!s || frames.size() <= size_t(overlap)) {
     on_failure(ch, s ? "offline queue shrank unexpectedly" : s.message);
     return false;
+  }
+  if (overlap) {
+    FrameHeader h;
+    const uint8_t* data = nullptr;
+    std::string err;
+    uint64_t first = decode_stored_frame(frames.front(), &h, &data, &err) ? h.number_mess : 0;
+    if (first != ch->store_head.back()) {
+      reread_store_queue(ch);
+      return false;
+    }
+    frames.erase(frames.begin());
   }
   for (auto& f : frames) {
     FrameHeader h;
     const uint8_t* data = nullptr;
     std::string err;
-    uint64_t number = decode_stored_frame(f, &h, &data, &err) ? h.number_mess : 0;
+    uint64_t number = 0;
+    if (decode_stored_frame(f, &h, &data, &err)) {
+      number = h.number_mess;
+    } else {
+      // Not a frame: skipped (never written), and popped with the acknowledged ones.
+      log_line("offline queue of " + ch->addr + " holds an element that is not a frame (" + err + "); skipped");
+      emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame: " + err);
+    }
     ch->store_read += 1;
     ch->store_head.push_back(number);
     if (number <= ch->last_written) continue;
@@ -784,7 +812,9 @@ void Sender::flush(Channel* ch) {
     skip_written(ch, q);
     if (q.empty()) {
       if (!from_backlog) {
-        ch->store_may_have_backlog = ch->store_read < ch->store_total;
+        // Written is not acknowledged: until the pops empty the queue, a new connection (the
+        // listener died mid-replay) must read it again, without waiting for a new send.
+        ch->store_may_have_backlog = ch->store_total > 0;
         return;
       }
       continue;
@@ -896,7 +926,7 @@ void Sender::retain(Channel* ch, Segment&& seg) {
 
 void Sender::poll_acks(Channel* ch) {
   uint64_t acked = 0;
-  Status s = store_->last_mess_number(ch->ck, &acked);
+  Status s = read_ack(ch, &acked);
   ch->ack_poll_failed = !s;
   if (!s) {
     emit(StatusKind::sender_store_error, ch, s.message);
@@ -912,11 +942,63 @@ void Sender::poll_acks(Channel* ch) {
   while (done < ch->store_head.size() && ch->store_head[done] <= ch->acked &&
          done < ch->store_read - ch->backlog_frames)
     ++done;
-  if (done && store_->pop_messages(ch->ck, done)) {
+  if (!done) return;
+  // The pop removes only acknowledged frames, whatever happened to an earlier attempt. When it
+  // failed (a time-out: it may or may not have run) or removed another count (someone else
+  // changed the list), what this channel knows of the queue's head is no longer true: read the
+  // queue again from its head. Frames already written are recognised by number and skipped.
+  uint64_t popped = 0;
+  Status popped_ok = store_->pop_acknowledged(ch->ck, ch->acked, done, &popped);
+  if (popped_ok && popped == done) {
     ch->store_head.erase(ch->store_head.begin(), ch->store_head.begin() + long(done));
     ch->store_read -= done;
     ch->store_total -= done;
+    return;
   }
+  if (!popped_ok) emit(StatusKind::sender_store_error, ch, popped_ok.message);
+  reread_store_queue(ch);
+}
+
+void Sender::reread_store_queue(Channel* ch) {
+  uint64_t length = 0;
+  Status s = store_->queue_length(ch->ck, &length);
+  if (!s) {
+    // Not even the length: start over on a new connection, which reads the queue afresh.
+    on_failure(ch, "offline queue unreadable: " + s.message);
+    return;
+  }
+  // Drop what was read of the queue but not written yet; written frames stay counted by number.
+  if (!ch->backlog.empty()) {
+    // A partly written frame at the front is finished first: its bytes are on the wire.
+    if (ch->write_offset != 0) return;  // retried at the next poll, once it is out
+    ch->backlog.clear();
+    ch->backlog_frames = 0;
+  }
+  ch->store_head.clear();
+  ch->store_read = 0;
+  ch->store_total = length;
+  ch->store_may_have_backlog = length > 0;
+  if (length) ready_.push_back(ch);
+}
+
+Status Sender::read_ack(Channel* ch, uint64_t* acked) {
+  AckCounter counter;
+  Status s = store_->read_ack(ch->ck, true, &counter);
+  if (!s) return s;
+  if (counter.unreadable && !ch->ack_unreadable_reported) {
+    ch->ack_unreadable_reported = true;
+    report_unreadable_ack(ch->ck, ch->addr);
+    emit(StatusKind::sender_store_error, ch, "acknowledgement counter is not a number; read as 0");
+  } else if (!counter.unreadable) {
+    ch->ack_unreadable_reported = false;
+  }
+  *acked = counter.number;
+  return s;
+}
+
+void Sender::report_unreadable_ack(int32_t ck, const std::string& addr) {
+  log_line("lnr_connection:" + std::to_string(ck) + ":mess_number (peer " + addr +
+           ") is not a number; read as 0: unacknowledged and stored messages go out again");
 }
 
 void Sender::loop() {

@@ -153,6 +153,12 @@ class Sender {
   void retain(Channel* ch, Segment&& s);
   bool load_backlog(Channel* ch);
   void poll_acks(Channel* ch);
+  // After a pop whose outcome is unknown: forget what was read of the offline queue and read
+  // it again from its head (flush() does, skipping frames already written).
+  void reread_store_queue(Channel* ch);
+  // The channel's ack counter; an unreadable one reads as 0 and is reported once.
+  Status read_ack(Channel* ch, uint64_t* acked);
+  static void report_unreadable_ack(int32_t ck, const std::string& addr);
   // Takes a segment out of the queue's accounting (batched: settle_locked() applies it) and keeps
   // its buffer for reuse.
   void release(Channel* ch, Segment& s);

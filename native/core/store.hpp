@@ -22,6 +22,16 @@ struct TopicAddress {
   bool operator!=(const TopicAddress& o) const { return !(*this == o); }
 };
 
+// What a read of a channel's ack counter ("lnr_connection:{ck}:mess_number") found.
+struct AckCounter {
+  uint64_t number = 0;      // 0 when absent or unreadable
+  bool existed = false;     // the key was there (whatever it held)
+  // It held something other than a decimal u64 (a bug, or a hand edit): read as 0, so the
+  // channel resends what it still holds (duplicates, never loss) and the listener's next ack
+  // writes a number over it. The caller reports it.
+  bool unreadable = false;
+};
+
 // A directory change, as announced by liner peers (1.3.1 peers announce nothing).
 struct DirectoryEvent {
   // join: registered as a source topic; subscribe: as a subscription; leave: a client went
@@ -55,8 +65,9 @@ class Store {
   // Channel metadata.
   virtual Status set_sender_topic(int32_t ck, const std::string& sender_topic) = 0;
   virtual Status sender_topic(int32_t ck, std::string* sender_topic, bool* found) = 0;
-  // Creates "0" if absent; *existed (optional) says whether the counter was there before.
-  virtual Status last_mess_number(int32_t ck, uint64_t* number, bool* existed = nullptr) = 0;
+  // Reads the ack counter. `create`: writes "0" when absent (the sender's side, as liner_broker
+  // does); a listener reads without creating, so frames with made-up keys leave no key behind.
+  virtual Status read_ack(int32_t ck, bool create, AckCounter* out) = 0;
   virtual Status set_last_mess_number(int32_t ck, uint64_t number) = 0;
   virtual Status save_listener_for_sender(const std::string& sender_unique,
                                           const std::string& sender_topic, const std::string& addr,
@@ -76,7 +87,11 @@ class Store {
   virtual Status queue_length(int32_t ck, uint64_t* length) = 0;
   virtual Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
                                std::vector<std::string>* frames) = 0;
-  virtual Status pop_messages(int32_t ck, uint64_t count) = 0;
+  // Removes frames from the head while their number_mess is <= `acked`, at most `max_count`;
+  // *popped (optional) says how many. Idempotent: run twice (a retry, a reply that came too
+  // late), it removes nothing more, so it can never drop a frame the listener has not
+  // acknowledged. Frames too short to carry a number count as acknowledged (garbage).
+  virtual Status pop_acknowledged(int32_t ck, uint64_t acked, uint64_t max_count, uint64_t* popped) = 0;
   virtual Status last_stored_message(int32_t ck, std::string* frame, bool* found) = 0;
   virtual Status clear_channel(int32_t ck) = 0;  // offline queue and ack counter
 

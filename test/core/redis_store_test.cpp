@@ -2,6 +2,7 @@
 // allocation, the offline queue, and behaviour when Redis is down or restarts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "core/store.hpp"
@@ -88,13 +89,22 @@ TEST_F(RedisStoreTest, NonNumericKeyIsAnErrorNotANewKey) {
 }
 
 TEST_F(RedisStoreTest, ChannelMetadataAndAckCounter) {
-  uint64_t n = 99;
-  ASSERT_TRUE(store->last_mess_number(5, &n));
-  EXPECT_EQ(n, 0u);
+  AckCounter c;
+  c.number = 99;
+  // A listener reads without creating: a made-up connection key leaves no key behind.
+  ASSERT_TRUE(store->read_ack(5, false, &c));
+  EXPECT_EQ(c.number, 0u);
+  EXPECT_FALSE(c.existed);
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:5:mess_number"}), "0");
+  // A sender creates it, as liner_broker does.
+  ASSERT_TRUE(store->read_ack(5, true, &c));
+  EXPECT_EQ(c.number, 0u);
   EXPECT_EQ(redis().cli({"GET", "lnr_connection:5:mess_number"}), "0");
   ASSERT_TRUE(store->set_last_mess_number(5, 18446744073709551615ull));
-  ASSERT_TRUE(store->last_mess_number(5, &n));
-  EXPECT_EQ(n, 18446744073709551615ull);
+  ASSERT_TRUE(store->read_ack(5, true, &c));
+  EXPECT_EQ(c.number, 18446744073709551615ull);
+  EXPECT_TRUE(c.existed);
+  EXPECT_FALSE(c.unreadable);
   ASSERT_TRUE(store->set_sender_topic(5, "topic_client1"));
   std::string from;
   bool found = false;
@@ -127,7 +137,10 @@ TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {
   ASSERT_TRUE(store->read_messages(9, 1000, 10, &got));
   ASSERT_EQ(got.size(), 10u);
   EXPECT_EQ(got[0], frames[1000]);
-  ASSERT_TRUE(store->pop_messages(9, 2999));
+  // Frames too short to hold a number count as acknowledged: these go whatever `acked` is.
+  uint64_t popped = 0;
+  ASSERT_TRUE(store->pop_acknowledged(9, 0, 2999, &popped));
+  EXPECT_EQ(popped, 2999u);
   std::string last;
   bool found = false;
   ASSERT_TRUE(store->last_stored_message(9, &last, &found));
@@ -149,18 +162,74 @@ TEST(RedisStoreDown, UnreachableRedisFailsFastWithAStoreError) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
 
+TEST_F(RedisStoreTest, AnUnreadableAckCounterReadsAsZeroAndSaysSo) {
+  redis().cli({"SET", "lnr_connection:4:mess_number", "abc"});
+  AckCounter c;
+  c.number = 7;
+  ASSERT_TRUE(store->read_ack(4, true, &c));
+  EXPECT_TRUE(c.existed);
+  EXPECT_TRUE(c.unreadable);
+  EXPECT_EQ(c.number, 0u);
+  EXPECT_EQ(redis().cli({"GET", "lnr_connection:4:mess_number"}), "abc");  // left for the listener to fix
+}
+
+// Frames as the offline queue holds them: whole frames, numbered.
+static std::string stored_frame(uint64_t number) {
+  std::string f(4, '\0');
+  f[3] = char(21 + 1);
+  for (int i = 0; i < 8; ++i) f.push_back(char(uint8_t(number >> (56 - 8 * i))));
+  f += std::string(4, '\0');      // connection key
+  f += std::string(4, '\0');      // topic key
+  f.push_back('\x02');             // at least once
+  f += std::string("\0\0\0\1", 4);  // data_len
+  f.push_back('x');
+  return f;
+}
+
+TEST_F(RedisStoreTest, PopAcknowledgedNeverRemovesAnUnacknowledgedFrame) {
+  // Numbers straddle a byte boundary and the sign bit of a byte, where a text or signed
+  // comparison would go wrong.
+  std::vector<uint64_t> numbers = {1, 2, 255, 256, 257, 0x80, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
+  std::sort(numbers.begin(), numbers.end());
+  std::vector<std::string> frames;
+  for (auto n : numbers) frames.push_back(stored_frame(n));
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(store->push_messages(3, refs));
+  uint64_t popped = 0;
+  ASSERT_TRUE(store->pop_acknowledged(3, 256, 100, &popped));
+  EXPECT_EQ(popped, 5u);  // 1, 2, 0x80, 255, 256
+  // A second run (a retry, a late reply) removes nothing more.
+  ASSERT_TRUE(store->pop_acknowledged(3, 256, 100, &popped));
+  EXPECT_EQ(popped, 0u);
+  uint64_t len = 0;
+  ASSERT_TRUE(store->queue_length(3, &len));
+  EXPECT_EQ(len, 3u);
+  // At most max_count (257 goes).
+  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 1, &popped));
+  EXPECT_EQ(popped, 1u);
+  ASSERT_TRUE(store->pop_acknowledged(3, 0x1'0000'0000ull, 10, &popped));
+  EXPECT_EQ(popped, 1u);
+  ASSERT_TRUE(store->pop_acknowledged(3, 0x8000'0000'0000'0000ull, 10, &popped));
+  EXPECT_EQ(popped, 0u);  // 0x8000'0000'0000'0001 is later
+  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 10, &popped));
+  EXPECT_EQ(popped, 1u);
+  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 10, &popped));  // empty list
+  EXPECT_EQ(popped, 0u);
+}
+
 TEST(RedisStoreRestart, ReconnectsByItselfAfterRedisRestarts) {
   testing_support::RedisServer own(true);
   auto store = open(own.url());
   ASSERT_TRUE(store->set_last_mess_number(1, 7));
   own.stop();
-  uint64_t n = 0;
-  EXPECT_EQ(store->last_mess_number(1, &n).code, Err::store);
+  AckCounter c;
+  EXPECT_EQ(store->read_ack(1, true, &c).code, Err::store);
   own.start();
   ASSERT_TRUE(testing_support::wait_for([&] { return bool(store->set_last_mess_number(1, 8)); },
                                         std::chrono::seconds(5)));
-  ASSERT_TRUE(store->last_mess_number(1, &n));
-  EXPECT_EQ(n, 8u);
+  ASSERT_TRUE(store->read_ack(1, true, &c));
+  EXPECT_EQ(c.number, 8u);
 }
 
 TEST(RedisStoreAuth, AuthAndSelectAreDoneFromTheUrl) {
