@@ -1,0 +1,66 @@
+"""The offline queue survives a Redis reply that comes too late.
+
+A sender replays 1,500 stored at-least-once messages of 64 KB to a slow listener. The reply to
+its first offline-queue pop is held back 2.5 s by a proxy, past the client's 2 s time-out:
+Redis ran the pop, the sender was not told. Every message must still arrive, and the queue must
+end empty. (Before the pop was made idempotent and the sender re-read the queue after such a
+failure, a plain LPOP ran again on a stale view of the head: 66 messages never arrived while
+the queue ended empty.)
+"""
+import time
+
+import liner
+
+from faultkit import free_port, read_records, report, wait_until
+from redis_proxy import RedisProxy
+from liner_testkit import Inbox
+
+TOTAL = 1500
+SIZE = 64 * 1024
+
+
+def test_a_late_pop_reply_loses_nothing(peers, redis, tmp_path):
+    addr = "127.0.0.1:%d" % free_port()
+    out = str(tmp_path / "records.log")
+    listener = peers("listen", "lr_listener", "lr_topic", redis.url, "--addr", addr, "--out", out)
+    assert listener.expect("READY") == addr
+    with RedisProxy(redis.port) as proxy:
+        sender = liner.Client("lr_sender", "lr_sender_topic", "127.0.0.1:0", proxy.url)
+        try:
+            assert sender.run(Inbox())
+            assert sender.send_to("lr_topic", b"w:0:0:", True)
+            assert wait_until(lambda: len(read_records(out)) == 1, 10)
+            listener.close()
+            # The listener is gone: everything goes to the offline queue.
+            for seq in range(1, TOTAL + 1):
+                data = b"m:%d:%.6f:" % (seq, time.monotonic())
+                data += b"." * (SIZE - len(data))
+                # The queue in RAM fills faster than it is stored: BUSY says wait.
+                assert wait_until(lambda: sender.send_to("lr_topic", data, True)
+                                  or sender.last_error_code() != liner.ERR_BUSY, 10, 0.001)
+                assert sender.last_error_code() == liner.OK, sender.last_error_message()
+            assert wait_until(lambda: sender.pending_count() == TOTAL, 30), sender.pending_count()
+
+            proxy.delay_reply({"EVAL", "LPOP"}, seconds=2.5, times=1)
+            started = time.monotonic()
+            listener = peers("listen", "lr_listener", "lr_topic", redis.url, "--addr", addr,
+                             "--out", out, "--work-us", 300)
+            assert listener.expect("READY") == addr
+            done = wait_until(lambda: len({r.seq for r in read_records(out) if r.tag == "m"}) >= TOTAL, 60)
+            elapsed = time.monotonic() - started
+            if done:
+                time.sleep(1.0)
+            left = sender.pending_count()
+            wait_until(lambda: sender.pending_count() == 0, 10)
+            left = sender.pending_count()
+        finally:
+            sender.close()
+        held = list(proxy.held)
+    seqs = [r.seq for r in read_records(out) if r.tag == "m"]
+    missing = sorted(set(range(1, TOTAL + 1)) - set(seqs))
+    report("offline_queue_late_reply", messages=TOTAL, delivered=len(set(seqs)),
+           repeats=len(seqs) - len(set(seqs)), missing=len(missing), left_in_queue=left,
+           held_replies=len(held), seconds=round(elapsed, 1))
+    assert held, "the proxy never saw a pop to hold back: the test did not test anything"
+    assert not missing, "lost %d messages (first %s)" % (len(missing), missing[:5])
+    assert left == 0, "%d messages still in the offline queue" % left
