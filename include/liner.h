@@ -150,8 +150,10 @@ LNR_API BOOL lnr_send_to(lnr_hClient client, const char* topic, const char* data
  * Sends one copy of the message to every peer serving `topic` (its source owners and its
  * subscribers). Same arguments and errors as lnr_send_to(); TRUE only if every copy was queued.
  * A peer whose queue is full (LNR_ERR_BUSY) does not hold the others up: their copies are queued
- * all the same, so retrying the whole call gives them a second copy. Retry only where a repeat
- * is harmless (at-least-once receivers must tolerate repeats anyway).
+ * all the same. Retrying is safe: the next lnr_send_all from the same thread with the same
+ * client, topic, bytes and delivery mode sends only the copies that were refused (the peers
+ * that already have theirs get no second copy). Any other lnr_send_all from that thread ends
+ * the retry: sending those same bytes again after that is a new message.
  */
 LNR_API BOOL lnr_send_all(lnr_hClient client, const char* topic, const char* data, size_t data_size,
                           BOOL at_least_once_delivery);

@@ -706,7 +706,10 @@ class Client:
     def send_all(self, to_topic, data, at_least_once_delivery=True):
         """Sends one copy of the message to every peer serving ``to_topic`` (its source owners
         and its subscribers). Same arguments as ``send_to``; True only if every copy was
-        queued."""
+        queued. A peer whose queue is full (``ERR_BUSY``) does not hold the others up: their
+        copies are queued all the same. Retrying is safe: the next ``send_all`` from the same
+        thread with the same topic, bytes and ``at_least_once_delivery`` sends only the copies
+        that were refused; any other ``send_all`` from that thread ends the retry."""
         h = self._handle()
         if not h:
             return False

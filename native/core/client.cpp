@@ -1,6 +1,7 @@
 #include "core/client.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -43,6 +44,28 @@ struct RememberedRoute {
   std::vector<TopicAddress> targets;  // exactly one
   Sender::Channel* channel = nullptr; // the sender's channel to it, once enqueue found it
   std::vector<TopicAddress> picked;   // pick_targets' output, reused (keeps its capacity)
+};
+
+// A send_all that queued some copies and was refused others (a full queue: BUSY), kept for the
+// thread that made it. Calling send_all again with the same client, topic, delivery mode and
+// bytes completes it: only the addresses without their copy get one, so the retry a caller
+// makes after BUSY delivers no duplicates. Any other send_all from the thread forgets it.
+struct UnfinishedSendAll {
+  const void* client = nullptr;
+  std::string topic;
+  std::string data;
+  bool at_least_once = false;
+  std::set<std::string> queued;  // addresses that have their copy
+
+  bool is_retry_of(const void* c, const std::string& t, const Payload& m, bool alo) const {
+    return client == c && topic == t && at_least_once == alo && data.size() == m.size &&
+           std::memcmp(data.data(), m.data, m.size) == 0;
+  }
+  void forget() {
+    client = nullptr;
+    std::string().swap(data);  // a big message is not kept for nothing
+    queued.clear();
+  }
 };
 
 Status not_running(const char* action) {
@@ -511,6 +534,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
     }
   }
 
+  if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once);
   Status result;
   for (const auto& t : *targets) {
     // The channel almost always exists: try the one-lock enqueue first and open the channel
@@ -528,6 +552,40 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
     if (!st && result.ok()) result = std::move(st);
   }
   if (result.ok()) return Status();  // built in place: no Status moved on success
+  return result;
+}
+
+Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
+                             const Payload& message, bool at_least_once) {
+  UnfinishedSendAll& unfinished = PerThread<UnfinishedSendAll>::get();
+  bool retry = unfinished.is_retry_of(this, topic, message, at_least_once);
+  if (!retry) unfinished.forget();
+  Status result;
+  std::vector<const std::string*> queued_now;
+  for (const auto& t : targets) {
+    if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
+    Status st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
+    if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
+      {
+        std::lock_guard<std::mutex> api(api_mu_);
+        st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
+      }
+      if (st) st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
+    }
+    if (st) queued_now.push_back(&t.addr);
+    else if (result.ok()) result = std::move(st);
+  }
+  if (result.ok()) {
+    unfinished.forget();
+    return Status();
+  }
+  if (!retry) {
+    unfinished.client = this;
+    unfinished.topic = topic;
+    unfinished.data.assign(static_cast<const char*>(message.data), message.size);
+    unfinished.at_least_once = at_least_once;
+  }
+  for (const std::string* addr : queued_now) unfinished.queued.insert(*addr);
   return result;
 }
 

@@ -122,6 +122,10 @@ class Client {
   // send_to, send_all (count 1) and send_to_many. *queued (may be null) as send_to_many's.
   Status send(const std::string& topic, const Payload* messages, size_t count, bool at_least_once, bool all,
               size_t* queued);
+  // send_all's half of send(): one copy per target; after a partial refusal, a retry with the
+  // same message sends only the copies that were refused (UnfinishedSendAll in client.cpp).
+  Status send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
+                       const Payload& message, bool at_least_once);
   Status load_route(const std::string& topic);
   // *single: the route has exactly one address (send_to may remember it).
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
