@@ -10,6 +10,7 @@ import { LinerError, codeOf, fromNative } from './errors.js';
 import { type Message, MessageQueue } from './messages.js';
 import { type NativeBatch, type NativeClient, type NativeEvent, type NativeStats, addon } from './native.js';
 import { LinerStatusError, type StatusEvent, isErrorKind, statusEventNameOf, statusKindOf } from './status.js';
+import { redact } from './redact.js';
 
 /**
  * Options of {@link Client}. Sizes are in bytes.
@@ -355,7 +356,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.topic = checkName('topic', options.topic);
     const redis = checkString(options, 'redis', 'redis://127.0.0.1:6379/0')!;
     if (!/^(redis|unix|redis\+unix):\/\//.test(redis)) {
-      throw invalid(`redis URL '${redis}' must start with redis:// or unix://`);
+      throw invalid(`redis URL '${redact(redis)}' must start with redis://, unix:// or redis+unix://`);
     }
     const inFlight = checkSize(options, 'maxInFlightBytes') || DEFAULT_IN_FLIGHT;
     this.#highWater = inFlight;
@@ -624,7 +625,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * Sends one copy of the message to EVERY peer serving `topic` (its owners and its
    * subscribers). Same rules and errors as {@link Client.sendTo}; when one copy is refused
    * the error is thrown after the others were queued: a slow peer (`BUSY`) never holds the
-   * others up, and retrying the whole call gives them a second copy.
+   * others up. Retrying is safe: the next `sendAll` with the same topic, bytes and
+   * `atLeastOnce` sends only the refused copies (no peer gets a second one); any other
+   * `sendAll` ends the retry, after which the same bytes count as a new message.
    */
   sendAll(topic: string, data: Payload, options?: SendOptions): void {
     this.#send(true, topic, data, options);

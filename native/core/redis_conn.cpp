@@ -37,8 +37,19 @@ void RedisConn::close() {
   ctx_ = nullptr;
 }
 
+// Text that came from the server or from hiredis, fit for a message: Redis does not echo the
+// arguments of a failed AUTH, but nothing stops a proxy or another server from doing so, and
+// the message reaches logs, status events and every binding's errors.
+std::string RedisConn::without_password(std::string text) const {
+  const std::string& secret = endpoint_.password;
+  if (secret.empty()) return text;
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
+    text.replace(at, secret.size(), "***");
+  return text;
+}
+
 Status RedisConn::fail(const std::string& what) {
-  std::string detail = ctx_ && ctx_->err ? std::string(": ") + ctx_->errstr : std::string();
+  std::string detail = ctx_ && ctx_->err ? ": " + without_password(ctx_->errstr) : std::string();
   close();
   retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
   last_failure_ = Status(Err::store, "redis " + what + detail);
@@ -55,7 +66,8 @@ bool RedisConn::connection_dropped() const {
 
 Status RedisConn::check_reply(redisReply* r) {
   if (!r) return fail("connection lost");
-  if (r->type == REDIS_REPLY_ERROR) return Status(Err::store, "redis error: " + std::string(r->str, r->len));
+  if (r->type == REDIS_REPLY_ERROR)
+    return Status(Err::store, "redis error: " + without_password(std::string(r->str, r->len)));
   return Status();
 }
 
@@ -90,7 +102,7 @@ Status RedisConn::ensure_connected() {
     RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
     if (!r) return fail("unreachable at " + where);
     if (r->type == REDIS_REPLY_ERROR) {
-      std::string msg(r->str, r->len);
+      std::string msg = without_password(std::string(r->str, r->len));
       close();
       retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
       last_failure_ = Status(Err::store, "redis " + std::string(args[0]) + " failed: " + msg);

@@ -49,6 +49,7 @@ class RedisConn {
   Status ensure_connected();
   Status fail(const std::string& what);
   Status check_reply(redisReply* r);
+  std::string without_password(std::string text) const;
   bool connection_dropped() const;
 
   RedisEndpoint endpoint_;

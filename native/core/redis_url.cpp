@@ -35,10 +35,20 @@ std::string percent_decode(const std::string& s) {
 }
 
 Status bad(const std::string& url, const std::string& why) {
-  return Status(Err::invalid_arg, "invalid redis url '" + url + "': " + why);
+  return Status(Err::invalid_arg, "invalid redis url '" + redact_redis_url(url) + "': " + why);
 }
 
 }  // namespace
+
+std::string redact_redis_url(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  size_t start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  size_t at = url.rfind('@');
+  if (at == std::string::npos || at < start) return url;
+  size_t colon = url.find(':', start);
+  if (colon == std::string::npos || colon > at) return url;  // a user name only: no secret
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
 
 Status parse_redis_url(const std::string& url, RedisEndpoint* out) {
   *out = RedisEndpoint();

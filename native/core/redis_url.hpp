@@ -18,6 +18,14 @@ struct RedisEndpoint {
   int db = 0;
 };
 
+// Errors name the URL as redact_redis_url() shows it, never with its password.
 Status parse_redis_url(const std::string& url, RedisEndpoint* out);
+
+// `url` as it may be shown in a message or a log line: the password replaced by "***"
+// ("redis://user:***@host:6379/0"). It takes any text, not only URLs that parse: the userinfo
+// is what lies between "://" (or the start) and the last '@', so a password holding '@', '/'
+// or ':' is hidden whole, and a URL that fails to parse is shown without its password too.
+// src/cli/resp.ts's redact() follows the same rule.
+std::string redact_redis_url(const std::string& url);
 
 }  // namespace liner

@@ -9,11 +9,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
-import { redact } from './resp.js';
+import { hideSecrets, passwordsIn, redact } from './resp.js';
 import { ThrowawayRedis } from './redis_server.js';
 
 /** Root of the package (dist/cli/..): a checkout, or the installed package. */
@@ -80,14 +82,26 @@ export const demo: Command = {
     }
     const started = Date.now();
     try {
-      const child = spawn(process.execPath, [program, url], { stdio: ['ignore', out.json ? 'pipe' : 'inherit', 'inherit'] });
-      child.stdout?.pipe(process.stderr); // --json: the demo's story goes to stderr
+      // The demo prints the URL it was given: with a password in it, its output is relayed
+      // line by line without the password.
+      const secrets = passwordsIn([url]);
+      const filtered = secrets.length > 0;
+      const child = spawn(process.execPath, [program, url], {
+        stdio: ['ignore', out.json || filtered ? 'pipe' : 'inherit', filtered ? 'pipe' : 'inherit'],
+      });
+      const relay = (from: Readable | null, to: NodeJS.WritableStream): void => {
+        if (!from) return;
+        if (!filtered) from.pipe(to);
+        else createInterface({ input: from, crlfDelay: Infinity }).on('line', (l) => to.write(`${hideSecrets(l, secrets)}\n`));
+      };
+      relay(child.stdout, out.json ? process.stderr : process.stdout); // --json: the demo's story goes to stderr
+      relay(child.stderr, process.stderr);
       const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
       process.on('SIGINT', forward);
       process.on('SIGTERM', forward);
       // The demo bounds its own waits (well under 20 s); this only guards against a hang.
       const timer = setTimeout(() => child.kill(), 120_000);
-      const code = await new Promise<number>((resolve) => child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1))));
+      const code = await new Promise<number>((resolve) => child.once('close', (c, s) => resolve(c ?? (s ? 128 : 1))));
       clearTimeout(timer);
       process.removeListener('SIGINT', forward);
       process.removeListener('SIGTERM', forward);

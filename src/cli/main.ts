@@ -23,7 +23,7 @@ import { inspect } from './inspect.js';
 import { listen } from './listen.js';
 import { Output } from './output.js';
 import { purge } from './purge.js';
-import { parseRedisUrl } from './resp.js';
+import { hideSecrets, parseRedisUrl, passwordsIn } from './resp.js';
 import { send } from './send.js';
 import { topics } from './topics.js';
 
@@ -98,9 +98,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     return status ?? 0;
   } catch (e) {
     const error = toCliError(e);
-    out.error(commandName, error);
+    out.error(commandName, withoutPasswords(error, [...argv, process.env.LINER_REDIS_URL ?? '']));
     return error.exitCode;
   }
+}
+
+/**
+ * The last guard before a failure is printed: its message repeats no password given on the
+ * command line or in $LINER_REDIS_URL, wherever it came from (a URL typed where a command or an
+ * argument goes, a server that echoes what it was sent). URLs the commands print themselves
+ * are redacted where they are printed.
+ */
+function withoutPasswords(error: CliError, texts: readonly string[]): CliError {
+  const message = hideSecrets(error.message, passwordsIn(texts));
+  return message === error.message ? error : new CliError(error.code, message);
 }
 
 if (require.main === module) {

@@ -13,6 +13,9 @@
 import * as net from 'node:net';
 
 import { CliError } from './errors.js';
+import { hideSecrets, redact } from '../redact.js';
+
+export { hideSecrets, passwordsIn, redact } from '../redact.js';
 
 /** Where a Redis URL points. */
 export interface RedisEndpoint {
@@ -102,11 +105,6 @@ export function parseRedisUrl(url: string): RedisEndpoint {
     out.port = n;
   }
   return out;
-}
-
-/** The URL with its password replaced by `***`, for messages and output. */
-export function redact(url: string): string {
-  return url.replace(/^(redis:\/\/[^/@]*?:)[^/@]*@/, '$1***@');
 }
 
 /** "host:port" or the socket path, for messages. */
@@ -234,7 +232,9 @@ export class RespClient {
     } catch (e) {
       client.close();
       if (e instanceof RedisReplyError) {
-        throw new CliError('REDIS_ERROR', `Redis at ${describeEndpoint(endpoint)} refused the connection: ${e.message}`);
+        // Redis does not repeat AUTH's arguments in its reply; a proxy or another server might.
+        const reply = hideSecrets(e.message, endpoint.password ? [endpoint.password] : []);
+        throw new CliError('REDIS_ERROR', `Redis at ${describeEndpoint(endpoint)} refused the connection: ${reply}`);
       }
       throw e;
     }

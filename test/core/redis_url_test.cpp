@@ -51,3 +51,14 @@ TEST(RedisUrl, RejectsMalformedUrls) {
     EXPECT_EQ(s.code, Err::invalid_arg) << bad;
   }
 }
+
+TEST(RedactRedisUrl, HidesThePasswordWholeAndNothingElse) {
+  EXPECT_EQ(liner::redact_redis_url("redis://u:p@ss@h:1/0"), "redis://u:***@h:1/0");
+  EXPECT_EQ(liner::redact_redis_url("redis://:s3cr3t@127.0.0.1:6379/2"), "redis://:***@127.0.0.1:6379/2");
+  EXPECT_EQ(liner::redact_redis_url("redis://user@host:1/0"), "redis://user@host:1/0");
+  EXPECT_EQ(liner::redact_redis_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+  liner::RedisEndpoint ep;
+  liner::Status s = liner::parse_redis_url("redis://user:Pw-SECRET@host:notaport/0", &ep);
+  EXPECT_FALSE(s);
+  EXPECT_EQ(s.message.find("Pw-SECRET"), std::string::npos) << s.message;
+}
