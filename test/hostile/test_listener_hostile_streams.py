@@ -159,6 +159,9 @@ def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redi
             a.trickle(good[:20], 0.1)
             a.watch(time.monotonic() + STALL_MAX_S + 2)
 
+        # A frame the listener can deliver: its connection key is one the store knows (a real
+        # sender's channel; a made-up key is refused, test_forged_frames.py).
+        redis.cli("SET", "lnr_connection:999004:sender", "trickle_sender_topic")
         trickled = frame(1, 999_004, tk, b"trickle:1:0:")
 
         def run_trickle():
