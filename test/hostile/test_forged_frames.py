@@ -1,0 +1,142 @@
+"""Forged frames against a live listener (fault_peer.py listen, its own process) while a real liner
+sender keeps sending to it:
+
+- one frame with the real channel's connection key and number_mess = 2^64-1: before, the listener
+  stored that number as the channel's ack and dropped every later real message as a duplicate,
+  even after both peers restarted. Now the jump is refused (the connection is closed, nothing is
+  acknowledged), the ack counter stays where the real traffic put it and the real messages flow;
+- thousands of connections, each with one frame under a made-up connection key: before, every
+  key became a Redis key and a channel record the listener never freed, and the look-ups ran
+  inline with real traffic (p50 latency 0.3 ms -> 891 ms). Now each is refused: no Redis key,
+  no memory kept, and the real traffic's latency stays low.
+
+What a forged frame can still do (docs/security.md): one whose number is within 2^32 of the
+real channel's makes the listener drop that many real messages as duplicates; only
+authenticated peers (the secured mesh) close that.
+"""
+import socket
+import threading
+import time
+
+import liner
+
+from faultkit import percentile, read_records, report, rss_kib, under_asan, wait_until
+from test_listener_hostile_streams import frame
+
+FLAG_AT_LEAST_ONCE = 0x02
+FORGED_CONNECTIONS = 2000
+RSS_SLACK = 8 << 20
+P99_MAX_S = 0.2
+
+
+def closed_by_listener(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+class Pump:
+    """A real sender sending at-least-once messages to `topic` every `every` seconds."""
+
+    def __init__(self, client, topic, every=0.002):
+        self.client, self.topic, self.every = client, topic, every
+        self.sent = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        seq = 0
+        while not self.stop.is_set():
+            seq += 1
+            data = b"good:%d:%.6f:" % (seq, time.monotonic())
+            while not self.client.send_to(self.topic, data, True):
+                assert self.client.last_error_code() == liner.ERR_BUSY, self.client.last_error_message()
+                time.sleep(0.001)
+            self.sent.append(seq)
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_forged_huge_number_cannot_silence_a_channel(peers, redis, tmp_path):
+    out = str(tmp_path / "listener.log")
+    listener = peers("listen", "fn_listener", "fn_topic", redis.url, "--out", out)
+    addr = listener.expect("READY")
+    host, port = addr.rsplit(":", 1)
+    tk = int(redis.cli("GET", "lnr_topic:fn_topic:key"))
+    sender = liner.Client("fn_sender", "fn_sender_topic", "127.0.0.1:0", redis.url)
+    try:
+        assert sender.run(lambda *a: None)
+        with Pump(sender, "fn_topic") as pump:
+            assert wait_until(lambda: len(read_records(out)) >= 50, 10)
+            ck = int(redis.cli("GET", "lnr_connection:fn_sender:fn_sender_topic:fn_listener:key"))
+            with socket.create_connection((host, int(port)), timeout=5) as raw:
+                raw.sendall(frame(2 ** 64 - 1, ck, tk, b"forged:1:0:", FLAG_AT_LEAST_ONCE))
+                assert closed_by_listener(raw), "the listener kept the forged stream open"
+            time.sleep(1.5)  # the real traffic goes on; acks are written
+        sent = list(pump.sent)
+        assert wait_until(lambda: {r.seq for r in read_records(out) if r.tag == "good"} >= set(sent), 10)
+        acked = int(redis.cli("GET", "lnr_connection:%d:mess_number" % ck))
+    finally:
+        sender.close()
+    records = read_records(out)
+    forged = [r for r in records if r.tag == "forged"]
+    report("forged_number", sent=len(sent), delivered=len({r.seq for r in records if r.tag == "good"}),
+           forged_delivered=len(forged), ack=acked)
+    assert not forged
+    assert acked <= len(sent) + 1, "the forged number reached the ack counter: %d" % acked
+
+
+def test_made_up_connection_keys_leave_no_state_and_do_not_slow_real_traffic(peers, redis, tmp_path):
+    out = str(tmp_path / "listener.log")
+    listener = peers("listen", "fk_listener", "fk_topic", redis.url, "--out", out)
+    addr = listener.expect("READY")
+    host, port = addr.rsplit(":", 1)
+    tk = int(redis.cli("GET", "lnr_topic:fk_topic:key"))
+    sender = liner.Client("fk_sender", "fk_sender_topic", "127.0.0.1:0", redis.url)
+    refused = [0]
+    try:
+        assert sender.run(lambda *a: None)
+        with Pump(sender, "fk_topic") as pump:
+            assert wait_until(lambda: len(read_records(out)) >= 50, 10)
+            time.sleep(0.5)
+            keys_before = int(redis.cli("DBSIZE"))
+            rss_before = rss_kib(listener.pid) * 1024
+            attack_started = time.monotonic()
+            for i in range(FORGED_CONNECTIONS):
+                with socket.create_connection((host, int(port)), timeout=5) as raw:
+                    raw.sendall(frame(1, 50_000_000 + i, tk, b"forged:%d:0:" % i, FLAG_AT_LEAST_ONCE))
+                    refused[0] += closed_by_listener(raw)
+            attack_s = time.monotonic() - attack_started
+            time.sleep(0.5)
+            keys_after = int(redis.cli("DBSIZE"))
+            rss_after = rss_kib(listener.pid) * 1024
+        sent = list(pump.sent)
+        assert wait_until(lambda: {r.seq for r in read_records(out) if r.tag == "good"} >= set(sent), 10)
+    finally:
+        sender.close()
+    records = read_records(out)
+    during = [r.received - r.sent for r in records
+              if r.tag == "good" and attack_started <= r.sent <= attack_started + attack_s]
+    new_keys = [k for k in redis.cli("KEYS", "lnr_connection:5*").split() if k.startswith("lnr_connection:5")]
+    report("forged_connection_keys", connections=FORGED_CONNECTIONS, refused=refused[0],
+           attack_s=round(attack_s, 2), keys_before=keys_before, keys_after=keys_after,
+           rss_growth_kib=(rss_after - rss_before) // 1024, real_during=len(during),
+           p50_ms=round(percentile(during, 50) * 1e3, 2), p99_ms=round(percentile(during, 99) * 1e3, 2))
+    assert refused[0] == FORGED_CONNECTIONS
+    assert not [r for r in records if r.tag == "forged"]
+    assert keys_after == keys_before and not new_keys, new_keys[:5]
+    slack = 64 << 20 if under_asan(listener.pid) else RSS_SLACK
+    assert rss_after - rss_before <= slack
+    assert len(during) >= 10
+    assert percentile(during, 99) < P99_MAX_S
