@@ -15,6 +15,7 @@
 #include "core/counter.hpp"
 #include "core/frame.hpp"
 #include "core/log.hpp"
+#include "core/offline_queue.hpp"
 #include "core/thread.hpp"
 
 namespace liner {
@@ -112,10 +113,7 @@ struct Sender::Channel {
   bool ack_unreadable_reported = false;  // the counter held garbage, and we said so
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
-  bool store_may_have_backlog = true;
-  uint64_t store_total = 0;               // offline-queue length at connect
-  uint64_t store_read = 0;                // head elements read so far
-  std::deque<uint64_t> store_head;        // numbers of head elements read, not yet popped
+  OfflineQueue offline;  // what waits in the store, and what of it this connection read
   Clock::time_point last_ack_poll{};
   BufferPool returned{kSegmentPoolBytes, kPooledBuffer};  // moved to `spare` under mu_
   Clock::time_point last_taken{};  // when take_incoming last found messages
@@ -222,12 +220,13 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
       ch->last_number = last;
       ch->acked = acked;
       ch->last_written = acked;
-      ch->store_may_have_backlog = has_stored;
+      ch->offline = OfflineQueue(ck);
+      if (!has_stored) ch->offline.open_empty();
       channels_[ck] = std::move(fresh);
     }
     ch->topics.insert(topic);
     by_addr_[addr] = ch;
-    if (ch->readdress || ch->store_may_have_backlog) {
+    if (ch->readdress || ch->offline.may_have_backlog()) {
       if (!ch->dirty) {
         ch->dirty = true;
         dirty_.push_back(ch);
@@ -543,7 +542,7 @@ void Sender::close_socket(Channel* ch) {
 }
 
 bool Sender::has_work(const Channel* ch) const {
-  return !ch->pending.empty() || !ch->backlog.empty() || ch->store_may_have_backlog;
+  return !ch->pending.empty() || !ch->backlog.empty() || ch->offline.may_have_backlog();
 }
 
 void Sender::take_incoming(Channel* ch) {
@@ -597,8 +596,7 @@ void Sender::forget_backlog(Channel* ch) {
   ch->write_offset = ch->frame_offset = 0;
   ch->backlog.clear();  // what it held is still in the store: re-read after the next connect
   ch->backlog_frames = 0;
-  ch->store_head.clear();
-  ch->store_read = ch->store_total = 0;
+  ch->offline.forget();
 }
 
 void Sender::requeue_unacked(Channel* ch) {
@@ -629,21 +627,20 @@ void Sender::start_connect(Channel* ch) {
 
 void Sender::on_connected(Channel* ch) {
   // The store says where the listener is (its ack) and what waits in the offline queue.
-  uint64_t acked = 0, length = 0;
+  uint64_t acked = 0;
+  bool may_have_backlog = ch->offline.may_have_backlog();
+  forget_backlog(ch);
   Status s = read_ack(ch, &acked);
-  if (s) s = store_->queue_length(ch->ck, &length);
-  if (!s && ch->store_may_have_backlog) {
+  if (s) s = ch->offline.open(*store_);
+  if (!s && may_have_backlog) {
     // Without the offline queue's content, newer numbers would overtake stored ones and the
     // listener would drop the stored ones as duplicates. Try again later.
     on_failure(ch, "store unavailable at connect: " + s.message);
     return;
   }
-  forget_backlog(ch);
   if (s) {
     ch->ack_poll_failed = false;
     ch->acked = std::max(ch->acked, acked);
-    ch->store_total = length;
-    ch->store_may_have_backlog = length > 0;
   }
   // A new connection starts from what the listener acknowledged: anything written after that
   // may not have been read before the old connection died, so it goes out again (the listener
@@ -714,7 +711,7 @@ void Sender::spill(Channel* ch) {
   }
   std::vector<const std::string*> frames;
   for (const auto& f : keep) frames.push_back(&f);
-  Status s = frames.empty() ? Status() : store_->push_messages(ch->ck, frames);
+  Status s = ch->offline.push(*store_, frames);
   for (auto& seg : ch->pending) release(ch, seg);
   ch->pending.clear();
   if (!s) {
@@ -734,8 +731,6 @@ void Sender::spill(Channel* ch) {
     if (kept.frames) ch->pending.push_back(std::move(kept));
     log_line("cannot store messages for " + ch->addr + " offline: " + s.message);
     emit(StatusKind::sender_store_error, ch, s.message);
-  } else if (!keep.empty()) {
-    ch->store_may_have_backlog = true;
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
   if (s) stats_.persisted += keep.size();
@@ -743,43 +738,16 @@ void Sender::spill(Channel* ch) {
 }
 
 bool Sender::load_backlog(Channel* ch) {
-  std::vector<std::string> frames;
-  uint64_t count = std::min(kBacklogChunk, ch->store_total - ch->store_read);
-  // Reads overlap by one frame: the last one read before must come back first. If it does
-  // not, the list moved under us (a pop that ran although its reply never came, a clear) and
-  // the offsets are wrong: read again from the head rather than skip unread frames.
-  bool overlap = ch->store_read > 0 && !ch->store_head.empty();
-  Status s = store_->read_messages(ch->ck, ch->store_read - overlap, count + overlap, &frames);
-  if (!s || frames.size() <= size_t(overlap)) {
-    on_failure(ch, s ? "offline queue shrank unexpectedly" : s.message);
-    return false;
-  }
-  if (overlap) {
-    FrameHeader h;
-    const uint8_t* data = nullptr;
-    std::string err;
-    uint64_t first = decode_stored_frame(frames.front(), &h, &data, &err) ? h.number_mess : 0;
-    if (first != ch->store_head.back()) {
-      reread_store_queue(ch);
-      return false;
+  size_t loaded = 0;
+  auto take = [&](std::string&& f, uint64_t number) {
+    ++loaded;
+    if (number == 0) {
+      // Not a frame: never written, and popped with the acknowledged ones.
+      log_line("offline queue of " + ch->addr + " holds an element that is not a frame; skipped");
+      emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame");
+      return;
     }
-    frames.erase(frames.begin());
-  }
-  for (auto& f : frames) {
-    FrameHeader h;
-    const uint8_t* data = nullptr;
-    std::string err;
-    uint64_t number = 0;
-    if (decode_stored_frame(f, &h, &data, &err)) {
-      number = h.number_mess;
-    } else {
-      // Not a frame: skipped (never written), and popped with the acknowledged ones.
-      log_line("offline queue of " + ch->addr + " holds an element that is not a frame (" + err + "); skipped");
-      emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame: " + err);
-    }
-    ch->store_read += 1;
-    ch->store_head.push_back(number);
-    if (number <= ch->last_written) continue;
+    if (number <= ch->last_written) return;  // written before the view was dropped
     // Packed into segments like RAM messages; a big frame keeps its own buffer.
     if (ch->backlog.empty() || f.size() > kSegmentBytes / 4 ||
         ch->backlog.back().bytes.size() + f.size() > kSegmentBytes) {
@@ -792,9 +760,19 @@ bool Sender::load_backlog(Channel* ch) {
     ++seg.frames;
     seg.last = number;
     ++ch->backlog_frames;
+  };
+  Status error;
+  OfflineQueue::Read r = ch->offline.read_next(*store_, kBacklogChunk, take, &error);
+  if (r == OfflineQueue::Read::moved) {
+    reread_store_queue(ch);
+    return false;
+  }
+  if (r == OfflineQueue::Read::failed) {
+    on_failure(ch, "offline queue unreadable: " + error.message);
+    return false;
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
-  stats_.reloaded += frames.size();
+  stats_.reloaded += loaded;
   return true;
 }
 
@@ -802,7 +780,7 @@ void Sender::flush(Channel* ch) {
   size_t burst = 0;
   iovec iov[kMaxIov];
   for (;;) {
-    if (ch->backlog.empty() && ch->store_read < ch->store_total) {
+    if (ch->backlog.empty() && ch->offline.has_unread()) {
       if (!load_backlog(ch)) return;
       continue;
     }
@@ -811,12 +789,7 @@ void Sender::flush(Channel* ch) {
     std::deque<Segment>& q = from_backlog ? ch->backlog : ch->pending;
     skip_written(ch, q);
     if (q.empty()) {
-      if (!from_backlog) {
-        // Written is not acknowledged: until the pops empty the queue, a new connection (the
-        // listener died mid-replay) must read it again, without waiting for a new send.
-        ch->store_may_have_backlog = ch->store_total > 0;
-        return;
-      }
+      if (!from_backlog) return;
       continue;
     }
     int n = 0;
@@ -938,47 +911,25 @@ void Sender::poll_acks(Channel* ch) {
     release(ch, ch->unacked.front());
     ch->unacked.pop_front();
   }
-  uint64_t done = 0;
-  while (done < ch->store_head.size() && ch->store_head[done] <= ch->acked &&
-         done < ch->store_read - ch->backlog_frames)
-    ++done;
-  if (!done) return;
-  // The pop removes only acknowledged frames, whatever happened to an earlier attempt. When it
-  // failed (a time-out: it may or may not have run) or removed another count (someone else
-  // changed the list), what this channel knows of the queue's head is no longer true: read the
-  // queue again from its head. Frames already written are recognised by number and skipped.
-  uint64_t popped = 0;
-  Status popped_ok = store_->pop_acknowledged(ch->ck, ch->acked, done, &popped);
-  if (popped_ok && popped == done) {
-    ch->store_head.erase(ch->store_head.begin(), ch->store_head.begin() + long(done));
-    ch->store_read -= done;
-    ch->store_total -= done;
-    return;
+  // Frames read from the store and written (the rest of those read wait in the backlog).
+  Status error;
+  uint64_t read = ch->offline.read_count();
+  uint64_t written = read > ch->backlog_frames ? read - ch->backlog_frames : 0;
+  if (!ch->offline.pop(*store_, ch->acked, written, &error)) {
+    if (!error.ok()) emit(StatusKind::sender_store_error, ch, error.message);
+    reread_store_queue(ch);
   }
-  if (!popped_ok) emit(StatusKind::sender_store_error, ch, popped_ok.message);
-  reread_store_queue(ch);
 }
 
 void Sender::reread_store_queue(Channel* ch) {
-  uint64_t length = 0;
-  Status s = store_->queue_length(ch->ck, &length);
+  // The backlog segments stay: they are read again only once they are written, and by then
+  // their numbers are at or below last_written, which the next read skips.
+  Status s = ch->offline.reread(*store_);
   if (!s) {
-    // Not even the length: start over on a new connection, which reads the queue afresh.
     on_failure(ch, "offline queue unreadable: " + s.message);
     return;
   }
-  // Drop what was read of the queue but not written yet; written frames stay counted by number.
-  if (!ch->backlog.empty()) {
-    // A partly written frame at the front is finished first: its bytes are on the wire.
-    if (ch->write_offset != 0) return;  // retried at the next poll, once it is out
-    ch->backlog.clear();
-    ch->backlog_frames = 0;
-  }
-  ch->store_head.clear();
-  ch->store_read = 0;
-  ch->store_total = length;
-  ch->store_may_have_backlog = length > 0;
-  if (length) ready_.push_back(ch);
+  if (ch->offline.has_unread()) ready_.push_back(ch);
 }
 
 Status Sender::read_ack(Channel* ch, uint64_t* acked) {
@@ -1013,7 +964,7 @@ void Sender::loop() {
         Channel* ch = kv.second.get();
         Clock::time_point next{};
         if (ch->state == State::connecting || ch->state == State::backoff) next = ch->deadline;
-        else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()))
+        else if (ch->state == State::connected && (!ch->unacked.empty() || ch->offline.has_unpopped()))
           next = next_ack_poll(ch);
         else continue;
         auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
@@ -1091,7 +1042,7 @@ void Sender::loop() {
           YieldingLock lock(mu_);
           ch->unreachable = false;
         }
-      } else if (ch->state == State::connected && (!ch->unacked.empty() || !ch->store_head.empty()) &&
+      } else if (ch->state == State::connected && (!ch->unacked.empty() || ch->offline.has_unpopped()) &&
                  now >= next_ack_poll(ch)) {
         poll_acks(ch);
         ch->last_ack_poll = now;

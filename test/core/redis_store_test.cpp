@@ -173,26 +173,13 @@ TEST_F(RedisStoreTest, AnUnreadableAckCounterReadsAsZeroAndSaysSo) {
   EXPECT_EQ(redis().cli({"GET", "lnr_connection:4:mess_number"}), "abc");  // left for the listener to fix
 }
 
-// Frames as the offline queue holds them: whole frames, numbered.
-static std::string stored_frame(uint64_t number) {
-  std::string f(4, '\0');
-  f[3] = char(21 + 1);
-  for (int i = 0; i < 8; ++i) f.push_back(char(uint8_t(number >> (56 - 8 * i))));
-  f += std::string(4, '\0');      // connection key
-  f += std::string(4, '\0');      // topic key
-  f.push_back('\x02');             // at least once
-  f += std::string("\0\0\0\1", 4);  // data_len
-  f.push_back('x');
-  return f;
-}
-
 TEST_F(RedisStoreTest, PopAcknowledgedNeverRemovesAnUnacknowledgedFrame) {
   // Numbers straddle a byte boundary and the sign bit of a byte, where a text or signed
   // comparison would go wrong.
   std::vector<uint64_t> numbers = {1, 2, 255, 256, 257, 0x80, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
   std::sort(numbers.begin(), numbers.end());
   std::vector<std::string> frames;
-  for (auto n : numbers) frames.push_back(stored_frame(n));
+  for (auto n : numbers) frames.push_back(testing_support::numbered_frame(n));
   std::vector<const std::string*> refs;
   for (auto& f : frames) refs.push_back(&f);
   ASSERT_TRUE(store->push_messages(3, refs));

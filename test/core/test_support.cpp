@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include "core/frame.hpp"
+
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -190,6 +192,17 @@ struct Parser {
 Json parse_json(const std::string& text) {
   Parser p{text};
   return p.value();
+}
+
+std::string numbered_frame(uint64_t number) {
+  liner::FrameHeader h;
+  h.number_mess = number;
+  h.connection_key = 1;
+  h.topic_key = 1;
+  h.flags = liner::kFlagAtLeastOnce;
+  std::string out;
+  liner::encode_frame(out, h, "x", 1);
+  return out;
 }
 
 }  // namespace testing_support

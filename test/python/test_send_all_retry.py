@@ -6,7 +6,6 @@ bytes and mode) must send only the refused copy. Before, every retry gave the he
 another copy (in a 4-subscriber fan-out, 5 runs of 5 had duplicates)."""
 import threading
 
-import pytest
 
 import liner
 from extended_testkit import restore_limits  # noqa: F401  (fixture)
@@ -16,8 +15,10 @@ N = 300
 SIZE = 1024
 
 
-@pytest.mark.parametrize("at_least_once", [True, False])
-def test_retrying_a_busy_send_all_sends_only_the_refused_copies(make_client, restore_limits, at_least_once):  # noqa: F811
+def test_retrying_a_busy_send_all_sends_only_the_refused_copies(make_client, restore_limits):  # noqa: F811
+    # At-least-once: copies stay queued until acknowledged, so the stuck subscriber's queue fills
+    # for certain (best-effort copies leave the queue for the socket buffers first).
+    at_least_once = True
     assert liner.set_max_send_queue_bytes(16 * SIZE)
     healthy = Inbox()
     stuck = Inbox()

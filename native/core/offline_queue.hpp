@@ -1,0 +1,84 @@
+// One channel's offline queue ("lnr_connection:{ck}:messages", whole frames in number order) as
+// its sender sees it: what waits there, what of it was read, and what may be removed.
+//
+// Where a channel's at-least-once messages are (numbers are number_mess):
+// - in RAM, not yet written (the sender's pending segments), numbered above everything stored:
+//   the sender stores RAM only by spilling all of it at once, when the peer is unreachable;
+// - in the store: frames that left RAM unacknowledged, oldest first;
+// - read from the store's head: head_ holds their numbers, in list order (head_.size() is how
+//   many were read), the first of them written to the current connection, the rest waiting in
+//   the sender's backlog segments;
+// - written and unacknowledged (the sender's unacked segments, or head_ entries above the ack);
+// - acknowledged: the listener's counter ("lnr_connection:{ck}:mess_number") is at or above
+//   their number. Only these ever leave the store.
+//
+// Invariants this unit keeps:
+// - A frame leaves the store only through pop(), and the store itself checks that its number
+//   is at or below the ack (Store::pop_acknowledged): a pop that is retried, repeated, or whose
+//   reply came too late removes nothing unacknowledged.
+// - Positions in the list are trusted only while verified. Every read overlaps the previous one
+//   by one frame and must find it again; a pop that failed or removed another count than asked,
+//   or a read that did not find its overlap, drops the view, and the queue is read again from
+//   its head. Frames that were already written are recognised by number (at or below the last
+//   number written) and not written again, so nothing is skipped and nothing reordered.
+// - may_have_backlog() stays true until a pop or a length read shows the store empty: a
+//   listener that dies before acknowledging the replay gets it again when it returns, without
+//   waiting for a new send.
+//
+// Threads: the sender thread only. Every call is one or two store round trips on the store it
+// is given.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/store.hpp"
+
+namespace liner {
+
+class OfflineQueue {
+ public:
+  explicit OfflineQueue(int32_t ck = 0) : ck_(ck) {}
+
+  // What the caller does with each frame read: (frame, its number; 0 if it is not a frame).
+  using FrameFn = std::function<void(std::string&& frame, uint64_t number)>;
+
+  // A new connection: forgets the view and reads the queue's length.
+  Status open(Store& store);
+  // The connection is gone: the view is dropped (the store keeps everything).
+  void forget();
+  // Stores frames that leave RAM unacknowledged (spill), after everything stored before.
+  Status push(Store& store, const std::vector<const std::string*>& frames);
+
+  bool may_have_backlog() const { return may_have_backlog_; }
+  // The channel was created while the store held nothing for it.
+  void open_empty() { may_have_backlog_ = false; }
+  // Frames left to read on this connection.
+  bool has_unread() const { return read_ < total_; }
+  // Frames read and not popped yet (the sender polls acks while there are some).
+  bool has_unpopped() const { return !head_.empty(); }
+
+  enum class Read { ok, moved, failed };
+  // Reads up to `max` more frames from where the last read ended, passing each to `fn`.
+  // moved: the list changed under us (the view was dropped: call reread()); failed: *error.
+  Read read_next(Store& store, uint64_t max, const FrameFn& fn, Status* error);
+
+  // Pops the acknowledged frames among the first `written` read (the others still wait in the
+  // sender's RAM). Returns false when the view was dropped: call reread().
+  bool pop(Store& store, uint64_t acked, uint64_t written, Status* error);
+  // Drops the view and reads the length again; the next read_next starts at the head.
+  Status reread(Store& store);
+
+  uint64_t read_count() const { return read_; }
+
+ private:
+  int32_t ck_;  // the channel's connection key
+  bool may_have_backlog_ = true;
+  uint64_t total_ = 0;  // the list's length as last verified
+  uint64_t read_ = 0;   // head elements read so far (== head_.size())
+  std::deque<uint64_t> head_;  // their numbers
+};
+
+}  // namespace liner

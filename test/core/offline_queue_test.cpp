@@ -1,0 +1,329 @@
+// OfflineQueue against a fake store that can fail an operation, or run it and then fail (a
+// reply that came too late), or run it later than asked (a command that reached the server
+// after the client gave up). The property: nothing unacknowledged is ever removed from the
+// store, and every frame stored is written at least once, in number order per connection.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+#include <random>
+#include <set>
+
+#include "core/frame.hpp"
+#include "core/offline_queue.hpp"
+#include "test_support.hpp"
+
+using namespace liner;
+using testing_support::numbered_frame;
+
+namespace {
+
+uint64_t number_of(const std::string& frame) {
+  FrameHeader h;
+  const uint8_t* data = nullptr;
+  std::string err;
+  return decode_stored_frame(frame, &h, &data, &err) ? h.number_mess : 0;
+}
+
+// The queue operations of a Store over a deque, with faults. Everything else is unused here.
+class FakeStore final : public Store {
+ public:
+  enum class Fault { none, fail, late_reply, runs_later };
+  std::deque<std::string> list;
+  // Faults to apply to the next operations, in order (then none); or, with `rng`, at random.
+  std::deque<Fault> script;
+  std::mt19937_64* rng = nullptr;
+  int fault_percent = 0;
+  // Operations that reach the "server" later: before the operation `after` calls from now.
+  struct Delayed {
+    int after;
+    std::function<void()> op;
+  };
+  std::vector<Delayed> delayed;
+  int delay_ops = 1;  // how late a runs_later operation runs (random 1..3 with `rng`)
+  uint64_t acked_limit = 0;  // the highest ack any pop was asked to honour (for the property)
+
+  Status queue_length(int32_t, uint64_t* length) override {
+    return run([&] { *length = list.size(); });
+  }
+  Status read_messages(int32_t, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override {
+    return run([&] {
+      frames->clear();
+      for (uint64_t i = offset; i < offset + count && i < list.size(); ++i) frames->push_back(list[i]);
+    });
+  }
+  Status pop_acknowledged(int32_t, uint64_t acked, uint64_t max_count, uint64_t* popped) override {
+    acked_limit = std::max(acked_limit, acked);
+    auto work = [this, acked, max_count](uint64_t* n) {
+      *n = 0;
+      while (*n < max_count && !list.empty() && number_of(list.front()) <= acked) {
+        list.pop_front();
+        ++*n;
+      }
+    };
+    uint64_t n = 0;
+    Status s = run([&] { work(&n); }, [work] {
+      uint64_t ignored = 0;
+      work(&ignored);
+    });
+    if (popped) *popped = n;
+    return s;
+  }
+  Status push_messages(int32_t, const std::vector<const std::string*>& frames) override {
+    return run([&] {
+      for (auto* f : frames) list.push_back(*f);
+    });
+  }
+
+  // Unused by OfflineQueue.
+  Status ping() override { return Status(); }
+  Status register_address(const std::string&, const std::string&, const std::string&, DirectoryEvent::Kind) override { return unused(); }
+  Status unregister_address(const std::string&, const std::string&, DirectoryEvent::Kind) override { return unused(); }
+  Status addresses_of_topic(const std::string&, std::vector<TopicAddress>*) override { return unused(); }
+  Status delete_topic_addresses(const std::string&) override { return unused(); }
+  Status topic_key(const std::string&, int32_t*) override { return unused(); }
+  Status connection_key(const std::string&, const std::string&, const std::string&, bool, int32_t*, bool*) override { return unused(); }
+  Status set_sender_topic(int32_t, const std::string&) override { return unused(); }
+  Status sender_topic(int32_t, std::string*, bool*) override { return unused(); }
+  Status read_ack(int32_t, bool, AckCounter*) override { return unused(); }
+  Status set_last_mess_number(int32_t, uint64_t) override { return unused(); }
+  Status save_listener_for_sender(const std::string&, const std::string&, const std::string&, const std::string&) override { return unused(); }
+  Status listeners_of_sender(const std::string&, const std::string&, std::vector<std::pair<std::string, std::string>>*) override { return unused(); }
+  Status connection_keys_of_sender(const std::string&, const std::string&, std::vector<std::pair<std::string, int32_t>>*) override { return unused(); }
+  Status delete_listeners_of_sender(const std::string&, const std::string&) override { return unused(); }
+  Status last_stored_message(int32_t, std::string*, bool*) override { return unused(); }
+  Status clear_channel(int32_t) override { return unused(); }
+  Status wait_directory_events(int, std::vector<DirectoryEvent>*) override { return unused(); }
+
+ private:
+  static Status unused() { return Status(Err::internal_topic, "not used by the offline queue"); }
+
+  Fault next_fault() {
+    if (!script.empty()) {
+      Fault f = script.front();
+      script.pop_front();
+      return f;
+    }
+    if (!rng || fault_percent == 0 || int((*rng)() % 100) >= fault_percent) return Fault::none;
+    return Fault(1 + (*rng)() % 3);
+  }
+
+  // Runs `op` as the fault says. A delayed operation runs `later` (its own copy of the work,
+  // which may not touch the caller's outputs: the caller is gone by then).
+  Status run(const std::function<void()>& op, const std::function<void()>& later = nullptr) {
+    for (auto it = delayed.begin(); it != delayed.end();) {  // what reaches the server before this
+      if (--it->after > 0) {
+        ++it;
+        continue;
+      }
+      it->op();
+      it = delayed.erase(it);
+    }
+    switch (next_fault()) {
+      case Fault::none:
+        op();
+        return Status();
+      case Fault::fail:
+        return Status(Err::store, "redis did not answer");
+      case Fault::late_reply:
+        op();
+        return Status(Err::store, "redis did not answer in time");
+      case Fault::runs_later:
+        if (later) delayed.push_back({rng ? int(1 + (*rng)() % 3) : delay_ops, later});
+        return Status(Err::store, "redis did not answer in time");
+    }
+    return Status();
+  }
+};
+
+// The sender's side, reduced to what touches the queue: a connection that writes what it
+// reads, in order, and a listener that acknowledges what it got.
+struct Channel {
+  OfflineQueue q{7};
+  uint64_t last_written = 0;  // this connection
+  uint64_t delivered = 0;     // the listener's highest number (it drops lower ones)
+  uint64_t acked = 0;         // what the listener wrote to the store
+  std::set<uint64_t> written_ever;
+  std::vector<uint64_t> connection_writes;
+
+  void connect(Store& s) {
+    q.forget();
+    last_written = acked;
+    connection_writes.clear();
+    while (!q.open(s)) {
+    }
+  }
+  // One pass: reads a chunk and writes it, as Sender::flush/load_backlog do.
+  bool pump(Store& s, uint64_t chunk) {
+    if (!q.has_unread()) return false;
+    Status err;
+    auto r = q.read_next(s, chunk, [&](std::string&& f, uint64_t n) {
+      if (n <= last_written) return;
+      last_written = n;
+      connection_writes.push_back(n);
+      written_ever.insert(n);
+      delivered = std::max(delivered, n);
+    }, &err);
+    if (r == OfflineQueue::Read::moved) q.reread(s);
+    return true;
+  }
+  void ack_and_pop(Store& s) {
+    acked = delivered;
+    Status err;
+    if (!q.pop(s, acked, q.read_count(), &err)) q.reread(s);
+  }
+};
+
+std::vector<std::string> frames_numbered(uint64_t from, uint64_t to) {
+  std::vector<std::string> out;
+  for (uint64_t n = from; n <= to; ++n) out.push_back(numbered_frame(n));
+  return out;
+}
+
+Status push(OfflineQueue& q, Store& s, const std::vector<std::string>& frames) {
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  return q.push(s, refs);
+}
+
+}  // namespace
+
+TEST(OfflineQueue, ALatePopReplyDoesNotMakeTheNextReadSkipFrames) {
+  FakeStore store;
+  Channel ch;
+  auto frames = frames_numbered(1, 10);
+  ASSERT_TRUE(push(ch.q, store, frames));
+  ch.connect(store);
+  ASSERT_TRUE(ch.pump(store, 4));  // reads 1..4, writes them
+  ch.delivered = 4;
+  store.script = {FakeStore::Fault::late_reply};  // the pop runs; its reply never comes
+  ch.ack_and_pop(store);
+  EXPECT_EQ(store.list.size(), 6u);
+  while (ch.pump(store, 4)) ch.ack_and_pop(store);
+  EXPECT_EQ(ch.written_ever, (std::set<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST(OfflineQueue, APopThatReachesRedisLaterIsCaughtByTheOverlappingRead) {
+  FakeStore store;
+  Channel ch;
+  ASSERT_TRUE(push(ch.q, store, frames_numbered(1, 12)));
+  ch.connect(store);
+  ASSERT_TRUE(ch.pump(store, 4));
+  ch.delivered = 4;
+  store.script = {FakeStore::Fault::runs_later};  // runs on the server at the next operation
+  ch.ack_and_pop(store);  // failed: view dropped, reread (the delayed pop runs before its LLEN)
+  while (ch.pump(store, 4)) ch.ack_and_pop(store);
+  EXPECT_EQ(ch.written_ever.size(), 12u);
+  EXPECT_TRUE(store.list.empty());
+}
+
+TEST(OfflineQueue, APopThatRunsBetweenTwoReadsIsCaughtByTheOverlap) {
+  FakeStore store;
+  Channel ch;
+  ASSERT_TRUE(push(ch.q, store, frames_numbered(1, 12)));
+  ch.connect(store);
+  ASSERT_TRUE(ch.pump(store, 4));  // 1..4
+  ch.delivered = 4;
+  store.delay_ops = 3;  // the failed pop runs after the reread's length and first read
+  store.script = {FakeStore::Fault::runs_later};
+  ch.ack_and_pop(store);
+  while (ch.pump(store, 4)) {
+  }
+  EXPECT_EQ(ch.written_ever.size(), 12u);
+}
+
+TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
+  FakeStore store;
+  OfflineQueue q(7);
+  ASSERT_TRUE(push(q, store, frames_numbered(1, 6)));
+  ASSERT_TRUE(q.open(store));
+  Status err;
+  ASSERT_EQ(q.read_next(store, 6, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
+  uint64_t popped = 0;
+  ASSERT_TRUE(store.pop_acknowledged(7, 3, 6, &popped));  // an earlier attempt, run twice
+  ASSERT_TRUE(store.pop_acknowledged(7, 3, 6, &popped));
+  EXPECT_EQ(store.list.size(), 3u);
+  EXPECT_FALSE(q.pop(store, 3, 6, &err));  // removed another count than asked: view dropped
+  EXPECT_TRUE(q.reread(store));
+  EXPECT_EQ(store.list.size(), 3u);
+  EXPECT_EQ(number_of(store.list.front()), 4u);
+}
+
+TEST(OfflineQueue, StaysInterestingUntilPopsEmptyIt) {
+  FakeStore store;
+  Channel ch;
+  ASSERT_TRUE(push(ch.q, store, frames_numbered(1, 5)));
+  ch.connect(store);
+  while (ch.pump(store, 10)) {
+  }
+  // Everything written, nothing acknowledged: the listener dies here.
+  EXPECT_TRUE(ch.q.may_have_backlog());
+  ch.connect(store);
+  EXPECT_TRUE(ch.q.may_have_backlog());
+  ch.delivered = ch.acked = 0;  // the new listener had not delivered them
+  while (ch.pump(store, 10)) ch.ack_and_pop(store);
+  ch.ack_and_pop(store);
+  EXPECT_FALSE(ch.q.may_have_backlog());
+  EXPECT_TRUE(store.list.empty());
+}
+
+// Random faults on every operation, random chunk sizes, reconnects and spills of more frames:
+// nothing unacknowledged leaves the store, and everything is written at least once.
+TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped) {
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937_64 rng(seed);
+    FakeStore store;
+    Channel ch;
+    uint64_t next = 1;
+    std::set<uint64_t> stored;
+    for (int step = 0; step < 300; ++step) {
+      store.rng = &rng;
+      store.fault_percent = 20;
+      switch (rng() % 6) {
+        case 0: {  // the peer was unreachable: frames spilled from RAM
+          uint64_t n = 1 + rng() % 20;
+          auto frames = frames_numbered(next, next + n - 1);
+          if (push(ch.q, store, frames)) {
+            for (uint64_t k = next; k < next + n; ++k) stored.insert(k);
+            next += n;
+          } else {
+            // A failed push may have stored them (late reply): the sender keeps them in RAM and
+            // pushes again; here they are written from RAM instead, which the listener counts.
+            for (uint64_t k = next; k < next + n; ++k) {
+              bool in_store = false;
+              for (auto& f : store.list) in_store = in_store || number_of(f) == k;
+              if (in_store) stored.insert(k);
+            }
+            next += n;
+          }
+          break;
+        }
+        case 1:  // connection lost and made again
+          store.fault_percent = 0;
+          ch.connect(store);
+          break;
+        default:
+          ch.pump(store, 1 + rng() % 8);
+          if (rng() % 2) ch.ack_and_pop(store);
+      }
+      // The property, at every step: the store holds every stored frame not yet acknowledged.
+      std::set<uint64_t> in_store;
+      for (auto& f : store.list) in_store.insert(number_of(f));
+      for (uint64_t k : stored)
+        if (k > ch.acked) ASSERT_TRUE(in_store.count(k)) << "seed " << seed << " step " << step << " lost " << k;
+    }
+    // Faults stop; the channel drains.
+    store.rng = nullptr;
+    for (auto& d : store.delayed) d.op();
+    store.delayed.clear();
+    ch.connect(store);
+    for (int i = 0; i < 1000 && (ch.q.has_unread() || !store.list.empty()); ++i) {
+      if (!ch.pump(store, 8)) ch.connect(store);
+      ch.ack_and_pop(store);
+    }
+    for (uint64_t k : stored) ASSERT_TRUE(ch.written_ever.count(k)) << "seed " << seed << ": " << k << " never written";
+    ASSERT_TRUE(store.list.empty()) << "seed " << seed;
+    // Order within a connection.
+    ASSERT_TRUE(std::is_sorted(ch.connection_writes.begin(), ch.connection_writes.end()));
+  }
+}
