@@ -1,10 +1,13 @@
 #include "core/listener.hpp"
 
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,10 +22,57 @@ constexpr size_t kReadBurst = size_t(1) << 20;     // per connection per wake-up
 constexpr size_t kZeroCopyRead = BlockPool::kBlockSize / 4;  // a read at least this full is kept
 constexpr size_t kKeepAssembled = 16 * 1024;  // a frame this big is not copied out of the decoder
 
+// The default cap. A liner listener holds one connection per peer that sends to it (a Sender
+// keeps one per destination), so 4,096 serves a mesh of 4,096 peers; beyond that, a peer is
+// more likely a leak or an attack than a member. Under a lower descriptor limit the cap is
+// half the soft RLIMIT_NOFILE: a liner process is a sender too, and in a mesh it holds about
+// as many outgoing connections as incoming ones, besides its store connections and whatever
+// the application itself opens. (Redis caps at 10,000 and rlimit - 32; nginx at its
+// worker_connections; both keep descriptors back for the rest of the process likewise.)
+constexpr size_t kMaxConnections = 4096;
+// Accept back-off after EMFILE and the like: short enough that a descriptor freed elsewhere
+// is used soon, long enough that a process at its limit spends nothing on retries.
+constexpr auto kAcceptBackoffFirst = std::chrono::milliseconds(100);
+constexpr auto kAcceptBackoffMax = std::chrono::milliseconds(1000);
+// Connections accepted per wake-up, so that a connect flood cannot starve the reads.
+constexpr int kAcceptBurst = 128;
+// At most one line per kind of repeated event per this period.
+// The stall and idle checks run this often (or four times per idle timeout, if shorter).
+constexpr auto kSweepPeriod = std::chrono::milliseconds(1000);
+constexpr auto kSweepPeriodMin = std::chrono::milliseconds(10);
+
+// A non-negative integer from the environment; a malformed one is reported and ignored.
+bool env_number(const char* name, uint64_t* out) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || text[0] == '-' || text[0] == '+' || text[0] == ' ') {
+    log_line(std::string("ignoring ") + name + "=" + text + ": not a non-negative integer");
+    return false;
+  }
+  *out = uint64_t(v);
+  return true;
+}
+
+size_t default_max_connections() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return kMaxConnections;
+  return std::max<size_t>(1, std::min<size_t>(kMaxConnections, size_t(rl.rlim_cur / 2)));
+}
+
+std::chrono::microseconds until(Clock::time_point deadline, Clock::time_point now) {
+  using std::chrono::microseconds;
+  return std::max(microseconds(0), std::chrono::ceil<microseconds>(deadline - now));
+}
+
 }  // namespace
 
-Listener::Listener(Delivery* delivery, uint32_t max_body_size, std::chrono::milliseconds stall_timeout)
-    : delivery_(delivery), max_body_(max_body_size), stall_timeout_(stall_timeout) {}
+Listener::Listener(Delivery* delivery, uint32_t max_body_size,
+                   std::chrono::milliseconds stall_timeout, ListenerOptions options)
+    : delivery_(delivery), max_body_(max_body_size), stall_timeout_(stall_timeout),
+      options_(options) {}
 
 Listener::~Listener() {
   stop();
@@ -34,6 +84,24 @@ Status Listener::bind(const std::string& localhost, std::string* bound) {
 }
 
 Status Listener::start() {
+  uint64_t v = 0;
+  size_t cap = options_.max_connections ? options_.max_connections : default_max_connections();
+  if (env_number("LINER_LISTENER_MAX_CONNECTIONS", &v)) {
+    if (v > 0) cap = size_t(v);
+    else log_line("ignoring LINER_LISTENER_MAX_CONNECTIONS=0: the cap must be at least 1");
+  }
+  max_connections_ = cap;
+  idle_timeout_ = options_.idle_timeout;
+  // Capped at ten years, which is "never" and keeps clock arithmetic far from overflow.
+  if (env_number("LINER_LISTENER_IDLE_MS", &v))
+    idle_timeout_ = std::chrono::milliseconds(std::min<uint64_t>(v, uint64_t(315360000000)));
+  sweep_period_ = kSweepPeriod;
+  if (idle_timeout_.count() > 0)
+    sweep_period_ = std::clamp<std::chrono::milliseconds>(idle_timeout_ / 4, kSweepPeriodMin,
+                                                          kSweepPeriod);
+  accepting_ = true;
+  accept_backoff_ = std::chrono::milliseconds(0);
+
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0 || waker_.fd() < 0) return Status(Err::startup, "listener: epoll/eventfd failed");
   epoll_event ev{};
@@ -69,12 +137,27 @@ void Listener::close_connections() {
 }
 
 void Listener::accept_all() {
-  for (;;) {
+  for (int i = 0; i < kAcceptBurst; ++i) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-        log_line(std::string("accept: ") + std::strerror(errno));
-      return;
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) return;
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        pause_accepting(e);
+        return;
+      }
+      // EINTR, ECONNABORTED and the network errors Linux passes on (accept(2)) concern one
+      // pending connection, which is gone: go on with the next.
+      if (e != EINTR && e != ECONNABORTED) {
+        accept_errno_ = e;
+        ++accept_failed_log_.pending;
+      }
+      continue;
+    }
+    accept_backoff_ = std::chrono::milliseconds(0);
+    if (conns_.size() >= max_connections_.load(std::memory_order_relaxed)) {
+      refuse(fd);
+      continue;
     }
     set_nodelay(fd);
     auto c = std::make_unique<Connection>(max_body_);
@@ -84,9 +167,54 @@ void Listener::accept_all() {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = c->id;
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      // ENOMEM, or ENOSPC (fs.epoll.max_user_watches): a connection never watched would
+      // never be read. Refuse it and give the kernel time, as for EMFILE.
+      int e = errno;
+      refuse(fd);
+      pause_accepting(e);
+      return;
+    }
     conns_[c->id] = std::move(c);
   }
+}
+
+void Listener::refuse(int fd) {
+  // A reset rather than an orderly close: the peer learns at once, and nothing of a connection
+  // that was never served lingers in TIME_WAIT here.
+  linger lg{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd);
+  ++rejected_;
+  ++refused_log_.pending;
+}
+
+void Listener::pause_accepting(int err) {
+  accept_errno_ = err;
+  ++accept_failed_log_.pending;
+  accept_backoff_ = accept_backoff_.count() == 0 ? kAcceptBackoffFirst
+                                                 : std::min(accept_backoff_ * 2, kAcceptBackoffMax);
+  accept_resume_at_ = Clock::now() + accept_backoff_;
+  if (accepting_) {
+    // MOD to no events rather than DEL: re-arming then allocates nothing, which matters when
+    // memory is what ran out. A listening socket reports neither EPOLLHUP nor EPOLLERR, the
+    // two events epoll reports regardless of the mask.
+    epoll_event ev{};
+    ev.events = 0;
+    ev.data.u64 = UINT64_MAX;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+    accepting_ = false;
+  }
+}
+
+void Listener::resume_accepting_if_due(Clock::time_point now) {
+  if (accepting_ || now < accept_resume_at_) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = UINT64_MAX;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  accepting_ = true;
+  accept_all();  // at once: a pending connection would otherwise wait for the next epoll pass
 }
 
 void Listener::drop(Connection* c, InboundBatch& batch, const std::string& why) {
@@ -199,19 +327,67 @@ void Listener::deliver(InboundBatch& batch) {
   }
 }
 
+void Listener::sweep(InboundBatch& batch, Clock::time_point now) {
+  std::vector<Connection*> stalled, idle;
+  for (auto& kv : conns_) {
+    Connection* c = kv.second.get();
+    auto quiet = now - c->last_progress;
+    if (c->decoder.mid_frame()) {
+      if (quiet > stall_timeout_) stalled.push_back(c);
+    } else if (idle_timeout_.count() > 0 && quiet > idle_timeout_) {
+      idle.push_back(c);
+    }
+  }
+  for (Connection* c : stalled) {
+    ++rejected_;
+    drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
+  }
+  for (Connection* c : idle) drop(c, batch, "");
+  idle_closed_ += idle.size();
+  idle_log_.pending += idle.size();
+}
+
+void Listener::log_due(Clock::time_point now) {
+  if (refused_log_.due(now)) {
+    uint64_t n = refused_log_.take(now);
+    log_line("refused " + std::to_string(n) + " connection(s) since the last such line: " +
+             std::to_string(conns_.size()) + " open, the cap is " +
+             std::to_string(max_connections_.load()) + " (LINER_LISTENER_MAX_CONNECTIONS)");
+  }
+  if (accept_failed_log_.due(now)) {
+    uint64_t n = accept_failed_log_.take(now);
+    std::string line = std::string("accept: ") + std::strerror(accept_errno_) + " (" +
+                       std::to_string(n) + " failure(s) since the last such line), " +
+                       std::to_string(conns_.size()) + " connections open";
+    if (!accepting_)
+      line += "; not accepting for " + std::to_string(accept_backoff_.count()) + " ms";
+    log_line(line);
+  }
+  if (idle_log_.due(now)) {
+    uint64_t n = idle_log_.take(now);
+    log_line("closed " + std::to_string(n) + " connection(s) that carried nothing for " +
+             std::to_string(idle_timeout_.count()) +
+             " ms (LINER_LISTENER_IDLE_MS), since the last such line");
+  }
+}
+
 void Listener::loop() {
   InboundBatch batch;
   epoll_event events[128];
-  auto last_stall_check = Clock::now();
+  auto next_sweep = Clock::now() + sweep_period_;
   const size_t batch_bytes = delivery_->max_batch_bytes();
   while (!stopping_) {
-    int n = wait_for_events(events, 128, delivery_->until_ack_due());
+    // Sleep until an ack flush, the next sweep or the end of an accept back-off is due.
+    auto now = Clock::now();
+    auto timeout = std::min(delivery_->until_ack_due(), until(next_sweep, now));
+    if (!accepting_) timeout = std::min(timeout, until(accept_resume_at_, now));
+    int n = wait_for_events(events, 128, timeout);
     for (int i = 0; i < n && !stopping_; ++i) {
       uint64_t id = events[i].data.u64;
       if (id == 0) {
         waker_.drain();
       } else if (id == UINT64_MAX) {
-        accept_all();
+        if (accepting_) accept_all();
       } else {
         auto it = conns_.find(id);
         if (it != conns_.end()) read_from(it->second.get(), batch);
@@ -221,19 +397,14 @@ void Listener::loop() {
     // deliver() flushes acks that fell due; a pass with nothing to deliver checks them alone.
     if (!batch.empty()) deliver(batch);
     else delivery_->tick();
-    auto now = Clock::now();
-    if (now - last_stall_check >= std::chrono::seconds(1)) {
-      last_stall_check = now;
-      std::vector<Connection*> stalled;
-      for (auto& kv : conns_)
-        if (kv.second->decoder.mid_frame() && now - kv.second->last_progress > stall_timeout_)
-          stalled.push_back(kv.second.get());
-      for (Connection* c : stalled) {
-        ++rejected_;
-        drop(c, batch, "frame stalled for more than " + std::to_string(stall_timeout_.count()) + " ms");
-      }
+    now = Clock::now();
+    resume_accepting_if_due(now);
+    if (now >= next_sweep) {
+      next_sweep = now + sweep_period_;
+      sweep(batch, now);
       if (!batch.empty()) deliver(batch);
     }
+    log_due(now);
   }
   // Stopping: what was read is delivered (best-effort frames have no second chance).
   if (!batch.empty()) deliver(batch);

@@ -661,6 +661,29 @@ void Sender::on_connected(Channel* ch) {
 
 void Sender::on_failure(Channel* ch, const std::string& why) {
   bool was_connected = ch->state == State::connected;
+  // A listener that stops gracefully acknowledges everything it delivered as it closes: read
+  // that before calling what was written "in flight".
+  if (was_connected && ch->pending.empty() && !ch->unacked.empty()) poll_acks(ch);
+  bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
+  if (was_connected && !in_flight && ch->backlog.empty() && !ch->offline.may_have_backlog()) {
+    // Closed with nothing in flight: a listener closing an idle connection, or stopping. Not a
+    // failure: the peer stays reachable (a best-effort send is not dropped) and the next
+    // message connects again at once; a peer that is really gone fails that connect.
+    close_socket(ch);
+    forget_backlog(ch);
+    ch->state = State::idle;
+    ch->backoff_ms = 0;
+    {
+      YieldingLock lock(mu_);
+      ch->connected = false;
+    }
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++stats_.reconnects;
+    }
+    emit(StatusKind::peer_disconnected, ch, why);
+    return;
+  }
   // A peer that accepts and then drops us at once keeps backing off; one that served us for a
   // while gets a quick retry.
   if (was_connected && Clock::now() - ch->connected_at >= kStableConnection) ch->backoff_ms = 0;
@@ -678,11 +701,6 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.reconnects;
   }
-  // A listener that closes while nothing is in flight is an ordinary goodbye, not news. One
-  // that stops gracefully acknowledges everything it delivered as it closes: read that before
-  // calling what was written "in flight".
-  if (was_connected && ch->pending.empty() && !ch->unacked.empty()) poll_acks(ch);
-  bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
   bool news = (was_connected && in_flight) || (!was_connected && ch->backoff_ms == kBackoffFirstMs);
   if (news) log_line("peer " + ch->addr + " unreachable (" + why + "); retrying with back-off");
   if (was_connected) emit(StatusKind::peer_disconnected, ch, why);
