@@ -410,7 +410,19 @@ void Client::follow_moved_listener(const DirectoryEvent& e) {
 }
 
 void Client::on_directory_event(const DirectoryEvent& e) {
-  if (!running_ || e.addr == published_) return;  // our own announcements
+  if (!running_) return;
+  if (e.kind == DirectoryEvent::refused) {
+    // A listener dropped one of our messages for good: say which, once, to our owner.
+    for (const auto& c : sender_->channels()) {
+      if (c.connection_key != e.connection_key) continue;
+      std::string what = "message " + std::to_string(e.number) + " refused by " + c.listener_unique +
+                         " and dropped: " + e.reason;
+      log_line(what);
+      status_.emit(StatusKind::send_error, c.topic, c.addr, what);
+    }
+    return;
+  }
+  if (e.addr == published_) return;  // our own announcements
   bool cached, interesting;
   {
     std::lock_guard<std::mutex> lock(route_mu_);

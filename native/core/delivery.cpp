@@ -103,6 +103,12 @@ void Delivery::deliver(InboundBatch& batch) {
                  std::to_string(ch->delivered));
       continue;
     }
+    if (in.oversize) {
+      if (h.number_mess > ch->delivered)
+        refuse_message(h, *ch, std::to_string(h.data_len) + " bytes exceed this receiver's maximum message size of " +
+                                   std::to_string(max_message_size_));
+      continue;
+    }
     if (!to) {
       unknown_topic_.add(1);
       bool at_least_once = (h.flags & kFlagAtLeastOnce) != 0;
@@ -242,9 +248,8 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
   if (h.flags & kFlagCompress) {
     std::string err;
     if (!zstd_decompress(reinterpret_cast<const uint8_t*>(data), size, max_message_size_, plain, &err)) {
-      log_line("dropping message " + std::to_string(h.number_mess) + " of channel " +
-               std::to_string(h.connection_key) + ": " + err);
-      undecodable_.add(1);
+      // Counted as delivered above: its sender stops resending what can never be decoded here.
+      refuse_message(h, ch, err);
       return;
     }
     data = plain.data();
@@ -257,6 +262,19 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
   }
   delivered_.add(1);
   bytes_delivered_.add(size);
+}
+
+void Delivery::refuse_message(const FrameHeader& h, ChannelIn& ch, const std::string& why) {
+  if (h.number_mess > ch.delivered) {
+    ch.delivered = h.number_mess;
+    ++ch.unsaved;
+    ++unsaved_total_;
+  }
+  undecodable_.add(1);
+  drop_log_.log("dropping message " + std::to_string(h.number_mess) + " of channel " +
+                   std::to_string(h.connection_key) + " (from " + (ch.from.empty() ? "?" : ch.from) + "): " + why);
+  Status s = store_->report_refused(h.connection_key, h.number_mess, why);
+  if (!s && status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
 }
 
 Clock::time_point Delivery::next_flush_due() const {

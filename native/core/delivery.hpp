@@ -28,6 +28,10 @@
 //   sender jumps that far (a restart skips 2^24), and accepting it would make every later real
 //   message look like a duplicate, in the store too, across restarts.
 // - A channel's state is dropped when its connection ends and its acks are written.
+// - A message this receiver can never take (above its max message size, on the wire or once
+//   decompressed) is refused alone: it is acknowledged (so its sender stops resending it),
+//   logged, and reported through the store (Store::report_refused) so that its sender tells
+//   its owner which number was dropped; everything after it flows.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -52,6 +56,7 @@ namespace liner {
 struct Inbound {
   uint64_t conn_id = 0;  // 0 with closed=true: a connection-closed marker
   bool closed = false;
+  bool oversize = false;  // above this receiver's max message size: header only, body skipped
   FrameHeader header;
   // The payload as on the wire (compressed if the flag says so), in one of the batch's blocks
   // or copies. Kept small (48 bytes): a full receive queue holds hundreds of thousands.
@@ -148,6 +153,8 @@ class Delivery {
   };
 
   void deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch);
+  // A message that can never be delivered here: acknowledged, logged and reported.
+  void refuse_message(const FrameHeader& h, ChannelIn& ch, const std::string& why);
   // Inline for the common case, the channel of the previous frame on the same connection.
   // nullptr: the channel could not be verified (the connection was refused).
   ChannelIn* channel(int32_t ck, uint64_t conn_id, InboundBatch& batch) {
@@ -187,7 +194,8 @@ class Delivery {
   std::map<int32_t, std::string> topics_seen_;  // copy of topics_ at topics_seen_version_
   std::set<int32_t> unsubscribed_seen_;         // and of unsubscribed_
   std::set<uint64_t> refused_;  // connections refused, until their closed marker arrives
-  LogLimiter refusal_log_{std::chrono::seconds(5)};
+  LogLimiter refusal_log_{std::chrono::seconds(5)};  // connections refused
+  LogLimiter drop_log_{std::chrono::seconds(5)};     // messages refused (refuse_message)
   uint64_t topics_seen_version_ = 0;
   std::map<int32_t, ChannelIn> channels_;
   ChannelIn* last_channel_ = nullptr;  // most frames come in runs from one channel

@@ -77,11 +77,15 @@ bool decode_stored_frame(const std::string& frame, FrameHeader* h, const uint8_t
 }
 
 bool FrameDecoder::prefix_error(uint32_t body_len) {
+  if (body_len > max_body_ && body_len <= kDefaultMaxBodySize) {
+    skipping_ = true;  // valid on the wire, too big for us: skipped, not an error
+    return false;
+  }
   if (body_len < kBodyHeaderSize)
     error_ = "frame body length " + std::to_string(body_len) + " is below the 21-byte minimum";
   else
-    error_ = "frame body length " + std::to_string(body_len) + " exceeds the maximum of " +
-             std::to_string(max_body_);
+    error_ = "frame body length " + std::to_string(body_len) + " exceeds the protocol's maximum of " +
+             std::to_string(kDefaultMaxBodySize);
   return false;
 }
 

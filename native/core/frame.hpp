@@ -69,16 +69,21 @@ bool decode_stored_frame(const std::string& frame, FrameHeader* header, const ui
 // Incremental parser for one TCP stream. It never allocates more than has arrived (a lying
 // length header costs nothing until the bytes are really there), and rejects a frame as soon
 // as its header proves it invalid. After an error the stream must be closed.
+//
+// A frame that is valid on the wire (body up to 1 GiB) but above this decoder's maximum is not
+// an error: its header is parsed, on_frame gets it with data == nullptr, and the rest of its
+// body is skipped without being kept, so one oversize message costs the stream nothing else.
 class FrameDecoder {
  public:
   explicit FrameDecoder(uint32_t max_body_size = kDefaultMaxBodySize) : max_body_(max_body_size) {}
 
   // Calls on_frame(const FrameHeader&, const uint8_t* data) for every complete frame in the
-  // bytes fed so far. Returns false on invalid input; error() then says why.
+  // bytes fed so far (data == nullptr: an oversize frame, skipped). Returns false on invalid
+  // input; error() then says why.
   template <class OnFrame>
   bool feed(const uint8_t* p, size_t n, OnFrame&& on_frame);
 
-  bool mid_frame() const { return !pending_.empty(); }
+  bool mid_frame() const { return !pending_.empty() || skipping_ || skip_left_ > 0; }
   // Inside on_frame, for a frame that was assembled here (its data is not in the bytes fed):
   // hands over the buffer holding it, prefix included, so the caller can keep the frame
   // without copying it. The decoder starts the next frame in a buffer of the same capacity
@@ -107,11 +112,18 @@ class FrameDecoder {
     uint32_t data_len = load_be32(body + 17);
     return uint64_t(data_len) + kBodyHeaderSize <= body_len || header_error(data_len, body_len);
   }
-  // Set error_ and return false.
+  // Set error_ and return false; or, for a frame valid on the wire but above max_body_, set
+  // skipping_ and return false with no error.
   [[gnu::cold]] bool prefix_error(uint32_t body_len);
+  // Collects an oversize frame's prefix and header in pending_, then hands it on and starts
+  // skipping its body. Returns false on an invalid header.
+  template <class OnFrame>
+  bool collect_oversize(const uint8_t*& p, size_t& n, OnFrame& on_frame);
   [[gnu::cold]] bool header_error(uint32_t data_len, uint32_t body_len);
 
   uint32_t max_body_;
+  bool skipping_ = false;   // collecting an oversize frame's header
+  uint64_t skip_left_ = 0;  // bytes of an oversize frame's body still to skip
   // The current incomplete frame, prefix included: its first kContiguous bytes in pending_, the
   // rest in tail_, chunks of at most kContiguous that are filled and never reallocated. Memory
   // follows what arrived (a header may lie about the length), and a growing frame is never
@@ -166,19 +178,52 @@ class FrameDecoder {
 };
 
 template <class OnFrame>
+bool FrameDecoder::collect_oversize(const uint8_t*& p, size_t& n, OnFrame& on_frame) {
+  size_t take = std::min(n, kFrameOverhead - pending_.size());
+  pending_.append(reinterpret_cast<const char*>(p), take);
+  p += take;
+  n -= take;
+  if (pending_.size() < kFrameOverhead) return true;
+  const uint8_t* frame = reinterpret_cast<const uint8_t*>(pending_.data());
+  uint32_t body_len = load_be32(frame);
+  if (!check_header(frame + kLengthPrefixSize, body_len)) return false;
+  FrameHeader header;
+  parse_body_header(frame + kLengthPrefixSize, &header);
+  skipping_ = false;
+  skip_left_ = body_len - kBodyHeaderSize;
+  pending_.clear();
+  on_frame(header, static_cast<const uint8_t*>(nullptr));
+  return true;
+}
+
+template <class OnFrame>
 bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
   if (!error_.empty()) return false;
   FrameHeader header;
   const uint8_t* data = nullptr;
   uint32_t body_len = 0;
   while (n > 0) {
+    if (skip_left_ > 0) {  // the body of an oversize frame
+      size_t take = size_t(std::min<uint64_t>(n, skip_left_));
+      p += take;
+      n -= take;
+      skip_left_ -= take;
+      continue;
+    }
+    if (skipping_) {
+      if (!collect_oversize(p, n, on_frame)) return false;
+      continue;
+    }
     if (pending_.empty()) {
       // Fast path: whole frames straight from the caller's buffer, no copy.
       if (n < kLengthPrefixSize) {
         pending_.assign(reinterpret_cast<const char*>(p), n);
         return true;
       }
-      if (!check_prefix(p, &body_len)) return false;
+      if (!check_prefix(p, &body_len)) {
+        if (skipping_) continue;
+        return false;
+      }
       size_t avail = n - kLengthPrefixSize;
       if (avail >= kBodyHeaderSize && !check_header(p + kLengthPrefixSize, body_len)) return false;
       if (avail < body_len) {
@@ -200,7 +245,10 @@ bool FrameDecoder::feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
       p += take;
       n -= take;
       if (pending_.size() < kLengthPrefixSize) return true;
-      if (!check_prefix(reinterpret_cast<const uint8_t*>(pending_.data()), &body_len)) return false;
+      if (!check_prefix(reinterpret_cast<const uint8_t*>(pending_.data()), &body_len)) {
+        if (skipping_) continue;
+        return false;
+      }
     }
     body_len = load_be32(reinterpret_cast<const uint8_t*>(pending_.data()));
     size_t total = kLengthPrefixSize + size_t(body_len);

@@ -265,6 +265,12 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
       Inbound in;
       in.conn_id = c->id;
       in.header = h;
+      if (!data) {  // above our max message size: its body is being skipped (frame.hpp)
+        in.oversize = true;
+        batch.bytes += sizeof(Inbound);
+        batch.items.push_back(std::move(in));
+        return;
+      }
       const char* d = reinterpret_cast<const char*>(data);
       bool assembled = d < lo || d >= end;
       if (!assembled && d < hi) {

@@ -6,6 +6,8 @@
 //   lnr_connection:{ck}:sender          the sender's source topic
 //   lnr_connection:{ck}:mess_number     last number_mess the listener delivered (the ack)
 //   lnr_connection:{ck}:messages        list of whole frames (the offline queue)
+//   lnr_connection:{ck}:refused         liner only: "number reason" of the newest 100 messages
+//                                       its listener refused for good (too big for it)
 //   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
 // Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
 // running liner peers learn of them at once.
@@ -284,6 +286,14 @@ class RedisStore final : public Store {
     return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number")});
   }
 
+  Status report_refused(int32_t ck, uint64_t number, const std::string& reason) override {
+    std::string key = conn_key(ck, "refused");
+    std::string entry = std::to_string(number) + " " + reason;
+    return conn_.pipeline({{"RPUSH", key, entry},
+                           {"LTRIM", key, "-100", "-1"},
+                           {"PUBLISH", channel_, std::string("refused") + kSep + std::to_string(ck) + kSep + entry}},
+                          nullptr);
+  }
   Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) override {
     Status s;
     if (!subscribed_) {
@@ -302,6 +312,16 @@ class RedisStore final : public Store {
       if (a == std::string::npos || b == std::string::npos) continue;
       DirectoryEvent e;
       std::string kind = p.substr(0, a);
+      if (kind == "refused") {  // refused \x1f ck \x1f "number reason"
+        std::string rest = p.substr(b + 1);
+        size_t space = rest.find(' ');
+        e.kind = DirectoryEvent::refused;
+        e.connection_key = int32_t(std::strtol(p.substr(a + 1, b - a - 1).c_str(), nullptr, 10));
+        e.number = std::strtoull(rest.substr(0, space).c_str(), nullptr, 10);
+        e.reason = space == std::string::npos ? std::string() : rest.substr(space + 1);
+        events->push_back(std::move(e));
+        continue;
+      }
       e.kind = kind == "leave"         ? DirectoryEvent::leave
                : kind == "unsubscribe" ? DirectoryEvent::unsubscribe
                : kind == "subscribe"   ? DirectoryEvent::subscribe

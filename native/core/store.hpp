@@ -35,10 +35,14 @@ struct AckCounter {
 // A directory change, as announced by liner peers (1.3.1 peers announce nothing).
 struct DirectoryEvent {
   // join: registered as a source topic; subscribe: as a subscription; leave: a client went
-  // away; unsubscribe: a subscription ended.
-  enum Kind { join, subscribe, leave, unsubscribe } kind = join;
+  // away; unsubscribe: a subscription ended; refused: a listener refused a message of channel
+  // `connection_key` for good (`number`, `reason`): the sender is told.
+  enum Kind { join, subscribe, leave, unsubscribe, refused } kind = join;
   std::string topic;
   std::string addr;
+  int32_t connection_key = 0;
+  uint64_t number = 0;
+  std::string reason;
 };
 
 class Store {
@@ -94,6 +98,10 @@ class Store {
   virtual Status pop_acknowledged(int32_t ck, uint64_t acked, uint64_t max_count, uint64_t* popped) = 0;
   virtual Status last_stored_message(int32_t ck, std::string* frame, bool* found) = 0;
   virtual Status clear_channel(int32_t ck) = 0;  // offline queue and ack counter
+  // A listener could not take message `number` of channel `ck` and never will (too big for
+  // it): recorded in the channel's last refusals ("lnr_connection:{ck}:refused", the newest
+  // 100) and announced, so that its sender can tell its owner.
+  virtual Status report_refused(int32_t ck, uint64_t number, const std::string& reason) = 0;
 
   // Directory change feed, for a Store instance dedicated to it.
   virtual Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) = 0;

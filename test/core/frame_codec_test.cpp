@@ -21,6 +21,7 @@ const Json& vectors() {
 struct Decoded {
   FrameHeader h;
   std::string data;
+  bool skipped = false;  // an oversize frame: header only
 };
 
 // Feeds `bytes` in pieces of `step` bytes; returns false on a rejected stream.
@@ -29,7 +30,8 @@ bool decode_all(const std::string& bytes, size_t step, std::vector<Decoded>* out
     size_t n = std::min(step, bytes.size() - i);
     bool ok = dec->feed(reinterpret_cast<const uint8_t*>(bytes.data() + i), n,
                         [&](const FrameHeader& h, const uint8_t* d) {
-                          out->push_back({h, std::string(reinterpret_cast<const char*>(d), h.data_len)});
+                          if (!d) out->push_back({h, std::string(), true});
+                          else out->push_back({h, std::string(reinterpret_cast<const char*>(d), h.data_len)});
                         });
     if (!ok) return false;
     EXPECT_LE(dec->buffered(), i + n) << "decoder holds more than has arrived";
@@ -155,15 +157,51 @@ TEST(FrameCodec, AGrowingFrameNeverHoldsMoreThanItsSizeNorFourTimesWhatArrived) 
   }
 }
 
-TEST(FrameCodec, MaximumBodySizeIsConfigurable) {
-  std::string payload(100, 'x'), frame;
-  encode_frame(frame, FrameHeader{}, payload.data(), payload.size());
+TEST(FrameCodec, AFrameAboveTheMaximumIsSkippedAloneAndTheStreamGoesOn) {
+  std::string big(100, 'x'), frame;
+  FrameHeader h;
+  h.number_mess = 7;
+  h.connection_key = 3;
+  h.topic_key = 4;
+  h.flags = kFlagAtLeastOnce;
+  encode_frame(frame, h, big.data(), big.size());
+  h.number_mess = 8;
+  encode_frame(frame, h, "ok", 2);
+  for (size_t step : {frame.size(), size_t(1), size_t(7)}) {
+    FrameDecoder small(50);
+    std::vector<Decoded> got;
+    ASSERT_TRUE(decode_all(frame, step, &got, &small)) << small.error();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(got[0].skipped);
+    EXPECT_EQ(got[0].h.number_mess, 7u);
+    EXPECT_EQ(got[0].h.connection_key, 3);
+    EXPECT_EQ(got[0].h.data_len, 100u);
+    EXPECT_FALSE(got[1].skipped);
+    EXPECT_EQ(got[1].data, "ok");
+    EXPECT_FALSE(small.mid_frame());
+  }
+  FrameDecoder enough(121);
+  std::vector<Decoded> got;
+  EXPECT_TRUE(decode_all(frame, frame.size(), &got, &enough));
+  EXPECT_EQ(got.size(), 2u);
+  EXPECT_FALSE(got[0].skipped);
+}
+
+TEST(FrameCodec, AnOversizeFrameIsStillValidatedAndItsSkipCountsAsMidFrame) {
+  // Its header must still hold together: a data_len that overruns the body is an error.
+  std::string bad = from_hex("00000100") + std::string(17, '\0') + from_hex("00001000");
   FrameDecoder small(50);
   std::vector<Decoded> got;
-  EXPECT_FALSE(decode_all(frame, frame.size(), &got, &small));
-  FrameDecoder enough(121);
-  EXPECT_TRUE(decode_all(frame, frame.size(), &got, &enough));
-  EXPECT_EQ(got.size(), 1u);
+  EXPECT_FALSE(decode_all(bad, 1, &got, &small));
+  // Past the protocol's 1 GiB it is not skipped but refused.
+  FrameDecoder any(50);
+  EXPECT_FALSE(decode_all(from_hex("40000001") + std::string(30, '\0'), 1, &got, &any));
+  // While its body is being skipped the stream is mid-frame (the stall timeout applies).
+  FrameDecoder skipping(50);
+  std::string head = from_hex("00001000") + std::string(17, '\0') + from_hex("00000feb") + "abc";
+  EXPECT_TRUE(decode_all(head, head.size(), &got, &skipping));
+  EXPECT_TRUE(skipping.mid_frame());
+  EXPECT_LE(skipping.buffered(), size_t(0));
 }
 
 TEST(FrameCodec, RandomFramesRoundTripThroughRandomSplits) {

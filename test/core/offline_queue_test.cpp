@@ -93,6 +93,7 @@ class FakeStore final : public Store {
   Status delete_listeners_of_sender(const std::string&, const std::string&) override { return unused(); }
   Status last_stored_message(int32_t, std::string*, bool*) override { return unused(); }
   Status clear_channel(int32_t) override { return unused(); }
+  Status report_refused(int32_t, uint64_t, const std::string&) override { return unused(); }
   Status wait_directory_events(int, std::vector<DirectoryEvent>*) override { return unused(); }
 
  private:
