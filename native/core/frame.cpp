@@ -76,6 +76,13 @@ bool decode_stored_frame(const std::string& frame, FrameHeader* h, const uint8_t
   return decode_body(p + kLengthPrefixSize, frame.size() - kLengthPrefixSize, h, data, error);
 }
 
+uint64_t stored_frame_number(const std::string& frame) {
+  FrameHeader h;
+  const uint8_t* data = nullptr;
+  std::string err;
+  return decode_stored_frame(frame, &h, &data, &err) ? h.number_mess : 0;
+}
+
 bool FrameDecoder::prefix_error(uint32_t body_len) {
   if (body_len > max_body_ && body_len <= kDefaultMaxBodySize) {
     skipping_ = true;  // valid on the wire, too big for us: skipped, not an error

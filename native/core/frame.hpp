@@ -65,6 +65,8 @@ bool decode_body(const uint8_t* body, size_t body_len, FrameHeader* header, cons
 // Parses a complete stored frame (prefix included), as read back from Redis.
 bool decode_stored_frame(const std::string& frame, FrameHeader* header, const uint8_t** data,
                          std::string* error);
+// The number_mess of a stored frame; 0 (no real message has it) when it is not a frame.
+uint64_t stored_frame_number(const std::string& frame);
 
 // Incremental parser for one TCP stream. It never allocates more than has arrived (a lying
 // length header costs nothing until the bytes are really there), and rejects a frame as soon

@@ -5,16 +5,6 @@
 #include "core/frame.hpp"
 
 namespace liner {
-namespace {
-
-uint64_t number_of(const std::string& frame) {
-  FrameHeader h;
-  const uint8_t* data = nullptr;
-  std::string err;
-  return decode_stored_frame(frame, &h, &data, &err) ? h.number_mess : 0;
-}
-
-}  // namespace
 
 Status OfflineQueue::open(Store& store) {
   uint64_t length = 0;
@@ -49,12 +39,12 @@ OfflineQueue::Read OfflineQueue::read_next(Store& store, uint64_t max, const Fra
     *error = s;
     return Read::failed;
   }
-  if (frames.size() <= size_t(overlap) || (overlap && number_of(frames.front()) != head_.back())) {
+  if (frames.size() <= size_t(overlap) || (overlap && stored_frame_number(frames.front()) != head_.back())) {
     forget();  // shorter than it was, or shifted: positions are no longer what we think
     return Read::moved;
   }
   for (size_t i = overlap; i < frames.size(); ++i) {
-    uint64_t number = number_of(frames[i]);
+    uint64_t number = stored_frame_number(frames[i]);
     ++read_;
     head_.push_back(number);
     fn(std::move(frames[i]), number);

@@ -18,13 +18,6 @@ using testing_support::numbered_frame;
 
 namespace {
 
-uint64_t number_of(const std::string& frame) {
-  FrameHeader h;
-  const uint8_t* data = nullptr;
-  std::string err;
-  return decode_stored_frame(frame, &h, &data, &err) ? h.number_mess : 0;
-}
-
 // The queue operations of a Store over a deque, with faults. Everything else is unused here.
 class FakeStore final : public Store {
  public:
@@ -56,7 +49,7 @@ class FakeStore final : public Store {
     acked_limit = std::max(acked_limit, acked);
     auto work = [this, acked, max_count](uint64_t* n) {
       *n = 0;
-      while (*n < max_count && !list.empty() && number_of(list.front()) <= acked) {
+      while (*n < max_count && !list.empty() && stored_frame_number(list.front()) <= acked) {
         list.pop_front();
         ++*n;
       }
@@ -247,7 +240,7 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
   EXPECT_FALSE(q.pop(store, 3, 6, &err));  // removed another count than asked: view dropped
   EXPECT_TRUE(q.reread(store));
   EXPECT_EQ(store.list.size(), 3u);
-  EXPECT_EQ(number_of(store.list.front()), 4u);
+  EXPECT_EQ(stored_frame_number(store.list.front()), 4u);
 }
 
 TEST(OfflineQueue, StaysInterestingUntilPopsEmptyIt) {
@@ -292,7 +285,7 @@ TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped
             // pushes again; here they are written from RAM instead, which the listener counts.
             for (uint64_t k = next; k < next + n; ++k) {
               bool in_store = false;
-              for (auto& f : store.list) in_store = in_store || number_of(f) == k;
+              for (auto& f : store.list) in_store = in_store || stored_frame_number(f) == k;
               if (in_store) stored.insert(k);
             }
             next += n;
@@ -309,7 +302,7 @@ TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped
       }
       // The property, at every step: the store holds every stored frame not yet acknowledged.
       std::set<uint64_t> in_store;
-      for (auto& f : store.list) in_store.insert(number_of(f));
+      for (auto& f : store.list) in_store.insert(stored_frame_number(f));
       for (uint64_t k : stored)
         if (k > ch.acked) ASSERT_TRUE(in_store.count(k)) << "seed " << seed << " step " << step << " lost " << k;
     }

@@ -12,8 +12,8 @@ def peers():
     is resumed if stopped, asked to close, and killed if it does not, after the test."""
     made = []
 
-    def make(*args):
-        p = Peer(*args)
+    def make(*args, **options):
+        p = Peer(*args, **options)
         made.append(p)
         return p
 

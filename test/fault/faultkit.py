@@ -3,6 +3,7 @@ SIGKILL, SIGSTOP and SIGCONT, a private redis-server that a test may stop and st
 same port, and readers of /proc (CPU time, RSS, file descriptors, threads)."""
 import collections
 import os
+import resource
 import queue
 import shutil
 import signal
@@ -161,14 +162,21 @@ def stored_payload_seqs(server, key):
 # ---- peer processes -----------------------------------------------------------------------
 
 class Peer:
-    """fault_peer.py in a subprocess; stdout lines are collected by a thread."""
+    """fault_peer.py in a subprocess; stdout lines are collected by a thread. `env` adds
+    environment variables; `nofile` (when given) sets its RLIMIT_NOFILE, soft and hard."""
 
-    def __init__(self, role, unique, topic, redis_url, *options):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), env.get("PYTHONPATH", "")])
+    def __init__(self, role, unique, topic, redis_url, *options, env=None, nofile=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        full_env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), full_env.get("PYTHONPATH", "")])
         self.args = [sys.executable, PEER_SCRIPT, role, unique, topic, redis_url] + [str(o) for o in options]
+
+        def limit():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=full_env, preexec_fn=limit)
         self.pid = self.proc.pid
         self.lines = queue.Queue()
         self.all_lines = []
@@ -302,3 +310,30 @@ class PrivateRedis:
         if out.returncode != 0:
             raise RuntimeError(out.stderr.decode())
         return out.stdout.decode("utf-8", "replace").rstrip("\n")
+
+
+def stored_backlog(peers, redis_url, name, out, count, size=0, sender_url=None):
+    """A backlog in the offline queue: a listener "<name>_listener" (its own process, a fixed
+    address, records in `out`) serves "<name>_topic" and receives one warm-up message (tag w)
+    from a liner sender "<name>_sender" of this process, then closes; the sender then sends
+    `count` at-least-once messages "m:<seq>:<time>:" (padded to `size`), which go to Redis.
+    Returns (address, sender); the caller closes the sender."""
+    import liner
+    from liner_testkit import Inbox
+    addr = "127.0.0.1:%d" % free_port()
+    listener = peers("listen", name + "_listener", name + "_topic", redis_url, "--addr", addr, "--out", out)
+    assert listener.expect("READY") == addr
+    sender = liner.Client(name + "_sender", name + "_sender_topic", "127.0.0.1:0", sender_url or redis_url)
+    assert sender.run(Inbox())
+    assert sender.send_to(name + "_topic", b"w:0:0:", True)
+    assert wait_until(lambda: len(read_records(out)) == 1, 10)
+    listener.close()
+    for seq in range(1, count + 1):
+        data = b"m:%d:%.6f:" % (seq, time.monotonic())
+        data += b"." * (size - len(data))
+        # The queue in RAM fills faster than it is stored: BUSY says wait.
+        assert wait_until(lambda: sender.send_to(name + "_topic", data, True)
+                          or sender.last_error_code() != liner.ERR_BUSY, 10, 0.001)
+        assert sender.last_error_code() == liner.OK, sender.last_error_message()
+    assert wait_until(lambda: sender.pending_count() == count, 30), sender.pending_count()
+    return addr, sender

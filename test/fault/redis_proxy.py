@@ -105,11 +105,13 @@ class RedisProxy:
             threading.Thread(target=self._commands, args=(client, upstream, pending), daemon=True).start()
             threading.Thread(target=self._replies, args=(upstream, client, pending), daemon=True).start()
 
-    def _commands(self, client, upstream, pending):
+    def _pump(self, src, dst, on_value):
+        """Forwards src to dst one complete RESP value at a time, calling on_value(buf, at)
+        before each value goes out (it may note the value, or hold it back)."""
         buf = bytearray()
         try:
             while True:
-                data = client.recv(1 << 16)
+                data = src.recv(1 << 16)
                 if not data:
                     break
                 buf += data
@@ -118,41 +120,25 @@ class RedisProxy:
                     end = _resp_end(buf, at)
                     if end is None:
                         break
-                    pending.append(_command_name(buf, at))
+                    on_value(buf, at)
+                    dst.sendall(bytes(buf[at:end]))
                     at = end
                 del buf[:at]
-                upstream.sendall(data)
         except OSError:
             pass
-        self._shut(client, upstream)
+        self._shut(src, dst)
+
+    def _commands(self, client, upstream, pending):
+        # Noted before it is forwarded: its reply cannot come back first.
+        self._pump(client, upstream, lambda buf, at: pending.append(_command_name(buf, at)))
 
     def _replies(self, upstream, client, pending):
-        buf = bytearray()
-        try:
-            while True:
-                data = upstream.recv(1 << 16)
-                if not data:
-                    break
-                buf += data
-                at = 0
-                while True:
-                    end = _resp_end(buf, at)
-                    if end is None:
-                        break
-                    command = pending.popleft() if pending else ""
-                    delay = self._delay_for(command) if command else 0.0
-                    if delay:
-                        client.sendall(bytes(buf[:at]))
-                        del buf[:at]
-                        end -= at
-                        at = 0
-                        time.sleep(delay)
-                    at = end
-                client.sendall(bytes(buf[:at]))
-                del buf[:at]
-        except OSError:
-            pass
-        self._shut(client, upstream)
+        def hold(buf, at):
+            command = pending.popleft() if pending else ""  # pub/sub pushes answer nothing
+            delay = self._delay_for(command) if command else 0.0
+            if delay:
+                time.sleep(delay)
+        self._pump(upstream, client, hold)
 
     @staticmethod
     def _shut(*socks):

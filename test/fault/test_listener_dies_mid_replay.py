@@ -7,10 +7,8 @@ got nothing until the sender happened to send something new (three SIGKILLs duri
 message run stranded 22,355)."""
 import time
 
-import liner
 
-from faultkit import free_port, read_records, report, wait_until
-from liner_testkit import Inbox
+from faultkit import read_records, report, stored_backlog, wait_until
 
 TOTAL = 1000
 KILLS = 3
@@ -18,20 +16,9 @@ RESUME_S = 1.5  # the back-off cap is 1 s; allow the listener process its start-
 
 
 def test_a_listener_killed_during_replay_gets_its_backlog_without_a_new_send(peers, redis, tmp_path):
-    addr = "127.0.0.1:%d" % free_port()
     out = str(tmp_path / "records.log")
-    listener = peers("listen", "mr_listener", "mr_topic", redis.url, "--addr", addr, "--out", out)
-    assert listener.expect("READY") == addr
-    sender = liner.Client("mr_sender", "mr_sender_topic", "127.0.0.1:0", redis.url)
+    addr, sender = stored_backlog(peers, redis.url, "mr", out, TOTAL)
     try:
-        assert sender.run(Inbox())
-        assert sender.send_to("mr_topic", b"w:0:0:", True)
-        assert wait_until(lambda: len(read_records(out)) == 1, 10)
-        listener.close()
-        for seq in range(1, TOTAL + 1):
-            assert sender.send_to("mr_topic", b"m:%d:%.6f:" % (seq, time.monotonic()), True)
-        assert wait_until(lambda: sender.pending_count() == TOTAL, 10), sender.pending_count()
-
         resumed_after = []
         for life in range(KILLS + 1):
             seen = len(read_records(out))

@@ -9,38 +9,19 @@ the queue ended empty.)
 """
 import time
 
-import liner
 
-from faultkit import free_port, read_records, report, wait_until
+from faultkit import read_records, report, stored_backlog, wait_until
 from redis_proxy import RedisProxy
-from liner_testkit import Inbox
 
 TOTAL = 1500
 SIZE = 64 * 1024
 
 
 def test_a_late_pop_reply_loses_nothing(peers, redis, tmp_path):
-    addr = "127.0.0.1:%d" % free_port()
     out = str(tmp_path / "records.log")
-    listener = peers("listen", "lr_listener", "lr_topic", redis.url, "--addr", addr, "--out", out)
-    assert listener.expect("READY") == addr
     with RedisProxy(redis.port) as proxy:
-        sender = liner.Client("lr_sender", "lr_sender_topic", "127.0.0.1:0", proxy.url)
+        addr, sender = stored_backlog(peers, redis.url, "lr", out, TOTAL, SIZE, sender_url=proxy.url)
         try:
-            assert sender.run(Inbox())
-            assert sender.send_to("lr_topic", b"w:0:0:", True)
-            assert wait_until(lambda: len(read_records(out)) == 1, 10)
-            listener.close()
-            # The listener is gone: everything goes to the offline queue.
-            for seq in range(1, TOTAL + 1):
-                data = b"m:%d:%.6f:" % (seq, time.monotonic())
-                data += b"." * (SIZE - len(data))
-                # The queue in RAM fills faster than it is stored: BUSY says wait.
-                assert wait_until(lambda: sender.send_to("lr_topic", data, True)
-                                  or sender.last_error_code() != liner.ERR_BUSY, 10, 0.001)
-                assert sender.last_error_code() == liner.OK, sender.last_error_message()
-            assert wait_until(lambda: sender.pending_count() == TOTAL, 30), sender.pending_count()
-
             proxy.delay_reply({"EVAL", "LPOP"}, seconds=2.5, times=1)
             started = time.monotonic()
             listener = peers("listen", "lr_listener", "lr_topic", redis.url, "--addr", addr,

@@ -16,8 +16,8 @@ def peers():
     """Factory of fault_peer.py processes, each closed (or killed) after the test."""
     made = []
 
-    def make(*args):
-        p = Peer(*args)
+    def make(*args, **options):
+        p = Peer(*args, **options)
         made.append(p)
         return p
 

@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import liner
 
 from faultkit import percentile, read_records, report, rss_kib, under_asan, wait_until
@@ -68,13 +70,28 @@ class Pump:
         self.thread.join()
 
 
-def test_a_forged_huge_number_cannot_silence_a_channel(peers, redis, tmp_path):
-    out = str(tmp_path / "listener.log")
-    listener = peers("listen", "fn_listener", "fn_topic", redis.url, "--out", out)
-    addr = listener.expect("READY")
-    host, port = addr.rsplit(":", 1)
-    tk = int(redis.cli("GET", "lnr_topic:fn_topic:key"))
-    sender = liner.Client("fn_sender", "fn_sender_topic", "127.0.0.1:0", redis.url)
+@pytest.fixture
+def target(peers, redis, tmp_path):
+    """Makes the listener under attack (its own process) and a real sender in this process:
+    target(name) -> (listener peer, record file, (host, port), topic key, sender)."""
+    made = []
+
+    def make(name):
+        out = str(tmp_path / (name + ".log"))
+        listener = peers("listen", name + "_listener", name + "_topic", redis.url, "--out", out)
+        host, port = listener.expect("READY").rsplit(":", 1)
+        tk = int(redis.cli("GET", "lnr_topic:%s_topic:key" % name))
+        sender = liner.Client(name + "_sender", name + "_sender_topic", "127.0.0.1:0", redis.url)
+        made.append(sender)
+        return listener, out, (host, int(port)), tk, sender
+
+    yield make
+    for sender in made:
+        sender.close()
+
+
+def test_a_forged_huge_number_cannot_silence_a_channel(target, redis):
+    listener, out, (host, port), tk, sender = target("fn")
     try:
         assert sender.run(lambda *a: None)
         with Pump(sender, "fn_topic") as pump:
@@ -97,13 +114,8 @@ def test_a_forged_huge_number_cannot_silence_a_channel(peers, redis, tmp_path):
     assert acked <= len(sent) + 1, "the forged number reached the ack counter: %d" % acked
 
 
-def test_made_up_connection_keys_leave_no_state_and_do_not_slow_real_traffic(peers, redis, tmp_path):
-    out = str(tmp_path / "listener.log")
-    listener = peers("listen", "fk_listener", "fk_topic", redis.url, "--out", out)
-    addr = listener.expect("READY")
-    host, port = addr.rsplit(":", 1)
-    tk = int(redis.cli("GET", "lnr_topic:fk_topic:key"))
-    sender = liner.Client("fk_sender", "fk_sender_topic", "127.0.0.1:0", redis.url)
+def test_made_up_connection_keys_leave_no_state_and_do_not_slow_real_traffic(target, redis):
+    listener, out, (host, port), tk, sender = target("fk")
     refused = [0]
     try:
         assert sender.run(lambda *a: None)

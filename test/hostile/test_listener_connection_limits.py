@@ -15,12 +15,8 @@ its own process, so that its CPU time and descriptors can be read from /proc):
   stay open, and a slot freed by a closed connection is used again.
 """
 import os
-import queue
-import resource
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 
@@ -28,8 +24,7 @@ import pytest
 
 import liner
 
-import faultkit
-from faultkit import Peer, cpu_seconds, fd_count, read_records, report, wait_until
+from faultkit import cpu_seconds, fd_count, read_records, report, wait_until
 
 NOFILE = 256
 FLOOD = 400
@@ -40,48 +35,6 @@ GOOD_COUNT = 50
 IMMEDIATE_S = 1.0
 IDLE_MS = 1000
 IDLE_CLOSE_MAX_S = 2.5  # the idle check runs every IDLE_MS / 4
-
-
-class LimitedPeer(Peer):
-    """A fault_peer.py process started with RLIMIT_NOFILE = `nofile` (soft and hard) and extra
-    environment variables; faultkit's Peer takes neither, so the launch is repeated here."""
-
-    def __init__(self, nofile, extra_env, role, unique, topic, redis_url, *options):
-        # Peer.__init__ is not called: it would start the process without the limit.
-        env = dict(os.environ)
-        env.update(extra_env)
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(faultkit.ROOT, "python"),
-                                             env.get("PYTHONPATH", "")])
-        self.args = [sys.executable, faultkit.PEER_SCRIPT, role, unique, topic, redis_url]
-        self.args += [str(o) for o in options]
-
-        def limit():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, preexec_fn=limit)
-        self.pid = self.proc.pid
-        self.lines = queue.Queue()
-        self.all_lines = []
-        self.stderr = []
-        self.stopped = False
-        threading.Thread(target=self._pump, args=(self.proc.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, False), daemon=True).start()
-
-
-@pytest.fixture
-def limited_peers():
-    made = []
-
-    def make(nofile, extra_env, *args):
-        p = LimitedPeer(nofile, extra_env, *args)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
 
 
 def connect(addr):
@@ -177,11 +130,11 @@ def good_seqs(out):
 
 @pytest.mark.parametrize("limit", ["cap", "emfile"])
 def test_an_idle_flood_under_a_low_fd_limit_costs_little_and_spares_a_sender(
-        limit, limited_peers, redis, tmp_path):
+        limit, peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
     env = {} if limit == "cap" else {"LINER_LISTENER_MAX_CONNECTIONS": "100000"}
-    listener = limited_peers(NOFILE, env, "listen", "cl_listener", "cl_topic", redis.url,
-                             "--out", out)
+    listener = peers("listen", "cl_listener", "cl_topic", redis.url, "--out", out,
+                     env=env, nofile=NOFILE)
     addr = listener.expect("READY")
     early = liner.Client("cl_early", "cl_early_topic", "127.0.0.1:0", redis.url)
     late = liner.Client("cl_late", "cl_late_topic", "127.0.0.1:0", redis.url)
@@ -251,10 +204,10 @@ def test_an_idle_flood_under_a_low_fd_limit_costs_little_and_spares_a_sender(
         late.close()
 
 
-def test_an_idle_connection_is_closed_and_its_sender_reconnects(limited_peers, redis, tmp_path):
+def test_an_idle_connection_is_closed_and_its_sender_reconnects(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = limited_peers(0, {"LINER_LISTENER_IDLE_MS": str(IDLE_MS)},
-                             "listen", "il_listener", "il_topic", redis.url, "--out", out)
+    listener = peers("listen", "il_listener", "il_topic", redis.url, "--out", out,
+                     env={"LINER_LISTENER_IDLE_MS": str(IDLE_MS)})
     addr = listener.expect("READY")
     tk = int(redis.cli("GET", "lnr_topic:il_topic:key"))
     redis.cli("SET", "lnr_connection:999101:sender", "chatty_topic")  # a key the listener accepts
@@ -322,9 +275,9 @@ def test_an_idle_connection_is_closed_and_its_sender_reconnects(limited_peers, r
         sender.close()
 
 
-def test_the_connection_over_the_cap_is_closed_at_once(limited_peers, redis):
-    listener = limited_peers(0, {"LINER_LISTENER_MAX_CONNECTIONS": "8"},
-                             "listen", "cap_listener", "cap_topic", redis.url, "--out", os.devnull)
+def test_the_connection_over_the_cap_is_closed_at_once(peers, redis):
+    listener = peers("listen", "cap_listener", "cap_topic", redis.url, "--out", os.devnull,
+                     env={"LINER_LISTENER_MAX_CONNECTIONS": "8"})
     addr = listener.expect("READY")
     socks = []
     try:

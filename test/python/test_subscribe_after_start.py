@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-import liner
 from liner_testkit import Inbox, free_port, seq_of, seq_payload, wait_until
 
 N = 200
