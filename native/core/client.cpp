@@ -570,11 +570,11 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
 Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
                              const Payload& message, bool at_least_once) {
   UnfinishedSendAll& unfinished = PerThread<UnfinishedSendAll>::get();
-  bool retry = unfinished.is_retry_of(this, topic, message, at_least_once);
-  if (!retry) unfinished.forget();
+  bool retry = unfinished.client && unfinished.is_retry_of(this, topic, message, at_least_once);
+  if (!retry && unfinished.client) unfinished.forget();
   Status result;
-  std::vector<const std::string*> queued_now;
-  for (const auto& t : targets) {
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const TopicAddress& t = targets[i];
     if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
     Status st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
     if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
@@ -584,20 +584,23 @@ Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std
       }
       if (st) st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
     }
-    if (st) queued_now.push_back(&t.addr);
-    else if (result.ok()) result = std::move(st);
+    if (st) {
+      if (!result.ok()) unfinished.queued.insert(t.addr);  // after a refusal: remembered as it goes
+      continue;
+    }
+    if (result.ok()) {
+      // The first refusal: remember the call, and the copies queued before it.
+      result = std::move(st);
+      if (!retry) {
+        unfinished.client = this;
+        unfinished.topic = topic;
+        unfinished.data.assign(static_cast<const char*>(message.data), message.size);
+        unfinished.at_least_once = at_least_once;
+      }
+      for (size_t j = 0; j < i; ++j) unfinished.queued.insert(targets[j].addr);
+    }
   }
-  if (result.ok()) {
-    unfinished.forget();
-    return Status();
-  }
-  if (!retry) {
-    unfinished.client = this;
-    unfinished.topic = topic;
-    unfinished.data.assign(static_cast<const char*>(message.data), message.size);
-    unfinished.at_least_once = at_least_once;
-  }
-  for (const std::string* addr : queued_now) unfinished.queued.insert(*addr);
+  if (result.ok() && unfinished.client) unfinished.forget();  // a retry that completed
   return result;
 }
 

@@ -57,7 +57,7 @@ bool OfflineQueue::pop(Store& store, uint64_t acked, uint64_t written, Status* e
   while (done < head_.size() && done < written && head_[done] <= acked) ++done;
   if (done == 0) return true;
   uint64_t popped = 0;
-  Status s = store.pop_acknowledged(ck_, acked, done, &popped);
+  Status s = store.pop_acknowledged(ck_, done, head_[done - 1], acked, &popped);
   if (s && popped == done) {
     head_.erase(head_.begin(), head_.begin() + long(done));
     read_ -= done;

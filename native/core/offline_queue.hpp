@@ -13,9 +13,10 @@
 //   their number. Only these ever leave the store.
 //
 // Invariants this unit keeps:
-// - A frame leaves the store only through pop(), and the store itself checks that its number
-//   is at or below the ack (Store::pop_acknowledged): a pop that is retried, repeated, or whose
-//   reply came too late removes nothing unacknowledged.
+// - A frame leaves the store only through pop(), and only as part of a head that the store
+//   itself checks is still what was read, up to a frame at or below the ack
+//   (Store::pop_acknowledged): a pop that is retried, repeated, or whose reply came too late
+//   removes nothing else.
 // - Positions in the list are trusted only while verified. Every read overlaps the previous one
 //   by one frame and must find it again; a pop that failed or removed another count than asked,
 //   or a read that did not find its overlap, drops the view, and the queue is read again from

@@ -239,34 +239,40 @@ class RedisStore final : public Store {
     return s;
   }
 
-  Status pop_acknowledged(int32_t ck, uint64_t acked, uint64_t max_count, uint64_t* popped) override {
+  Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
+                          uint64_t* popped) override {
     if (popped) *popped = 0;
-    if (max_count == 0) return Status();
-    // The head's number is compared inside Redis, so the pop holds whatever happened to an
-    // earlier attempt. The number is compared as 8 big-endian bytes (Lua numbers are doubles).
+    if (count == 0) return Status();
+    // The check runs inside Redis, so the pop holds whatever happened to an earlier attempt.
+    // Numbers travel as 8 big-endian bytes, compared byte-wise (Lua numbers are doubles).
     static const char kScript[] =
-        "local n, max, acked = 0, tonumber(ARGV[2]), ARGV[1]\n"
-        "while n < max do\n"
-        "  local f = redis.call('LINDEX', KEYS[1], 0)\n"
-        "  if not f then break end\n"
-        "  if #f >= 12 then\n"
-        "    local later = false\n"
-        "    for i = 1, 8 do\n"
-        "      local a, b = string.byte(f, 4 + i), string.byte(acked, i)\n"
-        "      if a ~= b then later = a > b break end\n"
-        "    end\n"
-        "    if later then break end\n"
-        "  end\n"
-        "  redis.call('LPOP', KEYS[1])\n"
-        "  n = n + 1\n"
+        "local n = tonumber(ARGV[1])\n"
+        "local f = redis.call('LINDEX', KEYS[1], n - 1)\n"
+        "if not f then return 0 end\n"
+        // Its number, or eight zero bytes if it is not a frame (as stored_frame_number says):
+        // length prefix = size - 4, body >= 21 bytes, data_len within the body.
+        "local function be32(at)\n"
+        "  local a, b, c, d = string.byte(f, at, at + 3)\n"
+        "  return ((a * 256 + b) * 256 + c) * 256 + d\n"
         "end\n"
+        "local num = string.rep('\\0', 8)\n"
+        "if #f >= 25 and be32(1) == #f - 4 and be32(22) + 21 <= #f - 4 then num = string.sub(f, 5, 12) end\n"
+        "if num ~= ARGV[2] then return 0 end\n"
+        // Byte by byte: Lua's '<' on strings follows the server's collation locale.
+        "for i = 1, 8 do\n"
+        "  local a, b = string.byte(num, i), string.byte(ARGV[3], i)\n"
+        "  if a ~= b then if a > b then return 0 end break end\n"
+        "end\n"
+        "redis.call('LTRIM', KEYS[1], n, -1)\n"
         "return n\n";
-    char be[8];
-    for (int i = 0; i < 8; ++i) be[i] = char(uint8_t(acked >> (56 - 8 * i)));
+    auto be = [](uint64_t v) {
+      std::string out(8, '\0');
+      for (int i = 0; i < 8; ++i) out[i] = char(uint8_t(v >> (56 - 8 * i)));
+      return out;
+    };
+    std::string last = be(last_number), ack = be(acked);
     RedisReply r;
-    Status s = conn_.command({"EVAL", kScript, "1", conn_key(ck, "messages"), std::string_view(be, 8),
-                              std::to_string(max_count)},
-                             &r);
+    Status s = conn_.command({"EVAL", kScript, "1", conn_key(ck, "messages"), std::to_string(count), last, ack}, &r);
     if (!s) return s;
     uint64_t n = 0;
     if (!parse_u64(r.get(), &n)) return corrupt("offline-queue pop reply");

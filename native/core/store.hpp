@@ -91,11 +91,14 @@ class Store {
   virtual Status queue_length(int32_t ck, uint64_t* length) = 0;
   virtual Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
                                std::vector<std::string>* frames) = 0;
-  // Removes frames from the head while their number_mess is <= `acked`, at most `max_count`;
-  // *popped (optional) says how many. Idempotent: run twice (a retry, a reply that came too
-  // late), it removes nothing more, so it can never drop a frame the listener has not
-  // acknowledged. Frames too short to carry a number count as acknowledged (garbage).
-  virtual Status pop_acknowledged(int32_t ck, uint64_t acked, uint64_t max_count, uint64_t* popped) = 0;
+  // Removes the first `count` frames, if the count-th still is the frame numbered
+  // `last_number` (what the caller read there; 0 for an element that is not a frame) and that
+  // number is <= `acked`; else nothing. *popped (optional): count or 0. The queue only grows
+  // at its tail and its numbers are unique, so the check proves the head is what the caller
+  // read, all of it acknowledged (they are in number order). Idempotent: run twice (a retry,
+  // a reply that came too late), the second run finds another frame there and removes nothing.
+  virtual Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
+                                  uint64_t* popped) = 0;
   virtual Status last_stored_message(int32_t ck, std::string* frame, bool* found) = 0;
   virtual Status clear_channel(int32_t ck) = 0;  // offline queue and ack counter
   // A listener could not take message `number` of channel `ck` and never will (too big for

@@ -45,14 +45,16 @@ class FakeStore final : public Store {
       for (uint64_t i = offset; i < offset + count && i < list.size(); ++i) frames->push_back(list[i]);
     });
   }
-  Status pop_acknowledged(int32_t, uint64_t acked, uint64_t max_count, uint64_t* popped) override {
+  Status pop_acknowledged(int32_t, uint64_t count, uint64_t last_number, uint64_t acked,
+                          uint64_t* popped) override {
     acked_limit = std::max(acked_limit, acked);
-    auto work = [this, acked, max_count](uint64_t* n) {
+    // Redis's check (redis_store.cpp): the count-th element is still that frame, acknowledged.
+    auto work = [this, count, last_number, acked](uint64_t* n) {
       *n = 0;
-      while (*n < max_count && !list.empty() && stored_frame_number(list.front()) <= acked) {
-        list.pop_front();
-        ++*n;
-      }
+      if (count == 0 || count > list.size()) return;
+      if (stored_frame_number(list[count - 1]) != last_number || last_number > acked) return;
+      list.erase(list.begin(), list.begin() + long(count));
+      *n = count;
     };
     uint64_t n = 0;
     Status s = run([&] { work(&n); }, [work] {
@@ -234,8 +236,10 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
   Status err;
   ASSERT_EQ(q.read_next(store, 6, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
   uint64_t popped = 0;
-  ASSERT_TRUE(store.pop_acknowledged(7, 3, 6, &popped));  // an earlier attempt, run twice
-  ASSERT_TRUE(store.pop_acknowledged(7, 3, 6, &popped));
+  ASSERT_TRUE(store.pop_acknowledged(7, 3, 3, 3, &popped));  // an earlier attempt, run twice
+  EXPECT_EQ(popped, 3u);
+  ASSERT_TRUE(store.pop_acknowledged(7, 3, 3, 3, &popped));
+  EXPECT_EQ(popped, 0u);
   EXPECT_EQ(store.list.size(), 3u);
   EXPECT_FALSE(q.pop(store, 3, 6, &err));  // removed another count than asked: view dropped
   EXPECT_TRUE(q.reread(store));

@@ -137,9 +137,9 @@ TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {
   ASSERT_TRUE(store->read_messages(9, 1000, 10, &got));
   ASSERT_EQ(got.size(), 10u);
   EXPECT_EQ(got[0], frames[1000]);
-  // Frames too short to hold a number count as acknowledged: these go whatever `acked` is.
+  // Elements that are not frames have the number 0 (stored_frame_number).
   uint64_t popped = 0;
-  ASSERT_TRUE(store->pop_acknowledged(9, 0, 2999, &popped));
+  ASSERT_TRUE(store->pop_acknowledged(9, 2999, 0, 0, &popped));
   EXPECT_EQ(popped, 2999u);
   std::string last;
   bool found = false;
@@ -173,35 +173,35 @@ TEST_F(RedisStoreTest, AnUnreadableAckCounterReadsAsZeroAndSaysSo) {
   EXPECT_EQ(redis().cli({"GET", "lnr_connection:4:mess_number"}), "abc");  // left for the listener to fix
 }
 
-TEST_F(RedisStoreTest, PopAcknowledgedNeverRemovesAnUnacknowledgedFrame) {
-  // Numbers straddle a byte boundary and the sign bit of a byte, where a text or signed
-  // comparison would go wrong.
-  std::vector<uint64_t> numbers = {1, 2, 255, 256, 257, 0x80, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
-  std::sort(numbers.begin(), numbers.end());
+TEST_F(RedisStoreTest, PopAcknowledgedRemovesOnlyTheHeadThatWasReadAndAcknowledged) {
+  // Numbers straddle a byte boundary and the top bit of a byte, where a text, signed or
+  // locale-collated comparison would go wrong.
+  std::vector<uint64_t> numbers = {1, 2, 0x80, 255, 256, 257, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
   std::vector<std::string> frames;
   for (auto n : numbers) frames.push_back(testing_support::numbered_frame(n));
   std::vector<const std::string*> refs;
   for (auto& f : frames) refs.push_back(&f);
   ASSERT_TRUE(store->push_messages(3, refs));
   uint64_t popped = 0;
-  ASSERT_TRUE(store->pop_acknowledged(3, 256, 100, &popped));
-  EXPECT_EQ(popped, 5u);  // 1, 2, 0x80, 255, 256
-  // A second run (a retry, a late reply) removes nothing more.
-  ASSERT_TRUE(store->pop_acknowledged(3, 256, 100, &popped));
+  ASSERT_TRUE(store->pop_acknowledged(3, 5, 256, 255, &popped));  // 256 is not acknowledged
+  EXPECT_EQ(popped, 0u);
+  ASSERT_TRUE(store->pop_acknowledged(3, 5, 255, 256, &popped));  // the 5th is 256, not 255
+  EXPECT_EQ(popped, 0u);
+  ASSERT_TRUE(store->pop_acknowledged(3, 5, 256, 256, &popped));
+  EXPECT_EQ(popped, 5u);
+  // A second run (a retry, a late reply) finds another frame there and removes nothing.
+  ASSERT_TRUE(store->pop_acknowledged(3, 5, 256, 256, &popped));
   EXPECT_EQ(popped, 0u);
   uint64_t len = 0;
   ASSERT_TRUE(store->queue_length(3, &len));
   EXPECT_EQ(len, 3u);
-  // At most max_count (257 goes).
-  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 1, &popped));
+  ASSERT_TRUE(store->pop_acknowledged(3, 2, 0x1'0000'0000ull, 0x8000'0000'0000'0000ull, &popped));
+  EXPECT_EQ(popped, 2u);
+  ASSERT_TRUE(store->pop_acknowledged(3, 1, 0x8000'0000'0000'0001ull, 0x8000'0000'0000'0000ull, &popped));
+  EXPECT_EQ(popped, 0u);  // one past the ack, by the lowest bit
+  ASSERT_TRUE(store->pop_acknowledged(3, 1, 0x8000'0000'0000'0001ull, UINT64_MAX, &popped));
   EXPECT_EQ(popped, 1u);
-  ASSERT_TRUE(store->pop_acknowledged(3, 0x1'0000'0000ull, 10, &popped));
-  EXPECT_EQ(popped, 1u);
-  ASSERT_TRUE(store->pop_acknowledged(3, 0x8000'0000'0000'0000ull, 10, &popped));
-  EXPECT_EQ(popped, 0u);  // 0x8000'0000'0000'0001 is later
-  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 10, &popped));
-  EXPECT_EQ(popped, 1u);
-  ASSERT_TRUE(store->pop_acknowledged(3, UINT64_MAX, 10, &popped));  // empty list
+  ASSERT_TRUE(store->pop_acknowledged(3, 1, 7, UINT64_MAX, &popped));  // empty list
   EXPECT_EQ(popped, 0u);
 }
 
