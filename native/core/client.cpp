@@ -547,24 +547,26 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   }
 
   if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once);
-  Status result;
-  for (const auto& t : *targets) {
-    // The channel almost always exists: try the one-lock enqueue first and open the channel
-    // (store round trips) only when the sender has none to that address.
-    size_t done = 0;
-    Status st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, channel_hint, &done);
-    if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
-      {
-        std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
-        st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
-      }
-      if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, channel_hint, &done);
-    }
-    if (queued) *queued = done;  // send_to_many: exactly one target
-    if (!st && result.ok()) result = std::move(st);
+  // send_to and send_to_many have exactly one target (pick_targets); send_all went above.
+  size_t done = 0;
+  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once, channel_hint, &done);
+  if (queued) *queued = done;
+  return st;
+}
+
+Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
+                               const Payload* messages, size_t count, bool at_least_once,
+                               Sender::Channel** hint, size_t* done) {
+  // The channel almost always exists: try the one-lock enqueue first and open the channel
+  // (store round trips) only when the sender has none to that address.
+  Status st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+  if (st || st.code != Err::no_addr || t.unique_name.empty()) return st;
+  {
+    std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
+    st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
   }
-  if (result.ok()) return Status();  // built in place: no Status moved on success
-  return result;
+  if (!st) return st;
+  return sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
 }
 
 Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
@@ -576,14 +578,7 @@ Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std
   for (size_t i = 0; i < targets.size(); ++i) {
     const TopicAddress& t = targets[i];
     if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
-    Status st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
-    if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
-      {
-        std::lock_guard<std::mutex> api(api_mu_);
-        st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
-      }
-      if (st) st = sender_->enqueue(t.addr, topic, topic_key, &message, 1, at_least_once);
-    }
+    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, nullptr, nullptr);
     if (st) {
       if (!result.ok()) unfinished.queued.insert(t.addr);  // after a refusal: remembered as it goes
       continue;

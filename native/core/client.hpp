@@ -122,6 +122,11 @@ class Client {
   // send_to, send_all (count 1) and send_to_many. *queued (may be null) as send_to_many's.
   Status send(const std::string& topic, const Payload* messages, size_t count, bool at_least_once, bool all,
               size_t* queued);
+  // Queues `messages` on the sender's channel to `t`, opening the channel first when there is
+  // none (Sender::enqueue's hint and *done as there).
+  Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
+                         const Payload* messages, size_t count, bool at_least_once, Sender::Channel** hint,
+                         size_t* done);
   // send_all's half of send(): one copy per target; after a partial refusal, a retry with the
   // same message sends only the copies that were refused (UnfinishedSendAll in client.cpp).
   Status send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,

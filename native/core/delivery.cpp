@@ -196,7 +196,7 @@ std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) 
     std::string from;
     Status s = store_->sender_topic(ck, &from, &found);
     if (!s) {
-      if (status_) status_->emit(StatusKind::listener_store_error, "", "", s.message);
+      report_store_error("", s.message);
       return "cannot verify its connection key: " + s.message;
     }
     if (!found) return "unknown connection key " + std::to_string(ck);
@@ -206,13 +206,13 @@ std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) 
   AckCounter acked;
   Status s = store_->read_ack(ck, false, &acked);
   if (!s) {
-    if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
+    report_store_error(ch.from, s.message);
     return "cannot read its acknowledgement counter: " + s.message;
   }
   if (acked.unreadable) {
     std::string what = "lnr_connection:" + std::to_string(ck) + ":mess_number is not a number; read as 0";
     log_line(what);
-    if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", what);
+    report_store_error(ch.from, what);
     // Rewritten at the next flush, with what this listener delivered (0 if nothing yet).
     ch.saved = 0;
     ch.rewrite = true;
@@ -264,6 +264,10 @@ void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& 
   bytes_delivered_.add(size);
 }
 
+void Delivery::report_store_error(const std::string& from, const std::string& message) {
+  if (status_) status_->emit(StatusKind::listener_store_error, from, "", message);
+}
+
 void Delivery::refuse_message(const FrameHeader& h, ChannelIn& ch, const std::string& why) {
   if (h.number_mess > ch.delivered) {
     ch.delivered = h.number_mess;
@@ -274,7 +278,7 @@ void Delivery::refuse_message(const FrameHeader& h, ChannelIn& ch, const std::st
   drop_log_.log("dropping message " + std::to_string(h.number_mess) + " of channel " +
                    std::to_string(h.connection_key) + " (from " + (ch.from.empty() ? "?" : ch.from) + "): " + why);
   Status s = store_->report_refused(h.connection_key, h.number_mess, why);
-  if (!s && status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
+  if (!s) report_store_error(ch.from, s.message);
 }
 
 Clock::time_point Delivery::next_flush_due() const {
@@ -317,7 +321,7 @@ void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now)
     if (!s) {
       unsaved_total_ += ch.unsaved;  // retried at the next flush
       early_gap_ = kAckRetryGap;
-      if (status_) status_->emit(StatusKind::listener_store_error, ch.from, "", s.message);
+      report_store_error(ch.from, s.message);
       continue;
     }
     ch.saved = ch.delivered;

@@ -153,6 +153,7 @@ class Delivery {
   };
 
   void deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch);
+  void report_store_error(const std::string& from, const std::string& message);
   // A message that can never be delivered here: acknowledged, logged and reported.
   void refuse_message(const FrameHeader& h, ChannelIn& ch, const std::string& why);
   // Inline for the common case, the channel of the previous frame on the same connection.

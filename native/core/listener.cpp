@@ -195,25 +195,23 @@ void Listener::pause_accepting(int err) {
   accept_backoff_ = accept_backoff_.count() == 0 ? kAcceptBackoffFirst
                                                  : std::min(accept_backoff_ * 2, kAcceptBackoffMax);
   accept_resume_at_ = Clock::now() + accept_backoff_;
-  if (accepting_) {
-    // MOD to no events rather than DEL: re-arming then allocates nothing, which matters when
-    // memory is what ran out. A listening socket reports neither EPOLLHUP nor EPOLLERR, the
-    // two events epoll reports regardless of the mask.
-    epoll_event ev{};
-    ev.events = 0;
-    ev.data.u64 = UINT64_MAX;
-    epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
-    accepting_ = false;
-  }
+  // MOD to no events rather than DEL: re-arming then allocates nothing, which matters when
+  // memory is what ran out. A listening socket reports neither EPOLLHUP nor EPOLLERR, the two
+  // events epoll reports regardless of the mask.
+  if (accepting_) watch_listening(false);
+}
+
+void Listener::watch_listening(bool accepting) {
+  epoll_event ev{};
+  ev.events = accepting ? uint32_t(EPOLLIN) : 0u;
+  ev.data.u64 = UINT64_MAX;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  accepting_ = accepting;
 }
 
 void Listener::resume_accepting_if_due(Clock::time_point now) {
   if (accepting_ || now < accept_resume_at_) return;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = UINT64_MAX;
-  epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
-  accepting_ = true;
+  watch_listening(true);
   accept_all();  // at once: a pending connection would otherwise wait for the next epoll pass
 }
 

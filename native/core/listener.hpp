@@ -93,6 +93,8 @@ class Listener {
   // Accept failed for want of resources: stop watching the listening socket for a while.
   void pause_accepting(int err);
   void resume_accepting_if_due(std::chrono::steady_clock::time_point now);
+  // Watches the listening socket for connections, or (false) for nothing.
+  void watch_listening(bool accepting);
   void refuse(int fd);
   void read_from(Connection* c, InboundBatch& batch);
   void drop(Connection* c, InboundBatch& batch, const std::string& why);

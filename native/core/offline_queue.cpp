@@ -72,13 +72,8 @@ bool OfflineQueue::pop(Store& store, uint64_t acked, uint64_t written, Status* e
 }
 
 Status OfflineQueue::reread(Store& store) {
-  forget();
-  uint64_t length = 0;
-  Status s = store.queue_length(ck_, &length);
-  if (!s) return s;
-  total_ = length;
-  may_have_backlog_ = length > 0;
-  return s;
+  forget();  // even when the length cannot be read: the view is wrong either way
+  return open(store);
 }
 
 }  // namespace liner

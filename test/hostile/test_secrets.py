@@ -9,7 +9,7 @@ import time
 import pytest
 
 import liner
-from extended_testkit import EventLog, private_redis  # noqa: F401
+from extended_testkit import EventLog, log_lines, private_redis  # noqa: F401
 from liner_testkit import Inbox, Resp, free_port, wait_until
 
 SECRET = "Pw-7c1e-SECRET"
@@ -25,30 +25,6 @@ MALFORMED = [
     ("redis://:a@b/%s@127.0.0.1:x/0" % SECRET, "redis://:***@127.0.0.1:x/0"),
     ("unix://:%s@/tmp/redis.sock" % SECRET, "unix://:***@/tmp/redis.sock"),
 ]
-
-
-class Lines:
-    """A log callback that keeps every line."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.lines = []
-
-    def __call__(self, line):
-        with self.lock:
-            self.lines.append(line)
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-
-@pytest.fixture
-def log_lines():
-    lines = Lines()
-    assert liner.set_log_callback(lines)
-    yield lines
-    assert liner.set_log_callback(None)
 
 
 def assert_hidden(*texts):

@@ -1,6 +1,6 @@
 """Helpers of the extended-API tests (liner_broker 1.4 surface): a status-event recorder, a peer
 running in its own Python process (to be SIGKILLed), a private redis-server that a test may stop,
-and a fixture that restores the process-wide limits."""
+a fixture that restores the process-wide limits, and one that collects the log lines."""
 import os
 import queue
 import shutil
@@ -25,6 +25,33 @@ KIND_NAMES = {
     liner.LISTENER_STORE_ERROR: "LISTENER_STORE_ERROR", liner.SENDER_BUSY: "SENDER_BUSY",
     liner.SENDER_WRITABLE: "SENDER_WRITABLE",
 }
+
+
+class LogLines:
+    """A log callback (liner.set_log_callback) that keeps every line, and the thread of each."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.lines = []
+        self.thread_of = {}  # line -> ident of the thread that logged it
+
+    def __call__(self, line):
+        with self.lock:
+            self.lines.append(line)
+            self.thread_of[line] = threading.get_ident()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+
+@pytest.fixture
+def log_lines():
+    """The process's log lines during the test (the callback is removed after it)."""
+    lines = LogLines()
+    assert liner.set_log_callback(lines)
+    yield lines
+    assert liner.set_log_callback(None)
 
 
 class Event:

@@ -8,31 +8,8 @@ import threading
 import pytest
 
 import liner
+from extended_testkit import LogLines, log_lines  # noqa: F401  (fixture)
 from liner_testkit import Inbox, wait_until
-
-
-class Lines:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.lines = []
-        self.thread_of = {}  # line -> ident of the thread that logged it
-
-    def __call__(self, line):
-        with self.lock:
-            self.lines.append(line)
-            self.thread_of[line] = threading.get_ident()
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines)
-
-
-@pytest.fixture
-def log_lines():
-    lines = Lines()
-    assert liner.set_log_callback(lines)
-    yield lines
-    assert liner.set_log_callback(None)
 
 
 def test_log_lines_go_to_the_callback_not_stderr(make_client, log_lines, capfd):
@@ -69,7 +46,7 @@ def test_creation_errors_are_logged_too(redis, log_lines):
 
 
 def test_none_restores_stderr(make_client, capfd):
-    lines = Lines()
+    lines = LogLines()
     assert liner.set_log_callback(lines)
     assert liner.set_log_callback(None)
     c = make_client("c", "c_topic")
@@ -81,7 +58,7 @@ def test_none_restores_stderr(make_client, capfd):
 
 
 def test_a_new_callback_replaces_the_previous_one(make_client):
-    first, second = Lines(), Lines()
+    first, second = LogLines(), LogLines()
     c = make_client("c", "c_topic")
     assert c.run(Inbox())
     try:
