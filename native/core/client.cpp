@@ -551,6 +551,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   size_t done = 0;
   Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once, channel_hint, &done);
   if (queued) *queued = done;
+  if (st.ok()) return Status();  // built in place: no Status moved on success
   return st;
 }
 
@@ -559,14 +560,16 @@ Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, 
                                Sender::Channel** hint, size_t* done) {
   // The channel almost always exists: try the one-lock enqueue first and open the channel
   // (store round trips) only when the sender has none to that address.
+  // One named result, returned once: no Status is moved on the way out (the send path).
   Status st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
-  if (st || st.code != Err::no_addr || t.unique_name.empty()) return st;
-  {
-    std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
-    st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
+  if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
+    {
+      std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
+      st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
+    }
+    if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
   }
-  if (!st) return st;
-  return sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+  return st;
 }
 
 Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
