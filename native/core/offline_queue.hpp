@@ -26,8 +26,9 @@
 //   listener that dies before acknowledging the replay gets it again when it returns, without
 //   waiting for a new send.
 //
-// Threads: the sender thread only. Every call is one or two store round trips on the store it
-// is given.
+// Threads: one at a time. The sender runs each call as a job on its store worker and reads the
+// queue on its own thread only while no job of the channel is in flight (sender.cpp,
+// post_store). Every call is one or two store round trips on the store it is given.
 #pragma once
 #include <cstdint>
 #include <deque>

@@ -113,14 +113,31 @@ struct Sender::Channel {
   bool ack_unreadable_reported = false;  // the counter held garbage, and we said so
   uint64_t acked = 0;              // listener's ack as last read
   uint64_t last_written = 0;
-  OfflineQueue offline;  // what waits in the store, and what of it this connection read
+  // What waits in the store, and what of it this connection read. Touched by one thread at a
+  // time: the store worker while a job of this channel runs (store_busy), else this thread.
+  OfflineQueue offline;
+  bool store_busy = false;  // a store job of this channel is in flight
+  uint64_t view_gen = 0;    // bumped when the view of `offline` is dropped (forget_backlog)
+  // `offline` as of the last job's answer: what the sender thread reads while one runs.
+  struct QueueView {
+    bool may_have_backlog = true;
+    bool has_unread = false;
+    bool has_unpopped = false;
+    uint64_t read_count = 0;
+  } queue;
+  Clock::time_point spill_failed_at{};  // the last spill the store refused
   Clock::time_point last_ack_poll{};
   BufferPool returned{kSegmentPoolBytes, kPooledBuffer};  // moved to `spare` under mu_
   Clock::time_point last_taken{};  // when take_incoming last found messages
 };
 
+// One job per channel at most (post_store), so this bounds nothing a real mesh reaches; it
+// keeps the worker's queue bounded all the same.
+constexpr size_t kStoreJobsMax = 65536;
+
 Sender::Sender(SenderOptions options, std::unique_ptr<Store> store)
-    : opt_(std::move(options)), store_(std::move(store)) {}
+    : opt_(std::move(options)),
+      store_(new StoreWorker(std::move(store), kStoreJobsMax, [this] { waker_.wake(); })) {}
 
 Sender::~Sender() {
   if (thread_.joinable()) stop(milliseconds(0));
@@ -136,6 +153,8 @@ Status Sender::start() {
   ev.data.ptr = nullptr;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd(), &ev);
   stopping_ = false;
+  Status s = store_->start("lnr-sstore");
+  if (!s) return s;
   return start_thread(&thread_, "lnr-sender", [this] { loop(); });
 }
 
@@ -222,11 +241,13 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
       ch->last_written = acked;
       ch->offline = OfflineQueue(ck);
       if (!has_stored) ch->offline.open_empty();
+      ch->queue.may_have_backlog = has_stored;
       channels_[ck] = std::move(fresh);
     }
     ch->topics.insert(topic);
     by_addr_[addr] = ch;
-    if (ch->readdress || ch->offline.may_have_backlog()) {
+    // A known channel is the sender thread's (readdress tells it); a new one may have a backlog.
+    if (ch->readdress || (it == channels_.end() && has_stored)) {
       if (!ch->dirty) {
         ch->dirty = true;
         dirty_.push_back(ch);
@@ -542,7 +563,8 @@ void Sender::close_socket(Channel* ch) {
 }
 
 bool Sender::has_work(const Channel* ch) const {
-  return !ch->pending.empty() || !ch->backlog.empty() || ch->offline.may_have_backlog();
+  // A job in flight may find work (a spill stores what the next connection must replay).
+  return !ch->pending.empty() || !ch->backlog.empty() || ch->queue.may_have_backlog || ch->store_busy;
 }
 
 void Sender::take_incoming(Channel* ch) {
@@ -588,6 +610,8 @@ void Sender::take_incoming(Channel* ch) {
       flush(ch);
       break;
     case State::connecting:
+    case State::opening:   // writes start when the store answered
+    case State::settling:  // the ack read decides
       break;
   }
 }
@@ -596,7 +620,10 @@ void Sender::forget_backlog(Channel* ch) {
   ch->write_offset = ch->frame_offset = 0;
   ch->backlog.clear();  // what it held is still in the store: re-read after the next connect
   ch->backlog_frames = 0;
-  ch->offline.forget();
+  ++ch->view_gen;  // a job in flight forgets the view when it answers (post_store)
+  if (!ch->store_busy) ch->offline.forget();
+  ch->queue.has_unread = ch->queue.has_unpopped = false;
+  ch->queue.read_count = 0;
 }
 
 void Sender::requeue_unacked(Channel* ch) {
@@ -626,22 +653,15 @@ void Sender::start_connect(Channel* ch) {
 }
 
 void Sender::on_connected(Channel* ch) {
-  // The store says where the listener is (its ack) and what waits in the offline queue.
-  uint64_t acked = 0;
-  bool may_have_backlog = ch->offline.may_have_backlog();
+  // The store says where the listener is (its ack) and what waits in the offline queue: nothing
+  // is written until it answered (opened()), so stored messages go out before newer ones.
   forget_backlog(ch);
-  Status s = read_ack(ch, &acked);
-  if (s) s = ch->offline.open(*store_);
-  if (!s && may_have_backlog) {
-    // Without the offline queue's content, newer numbers would overtake stored ones and the
-    // listener would drop the stored ones as duplicates. Try again later.
-    on_failure(ch, "store unavailable at connect: " + s.message);
-    return;
-  }
-  if (s) {
-    ch->ack_poll_failed = false;
-    ch->acked = std::max(ch->acked, acked);
-  }
+  ch->state = State::opening;
+  set_events(ch, EPOLLRDHUP);
+  store_step(ch);
+}
+
+void Sender::opened(Channel* ch) {
   // A new connection starts from what the listener acknowledged: anything written after that
   // may not have been read before the old connection died, so it goes out again (the listener
   // drops what it already has).
@@ -655,17 +675,102 @@ void Sender::on_connected(Channel* ch) {
     ch->connected = true;
   }
   emit(StatusKind::peer_connected, ch, "connected");
-  set_events(ch, EPOLLRDHUP);
   flush(ch);
 }
 
+bool Sender::post_store(Channel* ch, StoreJob job) {
+  if (ch->store_busy) return false;
+  ch->store_busy = true;
+  uint64_t gen = ch->view_gen;
+  bool posted = store_->post([this, ch, gen, job = std::move(job)](Store& store) -> StoreWorker::Completion {
+    StoreThen then = job(store);
+    return [this, ch, gen, then = std::move(then)] {
+      ch->store_busy = false;
+      bool stale = gen != ch->view_gen;
+      if (stale) ch->offline.forget();
+      mirror_queue(ch);
+      if (then) then(stale);
+      store_step(ch);
+    };
+  });
+  if (!posted) ch->store_busy = false;
+  return posted;
+}
+
+void Sender::store_step(Channel* ch) {
+  if (ch->store_busy) return;
+  switch (ch->state) {
+    case State::opening: {
+      int32_t ck = ch->ck;
+      bool posted = post_store(ch, [this, ch, ck](Store& store) -> StoreThen {
+        AckCounter counter;
+        Status s = store.read_ack(ck, true, &counter);
+        if (s) s = ch->offline.open(store);
+        return [=](bool stale) {
+          if (stale || ch->state != State::opening) return;  // that connection is gone
+          if (s) note_ack(ch, counter);
+          if (!s && ch->offline.may_have_backlog()) {
+            // Without the offline queue's content, newer numbers would overtake stored ones
+            // and the listener would drop the stored ones as duplicates. Try again later.
+            on_failure(ch, "store unavailable at connect: " + s.message);
+            return;
+          }
+          if (s) ch->ack_poll_failed = false;
+          opened(ch);
+        };
+      });
+      if (!posted) on_failure(ch, "store unavailable at connect: its request queue is full");
+      break;
+    }
+    case State::backoff:
+      if (!ch->pending.empty()) spill(ch);
+      break;
+    case State::idle:
+      if (!stopping_ && has_work(ch)) start_connect(ch);  // stopping: drain_and_close decides
+      break;
+    case State::connected:
+      if (ch->queue.has_unread) ready_.push_back(ch);  // flush() reads on
+      break;
+    case State::connecting:
+    case State::settling:
+      break;
+  }
+}
+
+void Sender::mirror_queue(Channel* ch) {
+  ch->queue.may_have_backlog = ch->offline.may_have_backlog();
+  ch->queue.has_unread = ch->offline.has_unread();
+  ch->queue.has_unpopped = ch->offline.has_unpopped();
+  ch->queue.read_count = ch->offline.read_count();
+}
+
 void Sender::on_failure(Channel* ch, const std::string& why) {
-  bool was_connected = ch->state == State::connected;
   // A listener that stops gracefully acknowledges everything it delivered as it closes: read
-  // that before calling what was written "in flight".
-  if (was_connected && ch->pending.empty() && !ch->unacked.empty()) poll_acks(ch);
+  // that before calling what was written "in flight" (settling).
+  if (ch->state == State::connected && ch->pending.empty() && !ch->unacked.empty()) {
+    close_socket(ch);
+    ch->state = State::settling;
+    int32_t ck = ch->ck;
+    bool posted = post_store(ch, [this, ch, ck, why](Store& store) -> StoreThen {
+      AckCounter counter;
+      Status s = store.read_ack(ck, true, &counter);
+      return [=](bool) {
+        if (ch->state != State::settling) return;  // readdressed meanwhile
+        if (s) {
+          note_ack(ch, counter);
+          release_acked(ch);
+        }
+        fail(ch, why, true);
+      };
+    });
+    if (posted) return;
+  }
+  fail(ch, why, ch->state == State::connected || ch->state == State::settling);
+}
+
+void Sender::fail(Channel* ch, const std::string& why, bool was_connected) {
   bool in_flight = !ch->pending.empty() || !ch->unacked.empty();
-  if (was_connected && !in_flight && ch->backlog.empty() && !ch->offline.may_have_backlog()) {
+  if (was_connected && !in_flight && ch->backlog.empty() && !ch->queue.may_have_backlog) {
     // Closed with nothing in flight: a listener closing an idle connection, or stopping. Not a
     // failure: the peer stays reachable (a best-effort send is not dropped) and the next
     // message connects again at once; a peer that is really gone fails that connect.
@@ -708,100 +813,165 @@ void Sender::on_failure(Channel* ch, const std::string& why) {
   // Written but unacknowledged at-least-once messages go back in front of the queue; spill()
   // moves them to the offline queue.
   requeue_unacked(ch);
-  spill(ch);
+  spill(ch, true);
 }
 
-void Sender::spill(Channel* ch) {
-  uint64_t acked = 0;
-  if (read_ack(ch, &acked)) ch->acked = std::max(ch->acked, acked);
+void Sender::spill(Channel* ch, bool force) {
+  // One job at a time per channel: one in flight spills what is left when it answers
+  // (store_step). After a refused spill, new messages wait in RAM a moment rather than
+  // retrying a store that is down at every send.
+  if (ch->store_busy || ch->pending.empty()) return;
+  if (!force && Clock::now() - ch->spill_failed_at < kAckPollRetry) return;
   // At-least-once frames the listener has not acknowledged go to the offline queue, one
   // element each; best-effort ones are dropped.
-  std::vector<std::string> keep;
-  size_t dropped = 0;
+  auto keep = std::make_shared<std::vector<std::string>>();
+  size_t dropped = 0, kept_cost = 0;
   for (const auto& seg : ch->pending) {
     for (size_t at = 0; at < seg.bytes.size();) {
       const char* f = seg.bytes.data() + at;
       size_t len = frame_size_at(f);
-      if (!frame_is_at_least_once(f)) ++dropped;
-      else if (frame_number_at(f) > ch->acked) keep.emplace_back(f, len);
+      if (!frame_is_at_least_once(f)) {
+        ++dropped;
+      } else if (frame_number_at(f) > ch->acked) {
+        keep->emplace_back(f, len);
+        kept_cost += len + kPerMessageOverhead;
+      }
       at += len;
     }
   }
-  std::vector<const std::string*> frames;
-  for (const auto& f : keep) frames.push_back(&f);
-  Status s = ch->offline.push(*store_, frames);
   for (auto& seg : ch->pending) release(ch, seg);
   ch->pending.clear();
-  if (!s) {
-    // Keep the at-least-once messages in RAM (the queue cap bounds them) and try again later.
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.dropped += dropped;
+  }
+  if (keep->empty()) return;
+  // Still held (against the queue caps) until the store has them.
+  size_t kept_frames = keep->size();
+  ch->released_bytes -= kept_cost;
+  ch->released_count -= kept_frames;
+  // What the store refused goes back in front of the queue (newer messages may have come
+  // after it), still held, to be written or spilled later.
+  auto put_back = [this, ch](const std::vector<std::string>& frames, const std::string& why) {
     Segment kept;
     kept.at_least_once = true;
-    for (auto& f : keep) {
-      uint64_t number = frame_number_at(f.data());
+    for (const auto& f : frames) {
       ++kept.frames;
-      kept.last = number;
+      kept.last = frame_number_at(f.data());
       kept.cost += f.size() + kPerMessageOverhead;
       kept.bytes.append(f.data(), f.size());
     }
-    // They were released above with the rest: still held.
-    ch->released_bytes -= kept.cost;
-    ch->released_count -= kept.frames;
-    if (kept.frames) ch->pending.push_back(std::move(kept));
-    log_line("cannot store messages for " + ch->addr + " offline: " + s.message);
-    emit(StatusKind::sender_store_error, ch, s.message);
+    ch->pending.push_front(std::move(kept));
+    ch->spill_failed_at = Clock::now();
+    log_line("cannot store messages for " + ch->addr + " offline: " + why);
+    emit(StatusKind::sender_store_error, ch, why);
+  };
+  int32_t ck = ch->ck;
+  uint64_t acked = ch->acked;
+  bool posted = post_store(ch, [this, ch, ck, acked, keep, kept_cost, kept_frames, put_back](Store& store) -> StoreThen {
+    // Read the ack first: what the listener acknowledged meanwhile need not be stored.
+    AckCounter counter;
+    Status read = store.read_ack(ck, true, &counter);
+    uint64_t now_acked = read ? std::max(acked, counter.number) : acked;
+    std::vector<const std::string*> frames;
+    for (const auto& f : *keep)
+      if (frame_number_at(f.data()) > now_acked) frames.push_back(&f);
+    Status s = ch->offline.push(store, frames);
+    size_t stored = frames.size();
+    return [=](bool) {
+      if (read) note_ack(ch, counter);
+      if (s) {
+        ch->released_bytes += kept_cost;
+        ch->released_count += kept_frames;
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        stats_.persisted += stored;
+        return;
+      }
+      std::vector<std::string> unstored;
+      size_t unstored_cost = 0;
+      for (const auto& f : *keep) {
+        if (frame_number_at(f.data()) <= now_acked) continue;
+        unstored_cost += f.size() + kPerMessageOverhead;
+        unstored.push_back(f);
+      }
+      ch->released_bytes += kept_cost - unstored_cost;
+      ch->released_count += kept_frames - unstored.size();
+      if (!unstored.empty()) put_back(unstored, s.message);
+    };
+  });
+  if (!posted) {
+    ch->released_bytes += kept_cost;
+    ch->released_count += kept_frames;
+    put_back(*keep, "the store's request queue is full");
   }
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  if (s) stats_.persisted += keep.size();
-  stats_.dropped += dropped;
 }
 
-bool Sender::load_backlog(Channel* ch) {
-  size_t loaded = 0;
-  auto take = [&](std::string&& f, uint64_t number) {
-    ++loaded;
-    if (number == 0) {
-      // Not a frame: never written, and popped with the acknowledged ones.
-      log_line("offline queue of " + ch->addr + " holds an element that is not a frame; skipped");
-      emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame");
-      return;
-    }
-    if (number <= ch->last_written) return;  // written before the view was dropped
-    // Packed into segments like RAM messages; a big frame keeps its own buffer.
-    if (ch->backlog.empty() || f.size() > kSegmentBytes / 4 ||
-        ch->backlog.back().bytes.size() + f.size() > kSegmentBytes) {
-      ch->backlog.emplace_back();
-      ch->backlog.back().from_store = true;
-      ch->backlog.back().at_least_once = true;
-    }
-    Segment& seg = ch->backlog.back();
-    seg.bytes.append(f.data(), f.size());
-    ++seg.frames;
-    seg.last = number;
-    ++ch->backlog_frames;
+void Sender::load_backlog(Channel* ch) {
+  // The frames are packed into segments on the worker, like RAM messages (a big frame keeps
+  // its own buffer): the sender thread only moves them into the backlog. Frames this
+  // connection already carried are passed over by number when written (skip_written()).
+  struct Loaded {
+    std::deque<Segment> segments;
+    size_t frames = 0;      // packed
+    size_t not_frames = 0;  // elements that are not frames: skipped, popped with the acked
   };
-  Status error;
-  OfflineQueue::Read r = ch->offline.read_next(*store_, kBacklogChunk, take, &error);
-  if (r == OfflineQueue::Read::moved) {
-    reread_store_queue(ch);
-    return false;
-  }
-  if (r == OfflineQueue::Read::failed) {
-    on_failure(ch, "offline queue unreadable: " + error.message);
-    return false;
-  }
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  stats_.reloaded += loaded;
-  return true;
+  bool posted = post_store(ch, [this, ch](Store& store) -> StoreThen {
+    auto loaded = std::make_shared<Loaded>();
+    Status error;
+    OfflineQueue::Read r = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
+      if (number == 0) {
+        ++loaded->not_frames;
+        return;
+      }
+      std::deque<Segment>& q = loaded->segments;
+      if (q.empty() || f.size() > kSegmentBytes / 4 || q.back().bytes.size() + f.size() > kSegmentBytes) {
+        q.emplace_back();
+        q.back().from_store = true;
+        q.back().at_least_once = true;
+      }
+      Segment& seg = q.back();
+      seg.bytes.append(f.data(), f.size());
+      ++seg.frames;
+      seg.last = number;
+      ++loaded->frames;
+    }, &error);
+    return [this, ch, loaded, r, error](bool stale) {
+      // A connection that is gone drops what was read: the store still has it.
+      if (stale || ch->state != State::connected) return;
+      if (r == OfflineQueue::Read::moved) {
+        reread_store_queue(ch);
+        return;
+      }
+      if (r == OfflineQueue::Read::failed) {
+        on_failure(ch, "offline queue unreadable: " + error.message);
+        return;
+      }
+      if (loaded->not_frames) {
+        log_line("offline queue of " + ch->addr + " holds " + std::to_string(loaded->not_frames) +
+                 " element(s) that are not frames; skipped");
+        emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame");
+      }
+      for (auto& seg : loaded->segments) ch->backlog.push_back(std::move(seg));
+      ch->backlog_frames += loaded->frames;
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        stats_.reloaded += loaded->frames + loaded->not_frames;
+      }
+      flush(ch);
+    };
+  });
+  // Not posted: a job of this channel is in flight, and flush() runs again when it answered.
+  (void)posted;
 }
 
 void Sender::flush(Channel* ch) {
   size_t burst = 0;
   iovec iov[kMaxIov];
   for (;;) {
-    if (ch->backlog.empty() && ch->offline.has_unread()) {
-      if (!load_backlog(ch)) return;
-      continue;
-    }
+    // The next chunk of the offline queue is read while the last one is written (so at most
+    // two chunks wait in RAM); with none left to write, the read's answer flushes again.
+    if (ch->queue.has_unread && ch->backlog_frames < kBacklogChunk) load_backlog(ch);
+    if (ch->backlog.empty() && ch->queue.has_unread) return;
     // Stored messages always go first: they carry lower numbers than anything in RAM.
     bool from_backlog = !ch->backlog.empty();
     std::deque<Segment>& q = from_backlog ? ch->backlog : ch->pending;
@@ -916,44 +1086,58 @@ void Sender::retain(Channel* ch, Segment&& seg) {
 }
 
 void Sender::poll_acks(Channel* ch) {
-  uint64_t acked = 0;
-  Status s = read_ack(ch, &acked);
-  ch->ack_poll_failed = !s;
-  if (!s) {
-    emit(StatusKind::sender_store_error, ch, s.message);
-    return;
-  }
-  ch->acked = std::max(ch->acked, acked);
+  // Frames read from the store and written (the rest of those read wait in the backlog). More
+  // may be written while the job runs: popping fewer is safe.
+  uint64_t read = ch->queue.read_count;
+  uint64_t written = read > ch->backlog_frames ? read - ch->backlog_frames : 0;
+  uint64_t acked = ch->acked;
+  int32_t ck = ch->ck;
+  ch->last_ack_poll = Clock::now();
+  post_store(ch, [this, ch, ck, acked, written](Store& store) -> StoreThen {
+    AckCounter counter;
+    Status s = store.read_ack(ck, true, &counter);
+    Status pop_error;
+    bool popped = true;
+    if (s) popped = ch->offline.pop(store, std::max(acked, counter.number), written, &pop_error);
+    return [=](bool stale) {
+      ch->ack_poll_failed = !s;
+      if (!s) {
+        emit(StatusKind::sender_store_error, ch, s.message);
+        return;
+      }
+      note_ack(ch, counter);
+      release_acked(ch);
+      if (!popped && !stale && ch->state == State::connected) {
+        if (!pop_error.ok()) emit(StatusKind::sender_store_error, ch, pop_error.message);
+        reread_store_queue(ch);
+      }
+    };
+  });
+}
+
+void Sender::release_acked(Channel* ch) {
   while (!ch->unacked.empty() && ch->unacked.front().last <= ch->acked) {
     ch->unacked_bytes -= ch->unacked.front().bytes.size();
     release(ch, ch->unacked.front());
     ch->unacked.pop_front();
-  }
-  // Frames read from the store and written (the rest of those read wait in the backlog).
-  Status error;
-  uint64_t read = ch->offline.read_count();
-  uint64_t written = read > ch->backlog_frames ? read - ch->backlog_frames : 0;
-  if (!ch->offline.pop(*store_, ch->acked, written, &error)) {
-    if (!error.ok()) emit(StatusKind::sender_store_error, ch, error.message);
-    reread_store_queue(ch);
   }
 }
 
 void Sender::reread_store_queue(Channel* ch) {
   // The backlog segments stay: they are read again only once they are written, and by then
   // their numbers are at or below last_written, which the next read skips.
-  Status s = ch->offline.reread(*store_);
-  if (!s) {
-    on_failure(ch, "offline queue unreadable: " + s.message);
-    return;
-  }
-  if (ch->offline.has_unread()) ready_.push_back(ch);
+  bool posted = post_store(ch, [this, ch](Store& store) -> StoreThen {
+    Status s = ch->offline.reread(store);
+    return [=](bool stale) {
+      if (stale || ch->state != State::connected) return;
+      if (!s) on_failure(ch, "offline queue unreadable: " + s.message);
+      else if (ch->queue.has_unread) ready_.push_back(ch);
+    };
+  });
+  if (!posted) on_failure(ch, "offline queue unreadable: the store's request queue is full");
 }
 
-Status Sender::read_ack(Channel* ch, uint64_t* acked) {
-  AckCounter counter;
-  Status s = store_->read_ack(ch->ck, true, &counter);
-  if (!s) return s;
+void Sender::note_ack(Channel* ch, const AckCounter& counter) {
   if (counter.unreadable && !ch->ack_unreadable_reported) {
     ch->ack_unreadable_reported = true;
     report_unreadable_ack(ch->ck, ch->addr);
@@ -961,8 +1145,7 @@ Status Sender::read_ack(Channel* ch, uint64_t* acked) {
   } else if (!counter.unreadable) {
     ch->ack_unreadable_reported = false;
   }
-  *acked = counter.number;
-  return s;
+  ch->acked = std::max(ch->acked, counter.number);
 }
 
 void Sender::report_unreadable_ack(int32_t ck, const std::string& addr) {
@@ -982,7 +1165,7 @@ void Sender::loop() {
         Channel* ch = kv.second.get();
         Clock::time_point next{};
         if (ch->state == State::connecting || ch->state == State::backoff) next = ch->deadline;
-        else if (ch->state == State::connected && (!ch->unacked.empty() || ch->offline.has_unpopped()))
+        else if (ch->state == State::connected && !ch->store_busy && (!ch->unacked.empty() || ch->queue.has_unpopped))
           next = next_ack_poll(ch);
         else continue;
         auto ms = std::chrono::duration_cast<milliseconds>(next - now).count();
@@ -1026,12 +1209,17 @@ void Sender::loop() {
         getsockopt(ch->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err || (e & (EPOLLERR | EPOLLHUP))) on_failure(ch, std::strerror(err ? err : ECONNREFUSED));
         else if (e & EPOLLOUT) on_connected(ch);
-      } else if (ch->state == State::connected) {
+      } else if (ch->state == State::connected || ch->state == State::opening) {
+        // A reset while writes wait for room: the write that was due fails, and says why.
+        if ((e & EPOLLOUT) && (e & (EPOLLHUP | EPOLLERR)) && ch->state == State::connected) flush(ch);
         // A listener never writes: readability means EOF or reset.
+        if (ch->state != State::connected && ch->state != State::opening) continue;
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_failure(ch, "connection closed by peer");
         else if (e & EPOLLOUT) flush(ch);
       }
     }
+    // The store's answers (the waker woke us for them, or they came meanwhile).
+    store_->run_completions();
     std::vector<Channel*> dirty;
     {
       YieldingLock lock(mu_);
@@ -1060,10 +1248,9 @@ void Sender::loop() {
           YieldingLock lock(mu_);
           ch->unreachable = false;
         }
-      } else if (ch->state == State::connected && (!ch->unacked.empty() || ch->offline.has_unpopped()) &&
-                 now >= next_ack_poll(ch)) {
+      } else if (ch->state == State::connected && !ch->store_busy &&
+                 (!ch->unacked.empty() || ch->queue.has_unpopped) && now >= next_ack_poll(ch)) {
         poll_acks(ch);
-        ch->last_ack_poll = now;
       }
       bool room = false;
       bool quiet = now - ch->last_taken >= kPoolIdle;
@@ -1091,17 +1278,25 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     YieldingLock lock(mu_);
     for (auto& kv : channels_) all.push_back(kv.second.get());
   }
+  // Waits up to `ms` for a store answer (and runs what came), not for socket events.
+  auto await_store = [this](int ms) {
+    pollfd pfd{waker_.fd(), POLLIN, 0};
+    if (::poll(&pfd, 1, ms) > 0) waker_.drain();
+    store_->run_completions();
+  };
   // 1. Write what is queued to peers that are connected (or about to be).
   epoll_event events[64];
   for (;;) {
     for (Channel* ch : all) take_incoming(ch);
+    store_->run_completions();
     bool busy = false;
     for (Channel* ch : all) {
       if (ch->state == State::connected && (!ch->pending.empty() || !ch->backlog.empty())) {
         flush(ch);
         busy = busy || !ch->pending.empty();
       }
-      if (ch->state == State::connecting) busy = true;
+      if (ch->state == State::connecting || ch->state == State::opening || ch->state == State::settling)
+        busy = true;
     }
     if (!busy || Clock::now() >= deadline) break;
     int n = epoll_wait(epfd_, events, 64, 10);
@@ -1117,7 +1312,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
         getsockopt(ch->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err || (events[i].events & (EPOLLERR | EPOLLHUP))) on_failure(ch, "connect failed");
         else on_connected(ch);
-      } else if (ch->state == State::connected &&
+      } else if ((ch->state == State::connected || ch->state == State::opening) &&
                  (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
         on_failure(ch, "connection closed by peer");
       }
@@ -1133,24 +1328,45 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     bool waiting = false;
     for (Channel* ch : all) {
       if (ch->state != State::connected || ch->last_written <= ch->acked) continue;
-      poll_acks(ch);
-      waiting = waiting || ch->last_written > ch->acked;
+      waiting = true;
+      if (!ch->store_busy && Clock::now() - ch->last_ack_poll >= milliseconds(20)) poll_acks(ch);
     }
     if (!waiting || Clock::now() >= ack_deadline) break;
-    std::this_thread::sleep_for(milliseconds(20));
+    await_store(20);
   }
-  // 3. Whatever is still unacknowledged goes to the offline queue.
+  // 3. Whatever is still unacknowledged goes to the offline queue: each channel's spill waits
+  //    for its job in flight, and the worker runs them all before it stops.
+  auto store_deadline = std::max(ack_deadline, Clock::now() + milliseconds(5000));
   for (Channel* ch : all) {
+    close_socket(ch);
+    ch->state = State::idle;
     requeue_unacked(ch);
-    if (!ch->pending.empty()) spill(ch);
+  }
+  std::set<Channel*> spilled;  // once each: a store that refuses is not asked again
+  for (;;) {
+    bool left = false;
+    for (Channel* ch : all) {
+      if (ch->pending.empty() || spilled.count(ch)) continue;
+      if (ch->store_busy) {
+        left = true;
+      } else {
+        spill(ch, true);
+        spilled.insert(ch);
+        left = left || ch->store_busy;
+      }
+    }
+    if (!left || Clock::now() >= store_deadline) break;
+    await_store(20);
+  }
+  store_->finish(store_deadline);
+  for (Channel* ch : all) {
     {
       YieldingLock lock(mu_);
       settle_locked(ch);
     }
-    close_socket(ch);
-    ch->state = State::idle;
     forget_backlog(ch);
   }
 }
 
 }  // namespace liner
+

@@ -4,13 +4,19 @@
 //
 // Threads: enqueue()/open_channel() run on API threads; everything that touches sockets runs
 // on the sender's own thread (an epoll loop, non-blocking sockets). A slow or dead peer only
-// fills its own queue: its writes never block the loop, and its queue is capped.
+// fills its own queue: its writes never block the loop, and its queue is capped. The sender
+// thread never waits on the store: the ack reads, spills and offline-queue reads and pops run
+// on a StoreWorker (store_worker.hpp), at most one job per channel at a time, and their
+// results come back to the loop. A slow store delays the store's part of the work (acks
+// freeing queue room, replays, spills, a new connection's first write), never the writes of
+// channels that have something to write.
 #pragma once
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +35,7 @@
 #include "core/status.hpp"
 #include "core/status_event.hpp"
 #include "core/store.hpp"
+#include "core/store_worker.hpp"
 
 namespace liner {
 
@@ -120,7 +127,10 @@ class Sender {
     bool at_least_once = false;  // holds at-least-once frames: retained until acknowledged
     bool from_store = false;     // frames of the offline queue: never re-persisted
   };
-  enum class State { idle, connecting, connected, backoff };
+  // opening: connected, waiting for the store's ack and queue length before the first write;
+  // settling: the peer closed with messages written and unacknowledged, and the ack it may
+  // have written as it closed is being read (a graceful close is not a failure).
+  enum class State { idle, connecting, opening, connected, settling, backoff };
   using Clock = std::chrono::steady_clock;
 
   void loop();
@@ -136,13 +146,33 @@ class Sender {
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);
   void on_failure(Channel* ch, const std::string& why);
+  // on_failure's decision, once what was in flight is known.
+  void fail(Channel* ch, const std::string& why, bool was_connected);
+  // The store answered a new connection (opening): the first write can go out.
+  void opened(Channel* ch);
+  // A store job's outcome, run on the sender thread: `stale` when the connection's view of the
+  // offline queue was dropped while the job ran (its reads no longer apply).
+  using StoreThen = std::function<void(bool stale)>;
+  using StoreJob = std::function<StoreThen(Store&)>;
+  // Posts a job for `ch` (false: one is in flight, or the worker refused it). While it runs,
+  // the worker owns ch->offline; the sender thread reads ch->queue instead.
+  bool post_store(Channel* ch, StoreJob job);
+  // What waited for the channel's job in flight (a connect to open, a spill), once it answered.
+  void store_step(Channel* ch);
+  void mirror_queue(Channel* ch);
+  // A read ack counter: ch->acked follows it; an unreadable one is reported once.
+  void note_ack(Channel* ch, const AckCounter& counter);
+  // Releases the written segments the ack covers.
+  void release_acked(Channel* ch);
   // Drops the write position and what was read from the offline queue (the store keeps it):
   // a new connection starts over from the listener's ack.
   void forget_backlog(Channel* ch);
   // Written, unacknowledged segments go back in front of the queue, to be written again or
   // stored.
   void requeue_unacked(Channel* ch);
-  void spill(Channel* ch);
+  // Sends pending at-least-once frames to the offline queue (a store job); drops best-effort
+  // ones. `force`: also within the retry pause after a failed spill (stopping).
+  void spill(Channel* ch, bool force = false);
   void flush(Channel* ch);
   // Passes over whole frames at the front of `q` that this connection already carried.
   void skip_written(Channel* ch, std::deque<Segment>& q);
@@ -151,13 +181,12 @@ class Sender {
   void finish_front(Channel* ch, std::deque<Segment>& q);
   // Keeps a written at-least-once segment until its ack (small ones are packed together).
   void retain(Channel* ch, Segment&& s);
-  bool load_backlog(Channel* ch);
+  void load_backlog(Channel* ch);
+  // Reads the ack and pops what it covers from the offline queue (a store job).
   void poll_acks(Channel* ch);
   // After a pop whose outcome is unknown: forget what was read of the offline queue and read
   // it again from its head (flush() does, skipping frames already written).
   void reread_store_queue(Channel* ch);
-  // The channel's ack counter; an unreadable one reads as 0 and is reported once.
-  Status read_ack(Channel* ch, uint64_t* acked);
   static void report_unreadable_ack(int32_t ck, const std::string& addr);
   // Takes a segment out of the queue's accounting (batched: settle_locked() applies it) and keeps
   // its buffer for reuse.
@@ -181,7 +210,6 @@ class Sender {
   size_t queue_count_cap() const;
 
   SenderOptions opt_;
-  std::unique_ptr<Store> store_;  // the sender thread's own connection
   Waker waker_;
   int epfd_ = -1;
   std::thread thread_;
@@ -203,6 +231,9 @@ class Sender {
 
   mutable std::mutex stats_mu_;
   SenderStats stats_;
+
+  // Declared last, so destroyed first: its thread runs jobs on the channels.
+  std::unique_ptr<StoreWorker> store_;
 };
 
 }  // namespace liner

@@ -847,7 +847,8 @@ TEST_F(CapiExtended, StoreErrorsAreReportedBySenderAndListener) {
 }
 
 namespace {
-// Accepts connections, reads a little and resets them (SO_LINGER 0).
+// Accepts connections, reads slowly for 20 ms and resets them (SO_LINGER 0): a sender that
+// streams is waiting for room to write when the reset lands.
 class ResettingServer {
  public:
   ResettingServer() {
@@ -867,9 +868,13 @@ class ResettingServer {
         int c = ::accept(fd_, nullptr, nullptr);
         if (c < 0) continue;
         ++accepted;
-        pollfd q{c, POLLIN, 0};
         char buf[65536];
-        if (::poll(&q, 1, 50) > 0) (void)::recv(c, buf, sizeof buf, 0);
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+        while (std::chrono::steady_clock::now() < until) {
+          pollfd q{c, POLLIN, 0};
+          if (::poll(&q, 1, 5) > 0 && ::recv(c, buf, sizeof buf, 0) <= 0) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
         linger lg{1, 0};
         setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         ::close(c);
@@ -899,8 +904,8 @@ TEST_F(CapiExtended, AFailedWriteIsASendErrorAndDoesNotKillTheProcess) {
   ASSERT_EQ(lnr_set_status_cb(s, on_status, &log), TRUE);
   ASSERT_EQ(lnr_run(s, ignore, nullptr), TRUE);
   // Keep writing while the peer resets its connections: a reset that lands while the sender is
-  // about to write is a failed write. (A C program does not ignore SIGPIPE: it must survive.)
-  std::string data(100, 'x');
+  // writing is a failed write. (A C program does not ignore SIGPIPE: it must survive.)
+  std::string data(64 * 1024, 'x');
   auto deadline = Clock::now() + seconds(20);
   while (log.count(LNR_SENDER_SEND_ERROR) == 0 && Clock::now() < deadline) {
     for (int i = 0; i < 20; ++i) lnr_send_to(s, "reset_topic", data.data(), data.size(), TRUE);

@@ -298,8 +298,8 @@ def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisec
 
 
 def _rst_server(stop, accepted):
-    """Accepts connections, reads a little, then resets them (SO_LINGER 0): the sender's next
-    write fails."""
+    """Accepts connections, reads slowly for 20 ms, then resets them (SO_LINGER 0): a sender
+    that streams is waiting for room to write when the reset lands, and that write fails."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
@@ -313,9 +313,16 @@ def _rst_server(stop, accepted):
                 except socket.timeout:
                     continue
                 accepted.append(1)
-                conn.settimeout(0.05)
+                conn.settimeout(0.005)
+                until = time.monotonic() + 0.02
                 try:
-                    conn.recv(65536)
+                    while time.monotonic() < until:
+                        try:
+                            if not conn.recv(65536):
+                                break
+                        except socket.timeout:
+                            pass
+                        time.sleep(0.002)
                 except OSError:
                     pass
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -334,12 +341,12 @@ def test_a_failed_write_is_a_send_error(make_client, rdb):
         assert sender.set_status_callback(events)
         assert sender.run(Inbox())
         # Keep writing while the peer resets its connections: a reset that arrives while the
-        # sender is about to write shows up as a failed write.
+        # sender waits to write shows up as a failed write.
         # At-least-once, so that the sender keeps reconnecting to deliver them.
         deadline = time.monotonic() + 20
         while not events.matching(liner.SENDER_SEND_ERROR) and time.monotonic() < deadline:
             for _ in range(20):
-                sender.send_to("reset_topic", b"x" * 100, True)
+                sender.send_to("reset_topic", b"x" * 65536, True)
             time.sleep(0.001)
         e = events.wait(liner.SENDER_SEND_ERROR, timeout=1)
         assert e is not None, "no send error in %d connections; events: %s" % (
