@@ -202,8 +202,8 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   watch_.reset(new DirectoryWatch(
       std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
       [this] { refresh_routes(); }));
-  delivery_->start();
-  s = listener_->start();
+  s = delivery_->start();
+  if (s) s = listener_->start();
   if (s) s = sender_->start();
   if (s) s = watch_->start();
   if (!s) {

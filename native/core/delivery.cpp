@@ -1,6 +1,9 @@
 #include "core/delivery.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <limits>
 
 #include "core/ack_window.hpp"
 #include "core/compress.hpp"
@@ -27,20 +30,42 @@ constexpr auto kAckRetryGap = milliseconds(100);
 Delivery::Delivery(std::unique_ptr<Store> store, ReceiveFn receive, BatchDoneFn batch_done,
                    size_t max_batch_bytes, size_t max_message_size, const StatusSink* status,
                    const void* callback_owner)
-    : store_(std::move(store)),
-      receive_(std::move(receive)),
+    : receive_(std::move(receive)),
       batch_done_(std::move(batch_done)),
       callback_owner_(callback_owner),
       max_batch_bytes_(max_batch_bytes ? std::min(max_batch_bytes, kDefaultBatchBytes) : kDefaultBatchBytes),
       max_message_size_(max_message_size),
-      status_(status) {}
+      status_(status),
+      // Room for every look-up, one ack flush and the refusal reports: post() never finds the
+      // worker full, because each kind is bounded here first.
+      worker_(new StoreWorker(std::move(store), kMaxLookUps + 1 + kMaxRefusalReports,
+                              [this] { completions_waker_.wake(); })) {}
 
-void Delivery::start() {
+Status Delivery::start() {
   last_flush_ = Clock::now();
   early_gap_ = kAckWindowGap;
+  if (completions_waker_.fd() < 0) return Status(Err::startup, "delivery: eventfd failed");
+  Status s = worker_->start("lnr-lstore");
+  started_ = s.ok();
+  return s;
 }
 
-void Delivery::stop() { flush_acks(true); }
+void Delivery::stop() {
+  auto deadline = Clock::now() + kStopDeadline;
+  stopping_ = true;
+  // One flush at a time: the final one waits for the one in flight. The listener has stopped,
+  // so its completions run here.
+  while (flush_in_flight_ && started_) {
+    auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{completions_waker_.fd(), POLLIN, 0};
+    ::poll(&p, 1, int(left.count()));
+    completions_waker_.drain();
+    worker_->run_completions();
+  }
+  flush_acks(true);
+  worker_->finish(deadline);
+}
 
 void Delivery::set_topic(int32_t topic_key, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -144,6 +169,10 @@ void Delivery::deliver(InboundBatch& batch) {
 void Delivery::refuse(uint64_t conn_id, int32_t ck, InboundBatch& batch, const std::string& why) {
   refused_.insert(conn_id);
   batch.refused.push_back(conn_id);
+  report_refusal(ck, why);
+}
+
+void Delivery::report_refusal(int32_t ck, const std::string& why) {
   refusal_log_.log("refusing a connection (channel " + std::to_string(ck) + "): " + why +
                    "; nothing of it from there on is acknowledged");
   auto it = channels_.find(ck);
@@ -151,64 +180,101 @@ void Delivery::refuse(uint64_t conn_id, int32_t ck, InboundBatch& batch, const s
   if (status_) status_->emit(StatusKind::peer_disconnected, from, "", "connection refused: " + why);
 }
 
+bool Delivery::post(StoreWorker::Job job) {
+  if (!started_ || !worker_->post(std::move(job))) return false;
+  ++jobs_posted_;
+  return true;
+}
+
+bool Delivery::look_up(int32_t ck, uint64_t conn_id) {
+  // The job runs on the worker thread and touches nothing of this object: its completion, on
+  // the listener's thread, does.
+  bool posted = look_ups_out_ < kMaxLookUps && post([this, ck, conn_id](Store& store) {
+    LookUpResult r;
+    bool found = false;
+    Status s = store.sender_topic(ck, &r.from, &found);
+    if (!s) {
+      r.store_error = s.message;
+      r.refusal = "cannot verify its connection key: " + s.message;
+    } else if (!found) {
+      r.refusal = "unknown connection key " + std::to_string(ck);
+    } else {
+      if (r.from.find('\0') != std::string::npos) r.from.clear();
+      s = store.read_ack(ck, false, &r.acked);
+      if (!s) {
+        r.store_error = s.message;
+        r.refusal = "cannot read its acknowledgement counter: " + s.message;
+      }
+    }
+    return StoreWorker::Completion([this, ck, conn_id, r] { look_up_done(conn_id, ck, r); });
+  });
+  if (!posted) {
+    report_refusal(ck, "too many channel look-ups wait for the store (" + std::to_string(kMaxLookUps) + ")");
+    return false;
+  }
+  ++look_ups_out_;
+  auto [it, added] = look_ups_.try_emplace({conn_id, ck});
+  it->second = LookUp();
+  it->second.posted = jobs_posted_;
+  if (added) ++look_ups_of_channel_[ck];
+  return true;
+}
+
+void Delivery::look_up_done(uint64_t conn_id, int32_t ck, LookUpResult r) {
+  --look_ups_out_;
+  auto it = look_ups_.find({conn_id, ck});
+  // The connection closed meanwhile (its closed marker dropped the look-up); or the listener
+  // is gone and nobody waits for the answer.
+  if (it == look_ups_.end() || stopping_) return;
+  if (!r.refusal.empty()) {
+    forget_look_up(it);
+    if (!r.store_error.empty()) report_store_error(r.from, r.store_error);
+    report_refusal(ck, r.refusal);
+    answers_.push_back({conn_id, ck, false});
+    return;
+  }
+  LookUp& lu = it->second;
+  lu.answered = true;
+  lu.from = std::move(r.from);
+  lu.acked = r.acked;
+  answers_.push_back({conn_id, ck, true});
+}
+
+void Delivery::forget_look_up(std::map<std::pair<uint64_t, int32_t>, LookUp>::iterator it) {
+  int32_t ck = it->first.second;
+  look_ups_.erase(it);
+  auto n = look_ups_of_channel_.find(ck);
+  if (n != look_ups_of_channel_.end() && --n->second == 0) look_ups_of_channel_.erase(n);
+  erase_if_done(ck);
+}
+
+void Delivery::run_store_completions(std::vector<LookUpAnswer>& answers) {
+  completions_waker_.drain();  // before running: a completion queued after it wakes us again
+  worker_->run_completions();
+  answers.insert(answers.end(), answers_.begin(), answers_.end());
+  answers_.clear();
+}
+
 Delivery::ChannelIn* Delivery::find_channel(int32_t ck, uint64_t conn_id, InboundBatch& batch) {
   auto it = channels_.find(ck);
-  bool fresh = it == channels_.end();
-  ChannelIn& ch = fresh ? channels_[ck] : it->second;  // std::map: the address stays valid
-  std::string why = sync_channel(ch, ck, conn_id);
-  if (!why.empty()) {
-    if (fresh) channels_.erase(ck);  // no state for what could not be verified
-    if (last_channel_ && last_ck_ == ck) last_channel_ = nullptr;
-    refuse(conn_id, ck, batch, why);
+  if (it != channels_.end() && it->second.conn_id == conn_id) {
+    // Verified on this connection already; frames of another channel came in between.
+    last_channel_ = &it->second;
+    last_ck_ = ck;
+    return last_channel_;
+  }
+  auto found = look_ups_.find({conn_id, ck});
+  if (found == look_ups_.end() || !found->second.answered) {
+    // The listener delivers a channel's frames only after its look-up answered, and this
+    // connection's answer was applied: a newer connection took the channel over since.
+    refuse(conn_id, ck, batch, "channel " + std::to_string(ck) + " moved to a newer connection");
     return nullptr;
   }
-  last_channel_ = &ch;
-  last_ck_ = ck;
-  return &ch;
-}
-
-void Delivery::connection_closed(uint64_t conn_id) {
-  refused_.erase(conn_id);
-  for (auto it = channels_.begin(); it != channels_.end();) {
-    ChannelIn& ch = it->second;
-    if (ch.conn_id != conn_id) {
-      ++it;
-      continue;
-    }
-    if (status_) status_->emit(StatusKind::peer_disconnected, ch.from, "", "sender closed its connection");
-    // Acks were just written: a later connection reads the channel from the store again. One
-    // whose ack could not be written stays, so that the next flush retries it.
-    if (ch.delivered > ch.saved || ch.rewrite) {
-      ++it;
-      continue;
-    }
-    if (last_channel_ == &ch) last_channel_ = nullptr;
-    it = channels_.erase(it);
-  }
-}
-
-std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) {
-  if (ch.from_known && ch.conn_id == conn_id) return std::string();
-  bool new_connection = ch.conn_id != conn_id;
-  // First frame of this channel on a connection: re-read the channel from the store.
-  if (!ch.from_known) {
-    bool found = false;
-    std::string from;
-    Status s = store_->sender_topic(ck, &from, &found);
-    if (!s) {
-      report_store_error("", s.message);
-      return "cannot verify its connection key: " + s.message;
-    }
-    if (!found) return "unknown connection key " + std::to_string(ck);
-    ch.from = from.find('\0') == std::string::npos ? from : std::string();
-    ch.from_known = true;
-  }
-  AckCounter acked;
-  Status s = store_->read_ack(ck, false, &acked);
-  if (!s) {
-    report_store_error(ch.from, s.message);
-    return "cannot read its acknowledgement counter: " + s.message;
-  }
+  LookUp lu = std::move(found->second);
+  bool fresh = it == channels_.end();
+  ChannelIn& ch = fresh ? channels_[ck] : it->second;  // std::map: the address stays valid
+  ch.from = std::move(lu.from);
+  const AckCounter& acked = lu.acked;
   if (acked.unreadable) {
     std::string what = "lnr_connection:" + std::to_string(ck) + ":mess_number is not a number; read as 0";
     log_line(what);
@@ -218,8 +284,10 @@ std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) 
     ch.rewrite = true;
     ch.unsaved += 1;
     unsaved_total_ += 1;
-  } else if (ch.conn_id != 0 && acked.number < ch.saved) {
+  } else if (!fresh && acked.number < ch.saved && ch.write_posted < lu.posted) {
     // The counter went backwards: the sender cleared its stored messages and starts over.
+    // (Not when an ack write was posted after the look-up: the look-up may have read the
+    // counter before that write.)
     ch.delivered = ch.saved = acked.number;
     ch.unsaved = 0;
   } else {
@@ -227,9 +295,43 @@ std::string Delivery::sync_channel(ChannelIn& ch, int32_t ck, uint64_t conn_id) 
     ch.saved = std::max(ch.saved, acked.number);
   }
   ch.conn_id = conn_id;
-  if (new_connection && status_)
-    status_->emit(StatusKind::peer_connected, ch.from, "", "sender connected");
-  return std::string();
+  ch.closed = false;
+  forget_look_up(found);  // once the channel is open again: it would erase a closed one
+  if (status_) status_->emit(StatusKind::peer_connected, ch.from, "", "sender connected");
+  last_channel_ = &ch;
+  last_ck_ = ck;
+  return &ch;
+}
+
+void Delivery::connection_closed(uint64_t conn_id) {
+  refused_.erase(conn_id);
+  // Look-ups of the connection: out (their completion finds nothing and drops the answer), or
+  // answered but never applied.
+  auto lu = look_ups_.lower_bound({conn_id, std::numeric_limits<int32_t>::min()});
+  while (lu != look_ups_.end() && lu->first.first == conn_id) forget_look_up(lu++);
+  std::vector<int32_t> ended;
+  for (auto& kv : channels_) {
+    ChannelIn& ch = kv.second;
+    if (ch.conn_id != conn_id || ch.closed) continue;
+    if (status_) status_->emit(StatusKind::peer_disconnected, ch.from, "", "sender closed its connection");
+    ch.closed = true;
+    ended.push_back(kv.first);
+  }
+  // The acks were just posted (deliver() flushes before it gets here): a later connection
+  // reads the channel from the store again, once they are written.
+  for (int32_t ck : ended) erase_if_done(ck);
+}
+
+void Delivery::erase_if_done(int32_t ck) {
+  auto it = channels_.find(ck);
+  if (it == channels_.end()) return;
+  const ChannelIn& ch = it->second;
+  if (!ch.closed || ch.writing || ch.delivered > ch.saved || ch.rewrite) return;
+  // A look-up of the channel that is out may have read the counter before the last write:
+  // the state stays to correct it (see the invariants).
+  if (look_ups_of_channel_.count(ck)) return;
+  if (last_channel_ == &it->second) last_channel_ = nullptr;
+  channels_.erase(it);
 }
 
 void Delivery::deliver_one(const Inbound& in, const std::string& to, ChannelIn& ch) {
@@ -277,8 +379,26 @@ void Delivery::refuse_message(const FrameHeader& h, ChannelIn& ch, const std::st
   undecodable_.add(1);
   drop_log_.log("dropping message " + std::to_string(h.number_mess) + " of channel " +
                    std::to_string(h.connection_key) + " (from " + (ch.from.empty() ? "?" : ch.from) + "): " + why);
-  Status s = store_->report_refused(h.connection_key, h.number_mess, why);
-  if (!s) report_store_error(ch.from, s.message);
+  // Fire and forget: the message is acknowledged whether or not its sender hears why.
+  int32_t ck = h.connection_key;
+  uint64_t number = h.number_mess;
+  std::string from = ch.from;
+  bool posted = refusal_reports_out_ < kMaxRefusalReports &&
+                post([this, ck, number, why, from](Store& store) {
+                  Status s = store.report_refused(ck, number, why);
+                  std::string error = s ? std::string() : s.message;
+                  return StoreWorker::Completion([this, from, error] { refusal_reported(from, error); });
+                });
+  if (posted) ++refusal_reports_out_;
+  else
+    report_drop_log_.log("not reporting the refusal of message " + std::to_string(number) + " of channel " +
+                         std::to_string(ck) + " to its sender: " + std::to_string(kMaxRefusalReports) +
+                         " reports already wait for the store");
+}
+
+void Delivery::refusal_reported(const std::string& from, const std::string& error) {
+  --refusal_reports_out_;
+  if (!error.empty()) report_store_error(from, error);
 }
 
 Clock::time_point Delivery::next_flush_due() const {
@@ -300,7 +420,8 @@ bool Delivery::early_flush_wanted() const {
 
 std::chrono::microseconds Delivery::until_ack_due() const {
   using std::chrono::microseconds;
-  if (unsaved_total_ == 0) return kIdleWait;
+  // A flush in flight: its completion wakes the listener, and the next flush waits for it.
+  if (unsaved_total_ == 0 || flush_in_flight_) return kIdleWait;
   // Deliveries waiting for their ack: wake when the flush is due, even with nothing new to
   // deliver (a sender whose queue is full sends nothing until it sees this ack).
   auto left = std::chrono::ceil<microseconds>(next_flush_due() - Clock::now());
@@ -308,25 +429,70 @@ std::chrono::microseconds Delivery::until_ack_due() const {
 }
 
 void Delivery::flush_acks(bool force, std::chrono::steady_clock::time_point now) {
+  if (flush_in_flight_) {
+    flush_forced_ = flush_forced_ || force;  // posted when the one in flight is done
+    return;
+  }
   if (!force && now < next_flush_due()) return;
   last_flush_ = now;
   if (unsaved_total_ == 0) return;
+  std::vector<AckWrite> writes;
+  for (const auto& kv : channels_)
+    if (kv.second.delivered > kv.second.saved || kv.second.rewrite) writes.push_back({kv.first, kv.second.delivered});
+  if (!writes.empty() &&
+      !post([this, writes](Store& store) {
+        std::vector<std::string> errors(writes.size());
+        for (size_t i = 0; i < writes.size(); ++i) {
+          // After a time-out the store connection fails fast for a while (redis_conn.cpp), so a
+          // dead store costs this job one time-out, not one per channel.
+          Status s = store.set_last_mess_number(writes[i].ck, writes[i].number);
+          if (!s) errors[i] = s.message;
+        }
+        return StoreWorker::Completion([this, writes, errors] { acks_written(writes, errors); });
+      })) {
+    // Only once stop() gave up on the store: what is unsaved stays so.
+    return;
+  }
   unsaved_total_ = 0;
   unsaved_bytes_ = 0;
   early_gap_ = kAckWindowGap;
-  for (auto& kv : channels_) {
-    ChannelIn& ch = kv.second;
-    if (ch.delivered <= ch.saved && !ch.rewrite) continue;
-    Status s = store_->set_last_mess_number(kv.first, ch.delivered);
-    if (!s) {
-      unsaved_total_ += ch.unsaved;  // retried at the next flush
-      early_gap_ = kAckRetryGap;
-      report_store_error(ch.from, s.message);
-      continue;
-    }
-    ch.saved = ch.delivered;
+  for (const AckWrite& w : writes) {
+    ChannelIn& ch = channels_[w.ck];
+    ch.writing = true;
+    ch.unsaved_writing = ch.unsaved;
     ch.unsaved = 0;
+    ch.rewrite_writing = ch.rewrite;
     ch.rewrite = false;
+    ch.write_posted = jobs_posted_;
+  }
+  flush_in_flight_ = !writes.empty();
+}
+
+void Delivery::acks_written(const std::vector<AckWrite>& writes, const std::vector<std::string>& errors) {
+  flush_in_flight_ = false;
+  for (size_t i = 0; i < writes.size(); ++i) {
+    auto it = channels_.find(writes[i].ck);
+    if (it == channels_.end()) continue;  // not erased while writing: cannot happen
+    ChannelIn& ch = it->second;
+    ch.writing = false;
+    if (errors[i].empty()) {
+      ch.saved = std::max(ch.saved, writes[i].number);
+    } else {
+      // Retried at the next flush, after kAckRetryGap.
+      ch.unsaved += ch.unsaved_writing;
+      unsaved_total_ += ch.unsaved_writing;
+      ch.rewrite = ch.rewrite || ch.rewrite_writing;
+      early_gap_ = kAckRetryGap;
+      last_flush_ = Clock::now();  // the retry gap counts from the failure, not from the post
+      report_store_error(ch.from, errors[i]);
+    }
+    ch.unsaved_writing = 0;
+    ch.rewrite_writing = false;
+    erase_if_done(writes[i].ck);
+  }
+  if (flush_forced_) {
+    flush_forced_ = false;
+    flush_acks(true);
   }
 }
 

@@ -36,6 +36,10 @@ constexpr auto kAcceptBackoffFirst = std::chrono::milliseconds(100);
 constexpr auto kAcceptBackoffMax = std::chrono::milliseconds(1000);
 // Connections accepted per wake-up, so that a connect flood cannot starve the reads.
 constexpr int kAcceptBurst = 128;
+// epoll data of the two eventfds; connection ids count up from 1 and never reach them.
+constexpr uint64_t kWakerId = 0;
+constexpr uint64_t kStoreCompletionsId = UINT64_MAX - 1;
+constexpr uint64_t kListeningId = UINT64_MAX;
 // At most one line per kind of repeated event per this period.
 // The stall and idle checks run this often (or four times per idle timeout, if shorter).
 constexpr auto kSweepPeriod = std::chrono::milliseconds(1000);
@@ -106,9 +110,12 @@ Status Listener::start() {
   if (epfd_ < 0 || waker_.fd() < 0) return Status(Err::startup, "listener: epoll/eventfd failed");
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = 0;  // waker
+  ev.data.u64 = kWakerId;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd(), &ev);
-  ev.data.u64 = UINT64_MAX;  // listening socket
+  ev.data.u64 = kStoreCompletionsId;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, delivery_->store_completions_fd(), &ev) != 0)
+    return Status(Err::startup, "listener: cannot watch the store completions");
+  ev.data.u64 = kListeningId;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev);
   stopping_ = false;
   return start_thread(&thread_, "lnr-listener", [this] { loop(); });
@@ -204,7 +211,7 @@ void Listener::pause_accepting(int err) {
 void Listener::watch_listening(bool accepting) {
   epoll_event ev{};
   ev.events = accepting ? uint32_t(EPOLLIN) : 0u;
-  ev.data.u64 = UINT64_MAX;
+  ev.data.u64 = kListeningId;
   epoll_ctl(epfd_, EPOLL_CTL_MOD, listen_fd_, &ev);
   accepting_ = accepting;
 }
@@ -217,9 +224,16 @@ void Listener::resume_accepting_if_due(Clock::time_point now) {
 
 void Listener::drop(Connection* c, InboundBatch& batch, const std::string& why) {
   if (!why.empty()) log_line("closing connection from a sender: " + why);
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);  // ENOENT when parked: harmless
   ::shutdown(c->fd, SHUT_RD);
   ::close(c->fd);
+  // Held frames are discarded (never verified, never acknowledged); their memory goes with
+  // the batch, which may hold frames released from it before.
+  InboundBatch& held = c->held;
+  for (auto& block : held.blocks) batch.blocks.push_back(std::move(block));
+  for (auto& copy : held.copies) batch.copies.push_back(std::move(copy));
+  for (auto& frame : held.frames) batch.frames.push_back(std::move(frame));
+  batch.bytes += held.bytes;
   Inbound marker;
   marker.conn_id = c->id;
   marker.closed = true;
@@ -229,7 +243,7 @@ void Listener::drop(Connection* c, InboundBatch& batch, const std::string& why) 
 
 void Listener::read_from(Connection* c, InboundBatch& batch) {
   size_t burst = 0;
-  while (burst < kReadBurst) {
+  while (burst < kReadBurst && !c->parked) {
     if (!block_) block_ = pool_.take();
     ssize_t n = ::read(c->fd, block_.get(), BlockPool::kBlockSize);
     if (n == 0) {
@@ -253,42 +267,50 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
     // straddled two reads is completed in the decoder's own buffer: a big one keeps that
     // buffer, a small one is copied. A short read (a quiet or slow peer) has its frames copied
     // too, so that a few bytes never pin a whole block: memory stays in proportion to what
-    // arrived.
+    // arrived. Frames of a parked connection are copied as well (into `held`): the block goes
+    // on to the batch, they stay behind.
     const char* lo = block_.get();
     const char* end = lo + n;
     const char* hi = size_t(n) >= kZeroCopyRead ? end : lo;
     bool block_used = false;
+    bool parked_now = false;
     bool ok = c->decoder.feed(reinterpret_cast<const uint8_t*>(lo), size_t(n),
                               [&](const FrameHeader& h, const uint8_t* data) {
+      if (!c->parked && !c->is_verified(h.connection_key)) {
+        // The look-up starts once the decoder is done with this read (park()).
+        c->parked = parked_now = true;
+        c->looking_up = h.connection_key;
+      }
+      InboundBatch& into = c->parked ? c->held : batch;
       Inbound in;
       in.conn_id = c->id;
       in.header = h;
       if (!data) {  // above our max message size: its body is being skipped (frame.hpp)
         in.oversize = true;
-        batch.bytes += sizeof(Inbound);
-        batch.items.push_back(std::move(in));
+        into.bytes += sizeof(Inbound);
+        into.items.push_back(std::move(in));
         return;
       }
       const char* d = reinterpret_cast<const char*>(data);
       bool assembled = d < lo || d >= end;
-      if (!assembled && d < hi) {
+      if (!assembled && d < hi && !c->parked) {
         in.payload = d;
         block_used = true;
       } else if (assembled && h.data_len >= kKeepAssembled &&
                  c->decoder.reserved() <= 2 * (kFrameOverhead + h.data_len)) {
         // Not when the buffer is much bigger than the frame (left from a bigger one).
-        batch.frames.push_back(std::make_unique<std::string>(c->decoder.take_frame()));
-        const std::string& frame = *batch.frames.back();
+        into.frames.push_back(std::make_unique<std::string>(c->decoder.take_frame()));
+        const std::string& frame = *into.frames.back();
         in.payload = frame.data() + kFrameOverhead;
-        batch.bytes += frame.capacity();
+        into.bytes += frame.capacity();
       } else {
-        batch.copies.emplace_back(new char[h.data_len ? h.data_len : 1]);
-        std::memcpy(batch.copies.back().get(), d, h.data_len);
-        in.payload = batch.copies.back().get();
-        batch.bytes += h.data_len;
+        into.copies.emplace_back(new char[h.data_len ? h.data_len : 1]);
+        std::memcpy(into.copies.back().get(), d, h.data_len);
+        in.payload = into.copies.back().get();
+        into.bytes += h.data_len;
       }
-      batch.bytes += sizeof(Inbound);
-      batch.items.push_back(std::move(in));
+      into.bytes += sizeof(Inbound);
+      into.items.push_back(std::move(in));
     });
     if (block_used) {
       batch.bytes += BlockPool::kBlockSize;
@@ -299,6 +321,72 @@ void Listener::read_from(Connection* c, InboundBatch& batch) {
       drop(c, batch, c->decoder.error());
       return;
     }
+    if (parked_now) {
+      park(c, batch);  // may drop it: c is not touched after
+      return;
+    }
+  }
+}
+
+void Listener::park(Connection* c, InboundBatch& batch) {
+  if (!delivery_->look_up(c->looking_up, c->id)) {  // refused (Delivery logged why)
+    ++rejected_;
+    drop(c, batch, "");
+    return;
+  }
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+}
+
+void Listener::take_look_up_answers(InboundBatch& batch) {
+  answers_.clear();
+  delivery_->run_store_completions(answers_);
+  for (const LookUpAnswer& a : answers_) {
+    auto it = conns_.find(a.conn_id);
+    if (it == conns_.end()) continue;  // dropped meanwhile (Delivery refused it)
+    Connection* c = it->second.get();
+    if (!c->parked || c->looking_up != a.connection_key) continue;
+    if (!a.accepted) {  // Delivery logged and reported why
+      ++rejected_;
+      drop(c, batch, "");
+      continue;
+    }
+    c->verified.push_back(a.connection_key);
+    release_held(c, batch);
+  }
+}
+
+void Listener::release_held(Connection* c, InboundBatch& batch) {
+  InboundBatch& held = c->held;
+  for (; c->held_released < held.items.size(); ++c->held_released) {
+    const Inbound& in = held.items[c->held_released];
+    if (!c->is_verified(in.header.connection_key)) {
+      // Another channel on the same connection: still parked, until that one is answered.
+      c->looking_up = in.header.connection_key;
+      if (!delivery_->look_up(c->looking_up, c->id)) {
+        ++rejected_;
+        drop(c, batch, "");
+      }
+      return;
+    }
+    batch.items.push_back(in);
+  }
+  // Every held frame is in a batch now, pointing into `held`'s memory: that memory goes with
+  // this batch, which is delivered after (or with) the batches that took the earlier ones.
+  for (auto& copy : held.copies) batch.copies.push_back(std::move(copy));
+  for (auto& frame : held.frames) batch.frames.push_back(std::move(frame));
+  for (auto& block : held.blocks) batch.blocks.push_back(std::move(block));
+  batch.bytes += held.bytes;
+  held = InboundBatch();  // frees its vectors: a connection is seldom parked twice
+  c->held_released = 0;
+  c->parked = false;
+  c->last_progress = Clock::now();  // its wait was the store's, not the peer's
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.u64 = c->id;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    // ENOMEM or ENOSPC: a connection never watched again would never be read.
+    ++rejected_;
+    drop(c, batch, std::string("cannot watch it again: ") + std::strerror(errno));
   }
 }
 
@@ -335,6 +423,7 @@ void Listener::sweep(InboundBatch& batch, Clock::time_point now) {
   std::vector<Connection*> stalled, idle;
   for (auto& kv : conns_) {
     Connection* c = kv.second.get();
+    if (c->parked) continue;  // waiting for the store, not for its peer
     auto quiet = now - c->last_progress;
     if (c->decoder.mid_frame()) {
       if (quiet > stall_timeout_) stalled.push_back(c);
@@ -388,9 +477,11 @@ void Listener::loop() {
     int n = wait_for_events(events, 128, timeout);
     for (int i = 0; i < n && !stopping_; ++i) {
       uint64_t id = events[i].data.u64;
-      if (id == 0) {
+      if (id == kWakerId) {
         waker_.drain();
-      } else if (id == UINT64_MAX) {
+      } else if (id == kStoreCompletionsId) {
+        take_look_up_answers(batch);
+      } else if (id == kListeningId) {
         if (accepting_) accept_all();
       } else {
         auto it = conns_.find(id);

@@ -4,12 +4,34 @@
 // protocol is one-way). Invalid frames, and frames that stall mid-way for longer than the
 // stall timeout, close that connection only.
 //
+// A channel's first frame on a connection needs a store look-up (Delivery::look_up: is the
+// connection key known, what was acknowledged). It runs on Delivery's store worker, so that a
+// slow store (up to its 2 s timeout) never stalls the other connections: meanwhile that
+// connection alone is parked. Its frames from that one on wait in its own `held` batch, with
+// their memory (copies, or the buffer a big frame was assembled in; never the listener's read
+// blocks, which go on with the batch), and it leaves the epoll set (removed, not masked:
+// EPOLLHUP and EPOLLERR come regardless of the mask and would spin). What it holds is thus
+// bounded by the one read that brought the frame. When the answer comes (Delivery's
+// completions eventfd is in the epoll set), the held frames go into the batch in order, up to
+// the next frame of a channel not yet verified for that connection, which starts the next
+// look-up; once none is left the connection is watched again and its held memory goes with
+// the batch. A refused look-up (unknown connection key, a store failure or time-out, too many
+// look-ups out) closes that connection alone, its held frames discarded: nothing of them was
+// acknowledged, so its sender sends them again.
+// Invariants:
+// - Frames of one connection reach Delivery in the order they arrived, each after its
+//   channel's look-up for that connection answered.
+// - A connection has one look-up out at most; a parked one is neither idle nor stalled (its
+//   wait is the store's, bounded by the store's timeout), and its clock starts again when it
+//   is watched again.
+//
 // Resource invariants (the listener must survive peers that open connections and never use
 // them, and a process that runs out of file descriptors):
 // - At most max_connections connections are open. One over the cap is accepted and closed at
 //   once (with a reset, so that its peer learns of the refusal without waiting) and counted in
 //   rejected_connections(). The descriptors the listener holds are therefore bounded by
-//   max_connections + 3 (listening socket, epoll, eventfd), + 1 for an instant while refusing.
+//   max_connections + 4 (listening socket, epoll, its eventfd and Delivery's), + 1 for an
+//   instant while refusing.
 // - A connection that carried no byte for idle_timeout, and is not in the middle of a frame
 //   (that is the stall timeout's case), is closed like any other dropped connection: Delivery
 //   sees it close and writes the acks it owes first. A liner sender keeps its connection open
@@ -36,6 +58,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/delivery.hpp"
 #include "core/frame.hpp"
@@ -85,7 +108,21 @@ class Listener {
     uint64_t id = 0;
     FrameDecoder decoder;
     std::chrono::steady_clock::time_point last_progress;
+    // Connection keys whose look-up accepted this connection: normally one (a sender uses one
+    // connection per channel).
+    std::vector<int32_t> verified;
+    // Parked: the look-up of `looking_up` is out, the connection is out of the epoll set and
+    // its frames wait in `held` (payloads copied there, none in the listener's blocks).
+    bool parked = false;
+    int32_t looking_up = 0;
+    InboundBatch held;
+    size_t held_released = 0;  // frames of `held` already in a batch (they point into it)
     explicit Connection(uint32_t max_body) : decoder(max_body) {}
+    bool is_verified(int32_t ck) const {
+      for (int32_t v : verified)
+        if (v == ck) return true;
+      return false;
+    }
   };
 
   void loop();
@@ -97,6 +134,13 @@ class Listener {
   void watch_listening(bool accepting);
   void refuse(int fd);
   void read_from(Connection* c, InboundBatch& batch);
+  // Starts the look-up of c->looking_up and takes the connection out of the epoll set.
+  void park(Connection* c, InboundBatch& batch);
+  // Applies Delivery's look-up answers: releases or drops the connections that waited.
+  void take_look_up_answers(InboundBatch& batch);
+  // Moves held frames into the batch up to the next unverified channel; watches the
+  // connection again when none is left.
+  void release_held(Connection* c, InboundBatch& batch);
   void drop(Connection* c, InboundBatch& batch, const std::string& why);
   // Stalled and idle connections; due every sweep_period_.
   void sweep(InboundBatch& batch, std::chrono::steady_clock::time_point now);
@@ -124,6 +168,7 @@ class Listener {
   std::atomic<uint64_t> idle_closed_{0};
   BlockPool pool_;           // listener thread: blocks whose messages were delivered
   BlockPool::Block block_;   // the block the next read goes into
+  std::vector<LookUpAnswer> answers_;  // listener thread: reused by take_look_up_answers()
 
   // Listener thread: accept back-off.
   bool accepting_ = true;   // the listening socket is in the epoll set
