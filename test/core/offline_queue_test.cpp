@@ -12,6 +12,7 @@
 #include "core/frame.hpp"
 #include "core/offline_queue.hpp"
 #include "test_support.hpp"
+#include "unused_store.hpp"
 
 using namespace liner;
 using testing_support::numbered_frame;
@@ -19,7 +20,7 @@ using testing_support::numbered_frame;
 namespace {
 
 // The queue operations of a Store over a deque, with faults. Everything else is unused here.
-class FakeStore final : public Store {
+class FakeStore final : public testing_support::UnusedStore {
  public:
   enum class Fault { none, fail, late_reply, runs_later };
   std::deque<std::string> list;
@@ -70,30 +71,7 @@ class FakeStore final : public Store {
     });
   }
 
-  // Unused by OfflineQueue.
-  Status ping() override { return Status(); }
-  Status register_address(const std::string&, const std::string&, const std::string&, DirectoryEvent::Kind) override { return unused(); }
-  Status unregister_address(const std::string&, const std::string&, DirectoryEvent::Kind) override { return unused(); }
-  Status addresses_of_topic(const std::string&, std::vector<TopicAddress>*) override { return unused(); }
-  Status delete_topic_addresses(const std::string&) override { return unused(); }
-  Status topic_key(const std::string&, int32_t*) override { return unused(); }
-  Status connection_key(const std::string&, const std::string&, const std::string&, bool, int32_t*, bool*) override { return unused(); }
-  Status set_sender_topic(int32_t, const std::string&) override { return unused(); }
-  Status sender_topic(int32_t, std::string*, bool*) override { return unused(); }
-  Status read_ack(int32_t, bool, AckCounter*) override { return unused(); }
-  Status set_last_mess_number(int32_t, uint64_t) override { return unused(); }
-  Status save_listener_for_sender(const std::string&, const std::string&, const std::string&, const std::string&) override { return unused(); }
-  Status listeners_of_sender(const std::string&, const std::string&, std::vector<std::pair<std::string, std::string>>*) override { return unused(); }
-  Status connection_keys_of_sender(const std::string&, const std::string&, std::vector<std::pair<std::string, int32_t>>*) override { return unused(); }
-  Status delete_listeners_of_sender(const std::string&, const std::string&) override { return unused(); }
-  Status last_stored_message(int32_t, std::string*, bool*) override { return unused(); }
-  Status clear_channel(int32_t) override { return unused(); }
-  Status report_refused(int32_t, uint64_t, const std::string&) override { return unused(); }
-  Status wait_directory_events(int, std::vector<DirectoryEvent>*) override { return unused(); }
-
  private:
-  static Status unused() { return Status(Err::internal_topic, "not used by the offline queue"); }
-
   Fault next_fault() {
     if (!script.empty()) {
       Fault f = script.front();
