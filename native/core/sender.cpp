@@ -35,7 +35,10 @@ constexpr auto kAckPollUnderPressure = kAckIdleFlushGap;
 constexpr auto kAckPollRetry = milliseconds(100);  // after a failed poll: the store is down
 constexpr size_t kPerMessageOverhead = 64;            // bookkeeping counted against the cap
 constexpr size_t kWriteBurst = size_t(4) << 20;       // bytes per channel before yielding
-constexpr uint64_t kBacklogChunk = 1024;              // offline-queue frames read at a time
+constexpr uint64_t kBacklogChunk = 1024;
+// One replay job reads this many chunks at most, and stops after this many bytes.
+constexpr int kReadAheadChunks = 4;
+constexpr size_t kReadAheadBytes = size_t(4) << 20;              // offline-queue frames read at a time
 constexpr size_t kEncodeUnderLock = 64 * 1024;
 // Frames are packed into segments of up to this many bytes (a bigger frame has one of its
 // own). Written segments of at most a quarter of this are packed together while they wait for
@@ -117,7 +120,9 @@ struct Sender::Channel {
   // time: the store worker while a job of this channel runs (store_busy), else this thread.
   OfflineQueue offline;
   bool store_busy = false;  // a store job of this channel is in flight
-  uint64_t view_gen = 0;    // bumped when the view of `offline` is dropped (forget_backlog)
+  // Bumped when the view of `offline` is dropped (forget_backlog); the worker reads it to stop
+  // a replay read whose connection is gone.
+  std::atomic<uint64_t> view_gen{0};
   // `offline` as of the last job's answer: what the sender thread reads while one runs.
   struct QueueView {
     bool may_have_backlog = true;
@@ -910,55 +915,78 @@ void Sender::load_backlog(Channel* ch) {
   // The frames are packed into segments on the worker, like RAM messages (a big frame keeps
   // its own buffer): the sender thread only moves them into the backlog. Frames this
   // connection already carried are passed over by number when written (skip_written()).
+  // One job reads up to kReadAheadChunks chunks (fewer once kReadAheadBytes were read), and
+  // hands each over as soon as it is read (StoreWorker::emit): the worker reads the next
+  // while this thread writes the last, with no hand-over in between.
   struct Loaded {
     std::deque<Segment> segments;
     size_t frames = 0;      // packed
     size_t not_frames = 0;  // elements that are not frames: skipped, popped with the acked
+    size_t bytes = 0;
   };
-  bool posted = post_store(ch, [this, ch](Store& store) -> StoreThen {
-    auto loaded = std::make_shared<Loaded>();
+  // Sender thread: takes one chunk (of a connection that is still the one it was read for).
+  auto take = [this, ch](Loaded& loaded, uint64_t gen) {
+    if (gen != ch->view_gen || ch->state != State::connected) return;  // the store keeps it
+    if (loaded.not_frames) {
+      log_line("offline queue of " + ch->addr + " holds " + std::to_string(loaded.not_frames) +
+               " element(s) that are not frames; skipped");
+      emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame");
+    }
+    for (auto& seg : loaded.segments) ch->backlog.push_back(std::move(seg));
+    ch->backlog_frames += loaded.frames;
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      stats_.reloaded += loaded.frames + loaded.not_frames;
+    }
+    flush(ch);
+  };
+  uint64_t gen = ch->view_gen;
+  bool posted = post_store(ch, [this, ch, gen, take](Store& store) -> StoreThen {
     Status error;
-    OfflineQueue::Read r = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
-      if (number == 0) {
-        ++loaded->not_frames;
-        return;
+    OfflineQueue::Read r = OfflineQueue::Read::ok;
+    size_t bytes = 0;
+    for (int chunk = 0; chunk < kReadAheadChunks && bytes < kReadAheadBytes; ++chunk) {
+      auto loaded = std::make_shared<Loaded>();
+      uint64_t before = ch->offline.read_count();
+      r = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
+        loaded->bytes += f.size();
+        if (number == 0) {
+          ++loaded->not_frames;
+          return;
+        }
+        std::deque<Segment>& q = loaded->segments;
+        if (q.empty() || f.size() > kSegmentBytes / 4 || q.back().bytes.size() + f.size() > kSegmentBytes) {
+          q.emplace_back();
+          q.back().from_store = true;
+          q.back().at_least_once = true;
+        }
+        Segment& seg = q.back();
+        seg.bytes.append(f.data(), f.size());
+        ++seg.frames;
+        seg.last = number;
+        ++loaded->frames;
+      }, &error);
+      bytes += loaded->bytes;
+      bool more = r == OfflineQueue::Read::ok && ch->offline.has_unread() &&
+                  chunk + 1 < kReadAheadChunks && bytes < kReadAheadBytes && gen == ch->view_gen;
+      if (!more) {
+        // The last chunk goes with the job's own completion.
+        return [this, ch, loaded, r, error, take, gen](bool stale) {
+          if (stale || ch->state != State::connected) return;
+          if (r == OfflineQueue::Read::moved) {
+            reread_store_queue(ch);
+            return;
+          }
+          if (r == OfflineQueue::Read::failed) {
+            on_failure(ch, "offline queue unreadable: " + error.message);
+            return;
+          }
+          take(*loaded, gen);
+        };
       }
-      std::deque<Segment>& q = loaded->segments;
-      if (q.empty() || f.size() > kSegmentBytes / 4 || q.back().bytes.size() + f.size() > kSegmentBytes) {
-        q.emplace_back();
-        q.back().from_store = true;
-        q.back().at_least_once = true;
-      }
-      Segment& seg = q.back();
-      seg.bytes.append(f.data(), f.size());
-      ++seg.frames;
-      seg.last = number;
-      ++loaded->frames;
-    }, &error);
-    return [this, ch, loaded, r, error](bool stale) {
-      // A connection that is gone drops what was read: the store still has it.
-      if (stale || ch->state != State::connected) return;
-      if (r == OfflineQueue::Read::moved) {
-        reread_store_queue(ch);
-        return;
-      }
-      if (r == OfflineQueue::Read::failed) {
-        on_failure(ch, "offline queue unreadable: " + error.message);
-        return;
-      }
-      if (loaded->not_frames) {
-        log_line("offline queue of " + ch->addr + " holds " + std::to_string(loaded->not_frames) +
-                 " element(s) that are not frames; skipped");
-        emit(StatusKind::sender_store_error, ch, "offline queue element is not a frame");
-      }
-      for (auto& seg : loaded->segments) ch->backlog.push_back(std::move(seg));
-      ch->backlog_frames += loaded->frames;
-      {
-        std::lock_guard<std::mutex> lock(stats_mu_);
-        stats_.reloaded += loaded->frames + loaded->not_frames;
-      }
-      flush(ch);
-    };
+      if (ch->offline.read_count() > before) store_->emit([loaded, take, gen] { take(*loaded, gen); });
+    }
+    return StoreThen();  // not reached: the loop returns
   });
   // Not posted: a job of this channel is in flight, and flush() runs again when it answered.
   (void)posted;

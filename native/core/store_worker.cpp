@@ -40,16 +40,24 @@ size_t StoreWorker::outstanding() const {
   return outstanding_;
 }
 
+void StoreWorker::emit(Completion partial) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_.emplace_back(std::move(partial), false);
+  }
+  if (notify_) notify_();
+}
+
 size_t StoreWorker::run_completions() {
-  std::vector<Completion> ready;
+  std::vector<std::pair<Completion, bool>> ready;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ready.swap(done_);
-    outstanding_ -= ready.size();
+    for (const auto& c : ready) outstanding_ -= c.second;
   }
   // Outside the lock: a completion may post the channel's next job.
   for (auto& c : ready)
-    if (c) c();
+    if (c.first) c.first();
   return ready.size();
 }
 
@@ -71,7 +79,7 @@ void StoreWorker::loop() {
     }
     lock.lock();
     running_job_ = false;
-    done_.push_back(std::move(done));
+    done_.emplace_back(std::move(done), true);
     if (jobs_.empty()) idle_cv_.notify_all();
     lock.unlock();
     if (notify_) notify_();

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/status.hpp"
@@ -50,6 +51,10 @@ class StoreWorker {
   Status start(const char* thread_name);
   // Queues a job. False when `capacity` jobs are outstanding, or after finish().
   bool post(Job job);
+  // Worker thread, from inside a job: queues a completion ahead of the job's own, so that the
+  // owner can use part of a long job's result while the job goes on (a replay read chunk by
+  // chunk). It runs on the owner's thread like the others, in order.
+  void emit(Completion partial);
   // Owner thread: runs the completions that are ready. Returns how many ran.
   size_t run_completions();
   // Any thread, once the owner's loop stopped: waits until the queued jobs ran (or the
@@ -69,7 +74,8 @@ class StoreWorker {
   std::condition_variable cv_;        // jobs to run, or stop
   std::condition_variable idle_cv_;   // the queue emptied (finish waits for it)
   std::deque<Job> jobs_;
-  std::vector<Completion> done_;
+  // Completions ready, with whether each ends its job (partial ones from emit() do not).
+  std::vector<std::pair<Completion, bool>> done_;
   size_t outstanding_ = 0;
   bool running_job_ = false;
   bool stopping_ = false;
