@@ -298,8 +298,9 @@ def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisec
 
 
 def _rst_server(stop, accepted):
-    """Accepts connections, reads slowly for 20 ms, then resets them (SO_LINGER 0): a sender
-    that streams is waiting for room to write when the reset lands, and that write fails."""
+    """Accepts connections, reads nothing for 200 ms, then resets them (SO_LINGER 0): a sender
+    that streams has filled the socket buffers by then and waits for room to write when the
+    reset lands, and that write fails."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
@@ -313,18 +314,7 @@ def _rst_server(stop, accepted):
                 except socket.timeout:
                     continue
                 accepted.append(1)
-                conn.settimeout(0.005)
-                until = time.monotonic() + 0.02
-                try:
-                    while time.monotonic() < until:
-                        try:
-                            if not conn.recv(65536):
-                                break
-                        except socket.timeout:
-                            pass
-                        time.sleep(0.002)
-                except OSError:
-                    pass
+                time.sleep(0.2)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
     threading.Thread(target=serve, daemon=True).start()
