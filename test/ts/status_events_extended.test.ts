@@ -225,6 +225,11 @@ test("'busy' and 'writable' name the peer whose queue filled and drained", async
     const log = new EventLog(sender);
     await sender.start();
     const payload = Buffer.alloc(256 * 1024, 'x');
+    // Connected first: a queue that fills while the connection is still being set up (the
+    // store is asked what waits offline before the first write) drains into the socket once
+    // it is, and says 'writable' before the peer reads anything.
+    sender.sendTo('stalled', payload, { atLeastOnce: false });
+    await log.next(0, { event: 'peer-connected', topic: 'stalled', peer: addr });
     let busy = false;
     for (let i = 0; i < 10_000 && !busy; i++) {
       try {
