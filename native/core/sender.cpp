@@ -940,14 +940,14 @@ void Sender::load_backlog(Channel* ch) {
     }
     flush(ch);
   };
+  // Not posted when a job of this channel is in flight: flush() runs again when it answered.
   uint64_t gen = ch->view_gen;
-  bool posted = post_store(ch, [this, ch, gen, take](Store& store) -> StoreThen {
+  post_store(ch, [this, ch, gen, take](Store& store) -> StoreThen {
     Status error;
     OfflineQueue::Read r = OfflineQueue::Read::ok;
     size_t bytes = 0;
-    for (int chunk = 0; chunk < kReadAheadChunks && bytes < kReadAheadBytes; ++chunk) {
+    for (int chunk = 0;; ++chunk) {
       auto loaded = std::make_shared<Loaded>();
-      uint64_t before = ch->offline.read_count();
       r = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
         loaded->bytes += f.size();
         if (number == 0) {
@@ -984,12 +984,9 @@ void Sender::load_backlog(Channel* ch) {
           take(*loaded, gen);
         };
       }
-      if (ch->offline.read_count() > before) store_->emit([loaded, take, gen] { take(*loaded, gen); });
+      store_->emit([loaded, take, gen] { take(*loaded, gen); });  // `more`: this one read something
     }
-    return StoreThen();  // not reached: the loop returns
   });
-  // Not posted: a job of this channel is in flight, and flush() runs again when it answered.
-  (void)posted;
 }
 
 void Sender::flush(Channel* ch) {

@@ -13,20 +13,16 @@ def not_a_number_lines(lines):
     return [line for line in lines.snapshot() if "is not a number" in line]
 
 
-def test_a_garbage_ack_counter_is_reported_and_the_channel_flows(make_client, rdb, log_lines):
-    receiver = make_client("ga_listener", "ga_topic")
-    inbox = Inbox()
-    assert receiver.run(inbox)
-    sender = make_client("ga_sender", "ga_sender_topic")
-    assert sender.run(Inbox())
-    assert sender.send_to("ga_topic", seq_payload(0))
+def test_a_garbage_ack_counter_is_reported_and_the_channel_flows(make_pair, rdb, log_lines):
+    sender, inbox = make_pair("ga")
+    assert sender.send_to("ga_rx_topic", seq_payload(0))
     assert inbox.wait_count(1) == 1
-    ck = rdb.get("lnr_connection:ga_sender:ga_sender_topic:ga_listener:key")
+    ck = rdb.get("lnr_connection:ga_tx:ga_tx_topic:ga_rx:key")
     key = "lnr_connection:%s:mess_number" % ck
     assert wait_until(lambda: rdb.get(key) == "1", 5)
     rdb("SET", key, "abc")
     for i in range(1, N + 1):
-        assert sender.send_to("ga_topic", seq_payload(i), True), sender.last_error_message()
+        assert sender.send_to("ga_rx_topic", seq_payload(i), True), sender.last_error_message()
     assert inbox.wait_count(N + 1, 10) == N + 1
     assert set(seq_of(d) for d in inbox.payloads()) == set(range(N + 1))
     # The listener wrote a number over it, and the sender's queue emptied.
