@@ -86,6 +86,35 @@ TEST(FrameCodec, DecodesEveryGoldenFrameWholeAndByteAtATime) {
   }
 }
 
+// Stored frames come back from the store, where anyone with access may have edited them: a
+// frame whose prefix or data_len does not match its bytes is refused, never read past its end.
+TEST(FrameCodec, RejectsAStoredFrameWhoseLengthsLie) {
+  std::string good;
+  FrameHeader h;
+  h.number_mess = 7;
+  encode_frame(good, h, "payload", 7);
+  FrameHeader got;
+  const uint8_t* data = nullptr;
+  std::string err;
+  ASSERT_TRUE(decode_stored_frame(good, &got, &data, &err)) << err;
+  EXPECT_EQ(got.number_mess, 7u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data), got.data_len), "payload");
+  EXPECT_EQ(stored_frame_number(good), 7u);
+
+  std::string cut = good.substr(0, good.size() - 1);  // prefix says one byte more than there is
+  err.clear();
+  EXPECT_FALSE(decode_stored_frame(cut, &got, &data, &err));
+  EXPECT_NE(err.find("prefix"), std::string::npos) << err;
+  EXPECT_EQ(stored_frame_number(cut), 0u);
+
+  std::string overrun = good;  // data_len (bytes 21..24 of the frame) one past the body's end
+  overrun[kFrameOverhead - 1] = char(8);
+  err.clear();
+  EXPECT_FALSE(decode_stored_frame(overrun, &got, &data, &err));
+  EXPECT_NE(err.find("overruns"), std::string::npos) << err;
+  EXPECT_EQ(stored_frame_number(overrun), 0u);
+}
+
 TEST(FrameCodec, DecodesBackToBackStreamAtEverySplit) {
   const Json& stream = vectors()["stream"];
   std::string bytes = from_hex(stream["stream_hex"].str);

@@ -225,6 +225,23 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
   EXPECT_EQ(stored_frame_number(store.list.front()), 4u);
 }
 
+// A pop asks the store for the acknowledged head only: the queue, not the store's own check,
+// keeps the unacknowledged tail (and the view stays valid, so nothing is read twice).
+TEST(OfflineQueue, APopTakesTheAcknowledgedHeadAndKeepsItsView) {
+  FakeStore store;
+  OfflineQueue q(7);
+  ASSERT_TRUE(push(q, store, frames_numbered(1, 6)));
+  ASSERT_TRUE(q.open(store));
+  Status err;
+  ASSERT_EQ(q.read_next(store, 6, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
+  EXPECT_TRUE(q.pop(store, 4, 6, &err)) << err.message;
+  EXPECT_EQ(store.list.size(), 2u);
+  EXPECT_EQ(stored_frame_number(store.list.front()), 5u);
+  EXPECT_EQ(q.read_count(), 2u);
+  EXPECT_TRUE(q.pop(store, 4, 2, &err));  // nothing more acknowledged: nothing asked of the store
+  EXPECT_EQ(store.list.size(), 2u);
+}
+
 TEST(OfflineQueue, StaysInterestingUntilPopsEmptyIt) {
   FakeStore store;
   Channel ch;
