@@ -261,7 +261,7 @@ def test_big_at_least_once_messages_are_acknowledged_without_waiting_for_the_per
     assert sender.run(Inbox())
     payload = b"b" * (64 * 1024)
     for _ in range(32):  # 2 MiB
-        assert send_retrying(sender, "listener_topic", payload)
+        assert send_retrying(sender, "listener_topic", payload) == (True, liner.OK)
     assert inbox.wait_count(32, 10) == 32
     # Both sides react within milliseconds; the old once-a-second period took up to 2 s here.
     assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 0.7), sender.stats()

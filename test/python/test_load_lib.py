@@ -1,6 +1,7 @@
 """loadLib finds the library this repository builds; the module mirrors liner.h."""
 import importlib.util
 import os
+import shutil
 
 import pytest
 
@@ -32,11 +33,15 @@ def test_load_lib_with_explicit_path(redis):
     assert client.close() is True
 
 
-def test_load_lib_honours_liner_lib_env(monkeypatch):
+def test_load_lib_honours_liner_lib_env(monkeypatch, tmp_path):
+    # A copy under another name: the default search would never find it, so only LINER_LIB can.
+    copy = tmp_path / "libliner_elsewhere.so"
+    shutil.copyfile(liner.lib_._name, copy)
     module = fresh_module()
-    monkeypatch.setenv("LINER_LIB", liner.lib_._name)
+    monkeypatch.setenv("LINER_LIB", str(copy))
     lib = module.loadLib()
-    assert lib._name == liner.lib_._name
+    assert lib._name == str(copy)
+    assert module.version() == liner.version()
 
 
 def test_load_lib_bad_path_raises_liner_error(tmp_path):
