@@ -7,8 +7,10 @@ then goes on with that channel's connection key and the next numbers. The lies (
 built by hand, raw blocks):
 
 - data that is not zstd at all; a zstd frame with a block of the reserved type (corrupt);
-- a declared content size (2 GiB) over the listener's maximum message size (1 GiB), once with a
-  window of that size and once with a small window and a 10-byte block;
+- a declared content size (2 GiB) over the protocol's maximum, once with a window of that size
+  and once with a small window and a 10-byte block;
+- an honest frame (one RLE block) that expands to 100,000 bytes, past the listener's maximum
+  message size (64 KiB here) but well within the ratio bound every decoder applies;
 - a declared content size of 100 around a 12-byte block, and of 5 around the same block.
 
 Expected (delivery.hpp, docs/security.md): each of them is refused alone: not handed to the
@@ -54,6 +56,11 @@ def zstd_frame(blocks, content_size=None, window_log=None):
     return ZSTD_MAGIC + bytes([0xC0]) + window + struct.pack("<Q", content_size) + blocks
 
 
+def rle_block(byte, count, last=True):
+    """A zstd RLE block: `byte` repeated `count` times (at most 128 KiB)."""
+    return struct.pack("<I", int(last) | (1 << 1) | (count << 3))[:3] + byte
+
+
 def honest(data):
     return zstd_frame(raw_block(data), content_size=len(data))
 
@@ -66,7 +73,9 @@ LIES = [
     ("2 GiB declared, 10 bytes", zstd_frame(raw_block(b"ten bytes!"), content_size=2 << 30, window_log=17)),
     ("100 declared, 12 bytes", zstd_frame(raw_block(TWELVE), content_size=100)),
     ("5 declared, 12 bytes", zstd_frame(raw_block(TWELVE), content_size=5)),
+    ("100,000 bytes over a 64 KiB maximum", zstd_frame(rle_block(b"z", 100_000), content_size=100_000)),
 ]
+MAX_MESSAGE = 64 << 10
 
 
 class Pump:
@@ -98,7 +107,8 @@ class Pump:
 
 def test_lying_compressed_frames_are_refused_alone_on_a_known_channel(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = peers("listen", "cf_listener", "cf_topic", redis.url, "--out", out)
+    listener = peers("listen", "cf_listener", "cf_topic", redis.url, "--out", out,
+                     "--max-message-size", str(MAX_MESSAGE))
     host, port = listener.expect("READY").rsplit(":", 1)
     tk = int(redis.cli("GET", "lnr_topic:cf_topic:key"))
 

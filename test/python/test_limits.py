@@ -46,6 +46,8 @@ def test_setters_round_trip_and_refuse_bad_values(restore_limits):
             setter("100")
         with pytest.raises(TypeError):
             setter(1.5)
+        with pytest.raises(TypeError):  # bool is an int subclass; True is not a size
+            setter(True)
     assert liner.set_max_message_size(DEFAULT_MAX_MESSAGE)
 
 
