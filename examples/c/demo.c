@@ -195,5 +195,6 @@ int main(int argc, char** argv) {
          "%.1f s\n",
          failures ? "FAILED" : "OK", JOBS, w1, w2, atomic_load(&orders.receipts), atomic_load(&events_total),
          atomic_load(&audit.records), RECORDS, example_now() - started);
+  if (failures) fprintf(stderr, "error: demo: %d check(s) marked [FAIL] above\n", failures);
   return failures ? 1 : 0;
 }

@@ -4,6 +4,10 @@
  *
  * Every example is one process that plays every peer: in real use each peer would be its own
  * process (or machine), with the same calls. Peers find each other through Redis only.
+ *
+ * An example exits 0 when every message arrived as the pattern promises. Otherwise it exits 1
+ * with an "error: ..." line on stderr: at once when a call fails (Redis unreachable, a send
+ * refused), or after EXAMPLE_TIMEOUT_S when messages are missing.
  */
 #ifndef LINER_EXAMPLE_H
 #define LINER_EXAMPLE_H
@@ -101,6 +105,18 @@ static inline BOOL example_try_send(lnr_hClient client, int all, const char* top
 /* example_try_send that stops the example on an error. */
 static inline void example_send(lnr_hClient client, int all, const char* topic, const char* data, size_t size) {
   example_check(example_try_send(client, all, topic, data, size), client, all ? "lnr_send_all" : "lnr_send_to");
+}
+
+/* Ends an example: prints "<name>: OK" on stdout and returns 0, or says on stderr what was
+ * expected and returns 1 (the exit status: a failed example must fail whoever runs it). */
+static inline int example_finish(const char* name, int ok, const char* expected) {
+  if (ok) {
+    printf("%s: OK\n", name);
+    return 0;
+  }
+  fflush(stdout);
+  fprintf(stderr, "error: %s: FAILED: expected %s within %.0f s\n", name, expected, EXAMPLE_TIMEOUT_S);
+  return 1;
 }
 
 /* Waits until *count reaches `want` or `timeout_s` seconds pass; returns whether it got there. */

@@ -76,6 +76,5 @@ int main(int argc, char** argv) {
 
   for (int i = 0; i < SUBSCRIBERS; ++i) lnr_delete_client(subs[i]);
   for (int p = 0; p < PUBLISHERS; ++p) lnr_delete_client(pubs[p]);
-  printf("many_to_many: %s\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return example_finish("many_to_many", ok, "every publisher's messages at every subscriber, once");
 }

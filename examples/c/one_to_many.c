@@ -59,6 +59,5 @@ int main(int argc, char** argv) {
 
   for (int i = 0; i < LISTENERS; ++i) lnr_delete_client(clients[i]);
   lnr_delete_client(publisher);
-  printf("one_to_many: %s\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return example_finish("one_to_many", ok, "every message at every listener, once");
 }

@@ -60,6 +60,5 @@ int main(int argc, char** argv) {
    * has nothing left to keep for later delivery. */
   lnr_delete_client(receiver);
   lnr_delete_client(sender);
-  printf("one_to_one: %s\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return example_finish("one_to_one", ok, "every message once, in order");
 }

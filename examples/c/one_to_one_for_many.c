@@ -63,6 +63,5 @@ int main(int argc, char** argv) {
   /* Receivers first, so that their final acknowledgements are written before the sender stops. */
   for (int i = 0; i < WORKERS; ++i) lnr_delete_client(clients[i]);
   lnr_delete_client(dispatcher);
-  printf("one_to_one_for_many: %s\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return example_finish("one_to_one_for_many", ok, "every message once, and a share for every worker");
 }

@@ -80,6 +80,5 @@ int main(int argc, char** argv) {
 
   for (int i = 0; i < CONSUMERS; ++i) lnr_delete_client(clients[i]);
   lnr_delete_client(producer);
-  printf("producer_consumer: %s\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return example_finish("producer_consumer", ok, "every consumer's direct messages and announcements, once");
 }

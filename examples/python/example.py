@@ -3,6 +3,10 @@ pattern it is about.
 
 Every example is one process that plays every peer: in real use each peer would be its own
 process (or machine), with the same calls. Peers find each other through Redis only.
+
+An example exits 0 when every message arrived as the pattern promises. Otherwise it exits 1
+with an "error: ..." line on stderr: at once when a call fails (Redis unreachable, a send
+refused), or after TIMEOUT_S when messages are missing.
 """
 import os
 import sys
@@ -29,6 +33,17 @@ def redis_url():
 def die(what, why):
     print("error: %s: %s" % (what, why), file=sys.stderr)
     sys.exit(1)
+
+
+def finish(name, ok, expected):
+    """Ends an example: prints "<name>: OK" and returns 0, or says on stderr what was expected
+    and returns 1 (the exit status: a failed example must fail whoever runs it)."""
+    if ok:
+        print("%s: OK" % name)
+        return 0
+    sys.stdout.flush()
+    print("error: %s: FAILED: expected %s within %g s" % (name, expected, TIMEOUT_S), file=sys.stderr)
+    return 1
 
 
 def check(ok, client, what):

@@ -65,8 +65,7 @@ def main():
             ok = ok and got[(name, topic)] == expected
         print("  %-26s %s" % (name, ", ".join(line)))
     ok = ok and not bad
-    print("many_to_many: %s" % ("OK" if ok else "FAILED"))
-    return 0 if ok else 1
+    return example.finish("many_to_many", ok, "every publisher's messages at every subscriber, once, in order")
 
 
 if __name__ == "__main__":

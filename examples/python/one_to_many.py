@@ -57,8 +57,7 @@ def main():
         print("  %-28s got %2d of %d" % (topic, len(got[topic]), MESSAGES))
         ok = ok and got[topic] == expected
     ok = ok and not bad
-    print("one_to_many: %s" % ("OK" if ok else "FAILED"))
-    return 0 if ok else 1
+    return example.finish("one_to_many", ok, "every message at every subscriber, once, in order")
 
 
 if __name__ == "__main__":

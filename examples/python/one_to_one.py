@@ -38,8 +38,7 @@ def main():
     expected = [(RECEIVER, SENDER, b"message %d" % i) for i in range(1, MESSAGES + 1)]
     ok = ok and got == expected
     print("  receiver got %d of %d messages%s" % (len(got), MESSAGES, ", in order" if ok else ""))
-    print("one_to_one: %s" % ("OK" if ok else "FAILED"))
-    return 0 if ok else 1
+    return example.finish("one_to_one", ok, "every message once, in order")
 
 
 if __name__ == "__main__":

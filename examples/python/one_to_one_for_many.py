@@ -53,8 +53,7 @@ def main():
         print("  from %-32s %2d of %d" % (topic, len(got[topic]), MESSAGES))
         ok = ok and got[topic] == expected
     ok = ok and not unexpected
-    print("one_to_one_for_many: %s" % ("OK" if ok else "FAILED"))
-    return 0 if ok else 1
+    return example.finish("one_to_one_for_many", ok, "every sender's messages once, in its order")
 
 
 if __name__ == "__main__":

@@ -63,8 +63,7 @@ def main():
     ok = ok and sorted(results) == list(range(1, JOBS + 1)) and set(results.values()) == {1}
     ok = ok and counter.get(True) == JOBS
     print("  producer got %d of %d results" % (len(results), JOBS))
-    print("producer_consumer: %s" % ("OK" if ok else "FAILED"))
-    return 0 if ok else 1
+    return example.finish("producer_consumer", ok, "every job done once, and a share for every consumer")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
  *
  *   node build/examples/ts/demo.js [redis_url]
  *
- * Exits 0 when every count matches.
+ * Exits 0 when every count matches; otherwise 1, saying why on stderr.
  */
 import { Client, LinerError, type Message } from 'liner';
 
@@ -183,7 +183,11 @@ async function main(): Promise<void> {
     await Promise.all(clients.map((c) => c.close()));
   }
   console.log(`\ndemo: ${failures ? 'FAILED' : 'OK'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  process.exitCode = failures ? 1 : 0;
+  if (failures) throw new Error(`${failures} check(s) marked [FAIL] above`);
 }
 
-void main();
+// A LinerError (Redis unreachable, a send refused) or a missing message: exit 1, saying why.
+main().catch((e: unknown) => {
+  console.error(`error: demo: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

@@ -4,7 +4,7 @@
  *
  *   node build/examples/ts/one_to_many.js [redis_url]
  *
- * Exits 0 when every subscriber got every bulletin.
+ * Exits 0 when every subscriber got every bulletin within 5 s; otherwise 1, saying why on stderr.
  */
 import { Client } from 'liner';
 
@@ -27,10 +27,14 @@ async function main(redis = 'redis://127.0.0.1:6379/0'): Promise<void> {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const [name, lines] of got) console.log(`${name} got ${JSON.stringify(lines)}`);
-    if ([...got.values()].some((l) => l.length !== 2)) process.exitCode = 1;
+    if ([...got.values()].some((l) => l.length !== 2)) throw new Error('a subscriber did not get both bulletins within 5 s');
   } finally {
     await Promise.all([desk, ...readers].map((c) => c.close()));
   }
 }
 
-void main(process.argv[2]);
+// A LinerError (Redis unreachable, a send refused) or a missing message: exit 1, saying why.
+main(process.argv[2]).catch((e: unknown) => {
+  console.error(`error: one_to_many: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

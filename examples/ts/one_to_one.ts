@@ -4,7 +4,7 @@
  *   node build/examples/ts/one_to_one.js [redis_url]
  *
  * `npm run demo` compiles the examples (tsc -p tsconfig.examples.json). Exits 0 when every
- * answer arrived.
+ * answer arrived within 5 s; otherwise 1, saying why on stderr.
  */
 import { Client } from 'liner';
 
@@ -23,7 +23,11 @@ async function main(redis = 'redis://127.0.0.1:6379/0'): Promise<void> {
   const deadline = Date.now() + 5000;
   while (answers.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   for (const a of answers) console.log(`alice got "${a}"`);
-  if (answers.length !== 3) process.exitCode = 1;
+  if (answers.length !== 3) throw new Error(`alice got ${answers.length} of 3 answers within 5 s`);
 }
 
-void main(process.argv[2]);
+// A LinerError (Redis unreachable, a send refused) or a missing message: exit 1, saying why.
+main(process.argv[2]).catch((e: unknown) => {
+  console.error(`error: one_to_one: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

@@ -6,7 +6,7 @@
  *
  *   node build/examples/ts/producer_consumer.js [redis_url]
  *
- * Exits 0 when every job was done exactly once.
+ * Exits 0 when every job was done exactly once within 5 s; otherwise 1, saying why on stderr.
  */
 import { Client, LinerError } from 'liner';
 
@@ -42,11 +42,15 @@ async function main(redis = 'redis://127.0.0.1:6379/0'): Promise<void> {
     const deadline = Date.now() + 5000;
     while (total() < JOBS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const [name, n] of [...doneBy].sort()) console.log(`${name} did ${n} jobs`);
-    if (total() !== JOBS) process.exitCode = 1;
+    if (total() !== JOBS) throw new Error(`${total()} of ${JOBS} jobs done within 5 s`);
   } finally {
     await producer.close();
     await Promise.all(workers.map((w) => w.close()));
   }
 }
 
-void main(process.argv[2]);
+// A LinerError (Redis unreachable, a send refused) or a missing message: exit 1, saying why.
+main(process.argv[2]).catch((e: unknown) => {
+  console.error(`error: producer_consumer: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

@@ -2,10 +2,13 @@
 markers): TypeScript blocks are type-checked together against the package's typings and run
 with node, Python blocks run over python/liner.py, C blocks are compiled against
 include/liner.h and run, `sh` blocks marked `run` run with this checkout's `liner` command.
-Relative links between the pages point at files and headings that exist.
+Every block that runs exits 0, and where a page shows what a block prints (a ```text block
+marked `<!-- check: output -->` right after it), the block prints that. Relative links between
+the pages point at files and headings that exist.
 
-Needs `npm run build` (dist/, build/libliner_broker.so). The blocks use database 13 of the
-session's Redis (test/conftest.py), flushed before each page.
+Needs `npm run build` (dist/, build/libliner_broker.so; $LINER_LIB names another build of the
+library). The blocks use database 13 of the session's Redis (test/conftest.py), flushed before
+each page.
 """
 import os
 import shutil
@@ -22,7 +25,6 @@ from docblocks import ROOT  # noqa: E402
 DB = 13
 ALL = [b for page in docblocks.pages() for b in docblocks.blocks(page)]
 RUN_PAGES = sorted({b.page for b in ALL if b.mode in ("run", "compile")})
-TS_PRELUDE = "import { Client, LinerError, type Message } from 'liner';\n"
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,7 @@ def url(redis_server):
 
 @pytest.fixture(scope="module")
 def work():
-    """A scratch directory inside the checkout, so that `import 'liner'` finds this package."""
-    path = os.path.join(ROOT, "build", f"docs-check-{os.getpid()}")
-    os.makedirs(os.path.join(path, "src"), exist_ok=True)
+    path = docblocks.scratch_dir("docs-check")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -43,35 +43,14 @@ def ts_name(block):
     return "b_" + block.page.replace("/", "_").replace(".", "_").replace("-", "_") + f"_{block.line}"
 
 
-def ts_source(block, url):
-    code = docblocks.with_redis(block.code, url)
-    return code if "import " in code else TS_PRELUDE + code
-
-
 @pytest.fixture(scope="module")
 def compiled_ts(work, url):
     """Type-checks and compiles every TypeScript block at once; returns {block id: .mjs path}."""
     ts = [b for b in ALL if b.lang == "ts" and b.mode != "skip"]
-    for b in ts:
-        with open(os.path.join(work, "src", ts_name(b) + ".mts"), "w", encoding="utf-8") as f:
-            f.write(ts_source(b, url))
-    with open(os.path.join(work, "tsconfig.json"), "w") as f:
-        f.write("""{
-  "compilerOptions": {
-    "target": "ES2022", "lib": ["ES2022", "ESNext.Disposable"], "module": "NodeNext",
-    "moduleResolution": "NodeNext", "types": ["node"], "strict": true, "skipLibCheck": true,
-    "rootDir": "src", "outDir": "out"
-  },
-  "include": ["src/*.mts"]
-}
-""")
-    r = subprocess.run([os.path.join(ROOT, "node_modules", ".bin", "tsc"), "-p", work], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
-    out = r.stdout + r.stderr
+    status, out, files = docblocks.compile_ts({ts_name(b): docblocks.with_redis(b.code, url) for b in ts}, work)
     for b in ts:  # name the block, not the scratch file
         out = out.replace(os.path.join("src", ts_name(b) + ".mts"), b.id)
-    return {"ok": r.returncode == 0, "output": out,
-            "files": {b.id: os.path.join(work, "out", ts_name(b) + ".mjs") for b in ts}}
+    return {"ok": status == 0, "output": out, "files": {b.id: files[ts_name(b)] for b in ts}}
 
 
 def test_runnable_blocks_say_what_they_are():
@@ -84,6 +63,14 @@ def test_runnable_blocks_say_what_they_are():
             previous = next((line for line in reversed(before) if line.strip()), "")
             assert docblocks.MARKER.search(previous), f"{b.id}: mark the sh block with <!-- check: run --> or <!-- check: skip (why) -->"
     assert any(b.mode == "run" for b in ALL if b.page == "README.md"), "the README's examples are not run"
+
+
+def test_documented_outputs_say_whether_they_are_compared():
+    """A text block right after a block that runs says whether it is that block's output; an
+    output marker sits only there."""
+    problems = docblocks.output_marker_problems(ALL)
+    assert not problems, "\n".join(problems)
+    assert sum(b.checks_output for b in ALL) >= 10, "most documented outputs are compared"
 
 
 def test_typescript_blocks_type_check(compiled_ts):
@@ -99,18 +86,23 @@ def run(cmd, block, timeout=60, **kw):
     return r
 
 
+def check_output(block, stdout, url):
+    if stdout is None:
+        pytest.fail(f"{block.id}: shows an output but does not run (a C block needs a main)")
+    diff = docblocks.output_diff(block, stdout, url)
+    if diff:
+        pytest.fail(f"{block.id} printed something else than its documented output:\n{diff}", pytrace=False)
+
+
 def check_c(block, url, work):
     src = os.path.join(work, f"c_{block.line}.c")
     exe = src[:-2]
     with open(src, "w", encoding="utf-8") as f:
         f.write(docblocks.with_redis(block.code, url))
-    build = os.path.join(ROOT, "build")
     has_main = "main(" in block.code
-    cmd = ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Werror", "-I", os.path.join(ROOT, "include"), src]
-    cmd += ["-L", build, "-lliner_broker", f"-Wl,-rpath,{build}", "-o", exe] if has_main else ["-c", "-o", exe + ".o"]
-    run(cmd, block)
+    run(docblocks.c_command(src, exe, has_main), block)
     if has_main and block.mode == "run":
-        run([exe], block)
+        return run([exe], block).stdout
 
 
 def check_python(block, url, work):
@@ -120,33 +112,33 @@ def check_python(block, url, work):
     if block.mode == "compile":
         run([sys.executable, "-m", "py_compile", src], block)
         return
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
-    run([sys.executable, src], block, env=env)
+    return run([sys.executable, src], block, env=docblocks.python_env()).stdout
 
 
 def check_sh(block, url):
-    cli = f"node {os.path.join(ROOT, 'dist', 'cli', 'main.js')}"
-    code = docblocks.with_redis(block.code, url).replace("npx liner", cli)
-    env = {k: v for k, v in os.environ.items() if k not in ("LINER_REDIS_URL", "FORCE_COLOR")}
-    run(["bash", "-euo", "pipefail", "-c", code], block, env=env)
+    cmd, env = docblocks.sh_command(docblocks.with_redis(block.code, url))
+    return run(cmd, block, env=env).stdout
 
 
 @pytest.mark.parametrize("page", RUN_PAGES)
 def test_page_blocks_run(page, url, work, compiled_ts, redis_server):
     redis_server.cli("-n", DB, "FLUSHDB")
     for block in [b for b in ALL if b.page == page and b.mode in ("run", "compile")]:
+        stdout = None
         if block.lang == "ts":
             assert compiled_ts["ok"], compiled_ts["output"]
             if block.mode == "run":
-                run(["node", compiled_ts["files"][block.id]], block)
+                stdout = run(["node", compiled_ts["files"][block.id]], block).stdout
         elif block.lang == "python":
-            check_python(block, url, work)
+            stdout = check_python(block, url, work)
         elif block.lang == "c":
-            check_c(block, url, work)
+            stdout = check_c(block, url, work)
         elif block.lang == "sh":
-            check_sh(block, url)
+            stdout = check_sh(block, url)
         else:
             pytest.fail(f"{block.id}: marked {block.mode}, but {block.lang!r} blocks cannot be checked")
+        if block.checks_output:
+            check_output(block, stdout, url)
 
 
 def test_links_point_at_existing_pages_and_headings():

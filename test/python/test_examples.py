@@ -1,9 +1,11 @@
-"""Every example in examples/python runs against the test Redis and exits 0 within seconds."""
+"""Every example in examples/python runs against the test Redis and exits 0 within seconds, and
+exits 1 with a reason on stderr when it cannot reach Redis."""
 import os
 import subprocess
 import sys
 
 import pytest
+from liner_testkit import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = ["one_to_one", "one_to_one_for_many", "one_to_many", "many_to_many", "producer_consumer"]
@@ -23,3 +25,14 @@ def test_example_runs_twice_on_the_same_redis(redis, name):
         result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name + ".py"),
                                  redis.url], capture_output=True, text=True, timeout=30, cwd=ROOT)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_fails_loudly_when_redis_is_unreachable(name):
+    """An example is documentation that runs: when it cannot do what it shows, it must fail whoever
+    runs it (exit 1, a reason on stderr), not print an error and exit 0."""
+    unreachable = "redis://127.0.0.1:%d/0" % free_port()  # nothing listens there
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name + ".py"),
+                             unreachable], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: " in result.stderr and "unreachable" in result.stderr, result.stderr
