@@ -54,11 +54,13 @@ def rss_kib(pid):
     return 0
 
 
-def under_asan(pid):
-    """True when AddressSanitizer is loaded in the process (scripts/sanitize.sh preloads it).
-    Its quarantine keeps freed blocks resident, so RSS bounds must allow for it."""
+def under_sanitizer(pid):
+    """True when AddressSanitizer or ThreadSanitizer is loaded in the process (scripts/sanitize.sh
+    preloads them). ASan's quarantine keeps freed blocks resident and TSan shadows every byte
+    touched (several times over), so RSS bounds must allow for either."""
     with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
 
 
 def fd_count(pid="self"):

@@ -11,7 +11,7 @@
 import signal
 import time
 
-from faultkit import percentile, read_records, report, rss_kib, under_asan, wait_until
+from faultkit import percentile, read_records, report, rss_kib, under_sanitizer, wait_until
 
 RATE = 1_000
 COUNT = 8_000          # 8 s of traffic
@@ -74,7 +74,7 @@ def test_a_stopped_listener_does_not_delay_its_twin_nor_grow_the_sender(peers, r
     assert percentile(during, 99) < LATENCY_P99_S
     assert max(during) < LATENCY_MAX_S
     # Under AddressSanitizer freed blocks stay resident in its quarantine.
-    rss_bound = 4 * QUEUE_CAP + (64 << 20) if under_asan(sender.pid) else QUEUE_CAP + RSS_SLACK
+    rss_bound = 4 * QUEUE_CAP + (64 << 20) if under_sanitizer(sender.pid) else QUEUE_CAP + RSS_SLACK
     assert rss_peak - rss_before <= rss_bound
     # The running twin got every message once, in order.
     assert seqs1 == list(range(1, COUNT + 1))

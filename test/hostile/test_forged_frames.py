@@ -22,7 +22,7 @@ import pytest
 
 import liner
 
-from faultkit import percentile, read_records, report, rss_kib, under_asan, wait_until
+from faultkit import percentile, read_records, report, rss_kib, under_sanitizer, wait_until
 from test_listener_hostile_streams import frame
 
 FLAG_AT_LEAST_ONCE = 0x02
@@ -148,7 +148,7 @@ def test_made_up_connection_keys_leave_no_state_and_do_not_slow_real_traffic(tar
     assert refused[0] == FORGED_CONNECTIONS
     assert not [r for r in records if r.tag == "forged"]
     assert keys_after == keys_before and not new_keys, new_keys[:5]
-    slack = 64 << 20 if under_asan(listener.pid) else RSS_SLACK
+    slack = 64 << 20 if under_sanitizer(listener.pid) else RSS_SLACK
     assert rss_after - rss_before <= slack
     assert len(during) >= 10
     assert percentile(during, 99) < P99_MAX_S

@@ -25,7 +25,7 @@ import time
 
 import liner
 
-from faultkit import read_records, report, rss_kib, under_asan, wait_until
+from faultkit import read_records, report, rss_kib, under_sanitizer, wait_until
 
 IMMEDIATE_S = 2.0
 STALL_MIN_S = 9.5
@@ -112,7 +112,7 @@ def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redi
         pump.start()
         assert wait_until(lambda: len(read_records(out)) >= 100, 10)
         time.sleep(0.5)
-        sanitized = under_asan(listener.pid)
+        sanitized = under_sanitizer(listener.pid)
         rss_base = rss_kib(listener.pid) * 1024
         rss_peak = [rss_base]
         sampling = threading.Event()
@@ -197,7 +197,7 @@ def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redi
                 outcome[a.name] = "open"
             else:
                 outcome[a.name] = round(a.closed_at - (a.last_byte or started), 1)
-        report("hostile_streams", asan=sanitized, attack_s=round(attack_s, 1),
+        report("hostile_streams", sanitized=sanitized, attack_s=round(attack_s, 1),
                hostile_mib=round(hostile_bytes / 2**20, 1),
                rss_base_mib=round(rss_base / 2**20, 1),
                rss_growth_peak_mib=round((rss_peak[0] - rss_base) / 2**20, 1),

@@ -22,7 +22,7 @@ import time
 
 import liner
 
-from faultkit import cpu_seconds, read_records, report, rss_kib, under_asan, wait_until
+from faultkit import cpu_seconds, read_records, report, rss_kib, under_sanitizer, wait_until
 from test_listener_hostile_streams import frame  # the raw frame builder of this suite
 
 FLAG_COMPRESS = 0x01
@@ -88,7 +88,7 @@ def test_zstd_bombs_are_dropped_at_a_small_bounded_cost(peers, redis, tmp_path):
         host, port = addr.rsplit(":", 1)
         attacker = socket.create_connection((host, int(port)), timeout=5)
         time.sleep(0.3)
-        sanitized = under_asan(listener.pid)
+        sanitized = under_sanitizer(listener.pid)
         rss_base = rss_kib(listener.pid) * 1024
         exact_peak = reset_peak_rss(listener.pid)
         cpu_base = cpu_seconds(listener.pid)
@@ -128,7 +128,7 @@ def test_zstd_bombs_are_dropped_at_a_small_bounded_cost(peers, redis, tmp_path):
         assert wait_until(lambda: any(r.tag == "big" for r in read_records(out)), 15)
 
         records = read_records(out)
-        report("zstd_bomb", asan=sanitized, bombs=BOMBS, bomb_bytes=len(bomb), exact_peak=exact_peak,
+        report("zstd_bomb", sanitized=sanitized, bombs=BOMBS, bomb_bytes=len(bomb), exact_peak=exact_peak,
                rss_base_mib=round(rss_base / 2**20, 1),
                rss_growth_peak_mib=round((rss_peak - rss_base) / 2**20, 1),
                rss_growth_after_mib=round((rss_after - rss_base) / 2**20, 1),
