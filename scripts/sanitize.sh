@@ -11,9 +11,11 @@
 #       libasan preloaded into python3 and LINER_LIB pointing at the sanitized library; child
 #       processes inherit both. CPython leaks by design, so leak detection is off for that part.
 #       SANITIZE_FAULT=1 adds the fault tests (test/fault, about 3 more minutes).
-# tsan  build-tsan/ (ThreadSanitizer, flags passed on the cmake command line): the
-#       multi-threaded C tests (clients with their listener, sender, delivery and directory
-#       threads, callbacks calling back into the library).
+# tsan  build-tsan/ (ThreadSanitizer, flags passed on the cmake command line): every ctest test
+#       (clients with their listener, sender, delivery, directory and store threads, callbacks
+#       calling back into the library), then the same Python suites as asan with libtsan
+#       preloaded into the real python3 binary (sys.executable: a wrapper script such as
+#       pyenv's shim is a bash process, which libtsan cannot be preloaded into).
 #
 # Any sanitizer report aborts the process that made it (halt_on_error), so it shows up as a
 # failed test. The script ends with one line per part and exits non-zero if any failed.
@@ -95,9 +97,23 @@ if [ "$which" != asan ]; then
   flags="-fsanitize=thread -fno-omit-frame-pointer"
   if configure_and_build build-tsan -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
       -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread; then
-    # The tests that run clients (and so all their threads); the codec tests are single-threaded.
-    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4" \
-      run_ctest tsan-ctest build-tsan -R 'capi_|redis_store|example'
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4"
+    run_ctest tsan-ctest build-tsan
+
+    python=$(python3 -c 'import sys; print(sys.executable)')
+    echo; echo "=== tsan: $python -m pytest test/python test/hostile"
+    log=$(mktemp)
+    LD_PRELOAD=$(gcc -print-file-name=libtsan.so) \
+    LINER_LIB="$root/build-tsan/libliner_broker.so" \
+      "$python" -m pytest -q -p no:cacheprovider test/python test/hostile \
+      --ignore=test/python/test_million_messages.py 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    record tsan-python "$status" "$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)"
+    if grep -qE 'WARNING: ThreadSanitizer' "$log"; then
+      record tsan-reports 1 "ThreadSanitizer reports in the Python run (see above)"
+    fi
+    rm -f "$log"
+    unset TSAN_OPTIONS
   else
     record tsan-build 1
   fi
