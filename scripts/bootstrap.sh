@@ -40,6 +40,12 @@ for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-buil
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# cargo: the interop suite builds a liner_broker 1.3.1 peer (test/interop/peer) with it. rustup's
+# when the machine has one; else Debian's cargo-web (1.96): the peer's locked crates need
+# rustc >= 1.88, which Debian's plain cargo package (1.63) is not.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  missing+=(cargo-web)
+fi
 apt_install "${missing[@]}"
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
