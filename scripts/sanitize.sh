@@ -64,6 +64,29 @@ run_ctest() {
   rm -f "$log"
 }
 
+# run_python NAME RUNTIME BUILD REPORT_REGEX: the Python suites (without the one-million-message
+# volume test) with RUNTIME (libasan.so, libtsan.so) preloaded into the real python3 binary
+# (sys.executable: a wrapper script such as pyenv's shim is a bash process, which libtsan cannot
+# be preloaded into) and LINER_LIB pointing at BUILD's library; child processes inherit both.
+# A line matching REPORT_REGEX in the output fails the part even if pytest passed.
+python=$(python3 -c 'import sys; print(sys.executable)')
+suites=(test/python test/hostile)
+[ "${SANITIZE_FAULT:-0}" = 1 ] && suites+=(test/fault)
+run_python() {
+  local name=$1 runtime=$2 build=$3 reports=$4 log status
+  echo; echo "=== $name: $python -m pytest ${suites[*]}"
+  log=$(mktemp)
+  LD_PRELOAD=$(gcc -print-file-name="$runtime") LINER_LIB="$root/$build/libliner_broker.so" \
+    "$python" -m pytest -q -p no:cacheprovider "${suites[@]}" \
+    --ignore=test/python/test_million_messages.py 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  record "$name-python" "$status" "$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)"
+  if grep -qE "$reports" "$log"; then
+    record "$name-reports" 1 "sanitizer reports in the Python run (see above)"
+  fi
+  rm -f "$log"
+}
+
 if [ "$which" != tsan ]; then
   echo; echo "=== asan: build-asan (ASan + UBSan)"
   if configure_and_build build-asan -DLINER_SANITIZE=ON; then
@@ -71,21 +94,8 @@ if [ "$which" != tsan ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
       run_ctest asan-ctest build-asan
 
-    suites=(test/python test/hostile)
-    [ "${SANITIZE_FAULT:-0}" = 1 ] && suites+=(test/fault)
-    echo; echo "=== asan: python3 -m pytest ${suites[*]}"
-    log=$(mktemp)
-    LD_PRELOAD=$(gcc -print-file-name=libasan.so) \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-    LINER_LIB="$root/build-asan/libliner_broker.so" \
-      python3 -m pytest -q -p no:cacheprovider "${suites[@]}" \
-      --ignore=test/python/test_million_messages.py 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
-    record asan-python "$status" "$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)"
-    if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$log"; then
-      record asan-reports 1 "sanitizer reports in the Python run (see above)"
-    fi
-    rm -f "$log"
+      run_python asan libasan.so build-asan 'ERROR: AddressSanitizer|runtime error:'
     unset UBSAN_OPTIONS
   else
     record asan-build 1
@@ -100,19 +110,7 @@ if [ "$which" != asan ]; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4"
     run_ctest tsan-ctest build-tsan
 
-    python=$(python3 -c 'import sys; print(sys.executable)')
-    echo; echo "=== tsan: $python -m pytest test/python test/hostile"
-    log=$(mktemp)
-    LD_PRELOAD=$(gcc -print-file-name=libtsan.so) \
-    LINER_LIB="$root/build-tsan/libliner_broker.so" \
-      "$python" -m pytest -q -p no:cacheprovider test/python test/hostile \
-      --ignore=test/python/test_million_messages.py 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
-    record tsan-python "$status" "$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)"
-    if grep -qE 'WARNING: ThreadSanitizer' "$log"; then
-      record tsan-reports 1 "ThreadSanitizer reports in the Python run (see above)"
-    fi
-    rm -f "$log"
+    run_python tsan libtsan.so build-tsan 'WARNING: ThreadSanitizer'
     unset TSAN_OPTIONS
   else
     record tsan-build 1

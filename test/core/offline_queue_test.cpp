@@ -160,6 +160,14 @@ Status push(OfflineQueue& q, Store& s, const std::vector<std::string>& frames) {
   return q.push(s, refs);
 }
 
+// Stores frames 1..n, opens the queue and reads them all.
+void stored_and_read(OfflineQueue& q, FakeStore& store, uint64_t n) {
+  ASSERT_TRUE(push(q, store, frames_numbered(1, n)));
+  ASSERT_TRUE(q.open(store));
+  Status err;
+  ASSERT_EQ(q.read_next(store, n, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
+}
+
 }  // namespace
 
 TEST(OfflineQueue, ALatePopReplyDoesNotMakeTheNextReadSkipFrames) {
@@ -209,10 +217,8 @@ TEST(OfflineQueue, APopThatRunsBetweenTwoReadsIsCaughtByTheOverlap) {
 TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
   FakeStore store;
   OfflineQueue q(7);
-  ASSERT_TRUE(push(q, store, frames_numbered(1, 6)));
-  ASSERT_TRUE(q.open(store));
+  ASSERT_NO_FATAL_FAILURE(stored_and_read(q, store, 6));
   Status err;
-  ASSERT_EQ(q.read_next(store, 6, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
   uint64_t popped = 0;
   ASSERT_TRUE(store.pop_acknowledged(7, 3, 3, 3, &popped));  // an earlier attempt, run twice
   EXPECT_EQ(popped, 3u);
@@ -230,10 +236,8 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
 TEST(OfflineQueue, APopTakesTheAcknowledgedHeadAndKeepsItsView) {
   FakeStore store;
   OfflineQueue q(7);
-  ASSERT_TRUE(push(q, store, frames_numbered(1, 6)));
-  ASSERT_TRUE(q.open(store));
+  ASSERT_NO_FATAL_FAILURE(stored_and_read(q, store, 6));
   Status err;
-  ASSERT_EQ(q.read_next(store, 6, [](std::string&&, uint64_t) {}, &err), OfflineQueue::Read::ok);
   EXPECT_TRUE(q.pop(store, 4, 6, &err)) << err.message;
   EXPECT_EQ(store.list.size(), 2u);
   EXPECT_EQ(stored_frame_number(store.list.front()), 5u);
