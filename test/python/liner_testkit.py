@@ -9,6 +9,20 @@ import time
 _handed_out = set()
 
 
+def _sanitized():
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        return False
+    return "libasan" in maps or "libtsan" in maps
+
+
+# How much slower this process runs: 3 under ASan or TSan (scripts/sanitize.sh preloads them),
+# else 1. For the few bounds that tell a prompt reaction from a periodic one.
+SLOWDOWN = 3 if _sanitized() else 1
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not been handed
     before: the kernel may give a just-closed port out again, and two callers asking in a row (two

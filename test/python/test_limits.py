@@ -10,7 +10,7 @@ import pytest
 
 import liner
 from extended_testkit import EventLog, restore_limits  # noqa: F401
-from liner_testkit import (FLAG_COMPRESS, Inbox, free_port, parse_frame, seq_of, seq_payload,
+from liner_testkit import (FLAG_COMPRESS, SLOWDOWN, Inbox, free_port, parse_frame, seq_of, seq_payload,
                            send_retrying, wait_until)
 
 DEFAULT_MAX_MESSAGE = (1 << 30) - 21
@@ -266,4 +266,4 @@ def test_big_at_least_once_messages_are_acknowledged_without_waiting_for_the_per
         assert send_retrying(sender, "listener_topic", payload) == (True, liner.OK)
     assert inbox.wait_count(32, 10) == 32
     # Both sides react within milliseconds; the old once-a-second period took up to 2 s here.
-    assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 0.7), sender.stats()
+    assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 0.7 * SLOWDOWN), sender.stats()
