@@ -268,20 +268,20 @@ void Client::teardown() {
 void Client::restore_channels() {
   // Peers this client had sent to before (lnr_sender:{U}:{S}:listener): reconnect now, so that
   // messages waiting in their offline queues go out without a new send.
-  std::vector<std::pair<std::string, std::string>> listeners;
+  std::vector<RememberedListener> listeners;
   std::lock_guard<std::mutex> api(api_mu_);
   Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
   if (!s) {
     log_line("cannot restore channels: " + s.message);
     return;
   }
-  for (const auto& [addr, topic] : listeners) {
+  for (const auto& l : listeners) {
     std::vector<TopicAddress> addrs;
-    if (!api_store_->addresses_of_topic(topic, &addrs)) continue;
+    if (!api_store_->addresses_of_topic(l.topic, &addrs)) continue;
     for (const auto& a : addrs)
-      if (a.addr == addr) {
-        Status st = sender_->open_channel(*api_store_, a.addr, a.unique_name, topic);
-        if (!st) log_line("cannot restore channel to " + addr + ": " + st.message);
+      if (a.addr == l.addr) {
+        Status st = sender_->open_channel(*api_store_, a.addr, a.unique_name, l.topic);
+        if (!st) log_line("cannot restore channel to " + l.addr + ": " + st.message);
       }
   }
 }
@@ -375,8 +375,34 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
     Status s = load_route(topic);
     if (!s) return s;
   }
-  if (at_least_once && offline_targets(topic, all, targets)) return Status();
+  if (at_least_once) {
+    if (offline_targets(topic, all, targets)) return Status();
+    // Nobody in the directory and no channel of this run: the listeners this sender remembers
+    // from an earlier run (compat spec §6.1 rule 3), so that their messages wait in the store.
+    Status s = open_remembered_channels(topic);
+    if (!s) return s;
+    if (offline_targets(topic, all, targets)) return Status();
+  }
   return Status(Err::no_addr, "not found addr for topic " + topic);
+}
+
+Status Client::open_remembered_channels(const std::string& topic) {
+  std::vector<RememberedListener> listeners;
+  std::vector<std::string> unsubscribed;
+  std::lock_guard<std::mutex> api(api_mu_);
+  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  if (s) s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
+  if (!s) return s;
+  for (const auto& l : listeners) {
+    // A listener that unsubscribed is not waited for; one whose name this sender never wrote
+    // (a liner_broker 1.3.1 sender's entry) has no channel to find.
+    if (l.topic != topic || l.unique_name.empty() ||
+        std::find(unsubscribed.begin(), unsubscribed.end(), l.addr) != unsubscribed.end())
+      continue;
+    s = sender_->open_channel(*api_store_, l.addr, l.unique_name, topic);
+    if (!s) return s;
+  }
+  return Status();
 }
 
 bool Client::offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets) {
@@ -433,7 +459,10 @@ void Client::on_directory_event(const DirectoryEvent& e) {
   // address after an unsubscribe (the sender also refuses to re-learn a forgotten topic).
   std::vector<TopicAddress> addrs;
   if (cached && refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, addrs);
-  if (e.kind == DirectoryEvent::unsubscribe) sender_->forget_topic(e.topic, e.addr);
+  if (e.kind == DirectoryEvent::unsubscribe) {
+    sender_->forget_topic(e.topic, e.addr);
+    routes_changed();  // a thread's remembered route may still name that peer
+  }
   if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) {
     follow_moved_listener(e);
     sender_->peer_announced(e.addr, e.topic);
@@ -463,15 +492,21 @@ Status Client::refresh_address_topic(const std::string& topic) {
   if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
   auto life = lock_shared_state();
   std::vector<TopicAddress> addrs;
+  std::vector<std::string> unsubscribed;
   {
     std::lock_guard<std::mutex> api(api_mu_);
     Status s = api_store_->addresses_of_topic(topic, &addrs);
+    if (s) s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
     if (!s) return s;
   }
   {
     std::lock_guard<std::mutex> lock(route_mu_);
     watched_.insert(topic);
   }
+  // Peers that unsubscribed stop being waited for as soon as this returns, whether or not
+  // their notification arrived yet (compat spec §6.1).
+  for (const auto& addr : unsubscribed) sender_->forget_topic(topic, addr);
+  if (!unsubscribed.empty()) routes_changed();
   bool found = !addrs.empty();
   store_route(topic, std::move(addrs));
   return found ? Status() : Status(Err::no_addr, "not found addr for topic " + topic);
@@ -728,7 +763,7 @@ Status Client::pending_by_peer(std::vector<PendingQueue>* out) {
   // sender that is not running, are counted too.
   std::vector<std::pair<std::string, int32_t>> channels;
   Status s = api_store_->connection_keys_of_sender(opt_.unique_name, opt_.topic, &channels);
-  std::vector<std::pair<std::string, std::string>> listeners;  // addr -> topic
+  std::vector<RememberedListener> listeners;
   if (s) s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
   if (!s) return s;
   for (const auto& [unique, ck] : channels) {
@@ -741,11 +776,11 @@ Status Client::pending_by_peer(std::vector<PendingQueue>* out) {
       q.topic = it->second.topic;
     } else {
       // The address this sender last used for that listener, if the directory still says so.
-      for (const auto& [addr, topic] : listeners) {
+      for (const auto& l : listeners) {
         std::vector<TopicAddress> rows;
-        if (!api_store_->addresses_of_topic(topic, &rows)) continue;
+        if (!api_store_->addresses_of_topic(l.topic, &rows)) continue;
         for (const auto& r : rows)
-          if (r.addr == addr && r.unique_name == unique) q.addr = addr, q.topic = topic;
+          if (r.addr == l.addr && r.unique_name == unique) q.addr = l.addr, q.topic = l.topic;
       }
     }
     out->push_back(q);

@@ -137,6 +137,9 @@ class Client {
                       std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single);
   // Peers that served `topic` (their channels queue offline); false when there are none.
   bool offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets);
+  // Opens channels to the listeners of `topic` this sender remembers in the store (an earlier
+  // run sent to them), except those that unsubscribed from it.
+  Status open_remembered_channels(const std::string& topic);
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();

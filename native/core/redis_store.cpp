@@ -9,10 +9,17 @@
 //   lnr_connection:{ck}:refused         liner only: "number reason" of the newest 100 messages
 //                                       its listener refused for good (too big for it)
 //   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
+//   lnr_sender:{U}:{S}:listener_name    liner only: hash  listener addr -> listener unique name
+//                                       (a restarted sender finds the channel of a listener
+//                                       that is offline: compat spec §6.1 rule 3)
+//   lnr_topic:{topic}:unsubscribed      liner only: hash  addr -> "1" of peers that left the
+//                                       topic by unsubscribing (not by stopping), until a peer
+//                                       registers that address for the topic again
 // Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
 // running liner peers learn of them at once.
 #include <cerrno>
 #include <cstdlib>
+#include <map>
 
 #include "core/redis_conn.hpp"
 #include "core/store.hpp"
@@ -29,8 +36,12 @@ std::string topic_key_key(const std::string& t) { return "lnr_topic:" + t + ":ke
 std::string conn_key(int32_t ck, const char* what) {
   return "lnr_connection:" + std::to_string(ck) + ":" + what;
 }
+std::string topic_unsubscribed_key(const std::string& t) { return "lnr_topic:" + t + ":unsubscribed"; }
 std::string sender_listener_key(const std::string& u, const std::string& s) {
   return "lnr_sender:" + u + ":" + s + ":listener";
+}
+std::string sender_listener_name_key(const std::string& u, const std::string& s) {
+  return "lnr_sender:" + u + ":" + s + ":listener_name";
 }
 
 bool parse_u64(const redisReply* r, uint64_t* out) {
@@ -83,16 +94,33 @@ class RedisStore final : public Store {
                           const std::string& unique_name, DirectoryEvent::Kind why) override {
     const char* kind = why == DirectoryEvent::subscribe ? "subscribe" : "join";
     return conn_.pipeline({{"HSET", topic_addr_key(topic), addr, unique_name},
+                           {"HDEL", topic_unsubscribed_key(topic), addr},
                            {"PUBLISH", channel_, event(kind, topic, addr)}},
                           nullptr);
   }
 
   Status unregister_address(const std::string& topic, const std::string& addr,
                             DirectoryEvent::Kind why) override {
-    const char* kind = why == DirectoryEvent::unsubscribe ? "unsubscribe" : "leave";
+    if (why != DirectoryEvent::unsubscribe)
+      return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
+                             {"PUBLISH", channel_, event("leave", topic, addr)}},
+                            nullptr);
+    // Marked before it is announced: a sender that hears of it, or refreshes the topic after
+    // unsubscribe() returned, finds the mark.
     return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
-                           {"PUBLISH", channel_, event(kind, topic, addr)}},
+                           {"HSET", topic_unsubscribed_key(topic), addr, "1"},
+                           {"PUBLISH", channel_, event("unsubscribe", topic, addr)}},
                           nullptr);
+  }
+
+  Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) override {
+    RedisReply r;
+    Status s = conn_.command({"HKEYS", topic_unsubscribed_key(topic)}, &r);
+    if (!s) return s;
+    addrs->clear();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i)
+      addrs->emplace_back(r->element[i]->str, r->element[i]->len);
+    return s;
   }
 
   Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) override {
@@ -151,21 +179,36 @@ class RedisStore final : public Store {
   }
 
   Status save_listener_for_sender(const std::string& u, const std::string& s, const std::string& addr,
-                                  const std::string& listener_topic) override {
-    return conn_.command({"HSET", sender_listener_key(u, s), addr, listener_topic});
+                                  const std::string& listener_topic, const std::string& listener_unique) override {
+    // The plain topic, as liner_broker 1.3.1 writes and reads it; the name in a key of our own.
+    return conn_.pipeline({{"HSET", sender_listener_key(u, s), addr, listener_topic},
+                           {"HSET", sender_listener_name_key(u, s), addr, listener_unique}},
+                          nullptr);
   }
 
   Status listeners_of_sender(const std::string& u, const std::string& s,
-                             std::vector<std::pair<std::string, std::string>>* out) override {
-    RedisReply r;
-    Status st = conn_.command({"HGETALL", sender_listener_key(u, s)}, &r);
+                             std::vector<RememberedListener>* out) override {
+    std::vector<RedisReply> r;
+    Status st = conn_.pipeline({{"HGETALL", sender_listener_key(u, s)},
+                                {"HGETALL", sender_listener_name_key(u, s)}},
+                               &r);
     if (!st) return st;
     out->clear();
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-      std::string topic(r->element[i + 1]->str, r->element[i + 1]->len);
-      // liner_broker >= 1.3.2 writes "topic\x1flistener"; keep the topic part.
-      topic = topic.substr(0, topic.find(kSep));
-      out->emplace_back(std::string(r->element[i]->str, r->element[i]->len), topic);
+    std::map<std::string, std::string> names;
+    for (size_t i = 0; r[1]->type == REDIS_REPLY_ARRAY && i + 1 < r[1]->elements; i += 2)
+      names[std::string(r[1]->element[i]->str, r[1]->element[i]->len)] =
+          std::string(r[1]->element[i + 1]->str, r[1]->element[i + 1]->len);
+    for (size_t i = 0; r[0]->type == REDIS_REPLY_ARRAY && i + 1 < r[0]->elements; i += 2) {
+      RememberedListener l;
+      l.addr.assign(r[0]->element[i]->str, r[0]->element[i]->len);
+      std::string value(r[0]->element[i + 1]->str, r[0]->element[i + 1]->len);
+      // liner_broker >= 1.3.2 writes "topic\x1flistener".
+      size_t sep = value.find(kSep);
+      l.topic = value.substr(0, sep);
+      if (sep != std::string::npos) l.unique_name = value.substr(sep + 1);
+      auto name = names.find(l.addr);
+      if (name != names.end()) l.unique_name = name->second;
+      out->push_back(std::move(l));
     }
     return st;
   }
@@ -203,7 +246,7 @@ class RedisStore final : public Store {
   }
 
   Status delete_listeners_of_sender(const std::string& u, const std::string& s) override {
-    return conn_.command({"DEL", sender_listener_key(u, s)});
+    return conn_.command({"DEL", sender_listener_key(u, s), sender_listener_name_key(u, s)});
   }
 
   Status push_messages(int32_t ck, const std::vector<const std::string*>& frames) override {

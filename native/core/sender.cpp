@@ -199,7 +199,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
   acked = counter.number;
   bool counter_existed = counter.existed;
   if (s) s = store.last_stored_message(ck, &last_frame, &has_stored);
-  if (s) s = store.save_listener_for_sender(opt_.unique_name, opt_.source_topic, addr, topic);
+  if (s) s = store.save_listener_for_sender(opt_.unique_name, opt_.source_topic, addr, topic, listener_unique);
   if (s) s = store.set_sender_topic(ck, opt_.source_topic);
   if (!s) return s;
   uint64_t last = acked;

@@ -14,6 +14,14 @@
 namespace liner {
 
 // One row of a topic's directory: who listens where.
+// A listener a sender has sent to (lnr_sender:{U}:{S}:listener): where it was, the topic it was
+// sent to there, and its unique name when known (liner writes it; liner_broker 1.3.1 does not).
+struct RememberedListener {
+  std::string addr;
+  std::string topic;
+  std::string unique_name;
+};
+
 struct TopicAddress {
   std::string addr;
   std::string unique_name;
@@ -58,6 +66,9 @@ class Store {
   virtual Status unregister_address(const std::string& topic, const std::string& addr,
                                     DirectoryEvent::Kind why) = 0;
   virtual Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) = 0;
+  // Addresses whose peer left `topic` by unsubscribing (unregister_address with `unsubscribe`),
+  // until a peer registers there again: senders stop keeping messages for them.
+  virtual Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) = 0;
   virtual Status delete_topic_addresses(const std::string& topic) = 0;
 
   // Keys, allocated once from the global counter, race-free.
@@ -75,9 +86,10 @@ class Store {
   virtual Status set_last_mess_number(int32_t ck, uint64_t number) = 0;
   virtual Status save_listener_for_sender(const std::string& sender_unique,
                                           const std::string& sender_topic, const std::string& addr,
-                                          const std::string& listener_topic) = 0;
+                                          const std::string& listener_topic,
+                                          const std::string& listener_unique) = 0;
   virtual Status listeners_of_sender(const std::string& sender_unique, const std::string& sender_topic,
-                                     std::vector<std::pair<std::string, std::string>>* out) = 0;
+                                     std::vector<RememberedListener>* out) = 0;
   // Every channel this sender ever opened, as (listener unique name, connection key), found by
   // key name, so also those whose listener left the directory.
   virtual Status connection_keys_of_sender(const std::string& sender_unique,

@@ -11,6 +11,7 @@
  *   lnr_connection:{ck}:mess_number     last message number the listener delivered (the ack)
  *   lnr_connection:{ck}:messages        offline queue: list of whole frames
  *   lnr_sender:{U}:{S}:listener         hash  listener address -> listener topic
+ *   lnr_sender:{U}:{S}:listener_name    liner only: hash  listener address -> listener name
  *
  * Reads use SCAN, never KEYS, and pipelined commands.
  *
@@ -28,6 +29,7 @@ export const keys = {
   connectionKey: (u: string, s: string, l: string): string => `lnr_connection:${u}:${s}:${l}:key`,
   channel: (ck: number, field: 'sender' | 'mess_number' | 'messages'): string => `lnr_connection:${ck}:${field}`,
   senderListeners: (u: string, s: string): string => `lnr_sender:${u}:${s}:listener`,
+  senderListenerNames: (u: string, s: string): string => `lnr_sender:${u}:${s}:listener_name`,
 };
 
 /** Escapes glob characters, for SCAN MATCH patterns built from names. */

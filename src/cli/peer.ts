@@ -79,7 +79,7 @@ export async function storedCount(redis: RespClient, name: string, topic: string
  * never used again. Only for names made by ephemeralName().
  */
 export async function forgetPeer(redis: RespClient, name: string, topic: string): Promise<void> {
-  const doomed: string[] = [keys.senderListeners(name, topic)];
+  const doomed: string[] = [keys.senderListeners(name, topic), keys.senderListenerNames(name, topic)];
   for (const c of await channelsOf(redis, name, topic)) {
     doomed.push(c.keyName, keys.channel(c.ck, 'sender'), keys.channel(c.ck, 'mess_number'), keys.channel(c.ck, 'messages'));
   }

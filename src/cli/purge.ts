@@ -95,8 +95,8 @@ async function senderPlan(ctx: Context, redis: RespClient, sender: string, force
       lines.push(`  ck ${c.connectionKey} -> ${c.listener}: delete ${count(c.queueLength)} stored message(s) and the ack counter (last acked ${c.lastAcked ?? '-'})`);
       doomed.push(keys.channel(c.connectionKey, 'messages'), keys.channel(c.connectionKey, 'mess_number'));
     }
-    lines.push(`  delete its sender->listener map ${keys.senderListeners(sender, s)}`);
-    doomed.push(keys.senderListeners(sender, s));
+    lines.push(`  delete its sender->listener maps ${keys.senderListeners(sender, s)} and ${keys.senderListenerNames(sender, s)}`);
+    doomed.push(keys.senderListeners(sender, s), keys.senderListenerNames(sender, s));
   }
   lines.push('connection keys and topic keys stay, as with clear_stored_messages');
   return {

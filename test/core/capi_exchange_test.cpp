@@ -92,6 +92,7 @@ TEST_F(CapiExchange, TwoPeerExchangeWritesTheKeysOfSection2_4) {
   std::vector<std::string> expected = {
       "lnr_connection:3:mess_number", "lnr_connection:3:sender",
       "lnr_connection:client1:topic_client1:client2:key", "lnr_sender:client1:topic_client1:listener",
+      "lnr_sender:client1:topic_client1:listener_name",  // liner only, beside 1.3.1's keys
       "lnr_topic:topic_client1:addr", "lnr_topic:topic_client1:key",
       "lnr_topic:topic_client2:addr", "lnr_topic:topic_client2:key", "lnr_unique_key"};
   EXPECT_EQ(sorted, expected);

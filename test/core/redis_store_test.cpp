@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <thread>
 
 #include "core/store.hpp"
@@ -45,6 +46,21 @@ TEST_F(RedisStoreTest, DirectoryIsAHashOfAddressToUniqueName) {
   EXPECT_EQ(addrs[0].unique_name, "u2");
   ASSERT_TRUE(store->delete_topic_addresses("t"));
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_topic:t:addr"}), "0");
+}
+
+// Leaving a topic by unsubscribing is remembered (senders stop waiting for that peer); leaving
+// by stopping is not (its messages keep waiting); registering the address again clears it.
+TEST_F(RedisStoreTest, AnUnsubscribeIsMarkedUntilTheAddressRegistersAgain) {
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1000", "u1", DirectoryEvent::subscribe));
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1001", "u2", DirectoryEvent::subscribe));
+  ASSERT_TRUE(store->unregister_address("t", "127.0.0.1:1000", DirectoryEvent::unsubscribe));
+  ASSERT_TRUE(store->unregister_address("t", "127.0.0.1:1001", DirectoryEvent::leave));
+  std::vector<std::string> gone;
+  ASSERT_TRUE(store->unsubscribed_from_topic("t", &gone));
+  EXPECT_EQ(gone, std::vector<std::string>{"127.0.0.1:1000"});
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1000", "u3", DirectoryEvent::join));
+  ASSERT_TRUE(store->unsubscribed_from_topic("t", &gone));
+  EXPECT_TRUE(gone.empty());
 }
 
 TEST_F(RedisStoreTest, KeysComeFromTheGlobalCounterAsDecimalText) {
@@ -113,14 +129,23 @@ TEST_F(RedisStoreTest, ChannelMetadataAndAckCounter) {
   EXPECT_EQ(from, "topic_client1");
   ASSERT_TRUE(store->sender_topic(6, &from, &found));
   EXPECT_FALSE(found);
-  ASSERT_TRUE(store->save_listener_for_sender("U", "S", "127.0.0.1:5", "T"));
+  ASSERT_TRUE(store->save_listener_for_sender("U", "S", "127.0.0.1:5", "T", "L"));
+  // The plain topic, as liner_broker 1.3.1 reads it; the name beside it, in a key of liner's.
   EXPECT_EQ(redis().cli({"HGET", "lnr_sender:U:S:listener", "127.0.0.1:5"}), "T");
-  // liner_broker >= 1.3.2 appends "\x1f<listener>": the topic part is what counts.
+  EXPECT_EQ(redis().cli({"HGET", "lnr_sender:U:S:listener_name", "127.0.0.1:5"}), "L");
+  // liner_broker >= 1.3.2 appends "\x1f<listener>"; 1.3.1 writes the topic alone.
   redis().cli({"HSET", "lnr_sender:U:S:listener", "127.0.0.1:6", std::string("T2\x1fL2")});
-  std::vector<std::pair<std::string, std::string>> listeners;
+  redis().cli({"HSET", "lnr_sender:U:S:listener", "127.0.0.1:7", "T3"});
+  std::vector<RememberedListener> listeners;
   ASSERT_TRUE(store->listeners_of_sender("U", "S", &listeners));
-  ASSERT_EQ(listeners.size(), 2u);
-  for (auto& [addr, topic] : listeners) EXPECT_EQ(topic, addr == "127.0.0.1:5" ? "T" : "T2");
+  ASSERT_EQ(listeners.size(), 3u);
+  std::map<std::string, std::pair<std::string, std::string>> by_addr;
+  for (auto& l : listeners) by_addr[l.addr] = {l.topic, l.unique_name};
+  EXPECT_EQ(by_addr["127.0.0.1:5"], std::make_pair(std::string("T"), std::string("L")));
+  EXPECT_EQ(by_addr["127.0.0.1:6"], std::make_pair(std::string("T2"), std::string("L2")));
+  EXPECT_EQ(by_addr["127.0.0.1:7"], std::make_pair(std::string("T3"), std::string()));
+  ASSERT_TRUE(store->delete_listeners_of_sender("U", "S"));
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_sender:U:S:listener", "lnr_sender:U:S:listener_name"}), "0");
 }
 
 TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {

@@ -30,13 +30,14 @@ class UnusedStore : public liner::Store {
   Status read_ack(int32_t, bool, liner::AckCounter*) override { return unused(); }
   Status set_last_mess_number(int32_t, uint64_t) override { return unused(); }
   Status save_listener_for_sender(const std::string&, const std::string&, const std::string&,
-                                  const std::string&) override {
+                                  const std::string&, const std::string&) override {
     return unused();
   }
   Status listeners_of_sender(const std::string&, const std::string&,
-                             std::vector<std::pair<std::string, std::string>>*) override {
+                             std::vector<liner::RememberedListener>*) override {
     return unused();
   }
+  Status unsubscribed_from_topic(const std::string&, std::vector<std::string>*) override { return unused(); }
   Status connection_keys_of_sender(const std::string&, const std::string&,
                                    std::vector<std::pair<std::string, int32_t>>*) override {
     return unused();

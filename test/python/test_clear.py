@@ -8,6 +8,7 @@ import liner
 from liner_testkit import Inbox, free_port, seq_of, seq_payload, wait_until
 
 SENDER_MAP = "lnr_sender:sender:sender_topic:listener"
+SENDER_NAMES = "lnr_sender:sender:sender_topic:listener_name"  # liner only, beside SENDER_MAP
 CK_KEY = "lnr_connection:sender:sender_topic:listener:key"
 
 
@@ -53,12 +54,13 @@ def test_clear_stored_messages_deletes_the_channel_state_only(acked_channel, mak
     # Something in the offline queue too (a frame-shaped element is enough: nobody reads it).
     rdb("RPUSH", "lnr_connection:%s:messages" % ck, b"x")
     before = rdb.dump_values()
-    assert SENDER_MAP in before
+    assert SENDER_MAP in before and SENDER_NAMES in before
 
     sender = make_client("sender", "sender_topic")
     assert sender.clear_stored_messages()
     after = rdb.dump_values()
-    deleted = {"lnr_connection:%s:messages" % ck, "lnr_connection:%s:mess_number" % ck, SENDER_MAP}
+    deleted = {"lnr_connection:%s:messages" % ck, "lnr_connection:%s:mess_number" % ck, SENDER_MAP,
+               SENDER_NAMES}
     assert set(before) - set(after) == deleted
     assert after == {k: v for k, v in before.items() if k not in deleted}
 
@@ -99,7 +101,7 @@ def test_clear_stored_messages_of_an_offline_listener_drops_its_queue(make_clien
     before = rdb.dump_values()
     assert sender.clear_stored_messages()
     after = rdb.dump_values()
-    deleted = {messages_key, "lnr_connection:%s:mess_number" % ck, SENDER_MAP}
+    deleted = {messages_key, "lnr_connection:%s:mess_number" % ck, SENDER_MAP, SENDER_NAMES}
     assert set(before) - set(after) == deleted
     assert after == {k: v for k, v in before.items() if k not in deleted}
 

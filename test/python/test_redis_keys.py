@@ -31,6 +31,8 @@ def test_two_peer_exchange_writes_the_1_3_1_key_layout(make_client, rdb):
         "lnr_connection:3:sender": ("string", "topic_client1"),
         "lnr_connection:3:mess_number": ("string", "1"),
         "lnr_sender:client1:topic_client1:listener": ("hash", {b_addr: "topic_client2"}),
+        # liner only (docs/routing-and-redis-keys.md): the listener's name, for a restarted sender
+        "lnr_sender:client1:topic_client1:listener_name": ("hash", {b_addr: "client2"}),
     }
     actual = {}
     for key in rdb.keys():

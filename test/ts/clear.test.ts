@@ -6,6 +6,7 @@ import { Inbox, freePort, seqOf, seqPayload, sleep, useMesh, waitUntil } from '.
 
 const mesh = useMesh();
 const SENDER_MAP = 'lnr_sender:sender:sender_topic:listener';
+const SENDER_NAMES = 'lnr_sender:sender:sender_topic:listener_name'; // liner only, beside SENDER_MAP
 const CK_KEY = 'lnr_connection:sender:sender_topic:listener:key';
 
 function without<T extends object>(dump: T, keys: string[]): Partial<T> {
@@ -52,7 +53,7 @@ test('clearStoredMessages deletes the channel state only', async () => {
   expect(before[SENDER_MAP]).toBeDefined();
   const sender = mesh.client('sender', 'sender_topic');
   await sender.clearStoredMessages();
-  const deleted = [`lnr_connection:${ck}:messages`, `lnr_connection:${ck}:mess_number`, SENDER_MAP];
+  const deleted = [`lnr_connection:${ck}:messages`, `lnr_connection:${ck}:mess_number`, SENDER_MAP, SENDER_NAMES];
   expect(await rdb.dump()).toEqual(without(before, deleted));
 });
 
@@ -90,7 +91,7 @@ test('clearStoredMessages drops the queue of an offline listener', async () => {
   const sender2 = mesh.client('sender', 'sender_topic');
   const before = await rdb.dump();
   await sender2.clearStoredMessages();
-  expect(await rdb.dump()).toEqual(without(before, [messagesKey, `lnr_connection:${ck}:mess_number`, SENDER_MAP]));
+  expect(await rdb.dump()).toEqual(without(before, [messagesKey, `lnr_connection:${ck}:mess_number`, SENDER_MAP, SENDER_NAMES]));
 
   const listener2 = mesh.client('listener', 'listener_topic', { listen: addr });
   const inbox2 = new Inbox(listener2);

@@ -62,7 +62,7 @@ test('--sender deletes offline queues, ack counters and the sender map, as clear
   expect(r.stdout).toMatch(new RegExp(`ck ${ck} -> audit: delete 3 stored message\\(s\\) and the ack counter \\(last acked 1\\)`));
   expect(r.stdout).toMatch(/purged/);
   const left = await rdb.keys();
-  for (const gone of [`lnr_connection:${ck}:messages`, `lnr_connection:${ck}:mess_number`, 'lnr_sender:clerk:clerk:listener']) {
+  for (const gone of [`lnr_connection:${ck}:messages`, `lnr_connection:${ck}:mess_number`, 'lnr_sender:clerk:clerk:listener', 'lnr_sender:clerk:clerk:listener_name']) {
     expect(left).not.toContain(gone);
   }
   // What clear_stored_messages keeps: the channel's identity.

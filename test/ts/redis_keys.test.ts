@@ -30,6 +30,8 @@ test('a two-peer exchange writes the 1.3.1 key layout', async () => {
     'lnr_connection:3:sender': ['string', 'topic_client1'],
     'lnr_connection:3:mess_number': ['string', '1'],
     'lnr_sender:client1:topic_client1:listener': ['hash', { [b.address]: 'topic_client2' }],
+    // liner only, beside 1.3.1's keys: the listener's name, for a restarted sender
+    'lnr_sender:client1:topic_client1:listener_name': ['hash', { [b.address]: 'client2' }],
   });
   expect(await rdb.llen('lnr_connection:3:messages')).toBe(0);
 });

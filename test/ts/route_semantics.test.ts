@@ -1,0 +1,63 @@
+// Route semantics of liner_broker 1.4.1 (compat spec §6.1): a peer that unsubscribed is no
+// longer waited for once refreshAddressTopic resolved; a peer that stopped still is, also by a
+// sender that restarted since.
+import { expect, test } from 'vitest';
+
+import { Inbox, LinerError, freePort, useMesh, waitUntil } from './support/testkit.js';
+
+const mesh = useMesh();
+
+function codeOf(fn: () => void): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (e) {
+    expect(e).toBeInstanceOf(LinerError);
+    return (e as LinerError).code;
+  }
+}
+
+test('after unsubscribe and refreshAddressTopic, at-least-once sends throw NO_ADDRESS at once', async () => {
+  const consumer = mesh.client('rs_consumer', 'rs_consumer_topic');
+  const producer = mesh.client('rs_producer', 'rs_producer_topic');
+  const inbox = new Inbox(consumer);
+  await consumer.start();
+  await producer.start();
+  for (let i = 0; i < 5; i++) {
+    const topic = `rs_news_${i}`;
+    await consumer.subscribe(topic);
+    expect(await waitUntil(() => codeOf(() => producer.sendTo(topic, `before ${i}`)) === undefined, 2000)).toBe(true);
+    expect(await inbox.waitCount(i + 1)).toBe(i + 1);
+    const pending = await producer.pendingCount();
+    await consumer.unsubscribe(topic);
+    expect(await producer.refreshAddressTopic(topic)).toBe(false);
+    expect(codeOf(() => producer.sendTo(topic, `after ${i}`))).toBe('NO_ADDRESS');
+    expect(await producer.pendingCount()).toBe(pending);
+  }
+});
+
+test('a restarted sender keeps messages for a stopped listener, delivered in order', async () => {
+  const listen = `127.0.0.1:${await freePort()}`;
+  const b = mesh.client('rs3_b', 'rs3_b_topic', { listen });
+  const inbox = new Inbox(b);
+  await b.start();
+  const a = mesh.client('rs3_a', 'rs3_a_topic');
+  await a.start();
+  a.sendTo('rs3_b_topic', '1');
+  expect(await inbox.waitCount(1)).toBe(1);
+  await b.close();
+  a.sendTo('rs3_b_topic', '2');
+  await a.close();
+
+  const a2 = mesh.client('rs3_a', 'rs3_a_topic');
+  await a2.start();
+  a2.sendTo('rs3_b_topic', '3');
+  a2.sendTo('rs3_b_topic', '4');
+  expect(codeOf(() => a2.sendTo('rs3_b_topic', 'best effort', { atLeastOnce: false }))).toBe('NO_ADDRESS');
+
+  const b2 = mesh.client('rs3_b', 'rs3_b_topic', { listen });
+  const inbox2 = new Inbox(b2);
+  await b2.start();
+  expect(await inbox2.waitCount(3, 15_000)).toBe(3);
+  expect(inbox2.items.map((m) => m.data.toString())).toEqual(['2', '3', '4']);
+});
