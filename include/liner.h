@@ -138,8 +138,11 @@ LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData ud
  * @param at_least_once_delivery  non-zero (its low byte is read, as 1.3.1 did): the message is
  *        kept until the receiver acknowledges it and stored in Redis while the peer is offline,
  *        then delivered when it comes back. Zero: best effort, dropped if the peer is down.
+ *        With nobody in the directory, an at-least-once message still goes to the peers of
+ *        the topic this sender has sent to (also in an earlier run: it remembers them in
+ *        Redis) unless they unsubscribed from it: it waits in Redis for them.
  * @return TRUE when the message was queued for sending. FALSE with LNR_ERR_NO_ADDR (nobody
- *         serves the topic), LNR_ERR_SELF_TOPIC, LNR_ERR_NOT_RUNNING, LNR_ERR_INVALID_ARG,
+ *         serves the topic, and for at-least-once no peer of it is waited for), LNR_ERR_SELF_TOPIC, LNR_ERR_NOT_RUNNING, LNR_ERR_INVALID_ARG,
  *         LNR_ERR_STORE, or LNR_ERR_BUSY (the peer's queue is full: retry later).
  * Thread: any, including inside a receive callback.
  */
@@ -189,9 +192,10 @@ LNR_API BOOL lnr_send_to_many(lnr_hClient client, const char* topic, const char*
 LNR_API BOOL lnr_subscribe(lnr_hClient client, const char* topic);
 
 /**
- * Undoes lnr_subscribe(): removes this client's address from the topic's directory. Running
- * senders learn of it within a fraction of a second; sends to a topic nobody serves any more
- * return FALSE with LNR_ERR_NO_ADDR.
+ * Undoes lnr_subscribe(): removes this client's address from the topic's directory and marks
+ * it as unsubscribed, so senders stop keeping at-least-once messages for it. Running senders
+ * learn of it within a fraction of a second, at once after lnr_refresh_address_topic() (or when
+ * they start); then sends to a topic nobody else serves return FALSE with LNR_ERR_NO_ADDR.
  */
 LNR_API BOOL lnr_unsubscribe(lnr_hClient client, const char* topic);
 

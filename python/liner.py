@@ -762,8 +762,11 @@ class Client:
         return bool(h) and self._lib.lnr_subscribe(h, _name_arg(to_topic)) != 0
 
     def unsubscribe(self, to_topic):
-        """Undoes ``subscribe``. Running senders learn of it within a fraction of a second;
-        sends to a topic nobody serves any more return False with ``ERR_NO_ADDR``."""
+        """Undoes ``subscribe``, and marks this client as unsubscribed so that senders stop
+        keeping at-least-once messages for it (a client that stops is still waited for).
+        Running senders learn of it within a fraction of a second, at once after their
+        ``refresh_address_topic``; then sends to a topic nobody else serves return False with
+        ``ERR_NO_ADDR``."""
         h = self._handle()
         return bool(h) and self._lib.lnr_unsubscribe(h, _name_arg(to_topic)) != 0
 

@@ -735,8 +735,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   }
 
   /**
-   * Undoes {@link Client.subscribe}. Running senders learn of it within a fraction of a second;
-   * sends to a topic nobody serves any more throw `NO_ADDRESS`.
+   * Undoes {@link Client.subscribe}, and marks this client as unsubscribed so that senders stop
+   * keeping at-least-once messages for it (a client that stops is still waited for). Running
+   * senders learn of it within a fraction of a second, at once after their
+   * {@link Client.refreshAddressTopic}; then sends to a topic nobody else serves throw `NO_ADDRESS`.
    */
   async unsubscribe(topic: string): Promise<void> {
     checkName('topic', topic);
