@@ -3,19 +3,9 @@
 // sender that restarted since.
 import { expect, test } from 'vitest';
 
-import { Inbox, LinerError, freePort, useMesh, waitUntil } from './support/testkit.js';
+import { Inbox, codeOf, freePort, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
-
-function codeOf(fn: () => void): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinerError);
-    return (e as LinerError).code;
-  }
-}
 
 test('after unsubscribe and refreshAddressTopic, at-least-once sends throw NO_ADDRESS at once', async () => {
   const consumer = mesh.client('rs_consumer', 'rs_consumer_topic');

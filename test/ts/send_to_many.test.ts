@@ -2,7 +2,7 @@
 // queued, and reports a full queue by how many it queued rather than by throwing BUSY.
 import { expect, test } from 'vitest';
 
-import { LinerError, type Message, useMesh, waitUntil } from './support/testkit.js';
+import { LinerError, type Message, codeOf, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
 
@@ -14,16 +14,6 @@ async function pair(senderOptions = {}) {
   await receiver.start();
   await sender.start();
   return { sender, receiver, got };
-}
-
-function codeOf(call: () => unknown): string | undefined {
-  try {
-    call();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinerError);
-    return (e as LinerError).code;
-  }
-  return undefined;
 }
 
 test('every kind of payload arrives, in order, as one batch', async () => {

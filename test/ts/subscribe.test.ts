@@ -2,19 +2,9 @@
 // later sends throw NO_ADDRESS; a client cannot subscribe to its own topic.
 import { expect, test } from 'vitest';
 
-import { Inbox, LinerError, type StatusEvent, sleep, useMesh, waitUntil } from './support/testkit.js';
+import { Inbox, type StatusEvent, codeOf, sleep, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
-
-function codeOf(fn: () => void): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinerError);
-    return (e as LinerError).code;
-  }
-}
 
 test('subscribe before start', async () => {
   const consumer = mesh.client('consumer', 'consumer_topic');

@@ -2,7 +2,7 @@
 // every client closed after it), bounded waits, an inbox, and sequence-numbered payloads.
 import { afterEach, beforeEach, expect, inject } from 'vitest';
 
-import { Client, type ClientOptions, type Message } from '../../../dist/index.mjs';
+import { Client, type ClientOptions, LinerError, type Message } from '../../../dist/index.mjs';
 import { Redis } from './redis.js';
 
 export { Client, LinerError } from '../../../dist/index.mjs';
@@ -14,6 +14,17 @@ export { freePort } from './net.js';
  * uses the database numbered after it (database 0 is left to the Python suites).
  */
 export const redisUrl = inject('redisUrl').replace(/(\/\d*)?$/, `/${Number(process.env.VITEST_POOL_ID ?? 1)}`);
+
+/** The `code` of the LinerError that `call` throws, or undefined when it returns. */
+export function codeOf(call: () => unknown): string | undefined {
+  try {
+    call();
+  } catch (e) {
+    expect(e).toBeInstanceOf(LinerError);
+    return (e as LinerError).code;
+  }
+  return undefined;
+}
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
