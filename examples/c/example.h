@@ -12,6 +12,12 @@
 #ifndef LINER_EXAMPLE_H
 #define LINER_EXAMPLE_H
 
+/* clock_gettime, CLOCK_MONOTONIC and nanosleep are POSIX, not C11: asked for here (this header
+ * comes first in every example), so that `cc -std=c11 ...` builds the examples as they are. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <liner.h>
 
 #include <stdatomic.h>
