@@ -336,11 +336,11 @@ LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uDat
 /**
  * Process-wide limits, read by every client at use time.
  * - max message size: largest payload in bytes that send accepts and a listener reads
- *   (default 1 GiB - 21, so that frames fit liner_broker 1.3.1's 1 GiB bound). 0 is refused.
+ *   (default 1 GiB - 21<!-- value: maxMessageSize -->, so that frames fit liner_broker 1.3.1's 1 GiB bound). 0 is refused.
  *   Listeners apply it from their next lnr_run().
- * - compress threshold: payloads strictly larger are zstd-compressed (default 1 MiB). 0 refused.
+ * - compress threshold: payloads strictly larger are zstd-compressed (default 1 MiB<!-- value: compressThreshold -->). 0 refused.
  * - max send queue: messages per peer held in RAM (queued or awaiting acknowledgement) before
- *   sends fail with LNR_ERR_BUSY; 0 (default) = no count limit. A byte limit of 8 MiB per peer
+ *   sends fail with LNR_ERR_BUSY; 0<!-- value: maxSendQueueMessages --> (default) = no count limit. A byte limit of 8 MiB per peer
  *   always applies (lnr_set_max_send_queue_bytes).
  */
 LNR_API BOOL lnr_set_max_message_size(size_t bytes);
@@ -349,7 +349,7 @@ LNR_API BOOL lnr_set_compress_threshold(size_t bytes);
 LNR_API size_t lnr_get_compress_threshold(void);
 LNR_API BOOL lnr_set_max_send_queue(size_t messages);
 LNR_API size_t lnr_get_max_send_queue(void);
-/** liner: bytes per peer held in RAM before LNR_ERR_BUSY (default 8 MiB). 0 is refused. */
+/** liner: bytes per peer held in RAM before LNR_ERR_BUSY (default 8 MiB<!-- value: maxSendQueueBytes -->). 0 is refused. */
 LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes);
 LNR_API size_t lnr_get_max_send_queue_bytes(void);
 
