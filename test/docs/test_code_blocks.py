@@ -11,6 +11,7 @@ library). The blocks use database 13 of the session's Redis (test/conftest.py), 
 each page.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,14 +55,18 @@ def compiled_ts(work, url):
 
 
 def test_runnable_blocks_say_what_they_are():
-    """Blocks in docs/ that a reader might run state whether the check runs them."""
+    """sh blocks of the README and docs/ (commands a reader might run) state whether the check
+    runs them; a skipped block of any language says why."""
     assert ALL, "no code blocks found"
     for b in ALL:
-        if b.page.startswith("docs/") and b.lang == "sh":
-            with open(os.path.join(ROOT, b.page), encoding="utf-8") as f:
-                before = f.read().split("\n")[: b.line - 1]
-            previous = next((line for line in reversed(before) if line.strip()), "")
-            assert docblocks.MARKER.search(previous), f"{b.id}: mark the sh block with <!-- check: run --> or <!-- check: skip (why) -->"
+        with open(os.path.join(ROOT, b.page), encoding="utf-8") as f:
+            before = f.read().split("\n")[: b.line - 1]
+        previous = next((line for line in reversed(before) if line.strip()), "")
+        marker = docblocks.MARKER.search(previous)
+        if b.lang == "sh":
+            assert marker, f"{b.id}: mark the sh block with <!-- check: run --> or <!-- check: skip (why) -->"
+        if marker and marker.group(1) == "skip":
+            assert re.search(r"skip\s*\(\s*\S[^)]*\)", previous), f"{b.id}: say why it is skipped: <!-- check: skip (why) -->"
     assert any(b.mode == "run" for b in ALL if b.page == "README.md"), "the README's examples are not run"
 
 

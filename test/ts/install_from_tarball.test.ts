@@ -47,6 +47,19 @@ test('npm pack + npm install <tarball> work without a compiler, and the package 
     expect(files).toContain(f);
   }
   expect(files.filter((f) => /^(src|native|test|build)\/|binding\.gyp/.test(f))).toEqual([]);
+  // The docs travel with the package: every relative link of its pages reaches a packed file.
+  const pages = files.filter((f) => f === 'README.md' || /^docs\/.*\.md$/.test(f));
+  expect(pages).toContain('docs/cli.md');
+  const broken: string[] = [];
+  for (const page of pages) {
+    const text = readFileSync(path.join(root, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const [, target] of text.matchAll(/\]\(([^)\s#]+)(?:#[^)\s]*)?\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue; // an absolute URL
+      const dest = path.posix.normalize(path.posix.join(path.posix.dirname(page), target)).replace(/\/$/, '');
+      if (!files.includes(dest) && !files.some((f) => f.startsWith(dest + '/'))) broken.push(`${page}: ${target}`);
+    }
+  }
+  expect(broken).toEqual([]);
 
   const project = path.join(work, 'consumer');
   mkdirSync(project);
@@ -92,6 +105,13 @@ await b.close();
 await a.close();
 `,
   );
+  // What `liner --help` points to is in the installed package.
+  const installed = path.join(project, 'node_modules', 'liner');
+  const help = await run(process.execPath, [path.join(installed, 'dist', 'cli', 'main.js'), '--help'], { cwd: project, env });
+  const named = [...help.stdout.matchAll(/\b(docs\/[\w./-]+\.md)\b/g)].map((m) => m[1]);
+  expect(named.length).toBeGreaterThan(0);
+  for (const doc of named) expect(existsSync(path.join(installed, doc)), doc).toBe(true);
+
   const ran = await run(process.execPath, ['exchange.mjs', redisUrl], { cwd: project, env, timeout: 20_000 });
   expect(ran.stdout.trim()).toBe('installed_a: hello from the tarball');
   expect(existsSync(tools.calls) ? readFileSync(tools.calls, 'utf8') : '').toBe('');
