@@ -31,6 +31,7 @@ stderr is not compared (the library may log there). A mismatch fails with a unif
 
 import difflib
 import os
+import shlex
 import re
 import subprocess
 
@@ -217,11 +218,34 @@ def compile_ts(sources, work):
     return r.returncode, r.stdout + r.stderr, {name: os.path.join(work, "out", name + ".mjs") for name in sources}
 
 
-def c_command(src, exe, has_main):
-    """Compiles a C block (`src`) against include/liner.h: a program linked with the library when it
-    has a main, else an object file."""
-    cmd = ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Werror", "-I", os.path.join(ROOT, "include"), src]
-    return cmd + (["-L", BUILD, "-lliner_broker", f"-Wl,-rpath,{BUILD}", "-o", exe] if has_main else ["-c", "-o", exe + ".o"])
+def documented_cc_command():
+    """The C build command docs/bindings.md shows (its one line starting with `cc `)."""
+    with open(os.path.join(ROOT, "docs", "bindings.md"), encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip().startswith("cc ")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def c_command(src, exe, has_main, build=None):
+    """Builds a C file the way docs/bindings.md shows (`app.c` -> `src`, `-o app` -> `exe`, `build`
+    -> the library's directory, no shell), with -Wall -Werror: a program linked with
+    the library when it has a main, else only compiled."""
+    command = documented_cc_command()
+    assert " app.c " in command and command.endswith("-o app"), command
+    build = build or BUILD
+    argv = []
+    for word in shlex.split(command.replace("$PWD/build", build))[:-2]:  # without "-o app"
+        if word == "app.c":
+            argv += [src, "-Wall", "-Werror"]
+        elif word == "include":
+            argv.append(os.path.join(ROOT, "include"))
+        elif word == "build":
+            argv.append(build)
+        else:
+            argv.append(word)
+    if not has_main:
+        return [w for w in argv if not w.startswith(("-L", "-l", "-Wl,")) and w != build] + ["-c", "-o", exe + ".o"]
+    return argv + ["-o", exe]
 
 
 def python_env():
