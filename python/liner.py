@@ -519,8 +519,10 @@ class Client:
             resolved and bound by ``run``.
         redisPath: ``"redis://[user:pass@]host[:port][/db]"`` or ``"unix:///path/to/socket"``.
 
-    Names are ``str`` (UTF-8) or ``bytes``; they must be non-empty valid UTF-8 without ``:``
-    or ``\\``.
+    Names are ``str`` (UTF-8) or ``bytes``; they must be non-empty valid UTF-8. They are used
+    raw in Redis key names, as liner_broker 1.3.1 does: avoid ``:`` and ``\\`` in them (they
+    are accepted, as 1.3.1 accepted them, but liner_broker >= 1.3.3 escapes those characters,
+    so such names would not match across versions; the TypeScript API refuses them).
 
     Raises:
         LinerError: the library is not loaded (message ``'lib not load'``), an argument is
