@@ -71,4 +71,4 @@ if [ ! -f "$root/node_modules/.package-lock.json" ] ||
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 "$root/native/node/build.sh"
-(cd "$root" && node_modules/.bin/tsc -p tsconfig.json)
+(cd "$root" && npm run --silent build:ts)  # dist/, and dist/examples/ (the demo the package ships)

@@ -21,14 +21,19 @@ import { ThrowawayRedis } from './redis_server.js';
 /** Root of the package (dist/cli/..): a checkout, or the installed package. */
 const root = path.resolve(__dirname, '..', '..');
 
-/** The compiled demo, compiled (again) from examples/ts/demo.ts when that is newer. */
+/**
+ * The compiled demo. In a checkout, compiled (again) from examples/ts/demo.ts when that is
+ * newer; in an installed package, the one it ships (dist/examples/demo.js, built with dist/).
+ */
 function demoProgram(): string {
   const source = path.join(root, 'examples', 'ts', 'demo.ts');
   const program = path.join(root, 'build', 'examples', 'ts', 'demo.js');
+  const shipped = path.join(root, 'dist', 'examples', 'demo.js');
   const hasSource = existsSync(source);
   if (!hasSource && existsSync(program)) return program;
+  if (!hasSource && existsSync(shipped)) return shipped;
   if (!hasSource) {
-    throw new CliError('DEMO', `the demo (examples/ts/demo.ts) is not part of this installation (${root}): run 'npm run demo' in a checkout of liner`);
+    throw new CliError('DEMO', `the demo (dist/examples/demo.js) is missing from this installation (${root}): reinstall the package`);
   }
   if (existsSync(program) && statSync(program).mtimeMs >= statSync(source).mtimeMs) return program;
   const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
@@ -64,7 +69,7 @@ export const demo: Command = {
     'producer-consumer, offline delivery and a throughput figure. Without --redis (or',
     '$LINER_REDIS_URL) it starts a throwaway redis-server on a free loopback port and stops it',
     'afterwards; with one, the demo peers (names demo.*) use that Redis.',
-    'Needs a checkout of liner (the demo is an example program, not part of the npm package).',
+    'The npm package ships the demo compiled; without --redis it needs redis-server on PATH.',
   ].join('\n'),
   options: {},
   async run(ctx) {

@@ -111,6 +111,13 @@ await a.close();
   const named = [...help.stdout.matchAll(/\b(docs\/[\w./-]+\.md)\b/g)].map((m) => m[1]);
   expect(named.length).toBeGreaterThan(0);
   for (const doc of named) expect(existsSync(path.join(installed, doc)), doc).toBe(true);
+  // `liner demo`, which --help advertises, runs from the installed package.
+  const demo = await run(process.execPath, [path.join(installed, 'dist', 'cli', 'main.js'), 'demo', '--redis', redisUrl], {
+    cwd: project,
+    env,
+    timeout: 90_000,
+  });
+  expect(demo.stdout).toMatch(/one[- ]to[- ]one/i);
 
   const ran = await run(process.execPath, ['exchange.mjs', redisUrl], { cwd: project, env, timeout: 20_000 });
   expect(ran.stdout.trim()).toBe('installed_a: hello from the tarball');
