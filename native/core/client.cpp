@@ -388,21 +388,28 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
 
 Status Client::open_remembered_channels(const std::string& topic) {
   std::vector<RememberedListener> listeners;
-  std::vector<std::string> unsubscribed;
   std::lock_guard<std::mutex> api(api_mu_);
   Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
-  if (s) s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
   if (!s) return s;
-  for (const auto& l : listeners) {
-    // A listener that unsubscribed is not waited for; one whose name this sender never wrote
-    // (a liner_broker 1.3.1 sender's entry) has no channel to find.
-    if (l.topic != topic || l.unique_name.empty() ||
-        std::find(unsubscribed.begin(), unsubscribed.end(), l.addr) != unsubscribed.end())
-      continue;
+  // Only this topic's, and only those whose name this sender wrote (a liner_broker 1.3.1
+  // sender's entry has no channel to find).
+  listeners.erase(std::remove_if(listeners.begin(), listeners.end(),
+                                 [&](const RememberedListener& l) { return l.topic != topic || l.unique_name.empty(); }),
+                  listeners.end());
+  if (listeners.empty()) return Status();  // the usual NO_ADDRESS: one round trip, not two
+  std::vector<std::string> unsubscribed;
+  s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
+  for (size_t i = 0; s && i < listeners.size(); ++i) {
+    const RememberedListener& l = listeners[i];
+    if (std::find(unsubscribed.begin(), unsubscribed.end(), l.addr) != unsubscribed.end()) continue;
     s = sender_->open_channel(*api_store_, l.addr, l.unique_name, topic);
-    if (!s) return s;
   }
-  return Status();
+  return s;
+}
+
+void Client::forget_unsubscribed(const std::string& topic, const std::vector<std::string>& addrs) {
+  for (const auto& addr : addrs) sender_->forget_topic(topic, addr);
+  if (!addrs.empty()) routes_changed();  // a thread's remembered route may still name one of them
 }
 
 bool Client::offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets) {
@@ -459,10 +466,7 @@ void Client::on_directory_event(const DirectoryEvent& e) {
   // address after an unsubscribe (the sender also refuses to re-learn a forgotten topic).
   std::vector<TopicAddress> addrs;
   if (cached && refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, addrs);
-  if (e.kind == DirectoryEvent::unsubscribe) {
-    sender_->forget_topic(e.topic, e.addr);
-    routes_changed();  // a thread's remembered route may still name that peer
-  }
+  if (e.kind == DirectoryEvent::unsubscribe) forget_unsubscribed(e.topic, {e.addr});
   if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) {
     follow_moved_listener(e);
     sender_->peer_announced(e.addr, e.topic);
@@ -505,8 +509,7 @@ Status Client::refresh_address_topic(const std::string& topic) {
   }
   // Peers that unsubscribed stop being waited for as soon as this returns, whether or not
   // their notification arrived yet (compat spec §6.1).
-  for (const auto& addr : unsubscribed) sender_->forget_topic(topic, addr);
-  if (!unsubscribed.empty()) routes_changed();
+  forget_unsubscribed(topic, unsubscribed);
   bool found = !addrs.empty();
   store_route(topic, std::move(addrs));
   return found ? Status() : Status(Err::no_addr, "not found addr for topic " + topic);

@@ -140,6 +140,8 @@ class Client {
   // Opens channels to the listeners of `topic` this sender remembers in the store (an earlier
   // run sent to them), except those that unsubscribed from it.
   Status open_remembered_channels(const std::string& topic);
+  // Peers at `addrs` left `topic` by unsubscribing: no longer an offline route for it.
+  void forget_unsubscribed(const std::string& topic, const std::vector<std::string>& addrs);
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();

@@ -101,16 +101,16 @@ class RedisStore final : public Store {
 
   Status unregister_address(const std::string& topic, const std::string& addr,
                             DirectoryEvent::Kind why) override {
-    if (why != DirectoryEvent::unsubscribe)
-      return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
-                             {"PUBLISH", channel_, event("leave", topic, addr)}},
-                            nullptr);
+    bool unsubscribe = why == DirectoryEvent::unsubscribe;
+    // RedisArgs are views: the strings they point at live until the pipeline returned.
+    const std::string addr_key = topic_addr_key(topic), mark_key = topic_unsubscribed_key(topic);
+    const std::string message = event(unsubscribe ? "unsubscribe" : "leave", topic, addr);
+    std::vector<RedisArgs> commands = {{"HDEL", addr_key, addr}};
     // Marked before it is announced: a sender that hears of it, or refreshes the topic after
     // unsubscribe() returned, finds the mark.
-    return conn_.pipeline({{"HDEL", topic_addr_key(topic), addr},
-                           {"HSET", topic_unsubscribed_key(topic), addr, "1"},
-                           {"PUBLISH", channel_, event("unsubscribe", topic, addr)}},
-                          nullptr);
+    if (unsubscribe) commands.push_back({"HSET", mark_key, addr, "1"});
+    commands.push_back({"PUBLISH", channel_, message});
+    return conn_.pipeline(commands, nullptr);
   }
 
   Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) override {

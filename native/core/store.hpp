@@ -13,7 +13,6 @@
 
 namespace liner {
 
-// One row of a topic's directory: who listens where.
 // A listener a sender has sent to (lnr_sender:{U}:{S}:listener): where it was, the topic it was
 // sent to there, and its unique name when known (liner writes it; liner_broker 1.3.1 does not).
 struct RememberedListener {
@@ -22,6 +21,7 @@ struct RememberedListener {
   std::string unique_name;
 };
 
+// One row of a topic's directory: who listens where.
 struct TopicAddress {
   std::string addr;
   std::string unique_name;

@@ -208,12 +208,15 @@ def main():
     failures = 0
     report = []
 
+    fresh = []
     for m in chosen:
         why = stale(m)
         if why:
             report.append((m, "STALE", why, 0.0))
             failures += 1
-    chosen = [m for m in chosen if not stale(m)]
+        else:
+            fresh.append(m)
+    chosen = fresh
 
     copy = Copy(args.workdir)
     log("mutation: copying the tree to %s (%d files changed)" % (copy.dir, copy.sync()))
