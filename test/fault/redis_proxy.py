@@ -70,7 +70,8 @@ class RedisProxy:
         self.counts = collections.Counter()  # commands seen
         self._socks = []
         self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
 
     def delay_reply(self, commands, seconds, times=1):
         """Holds the reply to the next `times` commands named in `commands` for `seconds`."""
@@ -102,8 +103,12 @@ class RedisProxy:
             with self._lock:
                 self._socks += [client, upstream]
             pending = collections.deque()
-            threading.Thread(target=self._commands, args=(client, upstream, pending), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, client, pending), daemon=True).start()
+            pumps = [threading.Thread(target=self._commands, args=(client, upstream, pending), daemon=True),
+                     threading.Thread(target=self._replies, args=(upstream, client, pending), daemon=True)]
+            with self._lock:
+                self._threads += pumps
+            for t in pumps:
+                t.start()
 
     def _pump(self, src, dst, on_value):
         """Forwards src to dst one complete RESP value at a time, calling on_value(buf, at)
@@ -148,12 +153,21 @@ class RedisProxy:
             except OSError:
                 pass
 
-    def close(self):
+    def close(self, timeout=10.0):
+        """Stops accepting, cuts every connection and waits for the proxy's threads, so that a
+        test counting its process's threads afterwards sees none of them. (close() alone does
+        not wake a thread blocked in accept() on Linux; shutdown() does.)"""
         self._closed = True
-        self._server.close()
+        self._shut(self._server)
         with self._lock:
             socks, self._socks = self._socks, []
         self._shut(*socks)
+        deadline = time.monotonic() + timeout  # a held reply sleeps out its delay first
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._server.close()
         for s in socks:
             s.close()
 
