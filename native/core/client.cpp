@@ -175,11 +175,13 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
       delivery_->set_topic(own_key, opt_.topic);
       std::lock_guard<std::mutex> lock(route_mu_);
       subs = subscriptions_;
+      listen_keys_.clear();
+      listen_keys_[opt_.topic] = own_key;
     }
     for (auto it = subs.begin(); s && it != subs.end(); ++it) {
       int32_t key = 0;
       s = api_store_->topic_key(*it, &key);
-      if (s) delivery_->set_topic(key, *it);
+      if (s) listen_as(*it, key);
     }
     if (s) s = api_store_->register_address(opt_.topic, published_, opt_.unique_name, DirectoryEvent::join);
     for (auto it = subs.begin(); s && it != subs.end(); ++it)
@@ -201,7 +203,10 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   sender_.reset(new Sender(so, std::move(sender_store)));
   watch_.reset(new DirectoryWatch(
       std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
-      [this] { refresh_routes(); }));
+      [this] {
+        keep_registered();
+        refresh_routes();
+      }));
   s = delivery_->start();
   if (s) s = listener_->start();
   if (s) s = sender_->start();
@@ -479,6 +484,47 @@ void Client::on_directory_event(const DirectoryEvent& e) {
   }
 }
 
+void Client::listen_as(const std::string& topic, int32_t key) {
+  delivery_->set_topic(key, topic);
+  std::lock_guard<std::mutex> lock(route_mu_);
+  listen_keys_[topic] = key;
+}
+
+Registration Client::registration() const {
+  Registration r;
+  r.addr = published_;
+  r.unique_name = opt_.unique_name;
+  r.source_topic = opt_.topic;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    for (const auto& k : listen_keys_) {
+      bool own = k.first == opt_.topic;
+      if (own || subscriptions_.count(k.first))
+        r.entries.push_back({k.first, k.second, own ? DirectoryEvent::join : DirectoryEvent::subscribe});
+    }
+    r.sent_topic_keys.assign(topic_keys_.begin(), topic_keys_.end());
+  }
+  for (const auto& c : sender_->channels()) r.channels.push_back({c.listener_unique, c.connection_key, c.addr, c.topic});
+  for (const auto& e : r.entries) r.highest_key = std::max(r.highest_key, e.topic_key);
+  for (const auto& t : r.sent_topic_keys) r.highest_key = std::max(r.highest_key, t.second);
+  for (const auto& c : r.channels) r.highest_key = std::max(r.highest_key, c.key);
+  return r;
+}
+
+void Client::keep_registered() {
+  if (!running_) return;
+  bool complete = true;
+  if (!refresh_store_->check_registration(registration(), &complete) || complete) return;
+  // Under api_mu_, as subscribe/unsubscribe/stop change the directory: the registration is
+  // rebuilt there, so an entry just removed on purpose is never put back.
+  std::lock_guard<std::mutex> api(api_mu_);
+  if (!running_) return;
+  size_t restored = 0;
+  Status s = refresh_store_->restore_registration(registration(), &restored);
+  if (!s) log_line("could not register " + published_ + " again: " + s.message);
+  else if (restored) log_line("registered " + published_ + " again: the directory had lost it");
+}
+
 void Client::refresh_routes() {
   if (!running_) return;
   std::vector<std::string> topics;
@@ -656,7 +702,7 @@ Status Client::subscribe(const std::string& topic) {
   {
     std::lock_guard<std::mutex> api(api_mu_);
     s = api_store_->topic_key(topic, &key);
-    if (s) delivery_->set_topic(key, topic);
+    if (s) listen_as(topic, key);
     if (s) s = api_store_->register_address(topic, published_, opt_.unique_name, DirectoryEvent::subscribe);
   }
   if (!s) {
@@ -679,7 +725,13 @@ Status Client::unsubscribe(const std::string& topic) {
   std::lock_guard<std::mutex> api(api_mu_);
   s = api_store_->unregister_address(topic, published_, DirectoryEvent::unsubscribe);
   int32_t key = 0;
-  if (s) s = api_store_->topic_key(topic, &key);
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    auto it = listen_keys_.find(topic);
+    if (it != listen_keys_.end()) key = it->second;
+    listen_keys_.erase(topic);
+  }
+  if (s && key == 0) s = api_store_->topic_key(topic, &key);
   if (s) delivery_->remove_topic(key);
   return s;
 }

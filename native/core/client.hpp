@@ -145,6 +145,13 @@ class Client {
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();
+  // Registers `topic` as one this client listens on, under `key` (delivery and registration).
+  void listen_as(const std::string& topic, int32_t key);
+  // What this running client keeps in the store (Registration, store.hpp).
+  Registration registration() const;
+  // Directory thread, every tick: puts back what the store lost of this client's registration
+  // (a Redis restarted empty, keys deleted), within one tick of the store answering again.
+  void keep_registered();
   void on_directory_event(const DirectoryEvent& e);
   void refresh_routes();
   void unregister_all();
@@ -158,7 +165,8 @@ class Client {
 
   mutable std::mutex route_mu_;
   std::map<std::string, Route> routes_;
-  std::map<std::string, int32_t> topic_keys_;
+  std::map<std::string, int32_t> topic_keys_;   // topics sent to
+  std::map<std::string, int32_t> listen_keys_;  // its source topic and subscriptions, while running
   // Topics this client sent to, refreshed or listed: kept current, and their peers reported.
   std::set<std::string> watched_;
   std::set<std::string> subscriptions_;

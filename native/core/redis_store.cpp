@@ -19,6 +19,7 @@
 // running liner peers learn of them at once.
 #include <cerrno>
 #include <cstdlib>
+#include <deque>
 #include <map>
 
 #include "core/redis_conn.hpp"
@@ -28,6 +29,8 @@ namespace liner {
 namespace {
 
 // Pub/sub channels span all databases: the database number keeps meshes apart.
+const char kKeyCounter[] = "lnr_unique_key";
+
 std::string directory_channel(int db) { return "lnr_directory:" + std::to_string(db); }
 const char kSep = '\x1f';
 
@@ -137,6 +140,78 @@ class RedisStore final : public Store {
 
   Status delete_topic_addresses(const std::string& topic) override {
     return conn_.command({"DEL", topic_addr_key(topic)});
+  }
+
+  Status check_registration(const Registration& r, bool* complete) override {
+    std::vector<std::string> keys;
+    for (const auto& e : r.entries) keys.push_back(topic_addr_key(e.topic));
+    std::vector<RedisArgs> commands;
+    for (const auto& k : keys) commands.push_back({"HGET", k, r.addr});
+    commands.push_back({"GET", kKeyCounter});
+    std::vector<RedisReply> replies;
+    Status s = conn_.pipeline(commands, &replies);
+    if (!s) return s;
+    *complete = true;
+    for (size_t i = 0; i < r.entries.size(); ++i) {
+      const redisReply* e = replies[i].get();
+      if (e->type != REDIS_REPLY_STRING || std::string(e->str, e->len) != r.unique_name) *complete = false;
+    }
+    int32_t counter = 0;
+    if (replies.back()->type == REDIS_REPLY_NIL || !parse_i32(replies.back().get(), &counter) ||
+        counter < r.highest_key)
+      *complete = false;
+    return s;
+  }
+
+  Status restore_registration(const Registration& r, size_t* restored) override {
+    // Registers an entry again only if it is not there as ours, and announces it, atomically:
+    // an entry that is present is neither rewritten nor announced a second time.
+    static const char kRegister[] =
+        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end\n"
+        "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+        "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+        "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+        "return 1\n";
+    // Raises the counter, never lowers it: keys in use must not be handed out again.
+    static const char kRaise[] =
+        "local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+        "if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+        "return 0\n";
+    // RedisArgs are views: every string they point at is kept here until the pipeline returned
+    // (a deque: adding to it moves none of the strings already in it).
+    std::deque<std::string> text;
+    auto keep = [&text](std::string v) -> std::string_view { return text.emplace_back(std::move(v)); };
+    std::vector<RedisArgs> commands;
+    for (const auto& e : r.entries) {
+      const char* kind = e.why == DirectoryEvent::subscribe ? "subscribe" : "join";
+      commands.push_back({"EVAL", kRegister, "2", keep(topic_addr_key(e.topic)), keep(topic_unsubscribed_key(e.topic)),
+                          r.addr, r.unique_name, channel_, keep(event(kind, e.topic, r.addr))});
+    }
+    const size_t registered = commands.size();
+    auto set_key = [&](const std::string& topic, int32_t key) {
+      commands.push_back({"SET", keep(topic_key_key(topic)), keep(std::to_string(key)), "NX"});
+    };
+    for (const auto& e : r.entries) set_key(e.topic, e.topic_key);
+    for (const auto& t : r.sent_topic_keys) set_key(t.first, t.second);
+    const std::string listeners = sender_listener_key(r.unique_name, r.source_topic);
+    const std::string listener_names = sender_listener_name_key(r.unique_name, r.source_topic);
+    for (const auto& c : r.channels) {
+      commands.push_back({"SET", keep("lnr_connection:" + r.unique_name + ":" + r.source_topic + ":" + c.listener_unique + ":key"),
+                          keep(std::to_string(c.key)), "NX"});
+      commands.push_back({"SET", keep(conn_key(c.key, "sender")), r.source_topic, "NX"});
+      commands.push_back({"HSETNX", listeners, c.listener_addr, c.listener_topic});
+      commands.push_back({"HSETNX", listener_names, c.listener_addr, c.listener_unique});
+    }
+    commands.push_back({"EVAL", kRaise, "1", kKeyCounter, keep(std::to_string(r.highest_key))});
+    std::vector<RedisReply> replies;
+    Status s = conn_.pipeline(commands, &replies);
+    if (!s) return s;
+    if (restored) {
+      *restored = 0;
+      for (size_t i = 0; i < registered; ++i)
+        if (replies[i]->type == REDIS_REPLY_INTEGER && replies[i]->integer == 1) ++*restored;
+    }
+    return s;
   }
 
   Status topic_key(const std::string& topic, int32_t* key) override {
@@ -408,10 +483,10 @@ class RedisStore final : public Store {
     }
     *found = false;
     if (!allocate) return s;
-    s = conn_.command({"INCRBY", "lnr_unique_key", "1"}, &r);
+    s = conn_.command({"INCRBY", kKeyCounter, "1"}, &r);
     if (!s) return s;
     int32_t fresh = 0;
-    if (!parse_i32(r.get(), &fresh)) return corrupt("lnr_unique_key");
+    if (!parse_i32(r.get(), &fresh)) return corrupt(kKeyCounter);
     s = conn_.command({"SET", key, std::to_string(fresh), "NX"});
     if (!s) return s;
     s = conn_.command({"GET", key}, &r);

@@ -53,6 +53,30 @@ struct DirectoryEvent {
   std::string reason;
 };
 
+// What a running peer keeps in the store, so that it can be put back when the store lost it
+// (a Redis restarted without persistence, keys deleted by hand): its directory entries, the keys
+// it uses, and the channels it sends on. Client::keep_registered builds it.
+struct Registration {
+  struct Entry {
+    std::string topic;
+    int32_t topic_key = 0;
+    DirectoryEvent::Kind why = DirectoryEvent::join;  // join: its source topic; subscribe
+  };
+  struct Channel {
+    std::string listener_unique;
+    int32_t key = 0;
+    std::string listener_addr;
+    std::string listener_topic;
+  };
+  std::string addr;         // the published address
+  std::string unique_name;
+  std::string source_topic;
+  std::vector<Entry> entries;
+  std::vector<std::pair<std::string, int32_t>> sent_topic_keys;  // topics it sends to
+  std::vector<Channel> channels;                                  // as a sender
+  int32_t highest_key = 0;  // the largest key above: the key counter must not hand it out again
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -70,6 +94,13 @@ class Store {
   // until a peer registers there again: senders stop keeping messages for them.
   virtual Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) = 0;
   virtual Status delete_topic_addresses(const std::string& topic) = 0;
+  // True in *complete when every entry of `r` is in the directory under r.unique_name and the
+  // key counter has reached r.highest_key. One round trip.
+  virtual Status check_registration(const Registration& r, bool* complete) = 0;
+  // Puts back what the store lost of `r`, overwriting nothing: entries missing from the
+  // directory are registered (and announced) again, keys are set where absent, and the key
+  // counter is raised to r.highest_key. *restored (optional): entries registered again.
+  virtual Status restore_registration(const Registration& r, size_t* restored) = 0;
 
   // Keys, allocated once from the global counter, race-free.
   virtual Status topic_key(const std::string& topic, int32_t* key) = 0;

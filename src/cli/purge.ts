@@ -51,7 +51,7 @@ async function topicPlan(ctx: Context, redis: RespClient, topic: string): Promis
     ? [
         `delete the directory of topic ${topic} (${keys.topicAddr(topic)}), ${info.addresses.length} address(es):`,
         ...info.addresses.map((a) => `  ${a.address}  ${a.name}`),
-        'peers still running there are not found by new senders until they restart',
+        'peers still running there put their own address back within about a second',
       ]
     : [`topic ${topic} has no directory entries: nothing to delete`];
   return {

@@ -12,23 +12,38 @@ export class PrivateRedis {
     readonly url: string,
     private server: ChildProcess | undefined,
     private readonly dir: string,
+    private readonly port: number,
   ) {}
 
   static async start(): Promise<PrivateRedis> {
     const dir = mkdtempSync(path.join(tmpdir(), 'liner-private-redis-'));
     const port = await freePort();
+    try {
+      return new PrivateRedis(`redis://127.0.0.1:${port}/0`, await PrivateRedis.spawn(port, dir), dir, port);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private static async spawn(port: number, dir: string): Promise<ChildProcess> {
     const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', dir], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     while (!(await redisPing(port))) {
       if (Date.now() > deadline || server.exitCode !== null) {
         server.kill('SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
         throw new Error('private redis-server did not start');
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    return new PrivateRedis(`redis://127.0.0.1:${port}/0`, server, dir);
+    return server;
+  }
+
+  /** Starts a stopped server again, on the same port and empty (no persistence). */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.server = await PrivateRedis.spawn(this.port, this.dir);
   }
 
   /** Kills the server (at once: clients see connections refused from now on). Idempotent. */
