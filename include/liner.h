@@ -269,7 +269,16 @@ LNR_API BOOL lnr_stop(lnr_hClient client);
 /** TRUE while the client runs (between a successful lnr_run() and lnr_stop()/delete). */
 LNR_API BOOL lnr_is_running(lnr_hClient client);
 
-/** Status event kinds, as liner_broker 1.4 numbers them (LNR_SENDER_WRITABLE is liner's). */
+/**
+ * Status event kinds, as liner_broker 1.4 numbers them (LNR_SENDER_WRITABLE and
+ * LNR_STORE_RECOVERED are liner's).
+ *
+ * A Redis outage is told once per side, not once per failed call: the first
+ * LNR_SENDER_STORE_ERROR / LNR_LISTENER_STORE_ERROR when that side's connection is lost, then
+ * nothing until LNR_STORE_RECOVERED (its message names the side and counts the errors not
+ * told). A store error over a working connection (a key holding garbage) is told, the same
+ * text again only after a pause that doubles from 1 s up to 1 min.
+ */
 enum {
   LNR_PEER_CONNECTED = 1,       /**< a peer joined a topic this client uses, or connected to it */
   LNR_PEER_DISCONNECTED = 2,    /**< a peer left such a topic, or its connection ended */
@@ -280,7 +289,8 @@ enum {
   LNR_SENDER_SEND_ERROR = 7,    /**< a write to a peer failed */
   LNR_LISTENER_STORE_ERROR = 8, /**< the listener could not read or write Redis */
   LNR_SENDER_BUSY = 9,          /**< a peer's send queue is full (sends fail with LNR_ERR_BUSY) */
-  LNR_SENDER_WRITABLE = 10      /**< liner: that queue has room again */
+  LNR_SENDER_WRITABLE = 10,     /**< liner: that queue has room again */
+  LNR_STORE_RECOVERED = 11      /**< liner: Redis answers the sender or listener again */
 };
 
 /**

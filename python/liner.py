@@ -4,7 +4,7 @@ liner peers find each other through Redis (topic -> TCP address) and exchange me
 TCP; Redis also keeps the offline queue of at-least-once messages. There is no broker process.
 This module loads the C library ``libliner_broker`` with ctypes and offers the Python API of
 liner_broker 1.4 (``loadLib``, ``Client`` and its 1.4 additions: status events, error codes,
-``stop``, limits, introspection), plus liner's ``stats()`` and ``SENDER_WRITABLE`` event.
+``stop``, limits, introspection), plus liner's ``stats()`` and its ``SENDER_WRITABLE`` and ``STORE_RECOVERED`` events.
 
 Quick start::
 
@@ -58,7 +58,7 @@ __all__ = [
     "ERR_STARTUP", "ERR_BUSY",
     "PEER_CONNECTED", "PEER_DISCONNECTED", "PEER_SUBSCRIBED", "PEER_UNSUBSCRIBED",
     "SENDER_ROUTE_LOST", "SENDER_STORE_ERROR", "SENDER_SEND_ERROR", "LISTENER_STORE_ERROR",
-    "SENDER_BUSY", "SENDER_WRITABLE",
+    "SENDER_BUSY", "SENDER_WRITABLE", "STORE_RECOVERED",
     "set_log_callback", "set_max_message_size", "get_max_message_size",
     "set_compress_threshold", "get_compress_threshold", "set_max_send_queue",
     "get_max_send_queue", "set_max_send_queue_bytes", "get_max_send_queue_bytes",
@@ -90,6 +90,9 @@ SENDER_SEND_ERROR = 7     #: a write to a peer failed
 LISTENER_STORE_ERROR = 8  #: the listener could not read or write Redis
 SENDER_BUSY = 9           #: a peer's send queue is full (sends fail with ERR_BUSY)
 SENDER_WRITABLE = 10      #: liner: that queue has room again
+STORE_RECOVERED = 11      #: liner: Redis answers the sender or listener again (after 6 or 8)
+# A Redis outage is told once per side: one SENDER_STORE_ERROR / LISTENER_STORE_ERROR when the
+# connection is lost, then STORE_RECOVERED when it works again.
 
 _LIB_BASENAME = "liner_broker"
 
@@ -797,8 +800,8 @@ class Client:
         """Sets (or with ``None`` clears) the status callback: ``fn(kind, topic, peer, message)``.
 
         Args:
-            fn: called with ``kind``, one of ``PEER_CONNECTED`` .. ``SENDER_BUSY`` (1..9) or
-                ``SENDER_WRITABLE`` (10); ``topic``, the topic concerned ("" if none; for the
+            fn: called with ``kind``, one of ``PEER_CONNECTED`` .. ``SENDER_BUSY`` (1..9),
+                ``SENDER_WRITABLE`` (10) or ``STORE_RECOVERED`` (11); ``topic``, the topic concerned ("" if none; for the
                 listener side, the sender's source topic); ``peer``, the peer's address ("" when
                 unknown, e.g. a sender seen by a listener); ``message``, short free text. All
                 ``str``. Peer events concern only topics this client uses: those it sent to,

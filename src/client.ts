@@ -188,6 +188,11 @@ export interface ClientEvents {
   /** That queue has room again ({@link Client.drain} resolves). */
   writable: [event: StatusEvent];
   /**
+   * Redis answers the sender or the listener again, after an outage that was told once, as an
+   * `error` (`code` `STORE`) when that side's connection was lost.
+   */
+  'store-recovered': [event: StatusEvent];
+  /**
    * Either a failure the client reports on its own, as a {@link LinerStatusError} (`code`
    * `STORE`: Redis failed under the sender or the listener; `SEND`: a write to a peer failed),
    * emitted only while someone listens for `error` (it is on `status` either way); or what a

@@ -19,7 +19,12 @@ import { LinerError, type LinerErrorCode } from './errors.js';
  * - `peerSubscribed` / `peerUnsubscribed`: a peer (un)subscribed to a topic this client uses.
  * - `routeLost`: a connection to a peer failed or closed with messages in flight (at-least-once
  *   messages are kept and sent again, or stored in Redis).
- * - `senderStoreError` / `listenerStoreError`: Redis failed under the sender or the listener.
+ * - `senderStoreError` / `listenerStoreError`: Redis failed under the sender or the listener;
+ *   an outage is told once per side, when that side's connection is lost, not once per failed
+ *   call (a store error over a working connection is told, the same text again only after a
+ *   pause that doubles from 1 s up to 1 min).
+ * - `storeRecovered`: Redis answers that side again; the message names the side and counts the
+ *   errors not told meanwhile.
  * - `sendError`: a write to a peer failed.
  * - `busy`: a peer's send queue is full (sends to it throw `BUSY`).
  * - `writable`: that queue has room again; `drain()` resolves on it.
@@ -37,7 +42,8 @@ export type StatusKind =
   | 'sendError'
   | 'listenerStoreError'
   | 'busy'
-  | 'writable';
+  | 'writable'
+  | 'storeRecovered';
 
 /** The kinds that report a failure; they are also emitted as `error` events ({@link LinerStatusError}). */
 export type StatusErrorKind = 'senderStoreError' | 'listenerStoreError' | 'sendError';
@@ -54,6 +60,7 @@ export type StatusErrorKind = 'senderStoreError' | 'listenerStoreError' | 'sendE
  * | `'route-lost'` | `routeLost` |
  * | `'busy'` | `busy` |
  * | `'writable'` | `writable` |
+ * | `'store-recovered'` | `storeRecovered` |
  */
 export type StatusEventName =
   | 'peer-connected'
@@ -62,7 +69,8 @@ export type StatusEventName =
   | 'unsubscribed'
   | 'route-lost'
   | 'busy'
-  | 'writable';
+  | 'writable'
+  | 'store-recovered';
 
 /** Kinds by the core's number (index = value of native/core/status_event.hpp's StatusKind). */
 const KINDS: readonly (StatusKind | undefined)[] = [
@@ -77,6 +85,7 @@ const KINDS: readonly (StatusKind | undefined)[] = [
   'listenerStoreError',
   'busy',
   'writable',
+  'storeRecovered',
 ];
 
 const EVENT_NAMES: Partial<Record<StatusKind, StatusEventName>> = {
@@ -87,6 +96,7 @@ const EVENT_NAMES: Partial<Record<StatusKind, StatusEventName>> = {
   routeLost: 'route-lost',
   busy: 'busy',
   writable: 'writable',
+  storeRecovered: 'store-recovered',
 };
 
 const ERROR_CODES: Partial<Record<StatusKind, LinerErrorCode>> = {

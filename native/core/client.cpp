@@ -143,6 +143,10 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     Status st = open_store(opt_.store_url, s);
     if (!st) return st;
   }
+  // An outage is reported once per side (StatusSink); the API's and the directory's stores
+  // report theirs through calls' errors and the log.
+  delivery_store->on_health([this](bool up, const std::string&) { status_.store_state(StatusKind::listener_store_error, up); });
+  sender_store->on_health([this](bool up, const std::string&) { status_.store_state(StatusKind::sender_store_error, up); });
   // The user's callbacks run marked as such (in_callback()), so that they cannot stop or
   // re-run the client from inside: Delivery marks each batch it delivers.
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);

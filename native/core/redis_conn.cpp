@@ -2,12 +2,17 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace liner {
 namespace {
 
+// Between reconnect attempts to a Redis that failed: doubles with each failure in a row, so a
+// long outage costs a handful of attempts per thread, and is reset by a working connection.
+// The cap bounds how long after Redis is back a client still answers with the old failure.
 constexpr auto kReconnectPause = std::chrono::milliseconds(200);
+constexpr auto kMaxReconnectPause = std::chrono::milliseconds(2000);
 
 timeval to_timeval(int ms) {
   timeval tv;
@@ -28,7 +33,7 @@ void to_argv(const RedisArgs& args, std::vector<const char*>* argv, std::vector<
 }  // namespace
 
 RedisConn::RedisConn(RedisEndpoint endpoint, int timeout_ms)
-    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {}
+    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), reconnect_pause_(kReconnectPause) {}
 
 RedisConn::~RedisConn() { close(); }
 
@@ -51,9 +56,20 @@ std::string RedisConn::without_password(std::string text) const {
 Status RedisConn::fail(const std::string& what) {
   std::string detail = ctx_ && ctx_->err ? ": " + without_password(ctx_->errstr) : std::string();
   close();
-  retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
+  retry_after_ = std::chrono::steady_clock::now() + reconnect_pause_;
+  reconnect_pause_ = std::min<std::chrono::steady_clock::duration>(reconnect_pause_ * 2, kMaxReconnectPause);
   last_failure_ = Status(Err::store, "redis " + what + detail);
+  set_health(false, last_failure_.message);
   return last_failure_;
+}
+
+void RedisConn::set_health(bool up, const std::string& why) {
+  if (up) reconnect_pause_ = kReconnectPause;
+  Health now = up ? Health::up : Health::down;
+  // unknown -> up is the first connect, not a recovery.
+  bool tell = health_ != now && (!up || health_ == Health::down);
+  health_ = now;
+  if (tell && on_health_) on_health_(up, why);
 }
 
 // The server closed or reset the connection (a restart), as opposed to not answering in time:
@@ -104,11 +120,14 @@ Status RedisConn::ensure_connected() {
     if (r->type == REDIS_REPLY_ERROR) {
       std::string msg = without_password(std::string(r->str, r->len));
       close();
-      retry_after_ = std::chrono::steady_clock::now() + kReconnectPause;
+      retry_after_ = std::chrono::steady_clock::now() + reconnect_pause_;
+      reconnect_pause_ = std::min<std::chrono::steady_clock::duration>(reconnect_pause_ * 2, kMaxReconnectPause);
       last_failure_ = Status(Err::store, "redis " + std::string(args[0]) + " failed: " + msg);
+      set_health(false, last_failure_.message);
       return last_failure_;
     }
   }
+  set_health(true, "");
   return Status();
 }
 

@@ -1,11 +1,12 @@
 // One hiredis connection with the habits a broker needs: connect and command timeouts,
-// AUTH/SELECT done on connect, lazy reconnect after Redis restarts (rate-limited, so a dead
+// AUTH/SELECT done on connect, lazy reconnect after Redis restarts (with a back-off, so a dead
 // Redis costs one fast failure per call, not a connect timeout each), pipelining, and a
 // pollable pub/sub mode. Not thread-safe: each thread of a client owns its own.
 #pragma once
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,7 +46,14 @@ class RedisConn {
 
   void close();
 
+  // Told when the connection is lost (`up` false: a connect failed, Redis did not answer in
+  // time or closed it) and when one works again after that; not for error replies, which
+  // come over a working connection. Runs on the thread that made the call.
+  using HealthFn = std::function<void(bool up, const std::string& why)>;
+  void on_health(HealthFn fn) { on_health_ = std::move(fn); }
+
  private:
+  void set_health(bool up, const std::string& why);
   Status ensure_connected();
   Status fail(const std::string& what);
   Status check_reply(redisReply* r);
@@ -57,7 +65,10 @@ class RedisConn {
   redisContext* ctx_ = nullptr;
   std::string subscribed_;
   std::chrono::steady_clock::time_point retry_after_{};
+  std::chrono::steady_clock::duration reconnect_pause_;
   Status last_failure_;
+  HealthFn on_health_;
+  enum class Health { unknown, up, down } health_ = Health::unknown;
 };
 
 }  // namespace liner

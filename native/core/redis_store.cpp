@@ -88,6 +88,8 @@ class RedisStore final : public Store {
  public:
   explicit RedisStore(RedisEndpoint ep) : channel_(directory_channel(ep.db)), conn_(std::move(ep)) {}
 
+  void on_health(HealthFn fn) override { conn_.on_health(std::move(fn)); }
+
   Status ping() override {
     Status s = conn_.connect();
     return s ? conn_.command({"PING"}) : s;

@@ -4,6 +4,7 @@
 // Names and encodings follow liner_broker 1.3.1 (compat spec §2); see redis_store.cpp.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -151,6 +152,12 @@ class Store {
 
   // Directory change feed, for a Store instance dedicated to it.
   virtual Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) = 0;
+
+  // Tells `fn`, on the thread using this Store, when the store stops answering (`up` false,
+  // `why` says how) and when it answers again: the client reports an outage once, not once per
+  // failed call. A store that cannot tell never calls it.
+  using HealthFn = std::function<void(bool up, const std::string& why)>;
+  virtual void on_health(HealthFn fn) { (void)fn; }
 };
 
 // Opens a store from a URL ("redis://…", "unix://…"). Does not connect yet.

@@ -19,7 +19,7 @@ def test_constants_are_the_liner_broker_1_4_numbers():
     assert (liner.PEER_CONNECTED, liner.PEER_DISCONNECTED, liner.PEER_SUBSCRIBED,
             liner.PEER_UNSUBSCRIBED, liner.SENDER_ROUTE_LOST, liner.SENDER_STORE_ERROR,
             liner.SENDER_SEND_ERROR, liner.LISTENER_STORE_ERROR, liner.SENDER_BUSY,
-            liner.SENDER_WRITABLE) == tuple(range(1, 11))
+            liner.SENDER_WRITABLE, liner.STORE_RECOVERED) == tuple(range(1, 12))
 
 
 def test_sender_side_sees_a_peer_start_subscribe_unsubscribe_and_stop(make_client):
@@ -277,11 +277,11 @@ def test_store_errors_are_reported_by_sender_and_listener(make_client, private_r
                               sender_events.wait(liner.SENDER_STORE_ERROR))) - t < 5
 
 
-def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisecond(
-        make_client, private_redis):
+def test_a_store_that_is_down_is_told_once_not_at_every_retry(make_client, private_redis):
     """With over 1,024 messages awaiting their ack, both sides read and write acks every
-    millisecond; once the store fails they slow down, so that each side reports a handful of
-    store errors a second, not a thousand."""
+    millisecond; once the store fails they keep retrying (slower), but each side tells the
+    outage once, not at every failed retry (test/fault/test_store_outage_events.py follows the
+    outage to its end)."""
     sender, inbox, listener_events, sender_events = _pair_on_private_redis(make_client, private_redis)
 
     private_redis.stop()
@@ -290,11 +290,10 @@ def test_a_store_that_is_down_is_retried_a_few_times_a_second_not_every_millisec
     assert inbox.wait_count(2001, 10) == 2001
     assert listener_events.wait(liner.LISTENER_STORE_ERROR, timeout=10) is not None
     assert sender_events.wait(liner.SENDER_STORE_ERROR, timeout=10) is not None
-    t = time.monotonic()
-    time.sleep(1.0)
-    counts = [len(log.matching(kind, since=t)) for log, kind in
+    time.sleep(1.5)
+    counts = [len(log.matching(kind)) for log, kind in
               ((listener_events, liner.LISTENER_STORE_ERROR), (sender_events, liner.SENDER_STORE_ERROR))]
-    assert all(1 <= n <= 30 for n in counts), counts
+    assert counts == [1, 1], counts
 
 
 def _rst_server(stop, accepted):

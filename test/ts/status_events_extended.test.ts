@@ -324,3 +324,47 @@ test("without an 'error' listener a store failure is only a 'status' event (noth
     await redis.dispose();
   }
 });
+
+test("a Redis outage is one 'error' per side, then one 'store-recovered' per side when Redis is back", async () => {
+  const redis = await PrivateRedis.start();
+  const made: Client[] = [];
+  try {
+    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
+    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
+    made.push(sender, listener);
+    const errors = { listener: [] as LinerStatusError[], sender: [] as LinerStatusError[] };
+    const recovered = { listener: [] as StatusEvent[], sender: [] as StatusEvent[] };
+    listener.on('error', (e) => errors.listener.push(e as LinerStatusError));
+    sender.on('error', (e) => errors.sender.push(e as LinerStatusError));
+    listener.on('store-recovered', (e) => recovered.listener.push(e));
+    sender.on('store-recovered', (e) => recovered.sender.push(e));
+    const inbox = new Inbox(listener);
+    await listener.start();
+    await sender.start();
+    sender.sendTo('listener_topic', 'm0');
+    expect(await inbox.waitCount(1)).toBe(1);
+
+    await redis.stop();
+    let n = 1;
+    const downUntil = Date.now() + 3 * SECOND;
+    while (Date.now() < downUntil) { // every ack read and write fails meanwhile
+      sender.sendTo('listener_topic', `m${n++}`);
+      await sleep(20);
+    }
+    expect(errors.listener.map((e) => e.kind)).toEqual(['listenerStoreError']);
+    expect(errors.sender.map((e) => e.kind)).toEqual(['senderStoreError']);
+    expect(recovered.listener.length + recovered.sender.length).toBe(0);
+
+    await redis.restart();
+    expect(await waitUntil(() => recovered.listener.length === 1 && recovered.sender.length === 1, 10 * SECOND)).toBe(true);
+    expect(recovered.listener[0]).toMatchObject({ kind: 'storeRecovered', topic: '', peer: '' });
+    expect(recovered.listener[0]!.message).toMatch(/listener: the store answers again/);
+    expect(recovered.sender[0]!.message).toMatch(/sender: the store answers again/);
+    expect(await inbox.waitCount(n, 10 * SECOND)).toBe(n);
+    await sleep(1500);
+    expect(errors.listener.length + errors.sender.length).toBe(2);
+  } finally {
+    for (const c of made) await c.close();
+    await redis.dispose();
+  }
+}, 30_000);

@@ -1,0 +1,115 @@
+// A Redis restarted empty under running clients, through the C API: the clients put their
+// directory entries back within 5 s (a client started afterwards reaches them), and the outage
+// is told once per side (LNR_SENDER_STORE_ERROR, LNR_LISTENER_STORE_ERROR), then its end once
+// per side (LNR_STORE_RECOVERED), however many calls failed meanwhile.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "liner.h"
+#include "capi_inbox.hpp"
+#include "test_support.hpp"
+
+using testing_support::CapiInbox;
+using testing_support::capi_inbox_receive;
+using testing_support::RedisServer;
+using testing_support::wait_for;
+
+namespace {
+
+struct Events {
+  std::mutex mu;
+  std::vector<std::pair<int, std::string>> items;  // kind, message
+  size_t count(int kind) {
+    std::lock_guard<std::mutex> l(mu);
+    size_t n = 0;
+    for (const auto& e : items) n += e.first == kind;
+    return n;
+  }
+};
+
+void on_status(int kind, const char*, const char*, const char* message, lnr_uData ud) {
+  auto* ev = static_cast<Events*>(ud);
+  std::lock_guard<std::mutex> l(ev->mu);
+  ev->items.emplace_back(kind, message);
+}
+
+lnr_hClient client(const RedisServer& redis, const char* name, const char* topic) {
+  lnr_hClient c = lnr_new_client_redis(name, topic, "127.0.0.1:0", redis.url().c_str());
+  EXPECT_NE(c, nullptr) << lnr_last_create_error();
+  return c;
+}
+
+BOOL send(lnr_hClient c, const char* topic, const std::string& data) {
+  return lnr_send_to(c, topic, data.data(), data.size(), TRUE);
+}
+
+}  // namespace
+
+TEST(RedisRestart, RunningClientsRegisterAgainAndANewcomerReachesThem) {
+  RedisServer redis(true);
+  CapiInbox inbox, ignored;
+  lnr_hClient worker = client(redis, "crr_worker", "crr_jobs");
+  lnr_hClient producer = client(redis, "crr_producer", "crr_producer_topic");
+  ASSERT_EQ(lnr_subscribe(worker, "crr_news"), TRUE);
+  ASSERT_EQ(lnr_run(worker, capi_inbox_receive, &inbox), TRUE);
+  ASSERT_EQ(lnr_run(producer, capi_inbox_receive, &ignored), TRUE);
+  ASSERT_EQ(send(producer, "crr_jobs", "before"), TRUE);
+  ASSERT_TRUE(wait_for([&] { return inbox.size() == 1; }, std::chrono::seconds(5)));
+  std::string addr = lnr_published_addr(worker);
+
+  redis.stop();
+  redis.start();
+  auto back = std::chrono::steady_clock::now();
+  EXPECT_TRUE(wait_for([&] { return redis.cli({"HGET", "lnr_topic:crr_jobs:addr", addr}) == "crr_worker" &&
+                                    redis.cli({"HGET", "lnr_topic:crr_news:addr", addr}) == "crr_worker"; },
+                       std::chrono::seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - back, std::chrono::seconds(5));
+  EXPECT_NE(redis.cli({"GET", "lnr_connection:crr_producer:crr_producer_topic:crr_worker:key"}), "");
+
+  lnr_hClient newcomer = client(redis, "crr_newcomer", "crr_newcomer_topic");
+  ASSERT_EQ(lnr_run(newcomer, capi_inbox_receive, &ignored), TRUE);
+  EXPECT_EQ(send(newcomer, "crr_jobs", "from the newcomer"), TRUE) << lnr_last_error_message(newcomer);
+  EXPECT_EQ(lnr_send_all(newcomer, "crr_news", "news", 4, TRUE), TRUE) << lnr_last_error_message(newcomer);
+  EXPECT_TRUE(wait_for([&] { return inbox.size() == 3; }, std::chrono::seconds(5)));
+  lnr_delete_client(newcomer);
+  lnr_delete_client(producer);
+  lnr_delete_client(worker);
+}
+
+TEST(RedisRestart, AnOutageIsToldOncePerSideThenItsEnd) {
+  RedisServer redis(true);
+  CapiInbox inbox, ignored;
+  Events listener_events, sender_events;
+  lnr_hClient listener = client(redis, "cro_listener", "cro_listener_topic");
+  lnr_hClient sender = client(redis, "cro_sender", "cro_sender_topic");
+  ASSERT_EQ(lnr_set_status_cb(listener, on_status, &listener_events), TRUE);
+  ASSERT_EQ(lnr_set_status_cb(sender, on_status, &sender_events), TRUE);
+  ASSERT_EQ(lnr_run(listener, capi_inbox_receive, &inbox), TRUE);
+  ASSERT_EQ(lnr_run(sender, capi_inbox_receive, &ignored), TRUE);
+  ASSERT_EQ(send(sender, "cro_listener_topic", "0"), TRUE);
+  ASSERT_TRUE(wait_for([&] { return inbox.size() == 1; }, std::chrono::seconds(5)));
+
+  redis.stop();
+  size_t n = 1;
+  for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3); std::chrono::steady_clock::now() < end;) {
+    ASSERT_EQ(send(sender, "cro_listener_topic", std::to_string(n++)), TRUE) << lnr_last_error_message(sender);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(listener_events.count(LNR_LISTENER_STORE_ERROR), 1u);
+  EXPECT_EQ(sender_events.count(LNR_SENDER_STORE_ERROR), 1u);
+  EXPECT_EQ(listener_events.count(LNR_STORE_RECOVERED) + sender_events.count(LNR_STORE_RECOVERED), 0u);
+  redis.start();
+  EXPECT_TRUE(wait_for([&] { return listener_events.count(LNR_STORE_RECOVERED) == 1 &&
+                                    sender_events.count(LNR_STORE_RECOVERED) == 1; },
+                       std::chrono::seconds(10)));
+  EXPECT_TRUE(wait_for([&] { return inbox.size() == n; }, std::chrono::seconds(10)));
+  EXPECT_EQ(listener_events.count(LNR_LISTENER_STORE_ERROR), 1u);
+  EXPECT_EQ(sender_events.count(LNR_SENDER_STORE_ERROR), 1u);
+  lnr_delete_client(sender);
+  lnr_delete_client(listener);
+}
