@@ -9,28 +9,16 @@
 #include <vector>
 
 #include "liner.h"
+#include "capi_inbox.hpp"
 #include "test_support.hpp"
 
+using testing_support::CapiInbox;
+using testing_support::capi_inbox_receive;
 using testing_support::free_port;
 using testing_support::redis;
 using testing_support::wait_for;
 
 namespace {
-
-struct Inbox {
-  std::mutex mu;
-  std::vector<std::string> got;
-  std::vector<std::string> snapshot() {
-    std::lock_guard<std::mutex> l(mu);
-    return got;
-  }
-};
-
-void on_receive(const char*, const char*, const char* data, size_t size, lnr_uData ud) {
-  auto* in = static_cast<Inbox*>(ud);
-  std::lock_guard<std::mutex> l(in->mu);
-  in->got.emplace_back(data, size);
-}
 
 lnr_hClient client(const char* name, const char* topic, const std::string& addr = "127.0.0.1:0") {
   lnr_hClient c = lnr_new_client_redis(name, topic, addr.c_str(), redis().url().c_str());
@@ -46,11 +34,11 @@ BOOL send(lnr_hClient c, const char* topic, const std::string& data, BOOL at_lea
 
 TEST(RouteSemantics, AfterUnsubscribeAndRefreshAnAtLeastOnceSendFailsAtOnce) {
   redis().cli({"FLUSHALL"});
-  Inbox inbox, ignored;
+  CapiInbox inbox, ignored;
   lnr_hClient consumer = client("crs_consumer", "crs_consumer_topic");
   lnr_hClient producer = client("crs_producer", "crs_producer_topic");
-  ASSERT_EQ(lnr_run(consumer, on_receive, &inbox), TRUE);
-  ASSERT_EQ(lnr_run(producer, on_receive, &ignored), TRUE);
+  ASSERT_EQ(lnr_run(consumer, capi_inbox_receive, &inbox), TRUE);
+  ASSERT_EQ(lnr_run(producer, capi_inbox_receive, &ignored), TRUE);
   ASSERT_EQ(lnr_subscribe(consumer, "crs_news"), TRUE);
   ASSERT_EQ(send(producer, "crs_news", "before"), TRUE);
   ASSERT_TRUE(wait_for([&] { return inbox.snapshot().size() == 1; }, std::chrono::seconds(5)));
@@ -68,11 +56,11 @@ TEST(RouteSemantics, AfterUnsubscribeAndRefreshAnAtLeastOnceSendFailsAtOnce) {
 TEST(RouteSemantics, ARestartedSenderKeepsMessagesForAStoppedListener) {
   redis().cli({"FLUSHALL"});
   const std::string addr = "127.0.0.1:" + std::to_string(free_port());
-  Inbox first, second, ignored;
+  CapiInbox first, second, ignored;
   lnr_hClient b = client("crs_b", "crs_b_topic", addr);
   lnr_hClient a = client("crs_a", "crs_a_topic");
-  ASSERT_EQ(lnr_run(b, on_receive, &first), TRUE);
-  ASSERT_EQ(lnr_run(a, on_receive, &ignored), TRUE);
+  ASSERT_EQ(lnr_run(b, capi_inbox_receive, &first), TRUE);
+  ASSERT_EQ(lnr_run(a, capi_inbox_receive, &ignored), TRUE);
   ASSERT_EQ(send(a, "crs_b_topic", "1"), TRUE);
   ASSERT_TRUE(wait_for([&] { return first.snapshot().size() == 1; }, std::chrono::seconds(5)));
   lnr_delete_client(b);
@@ -80,14 +68,14 @@ TEST(RouteSemantics, ARestartedSenderKeepsMessagesForAStoppedListener) {
   lnr_delete_client(a);
 
   a = client("crs_a", "crs_a_topic");  // the same sender, started again
-  ASSERT_EQ(lnr_run(a, on_receive, &ignored), TRUE);
+  ASSERT_EQ(lnr_run(a, capi_inbox_receive, &ignored), TRUE);
   EXPECT_EQ(send(a, "crs_b_topic", "3"), TRUE) << lnr_last_error_message(a);
   EXPECT_EQ(send(a, "crs_b_topic", "4"), TRUE) << lnr_last_error_message(a);
   EXPECT_EQ(send(a, "crs_b_topic", "best effort", FALSE), FALSE);
   EXPECT_EQ(lnr_last_error_code(a), LNR_ERR_NO_ADDR);
 
   b = client("crs_b", "crs_b_topic", addr);
-  ASSERT_EQ(lnr_run(b, on_receive, &second), TRUE);
+  ASSERT_EQ(lnr_run(b, capi_inbox_receive, &second), TRUE);
   EXPECT_TRUE(wait_for([&] { return second.snapshot().size() >= 3; }, std::chrono::seconds(15)));
   EXPECT_EQ(second.snapshot(), (std::vector<std::string>{"2", "3", "4"}));
   lnr_delete_client(b);

@@ -10,27 +10,15 @@
 #include <vector>
 
 #include "liner.h"
+#include "capi_inbox.hpp"
 #include "test_support.hpp"
 
+using testing_support::CapiInbox;
+using testing_support::capi_inbox_receive;
 using testing_support::redis;
 using testing_support::wait_for;
 
 namespace {
-
-struct Inbox {
-  std::mutex mu;
-  std::vector<std::string> got;
-  size_t size() {
-    std::lock_guard<std::mutex> l(mu);
-    return got.size();
-  }
-};
-
-void on_receive(const char*, const char*, const char* data, size_t size, lnr_uData ud) {
-  auto* in = static_cast<Inbox*>(ud);
-  std::lock_guard<std::mutex> l(in->mu);
-  in->got.emplace_back(data, size);
-}
 
 // A batch as the C API takes it: pointers into `texts` and their sizes.
 struct Batch {
@@ -58,14 +46,14 @@ class SendToMany : public ::testing::Test {
     sender = lnr_new_client_redis("stm_tx", "stm_tx_topic", "127.0.0.1:0", redis().url().c_str());
     ASSERT_NE(receiver, nullptr);
     ASSERT_NE(sender, nullptr);
-    ASSERT_EQ(lnr_run(receiver, on_receive, &inbox), TRUE);
-    ASSERT_EQ(lnr_run(sender, on_receive, &sender_inbox), TRUE);
+    ASSERT_EQ(lnr_run(receiver, capi_inbox_receive, &inbox), TRUE);
+    ASSERT_EQ(lnr_run(sender, capi_inbox_receive, &sender_inbox), TRUE);
   }
   void TearDown() override {
     lnr_delete_client(sender);
     lnr_delete_client(receiver);
   }
-  Inbox inbox, sender_inbox;
+  CapiInbox inbox, sender_inbox;
   lnr_hClient receiver = nullptr;
   lnr_hClient sender = nullptr;
 };
