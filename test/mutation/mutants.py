@@ -168,6 +168,14 @@ MUTANTS = [
            "  if (!all && targets->size() > 1) targets->resize(1);\n  return !targets->empty();",
            "  return false;",
            pytest(PY + "test_offline_delivery.py")),
+    mutant("registration-not-kept", "native/core/client.cpp", "a running peer never puts back what the store lost",
+           "  if (!refresh_store_->check_registration(registration(), &complete) || complete) return;",
+           "  return;",
+           pytest("test/fault/test_redis_restart.py::test_keys_deleted_by_hand_come_back_but_an_unsubscribe_stays")),
+    mutant("outage-told-every-call", "native/core/status_event.hpp", "a store outage is told at every failed call",
+           "bool hold = o->state == Outage::told ||",
+           "bool hold = false ||",
+           pytest(PY + "test_status_events.py::test_a_store_that_is_down_is_told_once_not_at_every_retry")),
 
     # ---- listener (native/core/listener.cpp) ----------------------------------------------------
     mutant("connection-cap-ignored", "native/core/listener.cpp", "the listener's connection cap is not enforced",
