@@ -114,7 +114,8 @@ def test_redis_going_wrong_under_running_clients(private_redis, log_lines):  # n
 
         def calls_fail_with(needle):
             """Calls that need Redis; True once one of them failed saying `needle` (a failed
-            connection is not tried again for 200 ms: until then it reports the last failure)."""
+            connection is not tried again for 200 ms, backing off to 2 s: until then it reports
+            the last failure)."""
             seen = False
             for ok in (sender.refresh_address_topic("listener_topic"), sender.subscribe("news"),
                        sender.list_addresses("listener_topic") is not None,
