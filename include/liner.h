@@ -364,6 +364,17 @@ LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes);
 LNR_API size_t lnr_get_max_send_queue_bytes(void);
 
 /**
+ * liner: how long, in milliseconds, lnr_new_client_redis() and lnr_run() keep trying a Redis
+ * that does not answer (refuses connections, does not reply, or replies LOADING) before they
+ * fail with LNR_ERR_STORE: for services that may start before their Redis. Tries are 100 ms
+ * apart, then up to 1 s. Default 0<!-- value: storeWaitMs -->: fail at once, as liner_broker does. At most
+ * 3,600,000 (an hour); more is refused. Process-wide, read when a client is created or run.
+ * lnr_run() waits without holding the client: other calls on it fail as usual meanwhile.
+ */
+LNR_API BOOL lnr_set_store_wait(size_t ms);
+LNR_API size_t lnr_get_store_wait(void);
+
+/**
  * Sets the address registered in the directory instead of the bound one, e.g. when binding to
  * 0.0.0.0 or behind NAT. A literal "ip:port" or "[v6]:port"; port 0 stands for the bound port.
  * NULL or "" clears it. Only before lnr_run() (LNR_ERR_ALREADY_RUNNING otherwise).

@@ -62,6 +62,7 @@ __all__ = [
     "set_log_callback", "set_max_message_size", "get_max_message_size",
     "set_compress_threshold", "get_compress_threshold", "set_max_send_queue",
     "get_max_send_queue", "set_max_send_queue_bytes", "get_max_send_queue_bytes",
+    "set_store_wait", "get_store_wait",
 ]
 
 # Error codes: the LNR_* values of include/liner.h.
@@ -207,6 +208,8 @@ def _bind(lib):
         "lnr_get_max_send_queue": (c_size_t, []),
         "lnr_set_max_send_queue_bytes": (c_int, [c_size_t]),
         "lnr_get_max_send_queue_bytes": (c_size_t, []),
+        "lnr_set_store_wait": (c_int, [c_size_t]),
+        "lnr_get_store_wait": (c_size_t, []),
         "lnr_set_advertise_addr": (c_int, [hclient, c_char_p]),
         "lnr_advertise_addr": (c_char_p, [hclient]),
         "lnr_published_addr": (c_char_p, [hclient]),
@@ -409,6 +412,22 @@ def set_max_send_queue_bytes(nbytes):
 def get_max_send_queue_bytes():
     """The process-wide per-peer byte limit."""
     return int(_fn(_lib(), "lnr_get_max_send_queue_bytes")())
+
+
+def set_store_wait(ms):
+    """liner: how long, in milliseconds, creating a ``Client`` and ``run`` keep trying a Redis
+    that does not answer (refuses connections, does not reply, or replies LOADING) before they
+    fail with ``ERR_STORE``: for services that may start before their Redis. Default 0: fail
+    at once, as liner_broker does. Process-wide, read when a client is created or run.
+    Returns False (and changes nothing) for a negative value or one over 3,600,000 (an hour).
+    """
+    n = _size_arg(ms, "ms")
+    return n >= 0 and _fn(_lib(), "lnr_set_store_wait")(n) != 0
+
+
+def get_store_wait():
+    """The process-wide store wait, in milliseconds (0: none)."""
+    return int(_fn(_lib(), "lnr_get_store_wait")())
 
 
 def _name_arg(value):

@@ -61,6 +61,16 @@ export interface ClientOptions {
   /** Bytes the core reads from sockets before it delivers them and reads again. At most, and by default, 1 MiB. */
   maxReceiveQueueBytes?: number;
   /**
+   * How long, in milliseconds, {@link Client.start} keeps trying a Redis that does not answer
+   * (refuses connections, does not reply, or replies LOADING) before it rejects with `STORE`:
+   * a service and its Redis start in any order (containers, systemd units). Default
+   * 10,000 ms; 0 rejects at once. At most 3,600,000; more rejects `start()` with
+   * `INVALID_ARGUMENT`. C and Python do not wait by default, as liner_broker does; here the
+   * wait costs nothing, since `start()` is asynchronous and the event loop goes on meanwhile, and a
+   * program that awaits `start()` is better served by a short wait than by a crash and restart.
+   */
+  waitForRedis?: number;
+  /**
    * Bytes received but not yet handed to your handlers (and, per `messages()` iterator, not
    * yet consumed) before the client stops taking more; senders then feel TCP back-pressure.
    * Default 16 MiB.
@@ -207,6 +217,7 @@ export interface ClientEvents {
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'closing' | 'closed';
 
 const DEFAULT_IN_FLIGHT = 16 * 1024 * 1024;
+const DEFAULT_WAIT_FOR_REDIS_MS = 10000;
 const DEFAULT_BUDGET = 1024 * 1024;
 const PER_MESSAGE_BUDGET = 64; // what a message costs the delivery budget on top of its bytes
 
@@ -381,6 +392,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         maxSendQueueMessages: sendQueueMessages(options) || undefined,
         maxReceiveQueueBytes: checkSize(options, 'maxReceiveQueueBytes') || undefined,
         maxInFlightBytes: inFlight,
+        storeWaitMs: checkSize(options, 'waitForRedis') ?? DEFAULT_WAIT_FOR_REDIS_MS,
       });
     } catch (e) {
       throw fromNative(e);

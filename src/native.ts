@@ -20,6 +20,8 @@ export interface NativeOptions {
   maxSendQueueMessages?: number;
   maxReceiveQueueBytes?: number;
   maxInFlightBytes?: number;
+  /** ms create and run keep trying a Redis that does not answer; absent: the process-wide value. */
+  storeWaitMs?: number;
 }
 
 /**

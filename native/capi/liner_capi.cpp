@@ -423,6 +423,13 @@ LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes) {
 }
 LNR_API size_t lnr_get_max_send_queue_bytes(void) { return liner::limits().max_send_queue_bytes; }
 
+LNR_API BOOL lnr_set_store_wait(size_t ms) {
+  if (ms > liner::kMaxStoreWaitMs) return FALSE;
+  liner::limits().store_wait_ms = ms;
+  return TRUE;
+}
+LNR_API size_t lnr_get_store_wait(void) { return liner::limits().store_wait_ms; }
+
 LNR_API BOOL lnr_set_advertise_addr(lnr_hClient client, const char* addr) {
   return with_client(client, "lnr_set_advertise_addr", [&](Client& c) {
     if (addr && *addr && !valid_utf8(addr)) return Status(Err::invalid_arg, "addr is not valid UTF-8");

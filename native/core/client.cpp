@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "core/log.hpp"
@@ -27,6 +28,21 @@ constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 // back is seen sooner through its directory event, and nothing is lost meanwhile: its queue
 // is delivered when it reconnects.
 constexpr auto kUnservedFor = std::chrono::milliseconds(200);
+
+// Pings `store` until it answers or `wait_ms` passed (0: once), pausing 100 ms between tries,
+// doubling up to 1 s. Any failure is worth another try: a store that is starting refuses
+// connections, or answers LOADING while it reads its data.
+Status wait_for_store(Store& store, size_t wait_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  auto pause = std::chrono::milliseconds(100);
+  for (;;) {
+    Status s = store.ping();
+    auto now = std::chrono::steady_clock::now();
+    if (s || now >= deadline) return s;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
 
 // Bumped whenever any client's route cache changes (or a client goes away). A thread's
 // remembered route for send_to is used only while this has not moved.
@@ -94,13 +110,21 @@ Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
   int port = 0;
   Status s = split_host_port(o.localhost, &host, &port);
   if (!s) return s;
+  if (o.store_wait_ms > int64_t(kMaxStoreWaitMs))
+    return Status(Err::invalid_arg, "store wait " + std::to_string(o.store_wait_ms) + " ms is over the most, " +
+                                        std::to_string(kMaxStoreWaitMs) + " ms");
   std::unique_ptr<Store> store;
   s = open_store(o.store_url, &store);
   if (!s) return s;
-  s = store->ping();
+  std::unique_ptr<Client> client(new Client(o, std::move(store)));
+  s = wait_for_store(*client->api_store_, client->store_wait_ms());
   if (!s) return s;
-  out->reset(new Client(o, std::move(store)));
+  *out = std::move(client);
   return Status();
+}
+
+size_t Client::store_wait_ms() const {
+  return opt_.store_wait_ms >= 0 ? size_t(opt_.store_wait_ms) : limits().store_wait_ms.load();
 }
 
 bool Client::in_callback() const { return callback_owner() == this; }
@@ -137,6 +161,17 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     return Status();
   }
   if (!receive) return Status(Err::invalid_arg, "receive callback is NULL");
+  if (size_t wait = store_wait_ms()) {
+    // On a store of its own, with no lock held: other calls neither wait for this one nor
+    // share its connection, and a store that stays down fails run() below as without a wait.
+    life.unlock();
+    std::unique_ptr<Store> probe;
+    Status s = open_store(opt_.store_url, &probe);
+    if (s) s = wait_for_store(*probe, wait);
+    if (!s) return s;
+    life.lock();
+    if (running_) return Status();
+  }
 
   std::unique_ptr<Store> delivery_store, sender_store, feed_store;
   for (auto* s : {&delivery_store, &sender_store, &feed_store, &refresh_store_}) {

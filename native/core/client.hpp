@@ -38,6 +38,9 @@ struct ClientOptions {
   size_t max_send_queue_bytes = 0;
   size_t max_send_queue_messages = 0;
   size_t max_receive_queue_bytes = 0;  // read, not yet delivered; 0: Delivery's (1 MiB, also the most)
+  // How long create() and run() keep trying a store that does not answer, in ms, at most
+  // kMaxStoreWaitMs; 0: fail at once; < 0: the process-wide value (limits().store_wait_ms).
+  int64_t store_wait_ms = -1;
 };
 
 // Counters since creation (queue depths: now).
@@ -119,6 +122,7 @@ class Client {
 
   explicit Client(ClientOptions options, std::unique_ptr<Store> store);
   Status check_topic(const std::string& topic, const char* action) const;
+  size_t store_wait_ms() const;
   // send_to, send_all (count 1) and send_to_many. *queued (may be null) as send_to_many's.
   Status send(const std::string& topic, const Payload* messages, size_t count, bool at_least_once, bool all,
               size_t* queued);

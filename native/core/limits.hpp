@@ -16,7 +16,13 @@ struct Limits {
   std::atomic<size_t> compress_threshold{kDefaultCompressThreshold};
   std::atomic<size_t> max_send_queue{0};  // messages per peer; 0 = no count limit
   std::atomic<size_t> max_send_queue_bytes{size_t(8) << 20};  // per peer, always enforced
+  // How long creating or running a client keeps trying a store that does not answer (Redis
+  // still starting: containers start in any order). 0: fail at once, as liner_broker does.
+  std::atomic<size_t> store_wait_ms{0};
 };
+
+// The longest store wait accepted (an hour): a wait is for a store that is starting.
+constexpr size_t kMaxStoreWaitMs = 3600 * 1000;
 
 // Constant-initialised (every member has a constexpr constructor), so reading it needs no
 // function call or init guard: the send path reads it for every message.

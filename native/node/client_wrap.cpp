@@ -146,6 +146,8 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.max_send_queue_bytes = size_option(o, "maxSendQueueBytes", 0);
   options_.max_send_queue_messages = size_option(o, "maxSendQueueMessages", 0);
   options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", 0);
+  // Absent: the process-wide value, as for the C API (the TS layer always gives one).
+  if (!o.Get("storeWaitMs").IsUndefined()) options_.store_wait_ms = int64_t(size_option(o, "storeWaitMs", 0));
   size_t in_flight = size_option(o, "maxInFlightBytes", kDefaultInFlightBytes);
   auto wake = wake_;
   inbox_ = std::make_shared<Inbox>(in_flight, [wake] {

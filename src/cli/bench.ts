@@ -8,7 +8,7 @@
  */
 import { intOption, secondsOption } from './args.js';
 import type { Command } from './command.js';
-import { openRedis, shownUrl } from './command.js';
+import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
 import { ProgressBar, bytes, count } from './output.js';
 import { ephemeralName, forgetPeer, liner, sendPatiently } from './peer.js';
@@ -39,8 +39,8 @@ export const bench: Command = {
     const { Client } = liner();
     const sinkName = ephemeralName('bench-sink');
     const sourceName = ephemeralName('bench-source');
-    const sink = new Client({ name: sinkName, topic: sinkName, redis: ctx.redisUrl });
-    const source = new Client({ name: sourceName, topic: sourceName, redis: ctx.redisUrl });
+    const sink = new Client({ name: sinkName, topic: sinkName, ...clientBase(ctx) });
+    const source = new Client({ name: sourceName, topic: sourceName, ...clientBase(ctx) });
     const bar = new ProgressBar(total, !out.json && process.stderr.isTTY === true);
     let received = 0;
     let busy = 0;

@@ -7,7 +7,7 @@
  */
 import { intOption, secondsOption, stringOption } from './args.js';
 import type { Command } from './command.js';
-import { openRedis } from './command.js';
+import { clientBase, openRedis } from './command.js';
 import { CliError, usage } from './errors.js';
 import { keys } from './layout.js';
 import { bytes, escapeText, preview } from './output.js';
@@ -62,7 +62,7 @@ export const listen: Command = {
     }
 
     const { Client } = liner();
-    const client = new Client({ name, topic, redis: ctx.redisUrl, listen: stringOption(parsed, 'listen') });
+    const client = new Client({ name, topic, ...clientBase(ctx), listen: stringOption(parsed, 'listen') });
     let received = 0;
     let finish: (status: number) => void = () => undefined;
     const finished = new Promise<number>((resolve) => (finish = resolve));

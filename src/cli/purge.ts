@@ -13,7 +13,7 @@ import * as readline from 'node:readline/promises';
 
 import { stringOption } from './args.js';
 import type { Command, Context } from './command.js';
-import { openRedis, shownUrl } from './command.js';
+import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
 import { keys, readChannels, readTopics, senderTopicsOf } from './layout.js';
 import { count } from './output.js';
@@ -61,7 +61,7 @@ async function topicPlan(ctx: Context, redis: RespClient, topic: string): Promis
     execute: async () => {
       // A throwaway client of the topic: clearAddressesOfTopic works on the client's own topic.
       const { Client } = liner();
-      const client = new Client({ name: ephemeralName('purge'), topic, redis: ctx.redisUrl });
+      const client = new Client({ name: ephemeralName('purge'), topic, ...clientBase(ctx) });
       try {
         await client.clearAddressesOfTopic();
       } finally {
@@ -107,7 +107,7 @@ async function senderPlan(ctx: Context, redis: RespClient, sender: string, force
       const { Client } = liner();
       for (const s of sourceTopics) {
         // The sender's own identity, never started: clearStoredMessages needs a stopped client.
-        const client = new Client({ name: sender, topic: s, redis: ctx.redisUrl });
+        const client = new Client({ name: sender, topic: s, ...clientBase(ctx) });
         try {
           await client.clearStoredMessages();
         } finally {

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 
 import { secondsOption, stringOption } from './args.js';
 import type { Command } from './command.js';
-import { openRedis, shownUrl } from './command.js';
+import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
 import { bytes } from './output.js';
 import { checkName, ephemeralName, forgetPeer, liner, sendPatiently, storedCount } from './peer.js';
@@ -71,7 +71,7 @@ export const send: Command = {
 
     const redis = await openRedis(ctx);
     const { Client, LinerError } = liner();
-    const client = new Client({ name, topic: name, redis: ctx.redisUrl });
+    const client = new Client({ name, topic: name, ...clientBase(ctx) });
     const started = Date.now();
     let copies = 1;
     try {

@@ -113,3 +113,34 @@ TEST(RedisRestart, AnOutageIsToldOncePerSideThenItsEnd) {
   lnr_delete_client(sender);
   lnr_delete_client(listener);
 }
+
+TEST(RedisRestart, StoreWaitOutlastsARedisThatStartsLate) {
+  EXPECT_EQ(lnr_get_store_wait(), 0u);  // off by default, as liner_broker
+  EXPECT_EQ(lnr_set_store_wait(3600 * 1000 + 1), FALSE);
+  RedisServer redis(true);
+  redis.stop();
+  ASSERT_EQ(lnr_set_store_wait(5000), TRUE);
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    redis.start();
+  });
+  auto t = std::chrono::steady_clock::now();
+  lnr_hClient c = client(redis, "crw_late", "crw_late_topic");
+  auto took = std::chrono::steady_clock::now() - t;
+  later.join();
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  CapiInbox ignored;
+  if (c) {
+    EXPECT_EQ(lnr_run(c, capi_inbox_receive, &ignored), TRUE) << lnr_last_error_message(c);
+    lnr_delete_client(c);
+  }
+  // A Redis that stays down: the wait runs out, then the usual error.
+  ASSERT_EQ(lnr_set_store_wait(1000), TRUE);
+  redis.stop();
+  t = std::chrono::steady_clock::now();
+  EXPECT_EQ(lnr_new_client_redis("crw_down", "crw_down_topic", "127.0.0.1:0", redis.url().c_str()), nullptr);
+  took = std::chrono::steady_clock::now() - t;
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  EXPECT_LT(took, std::chrono::seconds(5));
+  ASSERT_EQ(lnr_set_store_wait(0), TRUE);
+}

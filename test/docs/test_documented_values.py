@@ -37,7 +37,8 @@ def library_defaults():
             "'maxMessageSize': liner.get_max_message_size(),"
             "'compressThreshold': liner.get_compress_threshold(),"
             "'maxSendQueueBytes': liner.get_max_send_queue_bytes(),"
-            "'maxSendQueueMessages': liner.get_max_send_queue()}))")
+            "'maxSendQueueMessages': liner.get_max_send_queue(),"
+            "'storeWaitMs': liner.get_store_wait()}))")
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=30, check=True).stdout
@@ -61,6 +62,7 @@ def values():
     v["maxInFlightBytes"] = constant("src/client.ts", "DEFAULT_IN_FLIGHT")
     v["deliveryBudgetBytes"] = constant("src/client.ts", "DEFAULT_BUDGET")
     v["receiveBatchBytes"] = constant("native/core/delivery.cpp", "kDefaultBatchBytes")
+    v["waitForRedisMs"] = constant("src/client.ts", "DEFAULT_WAIT_FOR_REDIS_MS")
     return v
 
 
@@ -254,6 +256,7 @@ SYMBOL_VALUES = {
     "set_compress_threshold": "compressThreshold", "get_compress_threshold": "compressThreshold",
     "set_max_send_queue_bytes": "maxSendQueueBytes", "get_max_send_queue_bytes": "maxSendQueueBytes",
     "set_max_send_queue": "maxSendQueueMessages", "get_max_send_queue": "maxSendQueueMessages",
+    "set_store_wait": "storeWaitMs", "get_store_wait": "storeWaitMs", "waitForRedis": "waitForRedisMs",
 }
 
 

@@ -3,6 +3,7 @@ SIGSTOPped: the kernel still accepts connections, nothing answers) when a client
 when it runs, and when it is closed: a clear error (LinerError / False with ERR_STORE) within
 the 2 s store timeout plus slack, never an abort or a hang, and no thread or descriptor left
 behind."""
+import threading
 import time
 
 import pytest
@@ -108,3 +109,47 @@ def test_close_with_frozen_redis_returns_in_bounded_time(private_redis):
     report("close_with_frozen_redis", sender_close_s=round(sender_took, 2),
            listener_close_s=round(listener_took, 2))
     assert sender_took < CLOSE_BOUND_S and listener_took < CLOSE_BOUND_S
+
+
+def test_store_wait_lets_creation_and_run_outlast_a_redis_that_starts_late(private_redis):
+    """liner.set_store_wait(ms): creating a client and run() keep trying a Redis that is not up
+    yet, for up to that long; then they fail as without it. Off (0) by default."""
+    assert liner.get_store_wait() == 0
+    assert not liner.set_store_wait(-1) and not liner.set_store_wait(3_600_001)
+    assert liner.get_store_wait() == 0
+    redis = private_redis()
+    assert liner.set_store_wait(5000) and liner.get_store_wait() == 5000
+    client = None
+    try:
+        redis.stop()
+        threading.Timer(1.0, redis.start).start()
+        t = time.monotonic()
+        client = liner.Client("sw_late", "sw_late_topic", "127.0.0.1:0", redis.url)
+        created_after = time.monotonic() - t
+        assert 0.9 <= created_after < 5, created_after
+
+        redis.stop()
+        threading.Timer(1.0, redis.start).start()
+        t = time.monotonic()
+        assert client.run(lambda *a: None), client.last_error_message()
+        ran_after = time.monotonic() - t
+        assert 0.9 <= ran_after < 5, ran_after
+        assert redis.cli("HGET", "lnr_topic:sw_late_topic:addr", client.published_addr()) == "sw_late"
+        client.close()
+        client = None
+
+        # A Redis that stays down: the wait runs out, then the usual error.
+        assert liner.set_store_wait(1500)
+        redis.stop()
+        t = time.monotonic()
+        with pytest.raises(liner.LinerError) as info:
+            liner.Client("sw_down", "sw_down_topic", "127.0.0.1:0", redis.url)
+        took = time.monotonic() - t
+        report("store_wait", created_after=round(created_after, 2), ran_after=round(ran_after, 2),
+               gave_up_after=round(took, 2))
+        assert info.value.code == liner.ERR_STORE
+        assert 1.4 <= took < BOUND_S + 1.5, took
+    finally:
+        liner.set_store_wait(0)
+        if client:
+            client.close()

@@ -52,9 +52,9 @@ describe('creating a client', () => {
     await c.close();
   });
 
-  test('an unreachable Redis rejects start with STORE, quickly', async () => {
+  test('an unreachable Redis rejects start with STORE, quickly (waitForRedis: 0)', async () => {
     const port = await freePort();
-    const c = new Client({ ...base, redis: `redis://127.0.0.1:${port}/0` });
+    const c = new Client({ ...base, redis: `redis://127.0.0.1:${port}/0`, waitForRedis: 0 });
     const started = Date.now();
     await expect(c.start()).rejects.toMatchObject({ code: 'STORE' });
     expect(Date.now() - started).toBeLessThan(5000);

@@ -120,7 +120,8 @@ test('pendingCount/pendingByPeer on a closed client: CLOSED', async () => {
 
 test('with Redis down every introspection call rejects with STORE (and start() too)', async () => {
   const redis = await PrivateRedis.start();
-  const c = new Client({ name: 'c', topic: 'c_topic', redis: redis.url });
+  // No wait for Redis (waitForRedis: 0): Redis stays down, so each call fails at once.
+  const c = new Client({ name: 'c', topic: 'c_topic', redis: redis.url, waitForRedis: 0 });
   try {
     expect(await c.listAddresses('x')).toEqual([]); // opens the client while Redis is up
     await redis.stop();
@@ -130,7 +131,7 @@ test('with Redis down every introspection call rejects with STORE (and start() t
     await expect(c.start()).rejects.toMatchObject({ code: 'STORE' });
     expect(c.isRunning).toBe(false);
     // Never opened: the first call that needs Redis says so.
-    const d = new Client({ name: 'd', topic: 'd_topic', redis: redis.url });
+    const d = new Client({ name: 'd', topic: 'd_topic', redis: redis.url, waitForRedis: 0 });
     await expect(d.pendingCount()).rejects.toMatchObject({ code: 'STORE' });
     await d.close();
   } finally {
