@@ -29,6 +29,11 @@ constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 // is delivered when it reconnects.
 constexpr auto kUnservedFor = std::chrono::milliseconds(200);
 
+// How long a running peer's directory entries outlive its last lease renewal (it renews every
+// second, on the directory thread): a peer that crashed, or lost Redis for longer, is removed
+// by the next sweep of a peer that uses the topic, so within about kLeaseMs + 2 s.
+constexpr int kLeaseMs = 7000;
+
 // Pings `store` until it answers or `wait_ms` passed (0: once), pausing 100 ms between tries,
 // doubling up to 1 s. Any failure is worth another try: a store that is starting refuses
 // connections, or answers LOADING while it reads its data.
@@ -225,6 +230,8 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     if (s) s = api_store_->register_address(opt_.topic, published_, opt_.unique_name, DirectoryEvent::join);
     for (auto it = subs.begin(); s && it != subs.end(); ++it)
       s = api_store_->register_address(*it, published_, opt_.unique_name, DirectoryEvent::subscribe);
+    bool complete = false;  // the first lease, at once: a peer that dies in its first second goes too
+    if (s) s = api_store_->renew_registration(registration(), &complete);
   }
   if (!s) {
     unregister_all();
@@ -534,6 +541,7 @@ Registration Client::registration() const {
   r.addr = published_;
   r.unique_name = opt_.unique_name;
   r.source_topic = opt_.topic;
+  r.lease_ms = kLeaseMs;
   {
     std::lock_guard<std::mutex> lock(route_mu_);
     for (const auto& k : listen_keys_) {
@@ -543,7 +551,8 @@ Registration Client::registration() const {
     }
     r.sent_topic_keys.assign(topic_keys_.begin(), topic_keys_.end());
   }
-  for (const auto& c : sender_->channels()) r.channels.push_back({c.listener_unique, c.connection_key, c.addr, c.topic});
+  if (sender_)  // none yet in run(), before the first renewal
+    for (const auto& c : sender_->channels()) r.channels.push_back({c.listener_unique, c.connection_key, c.addr, c.topic});
   for (const auto& e : r.entries) r.highest_key = std::max(r.highest_key, e.topic_key);
   for (const auto& t : r.sent_topic_keys) r.highest_key = std::max(r.highest_key, t.second);
   for (const auto& c : r.channels) r.highest_key = std::max(r.highest_key, c.key);
@@ -553,7 +562,7 @@ Registration Client::registration() const {
 void Client::keep_registered() {
   if (!running_) return;
   bool complete = true;
-  if (!refresh_store_->check_registration(registration(), &complete) || complete) return;
+  if (!refresh_store_->renew_registration(registration(), &complete) || complete) return;
   // Under api_mu_, as subscribe/unsubscribe/stop change the directory: the registration is
   // rebuilt there, so an entry just removed on purpose is never put back.
   std::lock_guard<std::mutex> api(api_mu_);
@@ -566,14 +575,18 @@ void Client::keep_registered() {
 
 void Client::refresh_routes() {
   if (!running_) return;
-  std::vector<std::string> topics;
+  // Every topic this client uses is swept of peers whose lease lapsed as it is read: those it
+  // sends to (their routes are refreshed from the same reply), its own and its subscriptions.
+  std::set<std::string> watched, topics;
   {
     std::lock_guard<std::mutex> lock(route_mu_);
-    topics.assign(watched_.begin(), watched_.end());
+    watched = watched_;
+    topics = watched_;
+    for (const auto& k : listen_keys_) topics.insert(k.first);
   }
   for (const auto& t : topics) {
     std::vector<TopicAddress> addrs;
-    if (refresh_store_->addresses_of_topic(t, &addrs)) store_route(t, std::move(addrs));
+    if (refresh_store_->sweep_lapsed(t, &addrs) && watched.count(t)) store_route(t, std::move(addrs));
   }
 }
 

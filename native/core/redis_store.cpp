@@ -15,6 +15,8 @@
 //   lnr_topic:{topic}:unsubscribed      liner only: hash  addr -> "1" of peers that left the
 //                                       topic by unsubscribing (not by stopping), until a peer
 //                                       registers that address for the topic again
+//   lnr_topic:{topic}:lease             liner only: hash  addr -> when (ms, Redis's clock) the
+//                                       entry lapses unless its running peer renews it
 // Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
 // running liner peers learn of them at once.
 #include <cerrno>
@@ -40,6 +42,7 @@ std::string conn_key(int32_t ck, const char* what) {
   return "lnr_connection:" + std::to_string(ck) + ":" + what;
 }
 std::string topic_unsubscribed_key(const std::string& t) { return "lnr_topic:" + t + ":unsubscribed"; }
+std::string topic_lease_key(const std::string& t) { return "lnr_topic:" + t + ":lease"; }
 std::string sender_listener_key(const std::string& u, const std::string& s) {
   return "lnr_sender:" + u + ":" + s + ":listener";
 }
@@ -110,7 +113,8 @@ class RedisStore final : public Store {
     // RedisArgs are views: the strings they point at live until the pipeline returned.
     const std::string addr_key = topic_addr_key(topic), mark_key = topic_unsubscribed_key(topic);
     const std::string message = event(unsubscribe ? "unsubscribe" : "leave", topic, addr);
-    std::vector<RedisArgs> commands = {{"HDEL", addr_key, addr}};
+    const std::string lease_key = topic_lease_key(topic);
+    std::vector<RedisArgs> commands = {{"HDEL", addr_key, addr}, {"HDEL", lease_key, addr}};
     // Marked before it is announced: a sender that hears of it, or refreshes the topic after
     // unsubscribe() returned, finds the mark.
     if (unsubscribe) commands.push_back({"HSET", mark_key, addr, "1"});
@@ -132,30 +136,49 @@ class RedisStore final : public Store {
     RedisReply r;
     Status s = conn_.command({"HGETALL", topic_addr_key(topic)}, &r);
     if (!s) return s;
+    return read_directory(r.get(), topic_addr_key(topic), out);
+  }
+
+  // A topic's directory from the reply of HGETALL lnr_topic:{topic}:addr (`key`).
+  static Status read_directory(const redisReply* r, const std::string& key, std::vector<TopicAddress>* out) {
     out->clear();
-    if (r->type != REDIS_REPLY_ARRAY) return corrupt(topic_addr_key(topic));
+    if (r->type != REDIS_REPLY_ARRAY) return corrupt(key);
     for (size_t i = 0; i + 1 < r->elements; i += 2)
       out->push_back({std::string(r->element[i]->str, r->element[i]->len),
                       std::string(r->element[i + 1]->str, r->element[i + 1]->len)});
-    return s;
+    return Status();
   }
 
   Status delete_topic_addresses(const std::string& topic) override {
     return conn_.command({"DEL", topic_addr_key(topic)});
   }
 
-  Status check_registration(const Registration& r, bool* complete) override {
-    std::vector<std::string> keys;
-    for (const auto& e : r.entries) keys.push_back(topic_addr_key(e.topic));
+  Status renew_registration(const Registration& r, bool* complete) override {
+    // Leases are times of the store's clock (TIME), so that peers' clocks never matter.
+    static const char kRenew[] =
+        "local t = redis.call('TIME')\n"
+        "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])\n"
+        "for _, k in ipairs(KEYS) do redis.call('HSET', k, ARGV[1], due) end\n"
+        "return 0\n";
+    std::deque<std::string> text;  // what the RedisArgs point at
+    auto keep = [&text](std::string v) -> std::string_view { return text.emplace_back(std::move(v)); };
     std::vector<RedisArgs> commands;
-    for (const auto& k : keys) commands.push_back({"HGET", k, r.addr});
+    if (r.lease_ms > 0 && !r.entries.empty()) {
+      RedisArgs renew{"EVAL", kRenew, keep(std::to_string(r.entries.size()))};
+      for (const auto& e : r.entries) renew.push_back(keep(topic_lease_key(e.topic)));
+      renew.push_back(r.addr);
+      renew.push_back(keep(std::to_string(r.lease_ms)));
+      commands.push_back(std::move(renew));
+    }
+    const size_t first_check = commands.size();
+    for (const auto& e : r.entries) commands.push_back({"HGET", keep(topic_addr_key(e.topic)), r.addr});
     commands.push_back({"GET", kKeyCounter});
     std::vector<RedisReply> replies;
     Status s = conn_.pipeline(commands, &replies);
     if (!s) return s;
     *complete = true;
     for (size_t i = 0; i < r.entries.size(); ++i) {
-      const redisReply* e = replies[i].get();
+      const redisReply* e = replies[first_check + i].get();
       if (e->type != REDIS_REPLY_STRING || std::string(e->str, e->len) != r.unique_name) *complete = false;
     }
     int32_t counter = 0;
@@ -163,6 +186,30 @@ class RedisStore final : public Store {
         counter < r.highest_key)
       *complete = false;
     return s;
+  }
+
+  Status sweep_lapsed(const std::string& topic, std::vector<TopicAddress>* out) override {
+    // An entry goes only if its lease is a number in the past; announced only if it was there.
+    static const char kSweep[] =
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "local leases = redis.call('HGETALL', KEYS[1])\n"
+        "for i = 1, #leases, 2 do\n"
+        "  local due = tonumber(leases[i + 1])\n"
+        "  if due and due < now then\n"
+        "    redis.call('HDEL', KEYS[1], leases[i])\n"
+        "    if redis.call('HDEL', KEYS[2], leases[i]) == 1 then\n"
+        "      redis.call('PUBLISH', ARGV[1], ARGV[2] .. leases[i])\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return redis.call('HGETALL', KEYS[2])\n";
+    const std::string lease_key = topic_lease_key(topic), addr_key = topic_addr_key(topic);
+    const std::string leave = std::string("leave") + kSep + topic + kSep;
+    RedisReply r;
+    Status s = conn_.command({"EVAL", kSweep, "2", lease_key, addr_key, channel_, leave}, &r);
+    if (!s) return s;
+    return read_directory(r.get(), addr_key, out);
   }
 
   Status restore_registration(const Registration& r, size_t* restored) override {

@@ -76,6 +76,7 @@ struct Registration {
   std::vector<std::pair<std::string, int32_t>> sent_topic_keys;  // topics it sends to
   std::vector<Channel> channels;                                  // as a sender
   int32_t highest_key = 0;  // the largest key above: the key counter must not hand it out again
+  int lease_ms = 0;         // > 0: how long each renewal keeps this peer's entries alive
 };
 
 class Store {
@@ -95,9 +96,14 @@ class Store {
   // until a peer registers there again: senders stop keeping messages for them.
   virtual Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) = 0;
   virtual Status delete_topic_addresses(const std::string& topic) = 0;
-  // True in *complete when every entry of `r` is in the directory under r.unique_name and the
-  // key counter has reached r.highest_key. One round trip.
-  virtual Status check_registration(const Registration& r, bool* complete) = 0;
+  // Renews the lease of every entry of `r` (r.lease_ms from the store's clock), and says in
+  // *complete whether every entry is in the directory under r.unique_name and the key counter
+  // has reached r.highest_key. One round trip.
+  virtual Status renew_registration(const Registration& r, bool* complete) = 0;
+  // Removes from `topic`'s directory the peers whose lease lapsed (a peer that crashed, or lost
+  // Redis for longer than its lease), announcing each as a leave; entries without a lease
+  // (liner_broker peers) are never removed so. *out: the directory afterwards. One round trip.
+  virtual Status sweep_lapsed(const std::string& topic, std::vector<TopicAddress>* out) = 0;
   // Puts back what the store lost of `r`, overwriting nothing: entries missing from the
   // directory are registered (and announced) again, keys are set where absent, and the key
   // counter is raised to r.highest_key. *restored (optional): entries registered again.

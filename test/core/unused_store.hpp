@@ -20,7 +20,8 @@ class UnusedStore : public liner::Store {
   Status unregister_address(const std::string&, const std::string&, Kind) override { return unused(); }
   Status addresses_of_topic(const std::string&, std::vector<liner::TopicAddress>*) override { return unused(); }
   Status delete_topic_addresses(const std::string&) override { return unused(); }
-  Status check_registration(const liner::Registration&, bool*) override { return unused(); }
+  Status renew_registration(const liner::Registration&, bool*) override { return unused(); }
+  Status sweep_lapsed(const std::string&, std::vector<liner::TopicAddress>*) override { return unused(); }
   Status restore_registration(const liner::Registration&, size_t*) override { return unused(); }
   Status topic_key(const std::string&, int32_t*) override { return unused(); }
   Status connection_key(const std::string&, const std::string&, const std::string&, bool, int32_t*,

@@ -875,6 +875,12 @@ def test_redis_keys_match_liner_broker(peers, clients, redis, kind_sender, kind_
     if kind_sender == "liner":
         assert observed.pop("lnr_sender:{S_name}:{S_topic}:listener_name", None) == \
             ("hash", {"{L_addr}": "{L_name}"}), sorted(observed)
+    # Each running liner peer's lease on its entry: when it lapses, a time in milliseconds.
+    for role, kind in (("S", kind_sender), ("L", kind_listener)):
+        if kind == "liner":
+            lease = observed.pop("lnr_topic:{%s_topic}:lease" % role, None)
+            assert lease and lease[0] == "hash" and list(lease[1]) == ["{%s_addr}" % role], lease
+            assert re.fullmatch(r"\d{13}", list(lease[1].values())[0]), lease
     assert sorted(observed) == sorted(reference), "key names differ:\n  liner_broker: %s\n  " \
         "%s->%s: %s" % (sorted(reference), kind_sender, kind_listener, sorted(observed))
     types = {k: v[0] for k, v in observed.items()}

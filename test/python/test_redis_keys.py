@@ -38,6 +38,14 @@ def test_two_peer_exchange_writes_the_1_3_1_key_layout(make_client, rdb):
     for key in rdb.keys():
         t = rdb.type(key)
         actual[key] = (t, rdb.hgetall(key) if t == "hash" else rdb.get(key) if t == "string" else None)
+    # liner only: each running peer's lease, when its entry lapses (ms, Redis's clock): within
+    # the 7 s lease of now, renewed every second.
+    seconds, micros = rdb("TIME")
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    for topic, addr in (("topic_client1", a_addr), ("topic_client2", b_addr)):
+        kind, lease = actual.pop("lnr_topic:%s:lease" % topic)
+        assert kind == "hash" and list(lease) == [addr], lease
+        assert now_ms < int(lease[addr]) <= now_ms + 7000, (now_ms, lease)
     assert actual == expected
     assert rdb.llen("lnr_connection:3:messages") == 0
 

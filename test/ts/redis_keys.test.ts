@@ -20,7 +20,19 @@ test('a two-peer exchange writes the 1.3.1 key layout', async () => {
   // The listener writes its acknowledgement within about a second of delivery.
   expect(await waitUntil(async () => (await rdb.get('lnr_connection:3:mess_number')) === '1', 2500)).toBe(true);
 
-  expect(await rdb.dump()).toEqual({
+  const dump = await rdb.dump();
+  // liner only: each running peer's lease, when its entry lapses (ms, Redis's clock): within the
+  // 7 s lease of now, renewed every second.
+  const now = Date.now();
+  for (const [topic, address] of [['topic_client1', a.address], ['topic_client2', b.address]] as const) {
+    const [kind, lease] = dump[`lnr_topic:${topic}:lease`] as [string, Record<string, string>];
+    delete dump[`lnr_topic:${topic}:lease`];
+    expect(kind).toBe('hash');
+    expect(Object.keys(lease)).toEqual([address]);
+    expect(Number(lease[address])).toBeGreaterThan(now - 2000);
+    expect(Number(lease[address])).toBeLessThanOrEqual(now + 9000);
+  }
+  expect(dump).toEqual({
     lnr_unique_key: ['string', '3'],
     'lnr_topic:topic_client2:addr': ['hash', { [b.address]: 'client2' }],
     'lnr_topic:topic_client2:key': ['string', '1'],

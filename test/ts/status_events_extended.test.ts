@@ -190,7 +190,14 @@ test('a peer that starts, subscribes, unsubscribes, stops, starts again and is k
   for (const x of [lost, dropped, gone]) expect(x.at - done).toBeLessThan(SECOND);
   // The message in flight is kept for it in Redis.
   expect(await waitUntil(async () => (await observer.pendingCount()) === 1, 3000)).toBe(true);
-});
+  // Its lease lapses (7 s after its last renewal): it leaves the directory within 10 s, and
+  // the observer, which uses the topic, is told.
+  mark = log.mark();
+  expect(await waitUntil(async () => !(await observer.listAddresses('peer_topic')).some((a) => a.address === addr),
+    10 * SECOND, 250)).toBe(true);
+  expect(Date.now() - done).toBeLessThan(10 * SECOND);
+  await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
+}, 30_000);
 
 test("'status' still carries every event, and a throwing per-kind handler reaches 'error'", async () => {
   const a = mesh.client('a', 'a_topic');

@@ -1,8 +1,12 @@
-// A Redis restarted empty under running clients, through the C API: the clients put their
-// directory entries back within 5 s (a client started afterwards reaches them), and the outage
-// is told once per side (LNR_SENDER_STORE_ERROR, LNR_LISTENER_STORE_ERROR), then its end once
-// per side (LNR_STORE_RECOVERED), however many calls failed meanwhile.
+// The directory's truth through the C API, each on a Redis of its own: a Redis restarted empty
+// under running clients gets their entries back within 5 s (a client started afterwards reaches
+// them); the outage is told once per side (LNR_SENDER_STORE_ERROR, LNR_LISTENER_STORE_ERROR),
+// then its end once per side (LNR_STORE_RECOVERED); a store wait outlasts a Redis that starts
+// late; a killed peer leaves the directory within 10 s (its lease lapses).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <mutex>
@@ -143,4 +147,46 @@ TEST(RedisRestart, StoreWaitOutlastsARedisThatStartsLate) {
   EXPECT_GE(took, std::chrono::milliseconds(900));
   EXPECT_LT(took, std::chrono::seconds(5));
   ASSERT_EQ(lnr_set_store_wait(0), TRUE);
+}
+
+TEST(Liveness, AKilledPeerLeavesTheDirectoryWithin10Seconds) {
+  RedisServer redis(true);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the peer that dies: runs, says where it is, then waits to be killed
+    close(ready[0]);
+    lnr_hClient c = lnr_new_client_redis("cl_victim", "cl_jobs", "127.0.0.1:0", redis.url().c_str());
+    CapiInbox ignored;
+    if (!c || !lnr_run(c, capi_inbox_receive, &ignored)) _exit(1);
+    std::string addr = std::string(lnr_published_addr(c)) + "\n";
+    if (write(ready[1], addr.data(), addr.size()) != ssize_t(addr.size())) _exit(1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char buf[128] = {0};
+  ssize_t n = read(ready[0], buf, sizeof buf - 1);
+  close(ready[0]);
+  ASSERT_GT(n, 1);
+  std::string addr(buf, size_t(n) - 1);
+  ASSERT_EQ(redis.cli({"HGET", "lnr_topic:cl_jobs:addr", addr}), "cl_victim");
+
+  Events events;
+  lnr_hClient watcher = client(redis, "cl_watcher", "cl_watcher_topic");
+  ASSERT_EQ(lnr_set_status_cb(watcher, on_status, &events), TRUE);
+  CapiInbox ignored;
+  ASSERT_EQ(lnr_run(watcher, capi_inbox_receive, &ignored), TRUE);
+  ASSERT_EQ(lnr_refresh_address_topic(watcher, "cl_jobs"), TRUE);  // it uses the topic: it sweeps it
+
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto killed = std::chrono::steady_clock::now();
+  EXPECT_TRUE(wait_for([&] { return redis.cli({"HGET", "lnr_topic:cl_jobs:addr", addr}).empty(); },
+                       std::chrono::seconds(12)));
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(10));
+  EXPECT_TRUE(wait_for([&] { return events.count(LNR_PEER_DISCONNECTED) >= 1; }, std::chrono::seconds(3)));
+  EXPECT_EQ(lnr_refresh_address_topic(watcher, "cl_jobs"), FALSE);
+  EXPECT_EQ(lnr_last_error_code(watcher), LNR_ERR_NO_ADDR);
+  lnr_delete_client(watcher);
 }
