@@ -81,7 +81,7 @@ GETTERS = {"bound_listen_addr", "advertise_addr", "published_addr"}
 # Methods that only report state, covered by the rows above and below.
 REPORTERS = {"last_error_code", "last_error_message", "unique_name", "new_sqlite", "new_postgres"}
 
-LIMITS = ["max_message_size", "compress_threshold", "max_send_queue", "max_send_queue_bytes"]
+LIMITS = ["max_message_size", "compress_threshold", "max_send_queue", "max_send_queue_bytes", "store_wait"]
 
 
 def ids(rows):
@@ -270,6 +270,11 @@ def test_limit_zero_is_refused(restore_limits, name):
     before = getattr(liner, "get_" + name)()
     assert getattr(liner, "set_" + name)(0) is False
     assert getattr(liner, "get_" + name)() == before
+
+
+def test_store_wait_above_an_hour_is_refused(restore_limits):
+    assert liner.set_store_wait(3_600_001) is False
+    assert liner.set_store_wait(3_600_000) is True and liner.get_store_wait() == 3_600_000
 
 
 def test_max_message_size_above_the_frame_bound_is_refused(restore_limits):
