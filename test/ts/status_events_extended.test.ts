@@ -92,6 +92,22 @@ class ChildPeer {
   }
 }
 
+/** A listener and a sender on a Redis of their own (tests that stop it), all closed after `body`. */
+async function onPrivateRedis(
+  body: (pair: { redis: PrivateRedis; listener: Client; sender: Client }) => Promise<void>,
+): Promise<void> {
+  const redis = await PrivateRedis.start();
+  const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
+  const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
+  try {
+    await body({ redis, listener, sender });
+  } finally {
+    await sender.close();
+    await listener.close();
+    await redis.dispose();
+  }
+}
+
 const children: ChildPeer[] = [];
 afterEach(async () => {
   for (const c of children.splice(0)) {
@@ -265,12 +281,7 @@ test("'busy' and 'writable' name the peer whose queue filled and drained", async
 });
 
 test("Redis going down under running clients comes as 'error' (LinerStatusError, code STORE) on both sides", async () => {
-  const redis = await PrivateRedis.start();
-  const made: Client[] = [];
-  try {
-    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
-    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
-    made.push(sender, listener);
+  await onPrivateRedis(async ({ redis, listener, sender }) => {
     const listenerErrors: LinerStatusError[] = [];
     const senderErrors: LinerStatusError[] = [];
     const senderStatus: StatusEvent[] = [];
@@ -302,19 +313,11 @@ test("Redis going down under running clients comes as 'error' (LinerStatusError,
     // Calls that need Redis reject with STORE meanwhile.
     await expect(sender.listAddresses('listener_topic')).rejects.toMatchObject({ code: 'STORE' });
     await expect(sender.pendingCount()).rejects.toMatchObject({ code: 'STORE' });
-  } finally {
-    for (const c of made) await c.close();
-    await redis.dispose();
-  }
+  });
 });
 
 test("without an 'error' listener a store failure is only a 'status' event (nothing is thrown)", async () => {
-  const redis = await PrivateRedis.start();
-  const made: Client[] = [];
-  try {
-    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
-    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
-    made.push(sender, listener);
+  await onPrivateRedis(async ({ redis, listener, sender }) => {
     const heard: StatusEvent[] = [];
     listener.on('status', (e) => heard.push(e));
     const inbox = new Inbox(listener);
@@ -326,19 +329,11 @@ test("without an 'error' listener a store failure is only a 'status' event (noth
     sender.sendTo('listener_topic', 'after');
     expect(await waitUntil(() => heard.some((e) => e.kind === 'listenerStoreError'), 5000)).toBe(true);
     await sleep(100); // an uncaught exception would fail the test here
-  } finally {
-    for (const c of made) await c.close();
-    await redis.dispose();
-  }
+  });
 });
 
 test("a Redis outage is one 'error' per side, then one 'store-recovered' per side when Redis is back", async () => {
-  const redis = await PrivateRedis.start();
-  const made: Client[] = [];
-  try {
-    const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
-    const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
-    made.push(sender, listener);
+  await onPrivateRedis(async ({ redis, listener, sender }) => {
     const errors = { listener: [] as LinerStatusError[], sender: [] as LinerStatusError[] };
     const recovered = { listener: [] as StatusEvent[], sender: [] as StatusEvent[] };
     listener.on('error', (e) => errors.listener.push(e as LinerStatusError));
@@ -370,8 +365,5 @@ test("a Redis outage is one 'error' per side, then one 'store-recovered' per sid
     expect(await inbox.waitCount(n, 10 * SECOND)).toBe(n);
     await sleep(1500);
     expect(errors.listener.length + errors.sender.length).toBe(2);
-  } finally {
-    for (const c of made) await c.close();
-    await redis.dispose();
-  }
+  });
 }, 30_000);
