@@ -375,6 +375,18 @@ LNR_API BOOL lnr_set_store_wait(size_t ms);
 LNR_API size_t lnr_get_store_wait(void);
 
 /**
+ * liner: how long, in milliseconds, a running client's directory entries outlive its last
+ * lease renewal. Each running client renews its lease every second; one that crashed, was
+ * killed or lost Redis for longer is removed from the directory by the next client that reads
+ * the topic, about this long after (announced as PEER_DISCONNECTED), and registers again by
+ * itself if it was only cut off. Default 7000<!-- value: leaseMs -->; from 3000 to 3,600,000 (an hour), else
+ * refused. Process-wide, read at each renewal. liner_broker peers hold no lease: their entries
+ * are never removed so.
+ */
+LNR_API BOOL lnr_set_lease(size_t ms);
+LNR_API size_t lnr_get_lease(void);
+
+/**
  * Sets the address registered in the directory instead of the bound one, e.g. when binding to
  * 0.0.0.0 or behind NAT. A literal "ip:port" or "[v6]:port"; port 0 stands for the bound port.
  * NULL or "" clears it. Only before lnr_run() (LNR_ERR_ALREADY_RUNNING otherwise).

@@ -62,7 +62,7 @@ __all__ = [
     "set_log_callback", "set_max_message_size", "get_max_message_size",
     "set_compress_threshold", "get_compress_threshold", "set_max_send_queue",
     "get_max_send_queue", "set_max_send_queue_bytes", "get_max_send_queue_bytes",
-    "set_store_wait", "get_store_wait",
+    "set_store_wait", "get_store_wait", "set_lease", "get_lease",
 ]
 
 # Error codes: the LNR_* values of include/liner.h.
@@ -210,6 +210,8 @@ def _bind(lib):
         "lnr_get_max_send_queue_bytes": (c_size_t, []),
         "lnr_set_store_wait": (c_int, [c_size_t]),
         "lnr_get_store_wait": (c_size_t, []),
+        "lnr_set_lease": (c_int, [c_size_t]),
+        "lnr_get_lease": (c_size_t, []),
         "lnr_set_advertise_addr": (c_int, [hclient, c_char_p]),
         "lnr_advertise_addr": (c_char_p, [hclient]),
         "lnr_published_addr": (c_char_p, [hclient]),
@@ -428,6 +430,22 @@ def set_store_wait(ms):
 def get_store_wait():
     """The process-wide store wait, in milliseconds (0: none)."""
     return int(_fn(_lib(), "lnr_get_store_wait")())
+
+
+def set_lease(ms):
+    """liner: how long, in milliseconds, a running client's directory entries outlive its last
+    lease renewal (it renews every second). A client that crashed, was killed or lost Redis for
+    longer is removed from the directory by the next client that reads the topic, about this
+    long after, and registers again by itself if it was only cut off. Default 7000; from 3000
+    to 3,600,000. Process-wide, read at each renewal. Returns False (and changes nothing)
+    outside that range."""
+    n = _size_arg(ms, "ms")
+    return n >= 0 and _fn(_lib(), "lnr_set_lease")(n) != 0
+
+
+def get_lease():
+    """The process-wide lease, in milliseconds."""
+    return int(_fn(_lib(), "lnr_get_lease")())
 
 
 def _name_arg(value):

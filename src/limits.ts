@@ -25,6 +25,14 @@ export interface Limits {
   maxSendQueueMessages: number;
   /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Default 8 MiB; at least 1. */
   maxSendQueueBytes: number;
+  /**
+   * How long, in milliseconds, a running client's directory entries outlive its last lease
+   * renewal (it renews every second): a client that crashed, was killed or lost Redis for
+   * longer is removed from the directory by the next client that reads the topic, about this
+   * long after (`peer-disconnected`), and registers again by itself if it was only cut off.
+   * Default 7000; from 3000 to 3,600,000.
+   */
+  leaseMs: number;
 }
 
 /** What {@link setLimits} takes: any subset of {@link Limits}. */
@@ -67,6 +75,7 @@ export function setLimits(limits: LimitsUpdate): void {
   update.maxMessageSize = take('maxMessageSize', 1, addon.maxMessageSizeCeiling);
   update.compressThreshold = take('compressThreshold', 1, big);
   update.maxSendQueueBytes = take('maxSendQueueBytes', 1, big);
+  update.leaseMs = take('leaseMs', 3000, 3_600_000);
   const messages = take('maxSendQueueMessages', 0, big);
   const alias = take('maxSendQueue', 0, big);
   if (messages !== undefined && alias !== undefined && messages !== alias) {

@@ -119,6 +119,7 @@ export interface NativeLimits {
   compressThreshold: number;
   maxSendQueueMessages: number;
   maxSendQueueBytes: number;
+  leaseMs: number;
 }
 
 export interface NativeAddon {

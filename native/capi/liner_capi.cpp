@@ -430,6 +430,13 @@ LNR_API BOOL lnr_set_store_wait(size_t ms) {
 }
 LNR_API size_t lnr_get_store_wait(void) { return liner::limits().store_wait_ms; }
 
+LNR_API BOOL lnr_set_lease(size_t ms) {
+  if (ms < liner::kMinLeaseMs || ms > liner::kMaxLeaseMs) return FALSE;
+  liner::limits().lease_ms = ms;
+  return TRUE;
+}
+LNR_API size_t lnr_get_lease(void) { return liner::limits().lease_ms; }
+
 LNR_API BOOL lnr_set_advertise_addr(lnr_hClient client, const char* addr) {
   return with_client(client, "lnr_set_advertise_addr", [&](Client& c) {
     if (addr && *addr && !valid_utf8(addr)) return Status(Err::invalid_arg, "addr is not valid UTF-8");

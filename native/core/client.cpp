@@ -29,11 +29,6 @@ constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 // is delivered when it reconnects.
 constexpr auto kUnservedFor = std::chrono::milliseconds(200);
 
-// How long a running peer's directory entries outlive its last lease renewal (it renews every
-// second, on the directory thread): a peer that crashed, or lost Redis for longer, is removed
-// by the next sweep of a peer that uses the topic, so within about kLeaseMs + 2 s.
-constexpr int kLeaseMs = 7000;
-
 // Pings `store` until it answers or `wait_ms` passed (0: once), pausing 100 ms between tries,
 // doubling up to 1 s. Any failure is worth another try: a store that is starting refuses
 // connections, or answers LOADING while it reads its data.
@@ -541,7 +536,9 @@ Registration Client::registration() const {
   r.addr = published_;
   r.unique_name = opt_.unique_name;
   r.source_topic = opt_.topic;
-  r.lease_ms = kLeaseMs;
+  // A peer that crashed, or lost Redis for longer, is removed by the next sweep of a peer that
+  // uses the topic (each sweeps once a second): about lease_ms after its last renewal.
+  r.lease_ms = int(limits().lease_ms.load());
   {
     std::lock_guard<std::mutex> lock(route_mu_);
     for (const auto& k : listen_keys_) {

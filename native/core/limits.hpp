@@ -19,7 +19,15 @@ struct Limits {
   // How long creating or running a client keeps trying a store that does not answer (Redis
   // still starting: containers start in any order). 0: fail at once, as liner_broker does.
   std::atomic<size_t> store_wait_ms{0};
+  // How long a running peer's directory entries outlive its last lease renewal (it renews
+  // every second): a peer that crashed is removed about this long after. Read at each renewal.
+  std::atomic<size_t> lease_ms{7000};
 };
+
+// Leases shorter than this could lapse between two renewals of a live peer (1 s apart, plus a
+// slow store's 2 s timeout); longer than an hour leaves dead peers listed for too long.
+constexpr size_t kMinLeaseMs = 3000;
+constexpr size_t kMaxLeaseMs = 3600 * 1000;
 
 // The longest store wait accepted (an hour): a wait is for a store that is starting.
 constexpr size_t kMaxStoreWaitMs = 3600 * 1000;

@@ -14,7 +14,7 @@ namespace {
 // The largest payload a frame may carry: liner_broker 1.3.1 peers refuse bigger bodies.
 constexpr size_t kMaxMessageSizeCeiling = liner::kDefaultMaxBodySize - liner::kBodyHeaderSize;
 
-// {maxMessageSize, compressThreshold, maxSendQueueMessages, maxSendQueueBytes} as they are now.
+// {maxMessageSize, compressThreshold, maxSendQueueMessages, maxSendQueueBytes, leaseMs} as they are now.
 Napi::Value get_limits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   liner::Limits& l = liner::limits();
@@ -23,6 +23,7 @@ Napi::Value get_limits(const Napi::CallbackInfo& info) {
   out.Set("compressThreshold", Napi::Number::New(env, double(l.compress_threshold.load())));
   out.Set("maxSendQueueMessages", Napi::Number::New(env, double(l.max_send_queue.load())));
   out.Set("maxSendQueueBytes", Napi::Number::New(env, double(l.max_send_queue_bytes.load())));
+  out.Set("leaseMs", Napi::Number::New(env, double(l.lease_ms.load())));
   return out;
 }
 
@@ -43,17 +44,19 @@ Napi::Value set_limits(const Napi::CallbackInfo& info) {
     return true;
   };
   const size_t any = size_t(1) << 53;
-  size_t message = 0, threshold = 0, count = 0, bytes = 0;
+  size_t message = 0, threshold = 0, count = 0, bytes = 0, lease = 0;
   // All checked before any is set: a refused call changes nothing.
   bool has_message = read("maxMessageSize", 1, kMaxMessageSizeCeiling, &message);
   bool has_threshold = read("compressThreshold", 1, any, &threshold);
   bool has_count = read("maxSendQueueMessages", 0, any, &count);
   bool has_bytes = read("maxSendQueueBytes", 1, any, &bytes);
+  bool has_lease = read("leaseMs", liner::kMinLeaseMs, liner::kMaxLeaseMs, &lease);
   liner::Limits& l = liner::limits();
   if (has_message) l.max_message_size = message;
   if (has_threshold) l.compress_threshold = threshold;
   if (has_count) l.max_send_queue = count;
   if (has_bytes) l.max_send_queue_bytes = bytes;
+  if (has_lease) l.lease_ms = lease;
   return env.Undefined();
 }
 

@@ -363,9 +363,13 @@ TEST(CapiTableLimits, ProcessWideLimitsRefuseNonsenseAndKeepTheirValue) {
       {"lnr_set_max_send_queue_bytes", "0", [] { return b(lnr_set_max_send_queue_bytes(0)); }, 0, -1},
       {"lnr_set_store_wait", "an hour and 1 ms", [] { return b(lnr_set_store_wait(3600 * 1000 + 1)); }, 0, -1},
       {"lnr_set_store_wait", "SIZE_MAX", [] { return b(lnr_set_store_wait(SIZE_MAX)); }, 0, -1},
+      {"lnr_set_lease", "0", [] { return b(lnr_set_lease(0)); }, 0, -1},
+      {"lnr_set_lease", "2999 ms (under 3 s)", [] { return b(lnr_set_lease(2999)); }, 0, -1},
+      {"lnr_set_lease", "SIZE_MAX", [] { return b(lnr_set_lease(SIZE_MAX)); }, 0, -1},
   };
   check(nullptr, rows);
   EXPECT_EQ(lnr_get_store_wait(), 0u);
+  EXPECT_EQ(lnr_get_lease(), 7000u);
   EXPECT_EQ(lnr_get_max_message_size(), msg);
   EXPECT_EQ(lnr_get_compress_threshold(), thr);
   EXPECT_EQ(lnr_get_max_send_queue_bytes(), qb);
@@ -378,6 +382,9 @@ TEST(CapiTableLimits, ProcessWideLimitsRefuseNonsenseAndKeepTheirValue) {
   EXPECT_EQ(lnr_set_max_send_queue_bytes(SIZE_MAX), TRUE);
   EXPECT_EQ(lnr_set_store_wait(3600 * 1000), TRUE);
   EXPECT_EQ(lnr_set_store_wait(0), TRUE);
+  EXPECT_EQ(lnr_set_lease(3000), TRUE);
+  EXPECT_EQ(lnr_set_lease(3600 * 1000), TRUE);
+  EXPECT_EQ(lnr_set_lease(7000), TRUE);
   EXPECT_EQ(lnr_set_max_message_size(msg), TRUE);
   EXPECT_EQ(lnr_set_compress_threshold(thr), TRUE);
   EXPECT_EQ(lnr_set_max_send_queue(q), TRUE);

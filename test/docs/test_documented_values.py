@@ -38,7 +38,8 @@ def library_defaults():
             "'compressThreshold': liner.get_compress_threshold(),"
             "'maxSendQueueBytes': liner.get_max_send_queue_bytes(),"
             "'maxSendQueueMessages': liner.get_max_send_queue(),"
-            "'storeWaitMs': liner.get_store_wait()}))")
+            "'storeWaitMs': liner.get_store_wait(),"
+            "'leaseMs': liner.get_lease()}))")
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=30, check=True).stdout
@@ -257,6 +258,7 @@ SYMBOL_VALUES = {
     "set_max_send_queue_bytes": "maxSendQueueBytes", "get_max_send_queue_bytes": "maxSendQueueBytes",
     "set_max_send_queue": "maxSendQueueMessages", "get_max_send_queue": "maxSendQueueMessages",
     "set_store_wait": "storeWaitMs", "get_store_wait": "storeWaitMs", "waitForRedis": "waitForRedisMs",
+    "set_lease": "leaseMs", "get_lease": "leaseMs", "leaseMs": "leaseMs",
 }
 
 

@@ -128,6 +128,7 @@ def main():
     ap.add_argument("--progress", type=int, default=1000)
     ap.add_argument("--max-send-queue-bytes", type=int, default=0)
     ap.add_argument("--max-message-size", type=int, default=0)
+    ap.add_argument("--lease-ms", type=int, default=0)
     args = ap.parse_args()
 
     liner.loadLib()
@@ -135,6 +136,8 @@ def main():
         liner.set_max_send_queue_bytes(args.max_send_queue_bytes)
     if args.max_message_size:
         liner.set_max_message_size(args.max_message_size)
+    if args.lease_ms:
+        assert liner.set_lease(args.lease_ms)
     client = liner.Client(args.unique, args.topic, args.addr, args.redis_url)
     return listen(args, client) if args.role == "listen" else send(args, client)
 

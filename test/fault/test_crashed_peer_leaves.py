@@ -75,3 +75,24 @@ def test_a_peer_paused_past_its_lease_comes_back_by_itself(peers, private_redis,
         assert wait_until(lambda: addr in directory(redis, "cp_paused_topic"), 5)
     finally:
         watcher.close()
+
+
+def test_a_shorter_lease_removes_a_killed_peer_sooner(peers, private_redis, tmp_path):
+    """The lease is set by the peer that holds it (set_lease, process-wide): a worker with a
+    3 s lease is gone about 3 s after it is killed."""
+    redis = private_redis(persistent=False)
+    worker = peers("listen", "cp_short", "cp_short_topic", redis.url, "--out", str(tmp_path / "w.log"),
+                   "--lease-ms", 3000)
+    addr = worker.expect("READY")
+    watcher = liner.Client("cp_short_watcher", "cp_short_watcher_topic", "127.0.0.1:0", redis.url)
+    try:
+        assert watcher.run(lambda *a: None)
+        assert watcher.refresh_address_topic("cp_short_topic")
+        worker.kill()
+        killed_at = time.monotonic()
+        assert wait_until(lambda: addr not in directory(redis, "cp_short_topic"), 8)
+        gone_after = time.monotonic() - killed_at
+        report("short_lease", gone_after_s=round(gone_after, 2), lease_s=3)
+        assert gone_after < 5.5
+    finally:
+        watcher.close()

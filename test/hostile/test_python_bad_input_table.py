@@ -81,7 +81,7 @@ GETTERS = {"bound_listen_addr", "advertise_addr", "published_addr"}
 # Methods that only report state, covered by the rows above and below.
 REPORTERS = {"last_error_code", "last_error_message", "unique_name", "new_sqlite", "new_postgres"}
 
-LIMITS = ["max_message_size", "compress_threshold", "max_send_queue", "max_send_queue_bytes", "store_wait"]
+LIMITS = ["max_message_size", "compress_threshold", "max_send_queue", "max_send_queue_bytes", "store_wait", "lease"]
 
 
 def ids(rows):
@@ -270,6 +270,12 @@ def test_limit_zero_is_refused(restore_limits, name):
     before = getattr(liner, "get_" + name)()
     assert getattr(liner, "set_" + name)(0) is False
     assert getattr(liner, "get_" + name)() == before
+
+
+def test_lease_outside_3_s_to_an_hour_is_refused(restore_limits):
+    for bad in (0, 2999, 3_600_001):
+        assert liner.set_lease(bad) is False and liner.get_lease() == 7000
+    assert liner.set_lease(3000) is True and liner.set_lease(3_600_000) is True
 
 
 def test_store_wait_above_an_hour_is_refused(restore_limits):

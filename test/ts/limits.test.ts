@@ -17,6 +17,7 @@ const DEFAULTS = {
   compressThreshold: 1024 * 1024,
   maxSendQueueMessages: 0,
   maxSendQueueBytes: 8 * 1024 * 1024,
+  leaseMs: 7000,
 };
 
 afterEach(() => setLimits(DEFAULTS)); // process-wide: this file's process only
@@ -72,8 +73,8 @@ test('getLimits gives the defaults; setLimits changes what it is given, all or n
   expect(getLimits()).toEqual(DEFAULTS);
   setLimits({ maxMessageSize: 4096, maxSendQueue: 10 });
   expect(getLimits()).toEqual({ ...DEFAULTS, maxMessageSize: 4096, maxSendQueueMessages: 10 });
-  setLimits({ compressThreshold: 100, maxSendQueueBytes: 1 << 20, maxSendQueueMessages: 0 });
-  expect(getLimits()).toEqual({ maxMessageSize: 4096, compressThreshold: 100, maxSendQueueMessages: 0, maxSendQueueBytes: 1 << 20 });
+  setLimits({ compressThreshold: 100, maxSendQueueBytes: 1 << 20, maxSendQueueMessages: 0, leaseMs: 3000 });
+  expect(getLimits()).toEqual({ maxMessageSize: 4096, compressThreshold: 100, maxSendQueueMessages: 0, maxSendQueueBytes: 1 << 20, leaseMs: 3000 });
   const before = getLimits();
   for (const bad of [
     { maxMessageSize: 0 },
@@ -85,6 +86,8 @@ test('getLimits gives the defaults; setLimits changes what it is given, all or n
     { maxSendQueueMessages: 1.5 },
     { maxSendQueueBytes: '1000' as unknown as number },
     { maxSendQueue: 3, maxSendQueueMessages: 4 },
+    { leaseMs: 2999 },
+    { leaseMs: 3_600_001 },
     { compressThreshold: 10, maxMessageSize: 0 }, // one bad value: nothing changes
   ]) {
     expect(() => setLimits(bad), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
