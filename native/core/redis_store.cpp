@@ -154,19 +154,28 @@ class RedisStore final : public Store {
   }
 
   Status renew_registration(const Registration& r, bool* complete) override {
-    // Leases are times of the store's clock (TIME), so that peers' clocks never matter.
+    // Leases are times of the store's clock (TIME), so that peers' clocks never matter. Only
+    // an entry that is there as ours is renewed: a renewal racing stop() or unsubscribe()
+    // leaves no lease behind, and a missing entry gets its lease once it is put back.
+    // KEYS: lease hash, directory hash, per entry; ARGV: addr, unique name, lease ms.
     static const char kRenew[] =
         "local t = redis.call('TIME')\n"
-        "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])\n"
-        "for _, k in ipairs(KEYS) do redis.call('HSET', k, ARGV[1], due) end\n"
+        "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])\n"
+        "for i = 1, #KEYS, 2 do\n"
+        "  if redis.call('HGET', KEYS[i + 1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[i], ARGV[1], due) end\n"
+        "end\n"
         "return 0\n";
     std::deque<std::string> text;  // what the RedisArgs point at
     auto keep = [&text](std::string v) -> std::string_view { return text.emplace_back(std::move(v)); };
     std::vector<RedisArgs> commands;
     if (r.lease_ms > 0 && !r.entries.empty()) {
-      RedisArgs renew{"EVAL", kRenew, keep(std::to_string(r.entries.size()))};
-      for (const auto& e : r.entries) renew.push_back(keep(topic_lease_key(e.topic)));
+      RedisArgs renew{"EVAL", kRenew, keep(std::to_string(2 * r.entries.size()))};
+      for (const auto& e : r.entries) {
+        renew.push_back(keep(topic_lease_key(e.topic)));
+        renew.push_back(keep(topic_addr_key(e.topic)));
+      }
       renew.push_back(r.addr);
+      renew.push_back(r.unique_name);
       renew.push_back(keep(std::to_string(r.lease_ms)));
       commands.push_back(std::move(renew));
     }

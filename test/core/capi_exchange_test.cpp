@@ -94,7 +94,9 @@ TEST_F(CapiExchange, TwoPeerExchangeWritesTheKeysOfSection2_4) {
       "lnr_connection:client1:topic_client1:client2:key", "lnr_sender:client1:topic_client1:listener",
       "lnr_sender:client1:topic_client1:listener_name",  // liner only, beside 1.3.1's keys
       "lnr_topic:topic_client1:addr", "lnr_topic:topic_client1:key",
-      "lnr_topic:topic_client2:addr", "lnr_topic:topic_client2:key", "lnr_unique_key"};
+      "lnr_topic:topic_client1:lease",  // liner only: each running peer's lease
+      "lnr_topic:topic_client2:addr", "lnr_topic:topic_client2:key",
+      "lnr_topic:topic_client2:lease", "lnr_unique_key"};
   EXPECT_EQ(sorted, expected);
   EXPECT_EQ(redis().cli({"GET", "lnr_topic:topic_client2:key"}), "1");
   EXPECT_EQ(redis().cli({"GET", "lnr_topic:topic_client1:key"}), "2");
@@ -104,9 +106,11 @@ TEST_F(CapiExchange, TwoPeerExchangeWritesTheKeysOfSection2_4) {
   EXPECT_EQ(redis().cli({"HGET", "lnr_topic:topic_client2:addr", addr_b}), "client2");
   EXPECT_EQ(redis().cli({"HGET", "lnr_topic:topic_client1:addr", addr_a}), "client1");
   EXPECT_EQ(redis().cli({"HGET", "lnr_sender:client1:topic_client1:listener", addr_b}), "topic_client2");
+  EXPECT_NE(redis().cli({"HGET", "lnr_topic:topic_client2:lease", addr_b}), "");
   EXPECT_EQ(lnr_delete_client(a), TRUE);
   EXPECT_EQ(lnr_delete_client(b), TRUE);
   // A closed client leaves the directory (liner_broker 1.3.1 did not).
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_topic:topic_client1:addr"}), "0");
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_topic:topic_client2:addr"}), "0");
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_topic:topic_client2:lease"}), "0");  // and its lease
 }
