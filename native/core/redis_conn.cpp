@@ -55,10 +55,14 @@ std::string RedisConn::without_password(std::string text) const {
 
 Status RedisConn::fail(const std::string& what) {
   std::string detail = ctx_ && ctx_->err ? ": " + without_password(ctx_->errstr) : std::string();
+  return give_up("redis " + what + detail);
+}
+
+Status RedisConn::give_up(const std::string& message) {
   close();
   retry_after_ = std::chrono::steady_clock::now() + reconnect_pause_;
   reconnect_pause_ = std::min<std::chrono::steady_clock::duration>(reconnect_pause_ * 2, kMaxReconnectPause);
-  last_failure_ = Status(Err::store, "redis " + what + detail);
+  last_failure_ = Status(Err::store, message);
   set_health(false, last_failure_.message);
   return last_failure_;
 }
@@ -118,13 +122,7 @@ Status RedisConn::ensure_connected() {
     RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
     if (!r) return fail("unreachable at " + where);
     if (r->type == REDIS_REPLY_ERROR) {
-      std::string msg = without_password(std::string(r->str, r->len));
-      close();
-      retry_after_ = std::chrono::steady_clock::now() + reconnect_pause_;
-      reconnect_pause_ = std::min<std::chrono::steady_clock::duration>(reconnect_pause_ * 2, kMaxReconnectPause);
-      last_failure_ = Status(Err::store, "redis " + std::string(args[0]) + " failed: " + msg);
-      set_health(false, last_failure_.message);
-      return last_failure_;
+      return give_up("redis " + std::string(args[0]) + " failed: " + without_password(std::string(r->str, r->len)));
     }
   }
   set_health(true, "");

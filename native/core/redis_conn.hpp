@@ -56,6 +56,8 @@ class RedisConn {
   void set_health(bool up, const std::string& why);
   Status ensure_connected();
   Status fail(const std::string& what);
+  // Closes the connection, backs off the next attempt and records `message` as the failure.
+  Status give_up(const std::string& message);
   Status check_reply(redisReply* r);
   std::string without_password(std::string text) const;
   bool connection_dropped() const;

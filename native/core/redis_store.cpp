@@ -19,6 +19,7 @@
 //                                       entry lapses unless its running peer renews it
 // Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
 // running liner peers learn of them at once.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <deque>
@@ -43,6 +44,24 @@ std::string conn_key(int32_t ck, const char* what) {
 }
 std::string topic_unsubscribed_key(const std::string& t) { return "lnr_topic:" + t + ":unsubscribed"; }
 std::string topic_lease_key(const std::string& t) { return "lnr_topic:" + t + ":lease"; }
+std::string connection_name_key(const std::string& u, const std::string& s, const std::string& l) {
+  return "lnr_connection:" + u + ":" + s + ":" + l + ":key";
+}
+
+// Owns the strings a list of RedisArgs (views) points at until the pipeline returned; a deque,
+// so that adding one moves none of those already kept.
+class KeptStrings {
+ public:
+  std::string_view operator()(std::string v) { return kept_.emplace_back(std::move(v)); }
+
+ private:
+  std::deque<std::string> kept_;
+};
+
+// Lua: `now`, the store's clock in milliseconds (leases use it, so peers' clocks never matter).
+#define LNR_LUA_NOW_MS                 \
+  "local t = redis.call('TIME')\n" \
+  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 std::string sender_listener_key(const std::string& u, const std::string& s) {
   return "lnr_sender:" + u + ":" + s + ":listener";
 }
@@ -154,54 +173,41 @@ class RedisStore final : public Store {
   }
 
   Status renew_registration(const Registration& r, bool* complete) override {
-    // Leases are times of the store's clock (TIME), so that peers' clocks never matter. Only
-    // an entry that is there as ours is renewed: a renewal racing stop() or unsubscribe()
-    // leaves no lease behind, and a missing entry gets its lease once it is put back.
-    // KEYS: lease hash, directory hash, per entry; ARGV: addr, unique name, lease ms.
-    static const char kRenew[] =
-        "local t = redis.call('TIME')\n"
-        "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])\n"
+    // Counts the entries that are there as ours, and renews the lease of those only: a
+    // renewal racing stop() or unsubscribe() leaves no lease behind, and a missing entry gets
+    // its lease once it is put back. KEYS: directory hash, lease hash, per entry; ARGV: addr,
+    // unique name, lease ms (0: count only).
+    static const char kRenew[] = LNR_LUA_NOW_MS
+        "local ours = 0\n"
         "for i = 1, #KEYS, 2 do\n"
-        "  if redis.call('HGET', KEYS[i + 1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[i], ARGV[1], due) end\n"
+        "  if redis.call('HGET', KEYS[i], ARGV[1]) == ARGV[2] then\n"
+        "    ours = ours + 1\n"
+        "    if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[i + 1], ARGV[1], now + tonumber(ARGV[3])) end\n"
+        "  end\n"
         "end\n"
-        "return 0\n";
-    std::deque<std::string> text;  // what the RedisArgs point at
-    auto keep = [&text](std::string v) -> std::string_view { return text.emplace_back(std::move(v)); };
-    std::vector<RedisArgs> commands;
-    if (r.lease_ms > 0 && !r.entries.empty()) {
-      RedisArgs renew{"EVAL", kRenew, keep(std::to_string(2 * r.entries.size()))};
-      for (const auto& e : r.entries) {
-        renew.push_back(keep(topic_lease_key(e.topic)));
-        renew.push_back(keep(topic_addr_key(e.topic)));
-      }
-      renew.push_back(r.addr);
-      renew.push_back(r.unique_name);
-      renew.push_back(keep(std::to_string(r.lease_ms)));
-      commands.push_back(std::move(renew));
+        "return ours\n";
+    KeptStrings keep;
+    RedisArgs renew{"EVAL", kRenew, keep(std::to_string(2 * r.entries.size()))};
+    for (const auto& e : r.entries) {
+      renew.push_back(keep(topic_addr_key(e.topic)));
+      renew.push_back(keep(topic_lease_key(e.topic)));
     }
-    const size_t first_check = commands.size();
-    for (const auto& e : r.entries) commands.push_back({"HGET", keep(topic_addr_key(e.topic)), r.addr});
-    commands.push_back({"GET", kKeyCounter});
+    renew.push_back(r.addr);
+    renew.push_back(r.unique_name);
+    renew.push_back(keep(std::to_string(std::max(r.lease_ms, 0))));
     std::vector<RedisReply> replies;
-    Status s = conn_.pipeline(commands, &replies);
+    Status s = conn_.pipeline({renew, {"GET", kKeyCounter}}, &replies);
     if (!s) return s;
-    *complete = true;
-    for (size_t i = 0; i < r.entries.size(); ++i) {
-      const redisReply* e = replies[first_check + i].get();
-      if (e->type != REDIS_REPLY_STRING || std::string(e->str, e->len) != r.unique_name) *complete = false;
-    }
     int32_t counter = 0;
-    if (replies.back()->type == REDIS_REPLY_NIL || !parse_i32(replies.back().get(), &counter) ||
-        counter < r.highest_key)
-      *complete = false;
+    *complete = replies[0]->type == REDIS_REPLY_INTEGER && size_t(replies[0]->integer) == r.entries.size() &&
+                replies[1]->type != REDIS_REPLY_NIL && parse_i32(replies[1].get(), &counter) &&
+                counter >= r.highest_key;
     return s;
   }
 
   Status sweep_lapsed(const std::string& topic, std::vector<TopicAddress>* out) override {
     // An entry goes only if its lease is a number in the past; announced only if it was there.
-    static const char kSweep[] =
-        "local t = redis.call('TIME')\n"
-        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    static const char kSweep[] = LNR_LUA_NOW_MS
         "local leases = redis.call('HGETALL', KEYS[1])\n"
         "for i = 1, #leases, 2 do\n"
         "  local due = tonumber(leases[i + 1])\n"
@@ -235,10 +241,7 @@ class RedisStore final : public Store {
         "local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
         "if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end\n"
         "return 0\n";
-    // RedisArgs are views: every string they point at is kept here until the pipeline returned
-    // (a deque: adding to it moves none of the strings already in it).
-    std::deque<std::string> text;
-    auto keep = [&text](std::string v) -> std::string_view { return text.emplace_back(std::move(v)); };
+    KeptStrings keep;
     std::vector<RedisArgs> commands;
     for (const auto& e : r.entries) {
       const char* kind = e.why == DirectoryEvent::subscribe ? "subscribe" : "join";
@@ -254,7 +257,7 @@ class RedisStore final : public Store {
     const std::string listeners = sender_listener_key(r.unique_name, r.source_topic);
     const std::string listener_names = sender_listener_name_key(r.unique_name, r.source_topic);
     for (const auto& c : r.channels) {
-      commands.push_back({"SET", keep("lnr_connection:" + r.unique_name + ":" + r.source_topic + ":" + c.listener_unique + ":key"),
+      commands.push_back({"SET", keep(connection_name_key(r.unique_name, r.source_topic, c.listener_unique)),
                           keep(std::to_string(c.key)), "NX"});
       commands.push_back({"SET", keep(conn_key(c.key, "sender")), r.source_topic, "NX"});
       commands.push_back({"HSETNX", listeners, c.listener_addr, c.listener_topic});
@@ -279,7 +282,7 @@ class RedisStore final : public Store {
 
   Status connection_key(const std::string& u, const std::string& s, const std::string& l,
                         bool allocate, int32_t* ck, bool* found) override {
-    return get_or_allocate("lnr_connection:" + u + ":" + s + ":" + l + ":key", allocate, ck, found);
+    return get_or_allocate(connection_name_key(u, s, l), allocate, ck, found);
   }
 
   Status set_sender_topic(int32_t ck, const std::string& sender_topic) override {
