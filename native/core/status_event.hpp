@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace liner {
 
@@ -53,6 +54,49 @@ class CallbackScope {
  private:
   const void*& slot_;
   const void* saved_;
+};
+
+// While one lives on a thread, the status events emitted there wait, and the outermost one
+// delivers them (in order) when it ends. A thread that emits while holding a lock that a
+// handler's call could need (a handler may send, and a send takes WaitingSends' lock) keeps
+// one alive across that lock, constructed before it and so destroyed after it.
+class StatusDeferral {
+ public:
+  StatusDeferral() { ++depth(); }
+  ~StatusDeferral() {
+    if (--depth() != 0) return;
+    // Moved out first: a handler may emit (and defer) again.
+    while (!held().empty()) {
+      std::vector<Held> events;
+      events.swap(held());
+      for (auto& e : events) {
+        CallbackScope scope(e.owner);
+        (*e.handler)(e.event);
+      }
+    }
+  }
+  StatusDeferral(const StatusDeferral&) = delete;
+  StatusDeferral& operator=(const StatusDeferral&) = delete;
+
+  static bool active() { return depth() != 0; }
+  static void hold(const void* owner, std::shared_ptr<StatusHandler> handler, StatusEvent e) {
+    held().push_back(Held{owner, std::move(handler), std::move(e)});
+  }
+
+ private:
+  struct Held {
+    const void* owner;
+    std::shared_ptr<StatusHandler> handler;
+    StatusEvent event;
+  };
+  static int& depth() {
+    static thread_local int d = 0;
+    return d;
+  }
+  static std::vector<Held>& held() {
+    static thread_local std::vector<Held> h;
+    return h;
+  }
 };
 
 // Holds the current handler; emit() may run on any thread and never holds a lock while the
@@ -143,8 +187,13 @@ class StatusSink {
   void call(const std::shared_ptr<StatusHandler>& h, StatusKind kind, std::string topic, std::string peer,
             std::string message) const {
     if (!h) return;
+    StatusEvent e{kind, std::move(topic), std::move(peer), std::move(message)};
+    if (StatusDeferral::active()) {
+      StatusDeferral::hold(owner_, h, std::move(e));
+      return;
+    }
     CallbackScope scope(owner_);
-    (*h)(StatusEvent{kind, std::move(topic), std::move(peer), std::move(message)});
+    (*h)(e);
   }
 
   const void* owner_;
