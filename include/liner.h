@@ -141,9 +141,17 @@ LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData ud
  *        With nobody in the directory, an at-least-once message still goes to the peers of
  *        the topic this sender has sent to (also in an earlier run: it remembers them in
  *        Redis) unless they unsubscribed from it: it waits in Redis for them.
+ *
+ * Redis on the calling thread: only the first send to a topic reads its directory here (so
+ * that nobody serving it fails at once with LNR_ERR_NO_ADDR, as liner_broker). A peer the
+ * sender has no channel to yet (the first send to it, or a replica that joined since) gets its
+ * channel opened on the client's own thread: the message waits for that (in RAM, at most the
+ * peer's send-queue caps, then LNR_ERR_BUSY) and then leaves in order, also while Redis is slow
+ * or down.
  * @return TRUE when the message was queued for sending. FALSE with LNR_ERR_NO_ADDR (nobody
  *         serves the topic, and for at-least-once no peer of it is waited for), LNR_ERR_SELF_TOPIC, LNR_ERR_NOT_RUNNING, LNR_ERR_INVALID_ARG,
- *         LNR_ERR_STORE, or LNR_ERR_BUSY (the peer's queue is full: retry later).
+ *         LNR_ERR_STORE (reading a new topic's directory failed), or LNR_ERR_BUSY (the peer's
+ *         queue is full: retry later).
  * Thread: any, including inside a receive callback.
  */
 LNR_API BOOL lnr_send_to(lnr_hClient client, const char* topic, const char* data, size_t data_size,
@@ -286,7 +294,7 @@ enum {
   LNR_PEER_UNSUBSCRIBED = 4,    /**< a peer unsubscribed from a topic this client uses */
   LNR_SENDER_ROUTE_LOST = 5,    /**< connect failed, or a stream closed with messages in flight */
   LNR_SENDER_STORE_ERROR = 6,   /**< the sender could not read or write Redis */
-  LNR_SENDER_SEND_ERROR = 7,    /**< a write to a peer failed */
+  LNR_SENDER_SEND_ERROR = 7,    /**< a write to a peer failed, or messages waiting for their channel were dropped (client stopped before Redis answered) */
   LNR_LISTENER_STORE_ERROR = 8, /**< the listener could not read or write Redis */
   LNR_SENDER_BUSY = 9,          /**< a peer's send queue is full (sends fail with LNR_ERR_BUSY) */
   LNR_SENDER_WRITABLE = 10,     /**< liner: that queue has room again */

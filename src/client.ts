@@ -140,11 +140,15 @@ export interface ClientStats {
   persisted: number;
   /** Stored messages read back from Redis to be sent. */
   reloaded: number;
-  /** Best-effort messages dropped because their peer was unreachable. */
+  /**
+   * Messages dropped: best-effort ones whose peer was unreachable, and any sent to a topic that
+   * turned out to have nobody serving it when the send's look-up read it (each reported by an
+   * `'error'` event, code `SEND`).
+   */
   dropped: number;
   /** Connections to peers that broke and were opened again (or are being retried). */
   reconnects: number;
-  /** Now: messages queued or awaiting acknowledgement, all peers. */
+  /** Now: messages queued or awaiting acknowledgement, all peers (and those waiting for a look-up). */
   sendQueueMessages: number;
   /** Now: bytes queued or awaiting acknowledgement, all peers. */
   sendQueueBytes: number;
@@ -626,9 +630,14 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * those that are unreachable right now). Synchronous: the message is copied and queued; it
    * leaves on the client's own thread.
    *
-   * The first send to a topic (or to a new peer of it) asks Redis where the topic lives and
-   * opens the channel, which costs a few Redis round trips on the calling thread; later sends
-   * only enqueue.
+   * Never waits on Redis. A send to a topic this client has not read yet (not sent to, not
+   * refreshed) returns at once: the message waits while the client reads the topic's peers and
+   * opens the channel on its own thread, then leaves in order behind any sent before it to that
+   * topic. If nobody serves the topic, the message is dropped and reported by an `'error'` event
+   * (`LinerStatusError`, code `SEND`, naming the topic; `stats().dropped` counts it), and from
+   * then on sends to that topic throw `NO_ADDRESS` at once, for as long as that stays so.
+   * `await refreshAddressTopic(topic)` reads a topic ahead, so that even its first send knows.
+   * A message waiting for Redis counts in the peer's queue caps (`BUSY` beyond them).
    *
    * @throws LinerError `BUSY` (the peer's queue is full: the message was NOT queued; `await
    *   drain()` and send again), `NO_ADDRESS`, `SELF_TOPIC`, `INTERNAL_TOPIC`, `INVALID_ARGUMENT`

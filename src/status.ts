@@ -25,7 +25,8 @@ import { LinerError, type LinerErrorCode } from './errors.js';
  *   pause that doubles from 1 s up to 1 min).
  * - `storeRecovered`: Redis answers that side again; the message names the side and counts the
  *   errors not told meanwhile.
- * - `sendError`: a write to a peer failed.
+ * - `sendError`: a write to a peer failed, or messages that waited for a look-up were dropped
+ *   (nobody serves their topic, or the client stopped before Redis answered).
  * - `busy`: a peer's send queue is full (sends to it throw `BUSY`).
  * - `writable`: that queue has room again; `drain()` resolves on it.
  *

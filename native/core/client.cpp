@@ -173,8 +173,8 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     if (running_) return Status();
   }
 
-  std::unique_ptr<Store> delivery_store, sender_store, feed_store;
-  for (auto* s : {&delivery_store, &sender_store, &feed_store, &refresh_store_}) {
+  std::unique_ptr<Store> delivery_store, sender_store, feed_store, waiting_store;
+  for (auto* s : {&delivery_store, &sender_store, &feed_store, &refresh_store_, &waiting_store}) {
     Status st = open_store(opt_.store_url, s);
     if (!st) return st;
   }
@@ -182,6 +182,7 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   // report theirs through calls' errors and the log.
   delivery_store->on_health([this](bool up, const std::string&) { status_.store_state(StatusKind::listener_store_error, up); });
   sender_store->on_health([this](bool up, const std::string&) { status_.store_state(StatusKind::sender_store_error, up); });
+  waiting_store->on_health([this](bool up, const std::string&) { status_.store_state(StatusKind::sender_store_error, up); });
   // The user's callbacks run marked as such (in_callback()), so that they cannot stop or
   // re-run the client from inside: Delivery marks each batch it delivers.
   size_t max_message = effective(opt_.max_message_size, limits().max_message_size);
@@ -242,6 +243,12 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   so.compress_threshold = opt_.compress_threshold;
   so.status = &status_;
   sender_.reset(new Sender(so, std::move(sender_store)));
+  waiting_.reset(new WaitingSends(
+      std::move(waiting_store),
+      [this](Store& store, const WaitingSends::Key& k, const WaitingSends::Message& m) { return resolve_waiting(store, k, m); },
+      [this](const WaitingSends::Key& k, const WaitingSends::Message& m) { return flush_waiting(k, m); },
+      [this](const WaitingSends::Key& k, size_t n, const std::string& why) { report_dropped(k, n, why); },
+      [this](const WaitingSends::Key& k) { refusal_ended(k); }));
   watch_.reset(new DirectoryWatch(
       std::move(feed_store), [this](const DirectoryEvent& e) { on_directory_event(e); },
       [this] {
@@ -251,6 +258,7 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
   s = delivery_->start();
   if (s) s = listener_->start();
   if (s) s = sender_->start();
+  if (s) s = waiting_->start();
   if (s) s = watch_->start();
   if (!s) {
     unregister_all();
@@ -293,6 +301,9 @@ void Client::unregister_all() {
 // incoming connections, so senders see the close after the acks are in the store.
 void Client::teardown() {
   if (watch_) watch_->stop();
+  // What waits for the store goes to the sender's queues first (if the store answers in time),
+  // and is sent with them.
+  if (waiting_) waiting_->stop(std::chrono::steady_clock::now() + kStopDrain);
   if (sender_) sender_->stop(kStopDrain);
   if (listener_) listener_->stop();
   if (delivery_) delivery_->stop();
@@ -302,6 +313,7 @@ void Client::teardown() {
     for (auto& c : sender_->channels()) last_channels_[c.listener_unique] = c;
   published_.clear();
   watch_.reset();
+  waiting_.reset();
   sender_.reset();
   listener_.reset();
   delivery_.reset();
@@ -347,7 +359,7 @@ void Client::store_route(const std::string& topic, std::vector<TopicAddress> add
 }
 
 // Reads a topic's directory and key from the store into the cache (first send to a topic).
-Status Client::load_route(const std::string& topic) {
+Status Client::load_route(Store& store, const std::string& topic) {
   std::vector<TopicAddress> addrs;
   int32_t key = 0;
   bool key_known = false;
@@ -359,12 +371,9 @@ Status Client::load_route(const std::string& topic) {
       key_known = true;
     }
   }
-  {
-    std::lock_guard<std::mutex> api(api_mu_);
-    Status s = api_store_->addresses_of_topic(topic, &addrs);
-    if (s && !key_known) s = api_store_->topic_key(topic, &key);
-    if (!s) return s;
-  }
+  Status s = store.addresses_of_topic(topic, &addrs);
+  if (s && !key_known) s = store.topic_key(topic, &key);
+  if (!s) return s;
   std::lock_guard<std::mutex> lock(route_mu_);
   topic_keys_[topic] = key;
   watched_.insert(topic);
@@ -379,8 +388,9 @@ Status Client::load_route(const std::string& topic) {
 // round-robin order (send_to). With nobody in the directory, at-least-once messages still go to
 // peers this client already talked to on that topic (they went offline gracefully).
 Status Client::pick_targets(const std::string& topic, bool at_least_once, bool all,
-                            std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single) {
+                            std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single, bool* look_up) {
   *single = false;
+  *look_up = false;
   // The cache first; on a miss (unknown topic, or nobody known to serve it) ask the store once,
   // as liner_broker does.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -417,25 +427,40 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
       }
       if (key != topic_keys_.end()) *topic_key = key->second;
       if (attempt == 1) break;
+      if (opt_.lookup_off_thread) {
+        // Not in the cache: waiting_ looks it up. In the cache with nobody serving it (read by
+        // a send or a refresh): the directory thread keeps that current, so it is the answer.
+        bool unserved = it != routes_.end() && it->second.addrs.empty();
+        if (it == routes_.end() || (key == topic_keys_.end() && !(unserved && sender_->channel_addresses(topic).empty()))) {
+          *look_up = true;
+          return Status();
+        }
+        break;
+      }
     }
-    Status s = load_route(topic);
+    std::lock_guard<std::mutex> api(api_mu_);
+    Status s = load_route(*api_store_, topic);
     if (!s) return s;
   }
   if (at_least_once) {
     if (offline_targets(topic, all, targets)) return Status();
+    if (opt_.lookup_off_thread) return Status(Err::no_addr, "not found addr for topic " + topic);
     // Nobody in the directory and no channel of this run: the listeners this sender remembers
     // from an earlier run (compat spec §6.1 rule 3), so that their messages wait in the store.
-    Status s = open_remembered_channels(topic);
+    Status s;
+    {
+      std::lock_guard<std::mutex> api(api_mu_);
+      s = open_remembered_channels(*api_store_, topic);
+    }
     if (!s) return s;
     if (offline_targets(topic, all, targets)) return Status();
   }
   return Status(Err::no_addr, "not found addr for topic " + topic);
 }
 
-Status Client::open_remembered_channels(const std::string& topic) {
+Status Client::open_remembered_channels(Store& store, const std::string& topic) {
   std::vector<RememberedListener> listeners;
-  std::lock_guard<std::mutex> api(api_mu_);
-  Status s = api_store_->listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
+  Status s = store.listeners_of_sender(opt_.unique_name, opt_.topic, &listeners);
   if (!s) return s;
   // Only this topic's, and only those whose name this sender wrote (a liner_broker 1.3.1
   // sender's entry has no channel to find).
@@ -444,11 +469,11 @@ Status Client::open_remembered_channels(const std::string& topic) {
                   listeners.end());
   if (listeners.empty()) return Status();  // the usual NO_ADDRESS: one round trip, not two
   std::vector<std::string> unsubscribed;
-  s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
+  s = store.unsubscribed_from_topic(topic, &unsubscribed);
   for (size_t i = 0; s && i < listeners.size(); ++i) {
     const RememberedListener& l = listeners[i];
     if (std::find(unsubscribed.begin(), unsubscribed.end(), l.addr) != unsubscribed.end()) continue;
-    s = sender_->open_channel(*api_store_, l.addr, l.unique_name, topic);
+    s = sender_->open_channel(store, l.addr, l.unique_name, topic);
   }
   return s;
 }
@@ -666,9 +691,10 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
     topic_key = remembered.topic_key;
     channel_hint = &remembered.channel;
   } else {
-    bool single = false;
-    s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single);
+    bool single = false, look_up = false;
+    s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single, &look_up);
     if (!s) return s;
+    if (look_up) return send_waiting(topic, messages, count, at_least_once, all, nullptr, 0, queued);
     if (!all && single) {
       remembered.client = this;
       remembered.epoch = epoch;
@@ -679,6 +705,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
     }
   }
 
+  if (waiting_->active()) return send_waiting(topic, messages, count, at_least_once, all, targets, topic_key, queued);
   if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once);
   // send_to and send_to_many have exactly one target (pick_targets); send_all went above.
   size_t done = 0;
@@ -690,23 +717,140 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
 
 Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                const Payload* messages, size_t count, bool at_least_once,
-                               Sender::Channel** hint, size_t* done) {
-  // The channel almost always exists: try the one-lock enqueue first and open the channel
-  // (store round trips) only when the sender has none to that address.
-  // One named result, returned once: no Status is moved on the way out (the send path).
-  Status st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
-  if (!st && st.code == Err::no_addr && !t.unique_name.empty()) {
-    {
-      std::lock_guard<std::mutex> api(api_mu_);  // store round trips on the API connection
-      st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);
-    }
-    if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+                               Sender::Channel** hint, size_t* done, Opening opening) {
+  // The channel almost always exists: try the one-lock enqueue first. One named result: no
+  // Status is moved on the way out (the send path).
+  Status st;
+  if (opening != Opening::wait_locked || !waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr})) {
+    st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+    if (st.ok() || st.code != Err::no_addr || t.unique_name.empty()) return st;
+    if (opening == Opening::never) return Status(Err::store, "no channel to " + t.addr + " yet");
   }
+  // No channel to that peer yet (or messages wait for it): it is opened off this thread (store
+  // round trips: the connection key, the ack counter), and the messages wait for it.
+  WaitingSends::Key key{WaitingSends::KeyKind::channel, t.addr};
+  StatusDeferral defer;  // events (busy) go out after the lock: a handler may send
+  std::unique_lock<std::mutex> lock;
+  if (opening == Opening::wait) {
+    lock = waiting_->lock();
+    if (!waiting_->has_locked(key)) {
+      // Opened meanwhile, with nothing left waiting for it: queue now.
+      st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+      if (st.code != Err::no_addr) return st;
+    }
+  }
+  size_t added = 0;
+  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, &added);
+  if (done) *done = added;
   return st;
 }
 
+Status Client::send_waiting(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
+                            bool all, const std::vector<TopicAddress>* targets, int32_t topic_key, size_t* queued) {
+  StatusDeferral defer;  // events (busy) go out after the lock: a handler may send
+  auto lock = waiting_->lock();
+  WaitingSends::Key route{WaitingSends::KeyKind::route, topic};
+  if (!targets || waiting_->has_locked(route)) {
+    size_t added = 0;
+    Status s = wait_for(route, topic, 0, std::string(), messages, count, at_least_once, all, &added);
+    if (queued) *queued = added;
+    return s;
+  }
+  if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once, Opening::wait_locked);
+  size_t done = 0;
+  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once, nullptr, &done,
+                              Opening::wait_locked);
+  if (queued) *queued = done;
+  return st;
+}
+
+Status Client::wait_for(const WaitingSends::Key& key, const std::string& topic, int32_t topic_key,
+                        const std::string& unique_name, const Payload* messages, size_t count, bool at_least_once,
+                        bool all, size_t* added) {
+  *added = 0;
+  size_t max_messages = effective(opt_.max_send_queue_messages, limits().max_send_queue);
+  size_t max_bytes = effective(opt_.max_send_queue_bytes, limits().max_send_queue_bytes);
+  for (; *added < count; ++*added) {
+    WaitingSends::Message m;
+    m.topic = topic;
+    m.topic_key = topic_key;
+    m.unique_name = unique_name;
+    m.data.assign(static_cast<const char*>(messages[*added].data), messages[*added].size);
+    m.at_least_once = at_least_once;
+    m.all = all;
+    m.follows = *added > 0;
+    bool first_refusal = false;
+    Status s = waiting_->add_locked(key, std::move(m), max_messages ? max_messages : SIZE_MAX, max_bytes,
+                                    &first_refusal);
+    if (s) continue;
+    // Reported as a full send queue is, once per episode (refusal_ended() goes on with it).
+    bool route = key.kind == WaitingSends::KeyKind::route;
+    if (first_refusal) status_.emit(StatusKind::busy, topic, route ? std::string() : key.name, s.message);
+    return s;
+  }
+  return Status();
+}
+
+Status Client::resolve_waiting(Store& store, const WaitingSends::Key& key, const WaitingSends::Message& first) {
+  if (key.kind == WaitingSends::KeyKind::channel)
+    return sender_->open_channel(store, key.name, first.unique_name, first.topic);
+  Status s = load_route(store, key.name);
+  if (!s) return s;
+  std::vector<TopicAddress> addrs;
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    addrs = routes_[key.name].addrs;
+  }
+  // The channels to all its peers, so that flushing never waits for one (whichever round-robin
+  // picks). Nobody serves it: the listeners this sender remembers from an earlier run get its
+  // at-least-once messages, as on the caller's thread (pick_targets).
+  for (size_t i = 0; s && i < addrs.size(); ++i)
+    if (!addrs[i].unique_name.empty()) s = sender_->open_channel(store, addrs[i].addr, addrs[i].unique_name, key.name);
+  if (s && addrs.empty() && first.at_least_once) s = open_remembered_channels(store, key.name);
+  return s;
+}
+
+Status Client::flush_waiting(const WaitingSends::Key& key, const WaitingSends::Message& m) {
+  Payload p{m.data.data(), m.data.size()};
+  if (key.kind == WaitingSends::KeyKind::channel) {
+    Status st = sender_->enqueue(key.name, m.topic, m.topic_key, &p, 1, m.at_least_once, nullptr, nullptr);
+    // The channel went away again (the peer moved): open it again, the message waits.
+    if (st.code == Err::no_addr) return Status(Err::store, st.message);
+    return st;
+  }
+  // The rest of a send_to_many batch goes where its first message went: a batch is never split
+  // across replicas (waiting_'s thread only).
+  std::vector<TopicAddress>& targets = flush_targets_;
+  int32_t& topic_key = flush_topic_key_;
+  if (!m.follows || targets.empty() || flush_topic_ != m.topic) {
+    targets.clear();
+    flush_topic_ = m.topic;
+    bool single = false, look_up = false;
+    Status s = pick_targets(m.topic, m.at_least_once, m.all, &targets, &topic_key, &single, &look_up);
+    if (!s) return s;  // nobody serves the topic: the message is dropped and reported
+    if (look_up) return Status(Err::store, "the route of " + m.topic + " is not read yet");
+  }
+  if (m.all) return send_to_every(targets, m.topic, topic_key, p, m.at_least_once, Opening::never);
+  return enqueue_opening(targets[0], m.topic, topic_key, &p, 1, m.at_least_once, nullptr, nullptr, Opening::never);
+}
+
+void Client::refusal_ended(const WaitingSends::Key& key) {
+  // A peer's messages are in its channel's queue now: the channel's episode goes on, and its
+  // writable event ends it when the queue has room. A route's end here.
+  if (key.kind == WaitingSends::KeyKind::channel) sender_->continue_busy(key.name);
+  else status_.emit(StatusKind::writable, key.name, std::string(), "send queue has room again");
+}
+
+void Client::report_dropped(const WaitingSends::Key& key, size_t count, const std::string& why) {
+  bool route = key.kind == WaitingSends::KeyKind::route;
+  std::string what = std::to_string(count) + (count == 1 ? " message" : " messages") + " to " +
+                     (route ? "topic " : "") + key.name + " dropped: " + why;
+  log_line(what);
+  status_.emit(StatusKind::send_error, route ? key.name : std::string(), route ? std::string() : key.name, what);
+}
+
 Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
-                             const Payload& message, bool at_least_once) {
+                             const Payload& message, bool at_least_once, Opening opening) {
   UnfinishedSendAll& unfinished = PerThread<UnfinishedSendAll>::get();
   bool retry = unfinished.client && unfinished.is_retry_of(this, topic, message, at_least_once);
   if (!retry && unfinished.client) unfinished.forget();
@@ -714,7 +858,7 @@ Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std
   for (size_t i = 0; i < targets.size(); ++i) {
     const TopicAddress& t = targets[i];
     if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
-    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, nullptr, nullptr);
+    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, nullptr, nullptr, opening);
     if (st) {
       if (!result.ok()) unfinished.queued.insert(t.addr);  // after a refusal: remembered as it goes
       continue;
@@ -909,6 +1053,11 @@ ClientStats Client::stats_locked() const {
     out.reconnects += s.reconnects;
     out.send_queue_messages = s.queued_messages;
     out.send_queue_bytes = s.queued_bytes;
+  }
+  if (waiting_) {  // waiting for the store to open their channel or read their route
+    out.dropped += waiting_->dropped();
+    out.send_queue_messages += waiting_->waiting_messages();
+    out.send_queue_bytes += waiting_->waiting_bytes();
   }
   if (delivery_) {
     DeliveryStats d = delivery_->stats();

@@ -24,6 +24,7 @@
 #include "core/status.hpp"
 #include "core/status_event.hpp"
 #include "core/store.hpp"
+#include "core/waiting_sends.hpp"
 
 namespace liner {
 
@@ -41,6 +42,11 @@ struct ClientOptions {
   // How long create() and run() keep trying a store that does not answer, in ms, at most
   // kMaxStoreWaitMs; 0: fail at once; < 0: the process-wide value (limits().store_wait_ms).
   int64_t store_wait_ms = -1;
+  // A send to a topic the route cache does not know returns at once, and the message waits
+  // while another thread looks the topic up (WaitingSends). Off (C, Python): the first send
+  // to a topic reads the directory on the caller's thread and fails NO_ADDRESS at once, as
+  // liner_broker does. The Node addon turns it on: its JS thread never waits on the store.
+  bool lookup_off_thread = false;
 };
 
 // Counters since creation (queue depths: now).
@@ -128,22 +134,44 @@ class Client {
               size_t* queued);
   // Queues `messages` on the sender's channel to `t`, opening the channel first when there is
   // none (Sender::enqueue's hint and *done as there).
+  // How a send meets a channel that is not open: the caller never opens one (store round trips)
+  // itself. `wait`: the messages wait in waiting_ while it opens the channel. `wait_locked`: the
+  // same, and the caller holds waiting_->lock(), so the messages also wait behind any already
+  // waiting for that channel. `never`: waiting_'s own flush, which has opened it (Err::store
+  // when the channel is not there: open it again).
+  enum class Opening { wait, wait_locked, never };
   Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                          const Payload* messages, size_t count, bool at_least_once, Sender::Channel** hint,
-                         size_t* done);
+                         size_t* done, Opening opening = Opening::wait);
+  // send()'s path while messages wait in waiting_ (or must start to): under its lock, so that
+  // a send never overtakes an earlier one waiting for the same route or channel.
+  Status send_waiting(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
+                      bool all, const std::vector<TopicAddress>* targets, int32_t topic_key, size_t* queued);
+  // Under waiting_->lock(): `count` messages wait for `key`.
+  Status wait_for(const WaitingSends::Key& key, const std::string& topic, int32_t topic_key,
+                  const std::string& unique_name, const Payload* messages, size_t count, bool at_least_once,
+                  bool all, size_t* added);
+  // WaitingSends' Resolve, Flush and Dropped (see there).
+  Status resolve_waiting(Store& store, const WaitingSends::Key& key, const WaitingSends::Message& first);
+  Status flush_waiting(const WaitingSends::Key& key, const WaitingSends::Message& m);
+  void report_dropped(const WaitingSends::Key& key, size_t count, const std::string& why);
+  void refusal_ended(const WaitingSends::Key& key);
   // send_all's half of send(): one copy per target; after a partial refusal, a retry with the
   // same message sends only the copies that were refused (UnfinishedSendAll in client.cpp).
   Status send_to_every(const std::vector<TopicAddress>& targets, const std::string& topic, int32_t topic_key,
-                       const Payload& message, bool at_least_once);
-  Status load_route(const std::string& topic);
-  // *single: the route has exactly one address (send_to may remember it).
+                       const Payload& message, bool at_least_once, Opening opening = Opening::wait);
+  // Reads `topic`'s route and key into the cache. `store` is the API's (under api_mu_) or
+  // waiting_'s (its thread).
+  Status load_route(Store& store, const std::string& topic);
+  // *single: the route has exactly one address (send_to may remember it). *look_up: the route
+  // is not in the cache and opt_.lookup_off_thread: nothing was picked, the message must wait.
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
-                      std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single);
+                      std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single, bool* look_up);
   // Peers that served `topic` (their channels queue offline); false when there are none.
   bool offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets);
   // Opens channels to the listeners of `topic` this sender remembers in the store (an earlier
   // run sent to them), except those that unsubscribed from it.
-  Status open_remembered_channels(const std::string& topic);
+  Status open_remembered_channels(Store& store, const std::string& topic);
   // Peers at `addrs` left `topic` by unsubscribing: no longer an offline route for it.
   void forget_unsubscribed(const std::string& topic, const std::vector<std::string>& addrs);
   void follow_moved_listener(const DirectoryEvent& e);
@@ -190,6 +218,10 @@ class Client {
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<DirectoryWatch> watch_;
+  std::unique_ptr<WaitingSends> waiting_;  // while running
+  std::vector<TopicAddress> flush_targets_;  // waiting_'s thread: where the batch being flushed goes
+  int32_t flush_topic_key_ = 0;
+  std::string flush_topic_;
 };
 
 }  // namespace liner

@@ -271,6 +271,13 @@ std::string Sender::address_of(const std::string& listener_unique) const {
   return std::string();
 }
 
+void Sender::continue_busy(const std::string& addr) {
+  std::lock_guard<AdaptiveMutex> lock(mu_);
+  auto it = by_addr_.find(addr);
+  if (it != by_addr_.end()) it->second->busy_reported = true;
+  waker_.wake();  // its loop announces the room, if there is some already
+}
+
 bool Sender::has_channel(const std::string& addr) const {
   std::lock_guard<AdaptiveMutex> lock(mu_);
   return by_addr_.count(addr) != 0;

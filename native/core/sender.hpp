@@ -90,6 +90,9 @@ class Sender {
   Status open_channel(Store& store, const std::string& addr, const std::string& listener_unique,
                       const std::string& topic);
   bool has_channel(const std::string& addr) const;
+  // A busy event for `addr` went out elsewhere (messages that waited for its channel): the
+  // channel reports no second one, and a writable event when its queue has room.
+  void continue_busy(const std::string& addr);
   // Address of the channel to that listener ("" if none).
   std::string address_of(const std::string& listener_unique) const;
   // One peer's queue, opaque outside the sender. Channels live as long as the Sender (a peer

@@ -148,6 +148,9 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", 0);
   // Absent: the process-wide value, as for the C API (the TS layer always gives one).
   if (!o.Get("storeWaitMs").IsUndefined()) options_.store_wait_ms = int64_t(size_option(o, "storeWaitMs", 0));
+  // The JS thread never waits on the store: a send to a topic not in the route cache returns
+  // at once and the core looks the topic up on its own thread (ClientOptions).
+  options_.lookup_off_thread = true;
   size_t in_flight = size_option(o, "maxInFlightBytes", kDefaultInFlightBytes);
   auto wake = wake_;
   inbox_ = std::make_shared<Inbox>(in_flight, [wake] {

@@ -77,6 +77,9 @@ export const send: Command = {
     try {
       await client.start();
       if (all) copies = (await client.listAddresses(to)).length;
+      // Read before the send: nobody serving the topic is then refused by the send (NO_ADDRESS)
+      // instead of being reported by an event after the send's own look-up.
+      await client.refreshAddressTopic(to);
       await sendPatiently(client, all, to, data, atLeastOnce, started + timeoutMs);
     } catch (e) {
       await client.close();

@@ -157,8 +157,8 @@ MUTANTS = [
            "  bool found",
            pytest(PY + "test_route_semantics.py")),
     mutant("no-remembered-listeners", "native/core/client.cpp", "a restarted sender forgets the listeners it sent to",
-           "    Status s = open_remembered_channels(topic);",
-           "    Status s;",
+           "      s = open_remembered_channels(*api_store_, topic);",
+           "",
            pytest(PY + "test_route_semantics.py")),
     mutant("remembered-unsubscribed", "native/core/client.cpp", "a restarted sender waits for a listener that unsubscribed",
            "    if (std::find(unsubscribed.begin(), unsubscribed.end(), l.addr) != unsubscribed.end()) continue;",
@@ -258,6 +258,21 @@ MUTANTS = [
            "ERR_BUSY = 11 ",
            "ERR_BUSY = 12 ",
            pytest(PY + "test_error_codes.py", PY + "test_limits.py")),
+
+    # ---- sends that wait for the store (native/core/waiting_sends.cpp, client.cpp) -----------
+    mutant("channel-opened-on-caller", "native/core/client.cpp", "a send to a new peer opens its channel on the caller's thread",
+           "  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, &added);",
+           "  st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);\n"
+           "  if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, &added);",
+           pytest("test/fault/test_send_never_waits_on_store.py")),
+    mutant("lookup-drop-untold", "native/core/client.cpp", "a message dropped by its look-up (nobody serves the topic) is not reported",
+           "  status_.emit(StatusKind::send_error, route ? key.name : std::string(), route ? std::string() : key.name, what);",
+           "",
+           vitest("test/ts/unknown_topic.test.ts")),
+    mutant("waiting-out-of-order", "native/core/waiting_sends.cpp", "waiting messages are flushed newest first",
+           "  queue_.push_back(Waiting{key, std::move(m)});",
+           "  queue_.push_front(Waiting{key, std::move(m)});",
+           vitest("test/ts/unknown_topic.test.ts")),
 
     # ---- TypeScript layer (src/) --------------------------------------------------------------------------
     mutant("ts-name-colon", "src/client.ts", "names with ':' are accepted",

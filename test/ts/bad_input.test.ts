@@ -116,6 +116,9 @@ describe('sending', () => {
     ['empty Buffer', 'topic_b', Buffer.alloc(0), 'INVALID_ARGUMENT'],
   ])('%s throws %s (sendTo, sendAll and sendToMany)', async (_, topic, data, code) => {
     const a = await pair();
+    // A topic nobody serves is refused at once when the client has read it (else the send's
+    // look-up reports it: unknown_topic.test.ts).
+    if (code === 'NO_ADDRESS') expect(await a.refreshAddressTopic(topic as string)).toBe(false);
     expect(thrown(() => a.sendTo(topic as string, data as string)).code).toBe(code);
     expect(thrown(() => a.sendAll(topic as string, data as string)).code).toBe(code);
     expect(thrown(() => a.sendToMany(topic as string, ['ok', data as string])).code).toBe(code);

@@ -107,6 +107,7 @@ test('a full queue stops the batch part-way: the count says where, drain() says 
 test('errors that refuse everything throw; an empty batch queues nothing', async () => {
   const { sender } = await pair();
   expect(sender.sendToMany('inbox', [])).toBe(0);
+  expect(await sender.refreshAddressTopic('nobody_serves_this')).toBe(false);
   expect(codeOf(() => sender.sendToMany('nobody_serves_this', ['x'], { atLeastOnce: false }))).toBe('NO_ADDRESS');
   expect(codeOf(() => sender.sendToMany('outbox', ['x']))).toBe('SELF_TOPIC');
   expect(codeOf(() => sender.sendToMany('', ['x']))).toBe('INVALID_ARGUMENT');

@@ -55,6 +55,7 @@ test('a send that fails on its payload does not leave its topic behind for the n
 test('a send refused by the core (unknown topic) does not leave its topic behind', async () => {
   const { sender, got } = await trio();
   sender.sendTo('topic_a', 'one');
+  expect(await sender.refreshAddressTopic('nobody_serves_this')).toBe(false);
   let error: unknown;
   try {
     sender.sendTo('nobody_serves_this', 'lost', { atLeastOnce: false });

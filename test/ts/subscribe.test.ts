@@ -30,6 +30,9 @@ test('subscribe after start', async () => {
   const inbox = new Inbox(consumer);
   await consumer.start();
   await producer.start();
+  // Once the producer read the topic (a refresh, or its first send's look-up), nobody serving
+  // it is known at once.
+  expect(await producer.refreshAddressTopic('news')).toBe(false);
   expect(codeOf(() => producer.sendTo('news', 'nobody yet'))).toBe('NO_ADDRESS');
   await consumer.subscribe('news');
   expect(await mesh.rdb().hgetall('lnr_topic:news:addr')).toEqual({ [consumer.address]: 'consumer' });
@@ -82,5 +85,6 @@ test('unsubscribe before start', async () => {
   await consumer.start();
   await producer.start();
   expect(await mesh.rdb().hgetall('lnr_topic:news:addr')).toEqual({});
+  expect(await producer.refreshAddressTopic('news')).toBe(false);
   expect(codeOf(() => producer.sendTo('news', 'x'))).toBe('NO_ADDRESS');
 });

@@ -1,0 +1,71 @@
+"""A send to a topic the client has read never waits on Redis, even to a peer it has no channel
+to yet: the channel's key is read on the core's own thread while the message waits, and the
+message leaves once Redis answers. Redis frozen (SIGSTOP) for 3 s: the send to the new replica
+returns at once, sends to the replica it knows keep arriving, and the new replica gets its
+message after the thaw. (Before: that send did the channel's Redis round trips on the caller's
+thread and failed STORE after the store's timeouts.)"""
+import threading
+import time
+
+import liner
+
+from faultkit import report, wait_until
+
+FROZEN_S = 3.0
+
+
+class Inbox:
+    def __init__(self):
+        self.items = []
+        self.lock = threading.Lock()
+
+    def __call__(self, to, from_, data):
+        with self.lock:
+            self.items.append((time.monotonic(), bytes(data)))
+
+    def count(self):
+        with self.lock:
+            return len(self.items)
+
+
+def test_a_send_to_a_new_replica_returns_at_once_while_redis_is_frozen(private_redis):
+    redis = private_redis(persistent=False)
+    got_a, got_b = Inbox(), Inbox()
+    joined = threading.Event()
+    a = liner.Client("nw_a", "nw_jobs", "127.0.0.1:0", redis.url)
+    b = liner.Client("nw_b", "nw_jobs", "127.0.0.1:0", redis.url)
+    s = liner.Client("nw_s", "nw_s_topic", "127.0.0.1:0", redis.url)
+    s.set_status_callback(lambda kind, topic, peer, message:
+                          joined.set() if kind == liner.PEER_CONNECTED and topic == "nw_jobs" else None)
+    try:
+        assert a.run(got_a)
+        assert s.run(lambda *x: None)
+        assert s.send_to("nw_jobs", b"first", False)  # the route is read, the channel to a opened
+        assert wait_until(lambda: got_a.count() == 1, 10)
+        assert b.run(got_b)
+        assert joined.wait(5), "the sender did not hear of the new replica"
+        # Round-robin goes to b next: the sender has no channel to b yet.
+        redis.freeze()
+        frozen_at = time.monotonic()
+        try:
+            slowest = 0.0
+            sent = 0
+            while time.monotonic() - frozen_at < FROZEN_S - 0.5:
+                t0 = time.monotonic()
+                assert s.send_to("nw_jobs", b"m%d" % sent, False), s.last_error_message()
+                slowest = max(slowest, time.monotonic() - t0)
+                sent += 1
+                time.sleep(0.01)
+            a_during = got_a.count() - 1
+        finally:
+            redis.thaw()
+        assert slowest < 0.5, "a send waited %.3f s on the frozen store" % slowest
+        # Half went to a, which the sender knew: they arrived while Redis was frozen.
+        assert a_during >= sent // 2 - 5, (a_during, sent)
+        assert got_b.count() == 0 or got_b.items[0][0] > frozen_at + FROZEN_S - 1
+        assert wait_until(lambda: got_b.count() >= sent // 2 - 1, 10), (got_b.count(), sent)
+        report("send_never_waits_on_store", sent=sent, slowest_ms=round(slowest * 1000, 2),
+               to_known_while_frozen=a_during, to_new_after=got_b.count())
+    finally:
+        for c in (s, b, a):
+            c.close()
