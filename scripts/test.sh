@@ -107,6 +107,7 @@ if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest python test/python
   run_pytest interop test/interop
   run_pytest fault test/fault
+  run_pytest multihost test/netns
   run_pytest hostile test/hostile
   run_pytest redis test/redis
   run_pytest docs test/docs

@@ -2,6 +2,7 @@
 SIGCONTs it, and reads its CPU time and RSS from /proc.
 
     fault_peer.py listen UNIQUE TOPIC REDIS_URL --out FILE [--addr HOST:PORT] [--work-us N]
+                         [--advertise HOST:PORT]
     fault_peer.py send   UNIQUE TOPIC REDIS_URL --to TOPIC --count N [--first K] [--rate R]
                          [--size B] [--all] [--best-effort] [--tag T] [--no-retry]
 
@@ -129,6 +130,7 @@ def main():
     ap.add_argument("--max-send-queue-bytes", type=int, default=0)
     ap.add_argument("--max-message-size", type=int, default=0)
     ap.add_argument("--lease-ms", type=int, default=0)
+    ap.add_argument("--advertise", default="")
     args = ap.parse_args()
 
     liner.loadLib()
@@ -139,6 +141,8 @@ def main():
     if args.lease_ms:
         assert liner.set_lease(args.lease_ms)
     client = liner.Client(args.unique, args.topic, args.addr, args.redis_url)
+    if args.advertise:
+        assert client.set_advertise_addr(args.advertise), client.last_error_message()
     return listen(args, client) if args.role == "listen" else send(args, client)
 
 

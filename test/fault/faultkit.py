@@ -165,13 +165,16 @@ def stored_payload_seqs(server, key):
 
 class Peer:
     """fault_peer.py in a subprocess; stdout lines are collected by a thread. `env` adds
-    environment variables; `nofile` (when given) sets its RLIMIT_NOFILE, soft and hard."""
+    environment variables; `nofile` (when given) sets its RLIMIT_NOFILE, soft and hard; `netns`
+    runs it in that network namespace."""
 
-    def __init__(self, role, unique, topic, redis_url, *options, env=None, nofile=None):
+    def __init__(self, role, unique, topic, redis_url, *options, env=None, nofile=None, netns=None):
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), full_env.get("PYTHONPATH", "")])
         self.args = [sys.executable, PEER_SCRIPT, role, unique, topic, redis_url] + [str(o) for o in options]
+        if netns:  # a "host" of the multi-host test bed (test/netns)
+            self.args = ["ip", "netns", "exec", netns] + self.args
 
         def limit():
             if nofile:
