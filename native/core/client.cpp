@@ -718,16 +718,24 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
 Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                const Payload* messages, size_t count, bool at_least_once,
                                Sender::Channel** hint, size_t* done, Opening opening) {
-  // The channel almost always exists: try the one-lock enqueue first. One named result: no
+  // The channel almost always exists: try the one-lock enqueue first (unless messages wait
+  // for that channel: then this one waits behind them). One named result, returned once: no
   // Status is moved on the way out (the send path).
-  Status st;
-  if (opening != Opening::wait_locked || !waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr})) {
-    st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
-    if (st.ok() || st.code != Err::no_addr || t.unique_name.empty()) return st;
-    if (opening == Opening::never) return Status(Err::store, "no channel to " + t.addr + " yet");
-  }
+  Status st = opening == Opening::wait_locked && waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr})
+                  ? Status(Err::no_addr, std::string())
+                  : sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+  if (!st && st.code == Err::no_addr && !t.unique_name.empty())
+    st = enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, hint, done, opening);
+  return st;
+}
+
+Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
+                               const Payload* messages, size_t count, bool at_least_once,
+                               Sender::Channel** hint, size_t* done, Opening opening) {
+  if (opening == Opening::never) return Status(Err::store, "no channel to " + t.addr + " yet");
   // No channel to that peer yet (or messages wait for it): it is opened off this thread (store
   // round trips: the connection key, the ack counter), and the messages wait for it.
+  Status st;
   WaitingSends::Key key{WaitingSends::KeyKind::channel, t.addr};
   StatusDeferral defer;  // events (busy) go out after the lock: a handler may send
   std::unique_lock<std::mutex> lock;

@@ -143,6 +143,11 @@ class Client {
   Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                          const Payload* messages, size_t count, bool at_least_once, Sender::Channel** hint,
                          size_t* done, Opening opening = Opening::wait);
+  // enqueue_opening()'s half for a channel that is not open (out of line: the send path stays
+  // as small as it was).
+  [[gnu::noinline]] Status enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
+                                           const Payload* messages, size_t count, bool at_least_once,
+                                           Sender::Channel** hint, size_t* done, Opening opening);
   // send()'s path while messages wait in waiting_ (or must start to): under its lock, so that
   // a send never overtakes an earlier one waiting for the same route or channel.
   Status send_waiting(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
