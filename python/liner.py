@@ -733,10 +733,16 @@ class Client:
                 Redis while the receiver is offline and delivered when it comes back.
                 False: best effort, dropped if the receiver is down.
 
+        Only the first send to a topic reads Redis on the calling thread (its directory, so
+        that nobody serving it is ``ERR_NO_ADDR`` at once). A peer without a channel yet (the
+        first send to it, or a new replica) gets it opened on the client's own thread while
+        the message waits: the call never waits on Redis for that.
+
         Returns:
             True when queued for sending. False with ``ERR_NO_ADDR`` (nobody serves the topic),
-            ``ERR_SELF_TOPIC``, ``ERR_NOT_RUNNING``, ``ERR_INVALID_ARG``, ``ERR_STORE`` or
-            ``ERR_BUSY`` (the receiver's queue is full: retry a little later).
+            ``ERR_SELF_TOPIC``, ``ERR_NOT_RUNNING``, ``ERR_INVALID_ARG``, ``ERR_STORE`` (reading
+            a new topic's directory failed) or ``ERR_BUSY`` (the receiver's queue is full:
+            retry a little later).
         """
         h = self._handle()
         if not h:
