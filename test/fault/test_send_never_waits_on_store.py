@@ -2,7 +2,8 @@
 to yet: the channel's key is read on the core's own thread while the message waits, and the
 message leaves once Redis answers. Redis frozen (SIGSTOP) for 3 s: the send to the new replica
 returns at once, sends to the replica it knows keep arriving, and the new replica gets its
-message after the thaw. (Before: that send did the channel's Redis round trips on the caller's
+messages after the thaw, in order. A client stopped while Redis stays frozen drops what still
+waits, and says so (SENDER_SEND_ERROR). (Before: that send did the channel's Redis round trips on the caller's
 thread and failed STORE after the store's timeouts.)"""
 import threading
 import time
@@ -64,8 +65,50 @@ def test_a_send_to_a_new_replica_returns_at_once_while_redis_is_frozen(private_r
         assert a_during >= sent // 2 - 5, (a_during, sent)
         assert got_b.count() == 0 or got_b.items[0][0] > frozen_at + FROZEN_S - 1
         assert wait_until(lambda: got_b.count() >= sent // 2 - 1, 10), (got_b.count(), sent)
+        with got_b.lock:  # what waited for the channel left in the order it was sent
+            b_seqs = [int(d[1:]) for _, d in got_b.items]
+        assert b_seqs == sorted(b_seqs), b_seqs[:20]
         report("send_never_waits_on_store", sent=sent, slowest_ms=round(slowest * 1000, 2),
                to_known_while_frozen=a_during, to_new_after=got_b.count())
+    finally:
+        for c in (s, b, a):
+            c.close()
+
+
+def test_what_still_waits_at_stop_is_dropped_and_reported(private_redis):
+    redis = private_redis(persistent=False)
+    got_a, got_b = Inbox(), Inbox()
+    joined = threading.Event()
+    errors = []
+    a = liner.Client("nw_a", "nw_jobs", "127.0.0.1:0", redis.url)
+    b = liner.Client("nw_b", "nw_jobs", "127.0.0.1:0", redis.url)
+    s = liner.Client("nw_s", "nw_s_topic", "127.0.0.1:0", redis.url)
+
+    def on_status(kind, topic, peer, message):
+        if kind == liner.PEER_CONNECTED and topic == "nw_jobs":
+            joined.set()
+        if kind == liner.SENDER_SEND_ERROR:
+            errors.append((peer, message))
+
+    s.set_status_callback(on_status)
+    try:
+        assert a.run(got_a)
+        assert s.run(lambda *x: None)
+        assert s.send_to("nw_jobs", b"first", True)
+        assert wait_until(lambda: got_a.count() == 1, 10)
+        assert b.run(got_b)
+        assert joined.wait(5)
+        b_addr = b.published_addr()
+        redis.freeze()
+        try:
+            for i in range(4):  # two to a, two wait for b's channel
+                assert s.send_to("nw_jobs", b"m%d" % i, True), s.last_error_message()
+            s.close()
+        finally:
+            redis.thaw()
+        dropped = [e for e in errors if e[0] == b_addr]
+        assert len(dropped) == 1, errors
+        assert dropped[0][1] == "2 messages to %s dropped: the client stopped before the store answered" % b_addr
     finally:
         for c in (s, b, a):
             c.close()

@@ -265,14 +265,14 @@ MUTANTS = [
            "  st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);\n"
            "  if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, &added);",
            pytest("test/fault/test_send_never_waits_on_store.py")),
-    mutant("lookup-drop-untold", "native/core/client.cpp", "a message dropped by its look-up (nobody serves the topic) is not reported",
+    mutant("lookup-drop-untold", "native/core/client.cpp", "messages dropped while they waited for the store are not reported",
            "  status_.emit(StatusKind::send_error, route ? key.name : std::string(), route ? std::string() : key.name, what);",
            "",
-           vitest("test/ts/unknown_topic.test.ts")),
+           pytest("test/fault/test_send_never_waits_on_store.py")),
     mutant("waiting-out-of-order", "native/core/waiting_sends.cpp", "waiting messages are flushed newest first",
            "  queue_.push_back(Waiting{key, std::move(m)});",
            "  queue_.push_front(Waiting{key, std::move(m)});",
-           vitest("test/ts/unknown_topic.test.ts")),
+           pytest("test/fault/test_send_never_waits_on_store.py")),
 
     # ---- TypeScript layer (src/) --------------------------------------------------------------------------
     mutant("ts-name-colon", "src/client.ts", "names with ':' are accepted",
