@@ -693,6 +693,10 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   } else {
     bool single = false, look_up = false;
     s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single, &look_up);
+    // Nobody known to serve it while its look-up may still be under way (the route read, the
+    // listeners this sender remembers not yet): if so, that look-up decides, not this send.
+    if (!s && s.code == Err::no_addr && opt_.lookup_off_thread && waiting_->active())
+      return send_waiting(topic, messages, count, at_least_once, all, nullptr, 0, queued, &s);
     if (!s) return s;
     if (look_up) return send_waiting(topic, messages, count, at_least_once, all, nullptr, 0, queued);
     if (!all && single) {
@@ -754,11 +758,14 @@ Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, 
 }
 
 Status Client::send_waiting(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
-                            bool all, const std::vector<TopicAddress>* targets, int32_t topic_key, size_t* queued) {
+                            bool all, const std::vector<TopicAddress>* targets, int32_t topic_key, size_t* queued,
+                            const Status* unless_looked_up) {
   StatusDeferral defer;  // events (busy) go out after the lock: a handler may send
   auto lock = waiting_->lock();
   WaitingSends::Key route{WaitingSends::KeyKind::route, topic};
-  if (!targets || waiting_->has_locked(route)) {
+  bool looking_up = waiting_->has_locked(route);
+  if (unless_looked_up && !looking_up) return *unless_looked_up;
+  if (!targets || looking_up) {
     size_t added = 0;
     Status s = wait_for(route, topic, 0, std::string(), messages, count, at_least_once, all, &added);
     if (queued) *queued = added;
