@@ -145,9 +145,9 @@ LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData ud
  * Redis on the calling thread: only the first send to a topic reads its directory here (so
  * that nobody serving it fails at once with LNR_ERR_NO_ADDR, as liner_broker). A peer the
  * sender has no channel to yet (the first send to it, or a replica that joined since) gets its
- * channel opened on the client's own thread: the message waits for that (in RAM, at most the
- * peer's send-queue caps, then LNR_ERR_BUSY) and then leaves in order, also while Redis is slow
- * or down.
+ * channel opened on the client's own thread: the message waits for that in RAM (uncompressed:
+ * up to the peer's send-queue message cap and 4 times its byte cap, then LNR_ERR_BUSY), and
+ * then leaves in order, also while Redis is slow or down.
  * @return TRUE when the message was queued for sending. FALSE with LNR_ERR_NO_ADDR (nobody
  *         serves the topic, and for at-least-once no peer of it is waited for), LNR_ERR_SELF_TOPIC, LNR_ERR_NOT_RUNNING, LNR_ERR_INVALID_ARG,
  *         LNR_ERR_STORE (reading a new topic's directory failed), or LNR_ERR_BUSY (the peer's

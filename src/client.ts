@@ -637,7 +637,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * (`LinerStatusError`, code `SEND`, naming the topic; `stats().dropped` counts it), and from
    * then on sends to that topic throw `NO_ADDRESS` at once, for as long as that stays so.
    * `await refreshAddressTopic(topic)` reads a topic ahead, so that even its first send knows.
-   * A message waiting for Redis counts in the peer's queue caps (`BUSY` beyond them).
+   * Messages waiting for Redis are held to the peer's message cap and 4 times its byte cap
+   * (they wait uncompressed); `BUSY` beyond them.
    *
    * @throws LinerError `BUSY` (the peer's queue is full: the message was NOT queued; `await
    *   drain()` and send again), `NO_ADDRESS`, `SELF_TOPIC`, `INTERNAL_TOPIC`, `INVALID_ARGUMENT`

@@ -28,6 +28,11 @@ constexpr auto kStopDrain = std::chrono::milliseconds(2000);
 // back is seen sooner through its directory event, and nothing is lost meanwhile: its queue
 // is delivered when it reconnects.
 constexpr auto kUnservedFor = std::chrono::milliseconds(200);
+// Bytes that may wait for one peer's channel or one topic's look-up (WaitingSends), in send-queue
+// byte caps. They wait uncompressed (the sender compresses as it queues), and an open channel
+// makes room as it writes; with one cap, a burst to a peer whose channel is being opened was
+// refused where the open channel took it. The send-queue count cap applies as it is.
+constexpr size_t kWaitingQueueCaps = 4;
 
 // Pings `store` until it answers or `wait_ms` passed (0: once), pausing 100 ms between tries,
 // doubling up to 1 s. Any failure is worth another try: a store that is starting refuses
@@ -784,7 +789,7 @@ Status Client::wait_for(const WaitingSends::Key& key, const std::string& topic, 
                         bool all, size_t* added) {
   *added = 0;
   size_t max_messages = effective(opt_.max_send_queue_messages, limits().max_send_queue);
-  size_t max_bytes = effective(opt_.max_send_queue_bytes, limits().max_send_queue_bytes);
+  size_t max_bytes = kWaitingQueueCaps * effective(opt_.max_send_queue_bytes, limits().max_send_queue_bytes);
   for (; *added < count; ++*added) {
     WaitingSends::Message m;
     m.topic = topic;

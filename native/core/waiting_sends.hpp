@@ -15,7 +15,7 @@
 //   or channel appears. (A send to a topic and peer that wait for nothing goes at once.)
 // - The store work is done for the front message's key, then it is flushed; the worker does
 //   the store work of one key at a time, so head-of-line waiting costs nothing more.
-// - Bounded: at most `max_messages` and `max_bytes` wait per key (a peer's send-queue caps);
+// - Bounded: at most `max_messages` and `max_bytes` wait per key (from a peer's send-queue caps);
 //   add_locked() refuses beyond that (Err::busy, as a full send queue does). Keys are the
 //   topics and peers a client sends to.
 // - Store work that fails on the store (down, slow) is tried again with back-off (200 ms
