@@ -1054,6 +1054,10 @@ TEST_F(CapiExtended, TheByteLimitOfTheSendQueueIsBusyToo) {
   lnr_hClient s = make("sender", "sender_topic");
   ASSERT_EQ(lnr_set_status_cb(s, on_status, &log), TRUE);
   ASSERT_EQ(lnr_run(s, ignore, nullptr), TRUE);
+  // The channel open first: messages that wait for a new one may hold 4 byte caps (they wait
+  // uncompressed); this is the open channel's own limit.
+  ASSERT_EQ(lnr_send_to(s, "listener_topic", "w", 1, TRUE), TRUE);
+  ASSERT_TRUE(in.wait_count(1));
   ASSERT_EQ(lnr_set_max_send_queue_bytes(20000), TRUE);
   std::string p(4000, 'p');
   int sent = 0;
@@ -1064,7 +1068,23 @@ TEST_F(CapiExtended, TheByteLimitOfTheSendQueueIsBusyToo) {
   EXPECT_TRUE(log.wait(LNR_SENDER_BUSY, "listener_topic", nullptr, Clock::time_point(), nullptr));
   EXPECT_TRUE(log.wait(LNR_SENDER_WRITABLE, "listener_topic", nullptr, Clock::time_point(), nullptr, seconds(15)));
   EXPECT_OK(s, lnr_send_to(s, "listener_topic", p.data(), p.size(), TRUE));
-  EXPECT_TRUE(in.wait_count(size_t(sent + 1)));
+  EXPECT_TRUE(in.wait_count(size_t(sent + 2)));
+}
+
+TEST_F(CapiExtended, MessagesWaitingForANewChannelHoldAtMostFourByteCaps) {
+  LimitsGuard guard;
+  Inbox& in = keep<Inbox>();
+  run("listener", "listener_topic", &in);
+  lnr_hClient s = make("sender", "sender_topic");
+  ASSERT_EQ(lnr_run(s, ignore, nullptr), TRUE);
+  ASSERT_EQ(lnr_set_max_send_queue_bytes(20000), TRUE);
+  std::string p(4000, 'p');
+  int sent = 0;
+  while (sent < 100 && lnr_send_to(s, "listener_topic", p.data(), p.size(), TRUE) == TRUE) ++sent;
+  EXPECT_EQ(lnr_last_error_code(s), LNR_ERR_BUSY);
+  EXPECT_GE(sent, 1);
+  EXPECT_LE(sent, 4 * 5);  // at most 4 caps of 20,000 bytes wait for the channel
+  EXPECT_TRUE(in.wait_count(size_t(sent), seconds(15)));
 }
 
 // ---- advertise / published addresses ---------------------------------------------------------
