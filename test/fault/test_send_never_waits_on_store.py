@@ -32,19 +32,19 @@ class Inbox:
 def test_a_send_to_a_new_replica_returns_at_once_while_redis_is_frozen(private_redis):
     redis = private_redis(persistent=False)
     got_a, got_b = Inbox(), Inbox()
-    joined = threading.Event()
+    connected = []  # PEER_CONNECTED peers of nw_jobs: a's channel, then b joining the topic
     a = liner.Client("nw_a", "nw_jobs", "127.0.0.1:0", redis.url)
     b = liner.Client("nw_b", "nw_jobs", "127.0.0.1:0", redis.url)
     s = liner.Client("nw_s", "nw_s_topic", "127.0.0.1:0", redis.url)
     s.set_status_callback(lambda kind, topic, peer, message:
-                          joined.set() if kind == liner.PEER_CONNECTED and topic == "nw_jobs" else None)
+                          connected.append(peer) if kind == liner.PEER_CONNECTED and topic == "nw_jobs" else None)
     try:
         assert a.run(got_a)
         assert s.run(lambda *x: None)
         assert s.send_to("nw_jobs", b"first", False)  # the route is read, the channel to a opened
         assert wait_until(lambda: got_a.count() == 1, 10)
         assert b.run(got_b)
-        assert joined.wait(5), "the sender did not hear of the new replica"
+        assert wait_until(lambda: b.published_addr() in connected, 5), "the sender did not hear of the new replica"
         # Round-robin goes to b next: the sender has no channel to b yet.
         redis.freeze()
         frozen_at = time.monotonic()
@@ -78,7 +78,7 @@ def test_a_send_to_a_new_replica_returns_at_once_while_redis_is_frozen(private_r
 def test_what_still_waits_at_stop_is_dropped_and_reported(private_redis):
     redis = private_redis(persistent=False)
     got_a, got_b = Inbox(), Inbox()
-    joined = threading.Event()
+    connected = []
     errors = []
     a = liner.Client("nw_a", "nw_jobs", "127.0.0.1:0", redis.url)
     b = liner.Client("nw_b", "nw_jobs", "127.0.0.1:0", redis.url)
@@ -86,7 +86,7 @@ def test_what_still_waits_at_stop_is_dropped_and_reported(private_redis):
 
     def on_status(kind, topic, peer, message):
         if kind == liner.PEER_CONNECTED and topic == "nw_jobs":
-            joined.set()
+            connected.append(peer)
         if kind == liner.SENDER_SEND_ERROR:
             errors.append((peer, message))
 
@@ -97,8 +97,8 @@ def test_what_still_waits_at_stop_is_dropped_and_reported(private_redis):
         assert s.send_to("nw_jobs", b"first", True)
         assert wait_until(lambda: got_a.count() == 1, 10)
         assert b.run(got_b)
-        assert joined.wait(5)
         b_addr = b.published_addr()
+        assert wait_until(lambda: b_addr in connected, 5), "the sender did not hear of the new replica"
         redis.freeze()
         try:
             for i in range(4):  # two to a, two wait for b's channel
