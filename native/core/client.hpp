@@ -152,9 +152,10 @@ class Client {
   // a send never overtakes an earlier one waiting for the same route or channel.
   // targets null: the route is not known; the messages wait for its look-up (started here if
   // none is under way), or, with `unless_looked_up`, only if one is: else that is the result.
-  Status send_waiting(const std::string& topic, const Payload* messages, size_t count, bool at_least_once,
-                      bool all, const std::vector<TopicAddress>* targets, int32_t topic_key, size_t* queued,
-                      const Status* unless_looked_up = nullptr);
+  // Out of line: send() is flattened, and this path (locks, copies, events) is not its hot one.
+  [[gnu::noinline]] Status send_waiting(const std::string& topic, const Payload* messages, size_t count,
+                                        bool at_least_once, bool all, const std::vector<TopicAddress>* targets,
+                                        int32_t topic_key, size_t* queued, const Status* unless_looked_up = nullptr);
   // Under waiting_->lock(): `count` messages wait for `key`.
   Status wait_for(const WaitingSends::Key& key, const std::string& topic, int32_t topic_key,
                   const std::string& unique_name, const Payload* messages, size_t count, bool at_least_once,
