@@ -832,12 +832,11 @@ Status Client::resolve_waiting(Store& store, const WaitingSends::Key& key, const
 
 Status Client::flush_waiting(const WaitingSends::Key& key, const WaitingSends::Message& m) {
   Payload p{m.data.data(), m.data.size()};
-  if (key.kind == WaitingSends::KeyKind::channel) {
-    Status st = sender_->enqueue(key.name, m.topic, m.topic_key, &p, 1, m.at_least_once, nullptr, nullptr);
-    // The channel went away again (the peer moved): open it again, the message waits.
-    if (st.code == Err::no_addr) return Status(Err::store, st.message);
-    return st;
-  }
+  // A channel that went away again (the peer moved) is Err::store from Opening::never: it is
+  // opened again while the message waits.
+  if (key.kind == WaitingSends::KeyKind::channel)
+    return enqueue_opening({key.name, m.unique_name}, m.topic, m.topic_key, &p, 1, m.at_least_once, nullptr,
+                           nullptr, Opening::never);
   // The rest of a send_to_many batch goes where its first message went: a batch is never split
   // across replicas (waiting_'s thread only).
   std::vector<TopicAddress>& targets = flush_targets_;
