@@ -37,11 +37,22 @@ async function stalledPeer(topic: string) {
   return {
     resume: () => sockets.forEach((s) => s.resume()),
     bytes: () => bytes,
+    connections: () => sockets.length,
     close: () => {
       sockets.forEach((s) => s.destroy());
       return new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * Opens `client`'s channel to the stalled peer with one small message. Until it is open, messages
+ * wait for it under the looser waiting caps (4 byte caps), which are not what these tests measure.
+ */
+async function openChannel(client: Client, topic: string, peer: { connections: () => number }): Promise<void> {
+  const before = peer.connections();
+  client.sendTo(topic, 'open', { atLeastOnce: false });
+  expect(await waitUntil(() => peer.connections() > before && client.stats().sendQueueMessages === 0, 5000)).toBe(true);
 }
 
 /**
@@ -196,6 +207,7 @@ test('maxSendQueueBytes: a full queue throws BUSY, and sending works again once 
     const busy: StatusEvent[] = [];
     sender.on('busy', (e) => busy.push(e));
     await sender.start();
+    await openChannel(sender, 'stalled', peer);
     const payload = Buffer.alloc(64 * 1024, 'q');
     const accepted = await fillUntilBusy(sender, 'stalled', payload, () => sender.stats().sendQueueBytes > 512 * 1024);
     expect(sender.stats().sendQueueBytes).toBeLessThanOrEqual(1 << 20);
@@ -217,11 +229,13 @@ test('maxSendQueueMessages, process-wide: BUSY for a client without its own limi
     setLimits({ maxSendQueue: 16 });
     const limited = mesh.client('limited', 'limited_topic');
     await limited.start();
+    await openChannel(limited, 'stalled', peer);
     const payload = Buffer.alloc(64 * 1024, 'm');
     await fillUntilBusy(limited, 'stalled', payload, () => limited.stats().sendQueueMessages === 16);
 
     const roomy = mesh.client('roomy', 'roomy_topic', { maxSendQueueMessages: 64 });
     await roomy.start();
+    await openChannel(roomy, 'stalled', peer);
     await fillUntilBusy(roomy, 'stalled', payload, () => roomy.stats().sendQueueMessages === 64);
     peer.resume();
     await limited.close();
