@@ -159,6 +159,15 @@ def test_compress_threshold_decides_what_is_compressed(make_client, rdb, restore
     assert inbox.payloads() == [payload] * 3
 
 
+def _open_channel(sender, inbox, first):
+    """Opens the sender's channel to listener_topic with `first`, and waits until it is
+    delivered and acknowledged. Until a channel is open, messages wait for it under caps of
+    their own (4 byte caps: they wait uncompressed); these tests measure the channel's."""
+    assert sender.send_to("listener_topic", first, True)
+    assert inbox.wait_count(1, 10) == 1
+    assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 10)
+
+
 def _fill_until_busy(sender, topic, first, limit=100000):
     """Sends numbered at-least-once messages until one is refused; returns (next number, code)."""
     n = first
@@ -178,10 +187,7 @@ def test_a_full_send_queue_is_busy_then_writable_again(make_client, restore_limi
     assert sender.set_status_callback(events)
     assert sender.run(Inbox())
     addr = listener.published_addr()
-    # The channel open first (message 0): until then messages wait for it, under caps of their own.
-    assert sender.send_to("listener_topic", seq_payload(0), True)
-    assert inbox.wait_count(1, 10) == 1
-    assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 10)
+    _open_channel(sender, inbox, seq_payload(0))  # message 0
     assert liner.set_max_send_queue(4)
 
     # Messages stay held until the listener's ack shows up in Redis (about a second): the fifth
@@ -215,10 +221,7 @@ def test_the_byte_limit_of_the_send_queue_is_busy_too(make_client, restore_limit
     events = EventLog()
     assert sender.set_status_callback(events)
     assert sender.run(Inbox())
-    # The channel open first: what waits for a new channel may hold 4 byte caps (it waits
-    # uncompressed); this is the open channel's own limit.
-    assert sender.send_to("listener_topic", b"w", True)
-    assert inbox.wait_count(1, 10) == 1
+    _open_channel(sender, inbox, b"w")
     assert liner.set_max_send_queue_bytes(20000)
 
     payload = b"p" * 4000
