@@ -408,6 +408,22 @@ LNR_API const char* lnr_advertise_addr(lnr_hClient client);
 LNR_API const char* lnr_published_addr(lnr_hClient client);
 
 /**
+ * Hand-over (on by default). At-least-once messages sent with lnr_send_to() or
+ * lnr_send_to_many() that wait - in RAM or in Redis - for a peer that has left their topic (its
+ * lease lapsed, it stopped or was scaled down; not one that unsubscribed) go to the topic's
+ * remaining peers, about a second after this client learns of the departure. With no peer
+ * left they wait for that one. Copies made by lnr_send_all() are never handed over.
+ * A handed message may arrive twice (at-least-once): at the departed peer too if it returns
+ * before the replica acknowledged it, or at two replicas if the first to take it leaves too.
+ * FALSE: peer affinity - messages wait for the peer they were sent to, as in liner_broker.
+ * Only before lnr_run() (LNR_ERR_ALREADY_RUNNING otherwise); messages a run stored are marked
+ * by that run's setting. docs/routing-and-redis-keys.md states the rule and its key.
+ */
+LNR_API BOOL lnr_set_handover(lnr_hClient client, BOOL on);
+/** Whether hand-over is on: 1, 0, or -1 for an invalid handle. */
+LNR_API int lnr_handover(lnr_hClient client);
+
+/**
  * liner: counters of a client since creation (queue depths: now). Set `size` to
  * sizeof(lnr_stats_t) before the call; fields beyond it are not written, so programs built
  * against an older, shorter struct keep working.

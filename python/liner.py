@@ -215,6 +215,8 @@ def _bind(lib):
         "lnr_set_advertise_addr": (c_int, [hclient, c_char_p]),
         "lnr_advertise_addr": (c_char_p, [hclient]),
         "lnr_published_addr": (c_char_p, [hclient]),
+        "lnr_set_handover": (c_int, [hclient, c_int]),
+        "lnr_handover": (c_int, [hclient]),
         "lnr_stats": (c_int, [hclient, ctypes.POINTER(_Stats)]),
     }
     required = {"lnr_new_client_redis", "lnr_run", "lnr_send_to", "lnr_send_all", "lnr_subscribe",
@@ -921,6 +923,34 @@ class Client:
         """
         h = self._handle()
         return bool(h) and _fn(self._lib, "lnr_set_advertise_addr")(h, _name_arg(addr)) != 0
+
+    def set_handover(self, on):
+        """Turns hand-over on (the default) or off, before ``run``.
+
+        With hand-over on, at-least-once messages sent with ``send_to``/``send_to_many`` that
+        wait (in RAM or in Redis) for a peer that left their topic - its lease lapsed, it
+        stopped, it was scaled down; not one that unsubscribed - go to the topic's remaining
+        peers about a second after this client learns of the departure. With nobody left they
+        wait for that peer. ``send_all`` copies are never handed over. A handed message may
+        arrive twice: at the departed peer too if it returns before the replica acknowledged
+        it. Off: peer affinity, messages wait for the peer they were sent to (as liner_broker).
+
+        Args:
+            on: bool.
+
+        Returns:
+            True. False with ``ERR_ALREADY_RUNNING`` while running.
+        """
+        h = self._handle()
+        return bool(h) and _fn(self._lib, "lnr_set_handover")(h, 1 if on else 0) != 0
+
+    def handover(self):
+        """Whether hand-over is on (bool); None after ``close``."""
+        h = self.hClient_
+        fn = getattr(self._lib, "lnr_handover", None)
+        if not h or fn is None:
+            return None
+        return fn(h) == 1
 
     def list_addresses(self, topic):
         """The directory of ``topic``: ``[(addr, unique_name)]``, one row per peer serving it

@@ -82,6 +82,16 @@ export interface ClientOptions {
    * its size, so a flood of tiny messages yields too. Default 1 MiB.
    */
   deliveryBudgetBytes?: number;
+  /**
+   * Hand-over, on by default. At-least-once messages of {@link Client.sendTo} that wait (in
+   * memory or in Redis) for a peer that has left their topic - its lease lapsed, it stopped,
+   * it was scaled down; not one that unsubscribed - go to the topic's remaining peers about a
+   * second after this client learns of the departure. With nobody left they wait for that
+   * peer. Copies made by {@link Client.sendAll} are never handed over. A handed message may
+   * arrive twice: at the departed peer too if it returns before the replica acknowledged it.
+   * `false`: peer affinity - messages wait for the peer they were sent to, as in liner_broker.
+   */
+  handover?: boolean;
 }
 
 /** Options of {@link Client.sendTo} and {@link Client.sendAll}. */
@@ -290,6 +300,12 @@ function checkString(options: ClientOptions, key: 'listen' | 'redis' | 'advertis
   return value;
 }
 
+function checkBoolean(options: ClientOptions, key: 'handover'): boolean | undefined {
+  const value = options[key];
+  if (value !== undefined && typeof value !== 'boolean') throw invalid(`option ${key} must be a boolean, not ${describe(value)}`);
+  return value;
+}
+
 function sendQueueMessages(options: ClientOptions): number | undefined {
   const messages = checkSize(options, 'maxSendQueueMessages');
   const alias = checkSize(options, 'maxSendQueue');
@@ -397,6 +413,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
         maxReceiveQueueBytes: checkSize(options, 'maxReceiveQueueBytes') || undefined,
         maxInFlightBytes: inFlight,
         storeWaitMs: checkSize(options, 'waitForRedis') ?? DEFAULT_WAIT_FOR_REDIS_MS,
+        handover: checkBoolean(options, 'handover'),
       });
     } catch (e) {
       throw fromNative(e);

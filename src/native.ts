@@ -22,6 +22,8 @@ export interface NativeOptions {
   maxInFlightBytes?: number;
   /** ms create and run keep trying a Redis that does not answer; absent: the process-wide value. */
   storeWaitMs?: number;
+  /** Hand-over (ClientOptions.handover); absent: on. */
+  handover?: boolean;
 }
 
 /**

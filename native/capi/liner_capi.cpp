@@ -449,6 +449,15 @@ LNR_API const char* lnr_advertise_addr(lnr_hClient client) {
   return c ? kept_string(client, 1, c->advertise_address()) : nullptr;
 }
 
+LNR_API BOOL lnr_set_handover(lnr_hClient client, BOOL on) {
+  return with_client(client, "lnr_set_handover", [&](Client& c) { return c.set_handover(on != FALSE); });
+}
+
+LNR_API int lnr_handover(lnr_hClient client) {
+  auto c = lookup(client);
+  return c ? int(c->handover()) : -1;
+}
+
 LNR_API const char* lnr_published_addr(lnr_hClient client) {
   auto c = lookup(client);
   return c ? kept_string(client, 2, c->published_address()) : nullptr;

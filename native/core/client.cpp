@@ -97,7 +97,7 @@ Status not_running(const char* action) {
 }  // namespace
 
 Client::Client(ClientOptions options, std::unique_ptr<Store> store)
-    : opt_(std::move(options)), api_store_(std::move(store)) {}
+    : opt_(std::move(options)), api_store_(std::move(store)), handover_on_(opt_.handover) {}
 
 Client::~Client() {
   stop();
@@ -259,7 +259,11 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
       [this] {
         keep_registered();
         refresh_routes();
+        if (handover_ && running_) handover_->pass(*refresh_store_);
       }));
+  if (handover_on_)
+    handover_.reset(new Handover(*sender_, [this](const std::string& topic, std::vector<TopicAddress>* addrs,
+                                                  int32_t* key) { return cached_route(topic, addrs, key); }));
   s = delivery_->start();
   if (s) s = listener_->start();
   if (s) s = sender_->start();
@@ -318,6 +322,7 @@ void Client::teardown() {
     for (auto& c : sender_->channels()) last_channels_[c.listener_unique] = c;
   published_.clear();
   watch_.reset();
+  handover_.reset();
   waiting_.reset();
   sender_.reset();
   listener_.reset();
@@ -617,6 +622,16 @@ void Client::refresh_routes() {
   }
 }
 
+bool Client::cached_route(const std::string& topic, std::vector<TopicAddress>* addrs, int32_t* key) const {
+  std::lock_guard<std::mutex> lock(route_mu_);
+  auto route = routes_.find(topic);
+  auto k = topic_keys_.find(topic);
+  if (route == routes_.end() || k == topic_keys_.end()) return false;
+  *addrs = route->second.addrs;
+  *key = k->second;
+  return true;
+}
+
 Status Client::refresh_address_topic(const std::string& topic) {
   if (topic.empty()) return Status(Err::invalid_arg, "topic name empty");
   auto life = lock_shared_state();
@@ -718,28 +733,29 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once);
   // send_to and send_to_many have exactly one target (pick_targets); send_all went above.
   size_t done = 0;
-  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once, channel_hint, &done);
+  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once,
+                              at_least_once && handover_on_, channel_hint, &done);
   if (queued) *queued = done;
   if (st.ok()) return Status();  // built in place: no Status moved on success
   return st;
 }
 
 Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
-                               const Payload* messages, size_t count, bool at_least_once,
+                               const Payload* messages, size_t count, bool at_least_once, bool handover,
                                Sender::Channel** hint, size_t* done, Opening opening) {
   // The channel almost always exists: try the one-lock enqueue first (unless messages wait
   // for that channel: then this one waits behind them). One named result, returned once: no
   // Status is moved on the way out (the send path).
   Status st = opening == Opening::wait_locked && waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr})
                   ? Status(Err::no_addr, std::string())
-                  : sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+                  : sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, hint, done);
   if (!st && st.code == Err::no_addr && !t.unique_name.empty())
-    st = enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, hint, done, opening);
+    st = enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, handover, hint, done, opening);
   return st;
 }
 
 Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
-                               const Payload* messages, size_t count, bool at_least_once,
+                               const Payload* messages, size_t count, bool at_least_once, bool handover,
                                Sender::Channel** hint, size_t* done, Opening opening) {
   if (opening == Opening::never) return Status(Err::store, "no channel to " + t.addr + " yet");
   // No channel to that peer yet (or messages wait for it): it is opened off this thread (store
@@ -752,12 +768,12 @@ Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, 
     lock = waiting_->lock();
     if (!waiting_->has_locked(key)) {
       // Opened meanwhile, with nothing left waiting for it: queue now.
-      st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, done);
+      st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, hint, done);
       if (st.code != Err::no_addr) return st;
     }
   }
   size_t added = 0;
-  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, &added);
+  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, handover, &added);
   if (done) *done = added;
   return st;
 }
@@ -772,21 +788,22 @@ Status Client::send_waiting(const std::string& topic, const Payload* messages, s
   if (unless_looked_up && !looking_up) return *unless_looked_up;
   if (!targets || looking_up) {
     size_t added = 0;
-    Status s = wait_for(route, topic, 0, std::string(), messages, count, at_least_once, all, &added);
+    Status s = wait_for(route, topic, 0, std::string(), messages, count, at_least_once, all,
+                        at_least_once && !all && handover_on_, &added);
     if (queued) *queued = added;
     return s;
   }
   if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once, Opening::wait_locked);
   size_t done = 0;
-  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once, nullptr, &done,
-                              Opening::wait_locked);
+  Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once,
+                              at_least_once && handover_on_, nullptr, &done, Opening::wait_locked);
   if (queued) *queued = done;
   return st;
 }
 
 Status Client::wait_for(const WaitingSends::Key& key, const std::string& topic, int32_t topic_key,
                         const std::string& unique_name, const Payload* messages, size_t count, bool at_least_once,
-                        bool all, size_t* added) {
+                        bool all, bool handover, size_t* added) {
   *added = 0;
   size_t max_messages = effective(opt_.max_send_queue_messages, limits().max_send_queue);
   size_t max_bytes = kWaitingQueueCaps * effective(opt_.max_send_queue_bytes, limits().max_send_queue_bytes);
@@ -798,6 +815,7 @@ Status Client::wait_for(const WaitingSends::Key& key, const std::string& topic, 
     m.data.assign(static_cast<const char*>(messages[*added].data), messages[*added].size);
     m.at_least_once = at_least_once;
     m.all = all;
+    m.handover = handover;
     m.follows = *added > 0;
     bool first_refusal = false;
     Status s = waiting_->add_locked(key, std::move(m), max_messages ? max_messages : SIZE_MAX, max_bytes,
@@ -835,8 +853,8 @@ Status Client::flush_waiting(const WaitingSends::Key& key, const WaitingSends::M
   // A channel that went away again (the peer moved) is Err::store from Opening::never: it is
   // opened again while the message waits.
   if (key.kind == WaitingSends::KeyKind::channel)
-    return enqueue_opening({key.name, m.unique_name}, m.topic, m.topic_key, &p, 1, m.at_least_once, nullptr,
-                           nullptr, Opening::never);
+    return enqueue_opening({key.name, m.unique_name}, m.topic, m.topic_key, &p, 1, m.at_least_once, m.handover,
+                           nullptr, nullptr, Opening::never);
   // The rest of a send_to_many batch goes where its first message went: a batch is never split
   // across replicas (waiting_'s thread only).
   std::vector<TopicAddress>& targets = flush_targets_;
@@ -850,7 +868,8 @@ Status Client::flush_waiting(const WaitingSends::Key& key, const WaitingSends::M
     if (look_up) return Status(Err::store, "the route of " + m.topic + " is not read yet");
   }
   if (m.all) return send_to_every(targets, m.topic, topic_key, p, m.at_least_once, Opening::never);
-  return enqueue_opening(targets[0], m.topic, topic_key, &p, 1, m.at_least_once, nullptr, nullptr, Opening::never);
+  return enqueue_opening(targets[0], m.topic, topic_key, &p, 1, m.at_least_once, m.handover, nullptr, nullptr,
+                         Opening::never);
 }
 
 void Client::refusal_ended(const WaitingSends::Key& key) {
@@ -877,7 +896,8 @@ Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std
   for (size_t i = 0; i < targets.size(); ++i) {
     const TopicAddress& t = targets[i];
     if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
-    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, nullptr, nullptr, opening);
+    // A copy for each peer: never handed to another (false).
+    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, false, nullptr, nullptr, opening);
     if (st) {
       if (!result.ok()) unfinished.queued.insert(t.addr);  // after a refusal: remembered as it goes
       continue;
@@ -997,6 +1017,19 @@ Status Client::set_advertise_address(const std::string& addr) {
   }
   advertise_ = addr;
   return Status();
+}
+
+Status Client::set_handover(bool on) {
+  if (in_callback()) return Status(Err::already_running, "hand-over can only be set before run");
+  std::unique_lock<std::shared_mutex> life(life_mu_);
+  if (running_) return Status(Err::already_running, "hand-over can only be set before run");
+  handover_on_ = on;
+  return Status();
+}
+
+bool Client::handover() const {
+  auto lock = lock_shared_state();
+  return handover_on_;
 }
 
 std::string Client::advertise_address() const {

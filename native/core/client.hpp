@@ -18,6 +18,7 @@
 
 #include "core/delivery.hpp"
 #include "core/directory_watch.hpp"
+#include "core/handover.hpp"
 #include "core/limits.hpp"
 #include "core/listener.hpp"
 #include "core/sender.hpp"
@@ -47,6 +48,9 @@ struct ClientOptions {
   // to a topic reads the directory on the caller's thread and fails NO_ADDRESS at once, as
   // liner_broker does. The Node addon turns it on: its JS thread never waits on the store.
   bool lookup_off_thread = false;
+  // At-least-once messages of send_to that wait for a peer that left their topic go to the
+  // topic's other peers (handover.hpp). Off: they wait for that peer (peer affinity).
+  bool handover = true;
 };
 
 // Counters since creation (queue depths: now).
@@ -111,6 +115,10 @@ class Client {
   // "" clears. Port 0 stands for the bound port.
   Status set_advertise_address(const std::string& addr);
   std::string advertise_address() const;
+  // Hand-over (ClientOptions::handover) on or off. Before run only: what a run stored is
+  // marked (or not) by that run's setting.
+  Status set_handover(bool on);
+  bool handover() const;
 
   void set_status_handler(StatusHandler handler) { status_.set(std::move(handler)); }
   Status list_addresses(const std::string& topic, std::vector<TopicAddress>* out);
@@ -140,14 +148,15 @@ class Client {
   // waiting for that channel. `never`: waiting_'s own flush, which has opened it (Err::store
   // when the channel is not there: open it again).
   enum class Opening { wait, wait_locked, never };
+  // `handover` as Sender::enqueue's.
   Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
-                         const Payload* messages, size_t count, bool at_least_once, Sender::Channel** hint,
-                         size_t* done, Opening opening = Opening::wait);
+                         const Payload* messages, size_t count, bool at_least_once, bool handover,
+                         Sender::Channel** hint, size_t* done, Opening opening = Opening::wait);
   // enqueue_opening()'s half for a channel that is not open (out of line: the send path stays
   // as small as it was).
   [[gnu::noinline]] Status enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                            const Payload* messages, size_t count, bool at_least_once,
-                                           Sender::Channel** hint, size_t* done, Opening opening);
+                                           bool handover, Sender::Channel** hint, size_t* done, Opening opening);
   // send()'s path while messages wait in waiting_ (or must start to): under its lock, so that
   // a send never overtakes an earlier one waiting for the same route or channel.
   // targets null: the route is not known; the messages wait for its look-up (started here if
@@ -159,7 +168,7 @@ class Client {
   // Under waiting_->lock(): `count` messages wait for `key`.
   Status wait_for(const WaitingSends::Key& key, const std::string& topic, int32_t topic_key,
                   const std::string& unique_name, const Payload* messages, size_t count, bool at_least_once,
-                  bool all, size_t* added);
+                  bool all, bool handover, size_t* added);
   // WaitingSends' Resolve, Flush and Dropped (see there).
   Status resolve_waiting(Store& store, const WaitingSends::Key& key, const WaitingSends::Message& first);
   Status flush_waiting(const WaitingSends::Key& key, const WaitingSends::Message& m);
@@ -195,6 +204,8 @@ class Client {
   void keep_registered();
   void on_directory_event(const DirectoryEvent& e);
   void refresh_routes();
+  // Handover's view of the route cache (Handover::RouteFn).
+  bool cached_route(const std::string& topic, std::vector<TopicAddress>* addrs, int32_t* key) const;
   void unregister_all();
   void teardown();
   std::shared_lock<std::shared_mutex> lock_shared_state() const;
@@ -218,6 +229,7 @@ class Client {
   std::atomic<bool> running_{false};
   std::string bound_;
   std::string advertise_;
+  bool handover_on_;  // written only while stopped, under life_mu_ (set_handover); sends read it under it
   std::string published_;
   StatusSink status_{this};
   ClientStats past_;
@@ -228,6 +240,7 @@ class Client {
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<DirectoryWatch> watch_;
   std::unique_ptr<WaitingSends> waiting_;  // while running
+  std::unique_ptr<Handover> handover_;     // while running with opt_.handover; directory thread
   std::vector<TopicAddress> flush_targets_;  // waiting_'s thread: where the batch being flushed goes
   int32_t flush_topic_key_ = 0;
   std::string flush_topic_;

@@ -21,9 +21,9 @@ void OfflineQueue::forget() {
   read_ = total_ = 0;
 }
 
-Status OfflineQueue::push(Store& store, const std::vector<const std::string*>& frames) {
+Status OfflineQueue::push(Store& store, const std::vector<const std::string*>& frames, const NumberRanges& handover) {
   if (frames.empty()) return Status();
-  Status s = store.push_messages(ck_, frames);
+  Status s = store.push_messages(ck_, frames, handover);
   // Even a failed push may have stored some (a batch went through before the error).
   may_have_backlog_ = true;
   return s;

@@ -51,8 +51,9 @@ class OfflineQueue {
   Status open(Store& store);
   // The connection is gone: the view is dropped (the store keeps everything).
   void forget();
-  // Stores frames that leave RAM unacknowledged (spill), after everything stored before.
-  Status push(Store& store, const std::vector<const std::string*>& frames);
+  // Stores frames that leave RAM unacknowledged (spill), after everything stored before;
+  // `handover`: those of them sent with send_to (Store::push_messages).
+  Status push(Store& store, const std::vector<const std::string*>& frames, const NumberRanges& handover);
 
   bool may_have_backlog() const { return may_have_backlog_; }
   // The channel was created while the store held nothing for it.

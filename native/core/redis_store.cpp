@@ -8,6 +8,10 @@
 //   lnr_connection:{ck}:messages        list of whole frames (the offline queue)
 //   lnr_connection:{ck}:refused         liner only: "number reason" of the newest 100 messages
 //                                       its listener refused for good (too big for it)
+//   lnr_connection:{ck}:handover        liner only: list of "first-last" number ranges of the
+//                                       offline queue's frames sent with send_to (another
+//                                       replica may take them when the peer leaves); deleted
+//                                       with the queue's last frame
 //   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
 //   lnr_sender:{U}:{S}:listener_name    liner only: hash  listener addr -> listener unique name
 //                                       (a restarted sender finds the channel of a listener
@@ -24,6 +28,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <string_view>
 
 #include "core/redis_conn.hpp"
 #include "core/store.hpp"
@@ -69,20 +74,25 @@ std::string sender_listener_name_key(const std::string& u, const std::string& s)
   return "lnr_sender:" + u + ":" + s + ":listener_name";
 }
 
+// Digits only, at most a u64.
+bool parse_u64(std::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  for (char c : text)
+    if (c < '0' || c > '9') return false;
+  errno = 0;
+  unsigned long long v = std::strtoull(std::string(text).c_str(), nullptr, 10);
+  if (errno) return false;
+  *out = v;
+  return true;
+}
+
 bool parse_u64(const redisReply* r, uint64_t* out) {
   if (r->type == REDIS_REPLY_INTEGER) {
     if (r->integer < 0) return false;
     *out = uint64_t(r->integer);
     return true;
   }
-  if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20) return false;
-  for (size_t i = 0; i < r->len; ++i)
-    if (r->str[i] < '0' || r->str[i] > '9') return false;
-  errno = 0;
-  unsigned long long v = std::strtoull(r->str, nullptr, 10);
-  if (errno) return false;
-  *out = v;
-  return true;
+  return r->type == REDIS_REPLY_STRING && parse_u64(std::string_view(r->str, r->len), out);
 }
 
 bool parse_i32(const redisReply* r, int32_t* out) {
@@ -385,9 +395,21 @@ class RedisStore final : public Store {
     return conn_.command({"DEL", sender_listener_key(u, s), sender_listener_name_key(u, s)});
   }
 
-  Status push_messages(int32_t ck, const std::vector<const std::string*>& frames) override {
-    // One multi-element RPUSH per batch: one round trip instead of one per message.
+  Status push_messages(int32_t ck, const std::vector<const std::string*>& frames,
+                       const NumberRanges& handover) override {
+    // The marks first: a push cut short leaves marks for frames that are not there (they match
+    // nothing), never frames without their marks. One multi-element RPUSH per batch: one round
+    // trip instead of one per message.
     constexpr size_t kBatch = 1024;
+    if (!handover.empty()) {
+      std::string marks_key = conn_key(ck, "handover");
+      std::vector<std::string> ranges;  // RedisArgs only points at them
+      for (const auto& r : handover) ranges.push_back(std::to_string(r.first) + "-" + std::to_string(r.second));
+      RedisArgs args{"RPUSH", marks_key};
+      for (const auto& r : ranges) args.push_back(r);
+      Status s = conn_.command(args);
+      if (!s) return s;
+    }
     std::string key = conn_key(ck, "messages");
     for (size_t i = 0; i < frames.size(); i += kBatch) {
       RedisArgs args{"RPUSH", key};
@@ -396,6 +418,45 @@ class RedisStore final : public Store {
       if (!s) return s;
     }
     return Status();
+  }
+
+  Status handover_marks(int32_t ck, NumberRanges* out) override {
+    out->clear();
+    std::string key = conn_key(ck, "handover");
+    RedisReply r;
+    Status s = conn_.command({"LRANGE", key, "0", "-1"}, &r);
+    if (!s) return s;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i) {
+      std::string_view range(r->element[i]->str, r->element[i]->len);
+      size_t dash = range.find('-');
+      uint64_t first = 0, last = 0;
+      if (dash == std::string_view::npos || !parse_u64(range.substr(0, dash), &first) ||
+          !parse_u64(range.substr(dash + 1), &last) || first > last)
+        return corrupt(key);
+      out->emplace_back(first, last);
+    }
+    return s;
+  }
+
+  Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) override {
+    if (removed) *removed = 0;
+    if (frames.empty()) return Status();
+    // In one script: the marks go only with the queue's last frame, whoever empties it.
+    static const char kScript[] =
+        "local n = 0\n"
+        "for i = 1, #ARGV do n = n + redis.call('LREM', KEYS[1], 1, ARGV[i]) end\n"
+        "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end\n"
+        "return n\n";
+    std::string queue = conn_key(ck, "messages"), marks = conn_key(ck, "handover");
+    RedisArgs args{"EVAL", kScript, "2", queue, marks};
+    for (const auto& f : frames) args.push_back(f);
+    RedisReply r;
+    Status s = conn_.command(args, &r);
+    if (!s) return s;
+    uint64_t n = 0;
+    if (!parse_u64(r.get(), &n)) return corrupt("offline-queue removal reply");
+    if (removed) *removed = n;
+    return s;
   }
 
   Status queue_length(int32_t ck, uint64_t* length) override {
@@ -443,6 +504,8 @@ class RedisStore final : public Store {
         "  if a ~= b then if a > b then return 0 end break end\n"
         "end\n"
         "redis.call('LTRIM', KEYS[1], n, -1)\n"
+        // The hand-over marks describe the queue's frames: they go when the last one does.
+        "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end\n"
         "return n\n";
     auto be = [](uint64_t v) {
       std::string out(8, '\0');
@@ -451,7 +514,9 @@ class RedisStore final : public Store {
     };
     std::string last = be(last_number), ack = be(acked);
     RedisReply r;
-    Status s = conn_.command({"EVAL", kScript, "1", conn_key(ck, "messages"), std::to_string(count), last, ack}, &r);
+    Status s = conn_.command({"EVAL", kScript, "2", conn_key(ck, "messages"), conn_key(ck, "handover"),
+                              std::to_string(count), last, ack},
+                             &r);
     if (!s) return s;
     uint64_t n = 0;
     if (!parse_u64(r.get(), &n)) return corrupt("offline-queue pop reply");
@@ -468,7 +533,7 @@ class RedisStore final : public Store {
   }
 
   Status clear_channel(int32_t ck) override {
-    return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number")});
+    return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number"), conn_key(ck, "handover")});
   }
 
   Status report_refused(int32_t ck, uint64_t number, const std::string& reason) override {

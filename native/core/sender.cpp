@@ -85,6 +85,7 @@ struct Sender::Channel {
   bool unreachable = false;
   bool readdress = false;
   bool announced = false;
+  bool release = false;  // the peer left the directory: release_peer()
   // The caller is streaming (a segment filled up, or the last pass took a coalesced batch):
   // new segments start at full size. Growing one from kFirstSegmentReserve by doubling would
   // fault in and copy nearly twice its bytes, and a stream's segments fill up anyway.
@@ -285,14 +286,15 @@ bool Sender::has_channel(const std::string& addr) const {
 
 // Inlined into enqueue: it runs for every message (a call of its own cost ~30 instructions).
 [[gnu::always_inline]] inline void Sender::append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
-                           bool at_least_once, Bytes& big) {
+                           bool at_least_once, bool handover, Bytes& big) {
   size_t frame_size = kFrameOverhead + payload_size;
   // Append to the segment being filled, or start one (with a buffer that went round before).
   bool segment_full = !ch->incoming.empty() && ch->incoming.back().bytes.size() + frame_size > kSegmentBytes;
   if (segment_full) ch->streaming = true;
-  if (ch->incoming.empty() || !big.empty() || segment_full) {
+  if (ch->incoming.empty() || !big.empty() || segment_full || ch->incoming.back().handover != handover) {
     ch->incoming.emplace_back();
     Segment& fresh = ch->incoming.back();
+    fresh.handover = handover;
     if (big.empty()) {
       fresh.bytes = ch->spare.take();
       // A frame bigger than a segment gets one of exactly its size: growing a buffer past
@@ -326,7 +328,8 @@ bool Sender::has_channel(const std::string& addr) const {
 template <bool kSingle>
 [[gnu::always_inline]] inline Status Sender::enqueue_impl(const std::string& addr, const std::string& topic,
                                                           int32_t topic_key, const Payload* messages, size_t count,
-                                                          bool at_least_once, Channel** hint, size_t* queued) {
+                                                          bool at_least_once, bool handover, Channel** hint,
+                                                          size_t* queued) {
   if (kSingle) count = 1;
   size_t done = 0;
   Status result;
@@ -392,7 +395,7 @@ template <bool kSingle>
       encode_frame_at(big.extend(frame_size), h, payload, payload_size);
       lock.lock();
     }
-    append_locked(ch, h, payload, payload_size, cost, at_least_once, big);
+    append_locked(ch, h, payload, payload_size, cost, at_least_once, handover && at_least_once, big);
   }
   if (lock.owns_lock()) lock.unlock();
   if (queued) *queued = done;
@@ -408,12 +411,41 @@ template <bool kSingle>
 }
 
 Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                       const Payload* messages, size_t count, bool at_least_once, Channel** hint,
+                       const Payload* messages, size_t count, bool at_least_once, bool handover, Channel** hint,
                        size_t* queued) {
   // A single message (every lnr_send_to) gets its own copy of the body, without the batch
   // loop's bookkeeping: ~60 instructions less per message (callgrind).
-  return count == 1 ? enqueue_impl<true>(addr, topic, topic_key, messages, 1, at_least_once, hint, queued)
-                    : enqueue_impl<false>(addr, topic, topic_key, messages, count, at_least_once, hint, queued);
+  return count == 1 ? enqueue_impl<true>(addr, topic, topic_key, messages, 1, at_least_once, handover, hint, queued)
+                    : enqueue_impl<false>(addr, topic, topic_key, messages, count, at_least_once, handover, hint,
+                                          queued);
+}
+
+Status Sender::enqueue_handed_over(const std::string& addr, const std::string& topic, int32_t topic_key,
+                                   const Payload& message, int32_t* connection_key, uint64_t* covered_by) {
+  Channel* ch = nullptr;
+  Status s = enqueue(addr, topic, topic_key, &message, 1, true, true, &ch);
+  if (!s) return s;
+  // Read after the enqueue: a send racing it may have taken a higher number since, and an ack
+  // that reaches the higher one covers this message too.
+  std::lock_guard<AdaptiveMutex> lock(mu_);
+  *connection_key = ch->ck;
+  *covered_by = ch->last_number;
+  return s;
+}
+
+void Sender::release_peer(const std::string& addr) {
+  {
+    std::lock_guard<AdaptiveMutex> lock(mu_);
+    auto it = by_addr_.find(addr);
+    if (it == by_addr_.end()) return;
+    Channel* ch = it->second;
+    ch->release = true;
+    if (!ch->dirty) {
+      ch->dirty = true;
+      dirty_.push_back(ch);
+    }
+  }
+  waker_.wake();
 }
 
 bool Sender::has_room_locked(const Channel* ch, size_t cost) const {
@@ -479,8 +511,8 @@ std::vector<ChannelInfo> Sender::channels() const {
   std::vector<ChannelInfo> out;
   for (auto& kv : channels_) {
     const Channel* ch = kv.second.get();
-    out.push_back({ch->addr, ch->first_topic, ch->listener_unique, ch->ck, ch->connected,
-                   uint64_t(ch->held_count.get())});
+    out.push_back({ch->addr, ch->first_topic, std::vector<std::string>(ch->topics.begin(), ch->topics.end()),
+                   ch->listener_unique, ch->ck, ch->connected, uint64_t(ch->held_count.get())});
   }
   return out;
 }
@@ -581,7 +613,7 @@ bool Sender::has_work(const Channel* ch) const {
 
 void Sender::take_incoming(Channel* ch) {
   std::deque<Segment> taken;
-  bool readdress = false, announced = false;
+  bool readdress = false, announced = false, release = false;
   {
     YieldingLock lock(mu_);
     taken.swap(ch->incoming);
@@ -594,6 +626,7 @@ void Sender::take_incoming(Channel* ch) {
     ch->returned.move_into(ch->spare);
     std::swap(readdress, ch->readdress);
     std::swap(announced, ch->announced);
+    std::swap(release, ch->release);
   }
   if (!taken.empty()) ch->last_taken = Clock::now();
   if (ch->pending.empty()) {
@@ -611,6 +644,13 @@ void Sender::take_incoming(Channel* ch) {
     ch->backoff_ms = 0;
   }
   if (announced && ch->state == State::backoff) ch->deadline = Clock::now();
+  if (release && (ch->state == State::connecting || ch->state == State::opening || ch->state == State::connected)) {
+    // As if the connection failed: what was written and not acknowledged, and what waits,
+    // goes to the offline queue (a peer that left may never acknowledge it).
+    on_failure(ch, "it left the directory");
+    return;
+  }
+  if (release && ch->state == State::backoff) spill(ch, true);
   switch (ch->state) {
     case State::idle:
       if (has_work(ch)) start_connect(ch);
@@ -836,7 +876,9 @@ void Sender::spill(Channel* ch, bool force) {
   if (!force && Clock::now() - ch->spill_failed_at < kAckPollRetry) return;
   // At-least-once frames the listener has not acknowledged go to the offline queue, one
   // element each; best-effort ones are dropped.
+  // Frames of send_to are marked as such in the store (NumberRanges), for a hand-over.
   auto keep = std::make_shared<std::vector<std::string>>();
+  auto marked = std::make_shared<std::vector<bool>>();
   size_t dropped = 0, kept_cost = 0;
   for (const auto& seg : ch->pending) {
     for (size_t at = 0; at < seg.bytes.size();) {
@@ -846,6 +888,7 @@ void Sender::spill(Channel* ch, bool force) {
         ++dropped;
       } else if (frame_number_at(f) > ch->acked) {
         keep->emplace_back(f, len);
+        marked->push_back(seg.handover);
         kept_cost += len + kPerMessageOverhead;
       }
       at += len;
@@ -864,31 +907,52 @@ void Sender::spill(Channel* ch, bool force) {
   ch->released_count -= kept_frames;
   // What the store refused goes back in front of the queue (newer messages may have come
   // after it), still held, to be written or spilled later.
-  auto put_back = [this, ch](const std::vector<std::string>& frames, const std::string& why) {
-    Segment kept;
-    kept.at_least_once = true;
+  // `frames` are in number order, as `keep`; each keeps its mark (a segment per run of them).
+  auto put_back = [this, ch, keep, marked](const std::vector<std::string>& frames, const std::string& why) {
+    std::deque<Segment> kept;
+    size_t at = 0;  // in keep: frames are a subsequence of it
     for (const auto& f : frames) {
-      ++kept.frames;
-      kept.last = frame_number_at(f.data());
-      kept.cost += f.size() + kPerMessageOverhead;
-      kept.bytes.append(f.data(), f.size());
+      while (at < keep->size() && (*keep)[at] != f) ++at;
+      bool handover = at < keep->size() && (*marked)[at];
+      if (kept.empty() || kept.back().handover != handover) {
+        kept.emplace_back();
+        kept.back().at_least_once = true;
+        kept.back().handover = handover;
+      }
+      Segment& seg = kept.back();
+      ++seg.frames;
+      seg.last = frame_number_at(f.data());
+      seg.cost += f.size() + kPerMessageOverhead;
+      seg.bytes.append(f.data(), f.size());
     }
-    ch->pending.push_front(std::move(kept));
+    while (!kept.empty()) {
+      ch->pending.push_front(std::move(kept.back()));
+      kept.pop_back();
+    }
     ch->spill_failed_at = Clock::now();
     log_line("cannot store messages for " + ch->addr + " offline: " + why);
     emit(StatusKind::sender_store_error, ch, why);
   };
   int32_t ck = ch->ck;
   uint64_t acked = ch->acked;
-  bool posted = post_store(ch, [this, ch, ck, acked, keep, kept_cost, kept_frames, put_back](Store& store) -> StoreThen {
+  bool posted = post_store(ch, [this, ch, ck, acked, keep, marked, kept_cost, kept_frames, put_back](Store& store) -> StoreThen {
     // Read the ack first: what the listener acknowledged meanwhile need not be stored.
     AckCounter counter;
     Status read = store.read_ack(ck, true, &counter);
     uint64_t now_acked = read ? std::max(acked, counter.number) : acked;
     std::vector<const std::string*> frames;
-    for (const auto& f : *keep)
-      if (frame_number_at(f.data()) > now_acked) frames.push_back(&f);
-    Status s = ch->offline.push(store, frames);
+    NumberRanges handover;
+    bool extends = false;  // the last frame stored was marked: a marked one extends its range
+    for (size_t i = 0; i < keep->size(); ++i) {
+      const std::string& f = (*keep)[i];
+      uint64_t number = frame_number_at(f.data());
+      if (number <= now_acked) continue;
+      frames.push_back(&f);
+      if ((*marked)[i] && extends) handover.back().second = number;
+      else if ((*marked)[i]) handover.emplace_back(number, number);
+      extends = (*marked)[i];
+    }
+    Status s = ch->offline.push(store, frames, handover);
     size_t stored = frames.size();
     return [=](bool) {
       if (read) note_ack(ch, counter);
@@ -1105,7 +1169,8 @@ void Sender::finish_front(Channel* ch, std::deque<Segment>& q) {
 void Sender::retain(Channel* ch, Segment&& seg) {
   ch->unacked_bytes += seg.bytes.size();
   if (!ch->unacked.empty() && seg.bytes.size() <= kSegmentBytes / 4 &&
-      ch->unacked.back().bytes.size() + seg.bytes.size() <= kSegmentBytes) {
+      ch->unacked.back().bytes.size() + seg.bytes.size() <= kSegmentBytes &&
+      ch->unacked.back().handover == seg.handover) {
     Segment& back = ch->unacked.back();
     back.bytes.append(seg.bytes.data(), seg.bytes.size());
     back.last = seg.last;

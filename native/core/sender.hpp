@@ -70,6 +70,7 @@ struct Payload {
 struct ChannelInfo {
   std::string addr;
   std::string topic;  // first topic used with it
+  std::vector<std::string> topics;  // every topic it serves (not those its peer unsubscribed from)
   std::string listener_unique;
   int32_t connection_key = 0;
   bool connected = false;
@@ -103,11 +104,21 @@ class Sender {
   // Err::busy when the peer's queue is full. *queued (when given) counts those queued, also
   // when the answer is busy; any other error comes before the first message.
   // `topic` is remembered for the channel, so at-least-once sends to it keep working while
-  // the peer is offline. `hint`, when given, remembers the channel `addr` led to: the next
-  // call with the same hint checks that channel's address instead of looking it up.
+  // the peer is offline. `handover`: at-least-once messages of a send_to, which another
+  // replica of the topic may take if this peer leaves it (handover.hpp); never a send_all copy.
+  // `hint`, when given, remembers the channel `addr` led to: the next call with the same hint
+  // checks that channel's address instead of looking it up.
   Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                 const Payload* messages, size_t count, bool at_least_once, Channel** hint = nullptr,
-                 size_t* queued = nullptr);
+                 const Payload* messages, size_t count, bool at_least_once, bool handover,
+                 Channel** hint = nullptr, size_t* queued = nullptr);
+  // Queues one message handed over from another peer's queue (enqueue, with `handover`), and
+  // says which channel took it and a number its ack must reach to cover it.
+  Status enqueue_handed_over(const std::string& addr, const std::string& topic, int32_t topic_key,
+                             const Payload& message, int32_t* connection_key, uint64_t* covered_by);
+  // The peer at `addr` left the directory: what waits for it in RAM goes to its offline
+  // queue now (the connection is dropped, as on a failure), where a hand-over can take it.
+  // It is still tried with back-off: a peer that is alive reconnects.
+  void release_peer(const std::string& addr);
 
   bool reachable(const std::string& addr) const;
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
@@ -129,6 +140,9 @@ class Sender {
     size_t cost = 0;             // counted against the queue caps (0 for stored frames)
     bool at_least_once = false;  // holds at-least-once frames: retained until acknowledged
     bool from_store = false;     // frames of the offline queue: never re-persisted
+    // Holds frames of send_to (enqueue's `handover`), and only those: segments never mix them
+    // with others, so that a spill can mark them for another replica.
+    bool handover = false;
   };
   // opening: connected, waiting for the store's ack and queue length before the first write;
   // settling: the peer closed with messages written and unacknowledged, and the ack it may
@@ -140,11 +154,11 @@ class Sender {
   // enqueue's body; kSingle: count is 1.
   template <bool kSingle>
   Status enqueue_impl(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,
-                      size_t count, bool at_least_once, Channel** hint, size_t* queued);
+                      size_t count, bool at_least_once, bool handover, Channel** hint, size_t* queued);
   // Under mu_: appends one frame to the channel's incoming segments. `big`, when not empty,
   // holds the frame already encoded (outside the lock) and becomes its segment.
   void append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
-                     bool at_least_once, Bytes& big);
+                     bool at_least_once, bool handover, Bytes& big);
   void take_incoming(Channel* ch);
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);

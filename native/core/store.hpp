@@ -22,6 +22,11 @@ struct RememberedListener {
   std::string unique_name;
 };
 
+// Numbers of frames as inclusive ranges, ascending: in a channel's offline queue, the frames
+// sent with send_to, which another replica of their topic may take when their peer leaves it
+// (handover.hpp). A send_all copy is never among them.
+using NumberRanges = std::vector<std::pair<uint64_t, uint64_t>>;
+
 // One row of a topic's directory: who listens where.
 struct TopicAddress {
   std::string addr;
@@ -136,8 +141,17 @@ class Store {
   virtual Status delete_listeners_of_sender(const std::string& sender_unique,
                                             const std::string& sender_topic) = 0;
 
-  // Offline queue of a channel: whole frames, oldest first.
-  virtual Status push_messages(int32_t ck, const std::vector<const std::string*>& frames) = 0;
+  // Offline queue of a channel: whole frames, oldest first. `handover`: which of `frames` may
+  // be handed to another replica (NumberRanges), kept beside the queue
+  // ("lnr_connection:{ck}:handover", a key liner_broker neither reads nor writes).
+  virtual Status push_messages(int32_t ck, const std::vector<const std::string*>& frames,
+                               const NumberRanges& handover) = 0;
+  // The ranges push_messages recorded for `ck` (none when the key is absent).
+  virtual Status handover_marks(int32_t ck, NumberRanges* out) = 0;
+  // Removes each of `frames` (compared byte for byte: numbers make frames unique) from the
+  // offline queue wherever it is, and the marks once the queue is empty. The queue's other
+  // readers find their view moved and read it again (offline_queue.hpp). *removed (optional).
+  virtual Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) = 0;
   virtual Status queue_length(int32_t ck, uint64_t* length) = 0;
   virtual Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
                                std::vector<std::string>* frames) = 0;

@@ -62,6 +62,7 @@ class WaitingSends {
     std::string data;
     bool at_least_once = true;
     bool all = false;
+    bool handover = false;  // as Sender::enqueue's (for a route key too: decided when sent)
     bool follows = false;  // goes where the message before it went (a send_to_many batch)
   };
   // Worker thread, no lock held: does the key's store work on the worker's store. A failed

@@ -151,6 +151,11 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   // The JS thread never waits on the store: a send to a topic not in the route cache returns
   // at once and the core looks the topic up on its own thread (ClientOptions).
   options_.lookup_off_thread = true;
+  Napi::Value handover = o.Get("handover");
+  if (!handover.IsUndefined()) {
+    if (!handover.IsBoolean()) throw_invalid(info.Env(), "option handover must be a boolean");
+    options_.handover = handover.As<Napi::Boolean>().Value();
+  }
   size_t in_flight = size_option(o, "maxInFlightBytes", kDefaultInFlightBytes);
   auto wake = wake_;
   inbox_ = std::make_shared<Inbox>(in_flight, [wake] {

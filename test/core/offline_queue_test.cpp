@@ -65,7 +65,7 @@ class FakeStore final : public testing_support::UnusedStore {
     if (popped) *popped = n;
     return s;
   }
-  Status push_messages(int32_t, const std::vector<const std::string*>& frames) override {
+  Status push_messages(int32_t, const std::vector<const std::string*>& frames, const NumberRanges&) override {
     return run([&] {
       for (auto* f : frames) list.push_back(*f);
     });
@@ -157,7 +157,7 @@ std::vector<std::string> frames_numbered(uint64_t from, uint64_t to) {
 Status push(OfflineQueue& q, Store& s, const std::vector<std::string>& frames) {
   std::vector<const std::string*> refs;
   for (auto& f : frames) refs.push_back(&f);
-  return q.push(s, refs);
+  return q.push(s, refs, {});
 }
 
 // Stores frames 1..n, opens the queue and reads them all.

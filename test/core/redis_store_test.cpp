@@ -153,7 +153,7 @@ TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {
   for (int i = 0; i < 3000; ++i) frames.push_back("frame-" + std::to_string(i) + std::string(1, '\0'));
   std::vector<const std::string*> refs;
   for (auto& f : frames) refs.push_back(&f);
-  ASSERT_TRUE(store->push_messages(9, refs));
+  ASSERT_TRUE(store->push_messages(9, refs, {}));
   EXPECT_EQ(redis().cli({"TYPE", "lnr_connection:9:messages"}), "list");
   uint64_t len = 0;
   ASSERT_TRUE(store->queue_length(9, &len));
@@ -173,6 +173,43 @@ TEST_F(RedisStoreTest, OfflineQueueKeepsWholeFramesInOrder) {
   EXPECT_EQ(last, frames[2999]);
   ASSERT_TRUE(store->clear_channel(9));
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:9:messages"}), "0");
+}
+
+TEST_F(RedisStoreTest, HandoverMarksGoWithTheQueueAndRemovedFramesLeaveWherever) {
+  std::vector<std::string> frames;
+  for (uint64_t n = 1; n <= 6; ++n) frames.push_back(testing_support::numbered_frame(n));
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(store->push_messages(5, {refs[0], refs[1], refs[2]}, {{1, 2}}));
+  ASSERT_TRUE(store->push_messages(5, {refs[3], refs[4], refs[5]}, {{4, 4}, {6, 6}}));
+  ASSERT_TRUE(store->push_messages(5, {}, {}));
+  NumberRanges marks;
+  ASSERT_TRUE(store->handover_marks(5, &marks));
+  EXPECT_EQ(marks, (NumberRanges{{1, 2}, {4, 4}, {6, 6}}));
+  // From the middle, the tail and nowhere (a frame removed before): the rest keeps its order.
+  uint64_t removed = 0;
+  ASSERT_TRUE(store->remove_messages(5, {frames[1], frames[5], testing_support::numbered_frame(9)}, &removed));
+  EXPECT_EQ(removed, 2u);
+  std::vector<std::string> left;
+  ASSERT_TRUE(store->read_messages(5, 0, 10, &left));
+  EXPECT_EQ(left, (std::vector<std::string>{frames[0], frames[2], frames[3], frames[4]}));
+  ASSERT_TRUE(store->handover_marks(5, &marks));
+  EXPECT_EQ(marks.size(), 3u);  // the queue still holds frames: the marks stay
+  // The marks leave with the last frame, whichever way it goes.
+  ASSERT_TRUE(store->remove_messages(5, {frames[0], frames[2]}, &removed));
+  uint64_t popped = 0;
+  ASSERT_TRUE(store->pop_acknowledged(5, 2, 5, 5, &popped));
+  EXPECT_EQ(popped, 2u);
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:5:messages", "lnr_connection:5:handover"}), "0");
+  ASSERT_TRUE(store->push_messages(5, {refs[0]}, {{1, 1}}));
+  ASSERT_TRUE(store->remove_messages(5, {frames[0]}, &removed));
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:5:messages", "lnr_connection:5:handover"}), "0");
+  // clear_channel deletes them too; marks that are not ranges are a store error.
+  ASSERT_TRUE(store->push_messages(5, {refs[0]}, {{1, 1}}));
+  ASSERT_TRUE(store->clear_channel(5));
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:5:handover"}), "0");
+  redis().cli({"RPUSH", "lnr_connection:5:handover", "7-x"});
+  EXPECT_EQ(store->handover_marks(5, &marks).code, Err::store);
 }
 
 TEST(RedisStoreDown, UnreachableRedisFailsFastWithAStoreError) {
@@ -206,7 +243,7 @@ TEST_F(RedisStoreTest, PopAcknowledgedRemovesOnlyTheHeadThatWasReadAndAcknowledg
   for (auto n : numbers) frames.push_back(testing_support::numbered_frame(n));
   std::vector<const std::string*> refs;
   for (auto& f : frames) refs.push_back(&f);
-  ASSERT_TRUE(store->push_messages(3, refs));
+  ASSERT_TRUE(store->push_messages(3, refs, {{1, 2}, {256, 257}}));
   uint64_t popped = 0;
   ASSERT_TRUE(store->pop_acknowledged(3, 5, 256, 255, &popped));  // 256 is not acknowledged
   EXPECT_EQ(popped, 0u);

@@ -46,7 +46,11 @@ class UnusedStore : public liner::Store {
     return unused();
   }
   Status delete_listeners_of_sender(const std::string&, const std::string&) override { return unused(); }
-  Status push_messages(int32_t, const std::vector<const std::string*>&) override { return unused(); }
+  Status push_messages(int32_t, const std::vector<const std::string*>&, const liner::NumberRanges&) override {
+    return unused();
+  }
+  Status handover_marks(int32_t, liner::NumberRanges*) override { return unused(); }
+  Status remove_messages(int32_t, const std::vector<std::string>&, uint64_t*) override { return unused(); }
   Status queue_length(int32_t, uint64_t*) override { return unused(); }
   Status read_messages(int32_t, uint64_t, uint64_t, std::vector<std::string>*) override { return unused(); }
   Status pop_acknowledged(int32_t, uint64_t, uint64_t, uint64_t, uint64_t*) override { return unused(); }

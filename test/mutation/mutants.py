@@ -259,11 +259,26 @@ MUTANTS = [
            "ERR_BUSY = 12 ",
            pytest(PY + "test_error_codes.py", PY + "test_limits.py")),
 
+    # ---- hand-over (native/core/handover.cpp, sender.cpp, client.cpp) ----------------------
+    mutant("handover-unmarked", "native/core/sender.cpp", "stored send_to frames are not marked for a hand-over",
+           "        marked->push_back(seg.handover);",
+           "        marked->push_back(false);",
+           pytest("test/fault/test_handover.py")),
+    mutant("handover-send-all-copies", "native/core/client.cpp", "send_all copies are handed to another peer",
+           "enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, false, nullptr, nullptr, opening);",
+           "enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, true, nullptr, nullptr, opening);",
+           pytest("test/fault/test_handover.py")),
+    mutant("handover-removes-unacknowledged", "native/core/handover.cpp",
+           "a handed frame leaves the departed peer's queue before its taker acknowledged it",
+           "      if (ack->second >= h.covered_by) {",
+           "      if (true) {",
+           pytest("test/fault/test_handover.py")),
+
     # ---- sends that wait for the store (native/core/waiting_sends.cpp, client.cpp) -----------
     mutant("channel-opened-on-caller", "native/core/client.cpp", "a send to a new peer opens its channel on the caller's thread",
-           "  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, &added);",
+           "  st = wait_for(key, topic, topic_key, t.unique_name, messages, count, at_least_once, false, handover, &added);",
            "  st = sender_->open_channel(*api_store_, t.addr, t.unique_name, topic);\n"
-           "  if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, hint, &added);",
+           "  if (st) st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, hint, &added);",
            pytest("test/fault/test_send_never_waits_on_store.py")),
     mutant("lookup-drop-untold", "native/core/client.cpp", "messages dropped while they waited for the store are not reported",
            "  status_.emit(StatusKind::send_error, route ? key.name : std::string(), route ? std::string() : key.name, what);",

@@ -101,7 +101,9 @@ def test_clear_stored_messages_of_an_offline_listener_drops_its_queue(make_clien
     before = rdb.dump_values()
     assert sender.clear_stored_messages()
     after = rdb.dump_values()
-    deleted = {messages_key, "lnr_connection:%s:mess_number" % ck, SENDER_MAP, SENDER_NAMES}
+    # The queue's hand-over marks (its messages were sent with send_to) go with it.
+    deleted = {messages_key, "lnr_connection:%s:mess_number" % ck, "lnr_connection:%s:handover" % ck,
+               SENDER_MAP, SENDER_NAMES}
     assert set(before) - set(after) == deleted
     assert after == {k: v for k, v in before.items() if k not in deleted}
 

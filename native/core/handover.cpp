@@ -1,0 +1,128 @@
+#include "core/handover.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "core/compress.hpp"
+#include "core/frame.hpp"
+#include "core/limits.hpp"
+
+namespace liner {
+namespace {
+
+constexpr uint64_t kChunk = 1024;
+constexpr uint64_t kPassFrames = 8 * kChunk;  // read of one queue per pass, at most
+// A handed copy not acknowledged by then (its taker left or stalled too) is handed again.
+constexpr auto kRetakeAfter = std::chrono::seconds(30);
+
+bool marked(const NumberRanges& sorted, uint64_t number) {
+  auto it = std::upper_bound(sorted.begin(), sorted.end(), std::make_pair(number, UINT64_MAX));
+  return it != sorted.begin() && std::prev(it)->second >= number;
+}
+
+}  // namespace
+
+void Handover::pass(Store& store) {
+  std::set<int32_t> gone;
+  for (const ChannelInfo& channel : sender_.channels()) {
+    for (const std::string& topic : channel.topics) {
+      std::vector<TopicAddress> addrs;
+      int32_t key = 0;
+      if (!route_(topic, &addrs, &key) || addrs.empty()) continue;  // nobody to take them
+      bool present = std::any_of(addrs.begin(), addrs.end(), [&](const TopicAddress& a) {
+        return a.addr == channel.addr || (!channel.listener_unique.empty() && a.unique_name == channel.listener_unique);
+      });
+      if (present) continue;
+      gone.insert(channel.connection_key);
+      Departed& departed = departed_[channel.connection_key];
+      if (!departed.released) {
+        sender_.release_peer(channel.addr);
+        departed.released = true;
+      }
+      hand_over(store, channel, topic, key, addrs, departed);
+    }
+  }
+  // A peer that came back is released again if it leaves again.
+  for (auto& kv : departed_)
+    if (!gone.count(kv.first)) kv.second.released = false;
+  remove_acknowledged(store);
+  for (auto it = departed_.begin(); it != departed_.end();)
+    it = !it->second.released && it->second.handed.empty() ? departed_.erase(it) : std::next(it);
+}
+
+void Handover::hand_over(Store& store, const ChannelInfo& channel, const std::string& topic, int32_t topic_key,
+                         const std::vector<TopicAddress>& takers, Departed& departed) {
+  NumberRanges marks;
+  if (!store.handover_marks(channel.connection_key, &marks) || marks.empty()) return;
+  std::sort(marks.begin(), marks.end());
+  for (uint64_t offset = 0; offset < kPassFrames; offset += kChunk) {
+    std::vector<std::string> frames;
+    if (!store.read_messages(channel.connection_key, offset, kChunk, &frames)) return;
+    for (const std::string& frame : frames) {
+      uint64_t number = stored_frame_number(frame);
+      if (number == 0 || departed.handed.count(number) || !marked(marks, number)) continue;
+      if (!hand_one(store, frame, number, topic, topic_key, takers, departed)) return;
+    }
+    if (frames.size() < kChunk) return;
+  }
+}
+
+bool Handover::hand_one(Store& store, const std::string& frame, uint64_t number, const std::string& topic,
+                        int32_t topic_key, const std::vector<TopicAddress>& takers, Departed& departed) {
+  FrameHeader h;
+  const uint8_t* data = nullptr;
+  std::string error, plain;
+  // Another topic's frame stays (its own departure, if any, moves it); so does one that cannot
+  // be read back: its peer decides, as without hand-over.
+  if (!decode_stored_frame(frame, &h, &data, &error) || h.topic_key != topic_key || h.data_len == 0) return true;
+  Payload message{data, h.data_len};
+  if (h.flags & kFlagCompress) {
+    if (!zstd_decompress(data, h.data_len, limits().max_message_size, plain, &error)) return true;
+    message = {plain.data(), plain.size()};
+  }
+  for (size_t tried = 0; tried < takers.size(); ++tried) {
+    const TopicAddress& taker = takers[departed.next++ % takers.size()];
+    if (!sender_.has_channel(taker.addr)) {
+      if (taker.unique_name.empty()) continue;  // a liner_broker 1.3.1 entry: no channel to open
+      if (!sender_.open_channel(store, taker.addr, taker.unique_name, topic)) return false;
+    }
+    Handed handed;
+    Status s = sender_.enqueue_handed_over(taker.addr, topic, topic_key, message, &handed.taker, &handed.covered_by);
+    if (!s) continue;  // full (BUSY) or gone: another taker, or the next pass
+    handed.frame = frame;
+    handed.at = Clock::now();
+    departed.handed.emplace(number, std::move(handed));
+    return true;
+  }
+  return false;
+}
+
+void Handover::remove_acknowledged(Store& store) {
+  std::map<int32_t, uint64_t> acks;  // by taker, read once per pass
+  auto now = Clock::now();
+  for (auto& kv : departed_) {
+    std::vector<std::string> covered;
+    std::vector<uint64_t> numbers;
+    for (auto it = kv.second.handed.begin(); it != kv.second.handed.end();) {
+      const Handed& h = it->second;
+      auto ack = acks.find(h.taker);
+      if (ack == acks.end()) {
+        AckCounter counter;
+        if (!store.read_ack(h.taker, false, &counter)) return;
+        ack = acks.emplace(h.taker, counter.number).first;
+      }
+      if (ack->second >= h.covered_by) {
+        covered.push_back(h.frame);
+        numbers.push_back(it->first);
+      } else if (now - h.at > kRetakeAfter) {
+        it = kv.second.handed.erase(it);  // still in the departed peer's queue: handed again
+        continue;
+      }
+      ++it;
+    }
+    if (covered.empty() || !store.remove_messages(kv.first, covered, nullptr)) continue;
+    for (uint64_t n : numbers) kv.second.handed.erase(n);
+  }
+}
+
+}  // namespace liner
