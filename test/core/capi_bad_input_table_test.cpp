@@ -202,6 +202,8 @@ TEST(CapiTableHandles, NullDeletedAndMadeUpHandlesAreRefusedByEveryFunction) {
         {"lnr_set_advertise_addr", k.input, [&] { return b(lnr_set_advertise_addr(h, "127.0.0.1:0")); }, 0, LNR_OK},
         {"lnr_advertise_addr", k.input, [&] { return p(lnr_advertise_addr(h)); }, 0, LNR_OK},
         {"lnr_published_addr", k.input, [&] { return p(lnr_published_addr(h)); }, 0, LNR_OK},
+        {"lnr_set_handover", k.input, [&] { return b(lnr_set_handover(h, FALSE)); }, 0, LNR_OK},
+        {"lnr_handover", k.input, [&] { return lnr_handover(h); }, -1, LNR_OK},
         {"lnr_stats", k.input, [&] { return b(lnr_stats(h, &st)); }, 0, LNR_OK},
     };
     check(h, rows);

@@ -2,7 +2,8 @@
 // under running clients gets their entries back within 5 s (a client started afterwards reaches
 // them); the outage is told once per side (LNR_SENDER_STORE_ERROR, LNR_LISTENER_STORE_ERROR),
 // then its end once per side (LNR_STORE_RECOVERED); a store wait outlasts a Redis that starts
-// late; a killed peer leaves the directory within 10 s (its lease lapses).
+// late; a killed peer leaves the directory within 10 s (its lease lapses); messages waiting for
+// a peer that left go to a replica (hand-over), unless lnr_set_handover turned that off.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -189,4 +190,48 @@ TEST(Liveness, AKilledPeerLeavesTheDirectoryWithin10Seconds) {
   EXPECT_EQ(lnr_refresh_address_topic(watcher, "cl_jobs"), FALSE);
   EXPECT_EQ(lnr_last_error_code(watcher), LNR_ERR_NO_ADDR);
   lnr_delete_client(watcher);
+}
+
+// A sender's messages wait in Redis for the one peer of a topic, which stopped; a replica starts:
+// with hand-over (the default) it gets them, and the stopped peer's queue empties once it
+// acknowledged them. With hand-over off, a second sender's messages keep waiting for their peer.
+TEST(Handover, MessagesWaitingForAStoppedPeerGoToAReplicaUnlessTurnedOff) {
+  RedisServer redis(true);
+  CapiInbox first_in, replica_in, ignored;
+  lnr_hClient first = client(redis, "ho_first", "ho_jobs");
+  lnr_hClient sender = client(redis, "ho_sender", "ho_sender_topic");
+  lnr_hClient affine = client(redis, "ho_affine", "ho_affine_topic");
+  EXPECT_EQ(lnr_handover(sender), 1);
+  EXPECT_EQ(lnr_set_handover(affine, FALSE), TRUE);
+  EXPECT_EQ(lnr_handover(affine), 0);
+  ASSERT_EQ(lnr_run(first, capi_inbox_receive, &first_in), TRUE);
+  ASSERT_EQ(lnr_run(sender, capi_inbox_receive, &ignored), TRUE);
+  ASSERT_EQ(lnr_run(affine, capi_inbox_receive, &ignored), TRUE);
+  EXPECT_EQ(lnr_set_handover(affine, TRUE), FALSE);
+  EXPECT_EQ(lnr_last_error_code(affine), LNR_ERR_ALREADY_RUNNING);
+  ASSERT_EQ(send(sender, "ho_jobs", "warm"), TRUE);
+  ASSERT_EQ(send(affine, "ho_jobs", "warm"), TRUE);
+  ASSERT_TRUE(wait_for([&] { return first_in.size() == 2; }, std::chrono::seconds(5)));
+  ASSERT_EQ(lnr_stop(first), TRUE);
+  ASSERT_EQ(lnr_refresh_address_topic(sender, "ho_jobs"), FALSE);
+  ASSERT_EQ(lnr_refresh_address_topic(affine, "ho_jobs"), FALSE);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(send(sender, "ho_jobs", "job " + std::to_string(i)), TRUE) << lnr_last_error_message(sender);
+    ASSERT_EQ(send(affine, "ho_jobs", "kept " + std::to_string(i)), TRUE) << lnr_last_error_message(affine);
+  }
+  ASSERT_TRUE(wait_for([&] { return lnr_pending_count(sender) == 5 && lnr_pending_count(affine) == 5; },
+                       std::chrono::seconds(5)));
+
+  lnr_hClient replica = client(redis, "ho_replica", "ho_jobs");
+  ASSERT_EQ(lnr_run(replica, capi_inbox_receive, &replica_in), TRUE);
+  auto jobs = [&] {
+    size_t n = 0;
+    for (const auto& m : replica_in.snapshot()) n += m.rfind("job ", 0) == 0;
+    return n;
+  };
+  EXPECT_TRUE(wait_for([&] { return jobs() >= 5; }, std::chrono::seconds(15)));
+  EXPECT_TRUE(wait_for([&] { return lnr_pending_count(sender) == 0; }, std::chrono::seconds(5)));
+  for (const auto& m : replica_in.snapshot()) EXPECT_NE(m.rfind("kept ", 0), 0u) << m;
+  EXPECT_EQ(lnr_pending_count(affine), 5);
+  for (lnr_hClient c : {replica, affine, sender, first}) lnr_delete_client(c);
 }

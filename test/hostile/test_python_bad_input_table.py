@@ -67,6 +67,8 @@ AFTER_CLOSE = {
     "clear_addresses_of_topic": (lambda c: c.clear_addresses_of_topic(), False),
     "set_status_callback": (lambda c: c.set_status_callback(lambda *a: None), False),
     "set_advertise_addr": (lambda c: c.set_advertise_addr("127.0.0.1:0"), False),
+    "set_handover": (lambda c: c.set_handover(False), False),
+    "handover": (lambda c: c.handover(), None),
     "list_addresses": (lambda c: c.list_addresses("x"), None),
     "pending_count": (lambda c: c.pending_count(), -1),
     "pending_by_peer": (lambda c: c.pending_by_peer(), None),
@@ -77,7 +79,7 @@ AFTER_CLOSE = {
 }
 # Getters: None means "unset" too, they refuse nothing and leave the last error alone (as the C
 # getters do).
-GETTERS = {"bound_listen_addr", "advertise_addr", "published_addr"}
+GETTERS = {"bound_listen_addr", "advertise_addr", "published_addr", "handover"}
 # Methods that only report state, covered by the rows above and below.
 REPORTERS = {"last_error_code", "last_error_message", "unique_name", "new_sqlite", "new_postgres"}
 
