@@ -346,12 +346,30 @@ void Client::restore_channels() {
   for (const auto& l : listeners) {
     std::vector<TopicAddress> addrs;
     if (!api_store_->addresses_of_topic(l.topic, &addrs)) continue;
+    bool listed = false;
     for (const auto& a : addrs)
       if (a.addr == l.addr) {
+        listed = true;
         Status st = sender_->open_channel(*api_store_, a.addr, a.unique_name, l.topic);
         if (!st) log_line("cannot restore channel to " + l.addr + ": " + st.message);
       }
+    // A listener that left while this sender was down, with messages still stored for it: its
+    // channel (and its topic's route) let the hand-over move them to the topic's other peers.
+    if (!listed && handover_ && !l.unique_name.empty() && !addrs.empty() &&
+        stores_for(*api_store_, l.unique_name)) {
+      Status st = load_route(*api_store_, l.topic);
+      if (st) st = sender_->open_channel(*api_store_, l.addr, l.unique_name, l.topic);
+      if (!st) log_line("cannot restore channel to " + l.addr + ": " + st.message);
+    }
   }
+}
+
+bool Client::stores_for(Store& store, const std::string& listener_unique) {
+  int32_t ck = 0;
+  bool found = false;
+  uint64_t queued = 0;
+  return store.connection_key(opt_.unique_name, opt_.topic, listener_unique, false, &ck, &found) && found &&
+         store.queue_length(ck, &queued) && queued > 0;
 }
 
 // ---- directory -----------------------------------------------------------------------------
@@ -508,16 +526,9 @@ void Client::follow_moved_listener(const DirectoryEvent& e) {
   if (!refresh_store_->addresses_of_topic(e.topic, &addrs)) return;
   for (const auto& a : addrs) {
     if (a.addr != e.addr) continue;
-    if (sender_->address_of(a.unique_name).empty()) {
-      // No channel in this run; but if this sender has one in the store (an earlier run sent
-      // to that listener), its offline queue may hold messages for it.
-      int32_t ck = 0;
-      bool found = false;
-      uint64_t queued = 0;
-      if (!refresh_store_->connection_key(opt_.unique_name, opt_.topic, a.unique_name, false, &ck, &found) ||
-          !found || !refresh_store_->queue_length(ck, &queued) || queued == 0)
-        continue;
-    }
+    // No channel in this run; but if this sender has one in the store (an earlier run sent to
+    // that listener), its offline queue may hold messages for it.
+    if (sender_->address_of(a.unique_name).empty() && !stores_for(*refresh_store_, a.unique_name)) continue;
     Status s = sender_->open_channel(*refresh_store_, a.addr, a.unique_name, e.topic);
     if (!s) log_line("cannot follow " + a.unique_name + " to " + a.addr + ": " + s.message);
   }

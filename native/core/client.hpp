@@ -195,6 +195,8 @@ class Client {
   void follow_moved_listener(const DirectoryEvent& e);
   void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();
+  // This sender's offline queue for that listener holds messages (on `store`'s thread).
+  bool stores_for(Store& store, const std::string& listener_unique);
   // Registers `topic` as one this client listens on, under `key` (delivery and registration).
   void listen_as(const std::string& topic, int32_t key);
   // What this running client keeps in the store (Registration, store.hpp).

@@ -156,3 +156,30 @@ def test_with_handover_off_jobs_wait_for_their_peer(peers, private_redis, tmp_pa
             seqs(tmp_path / "a0.log", "job")
     finally:
         producer.close()
+
+
+def test_a_restarted_sender_hands_over_what_it_stored_for_a_peer_that_left_meanwhile(peers, private_redis, tmp_path):
+    redis = private_redis(persistent=False)
+    w0 = worker(peers, "hv_r0", "hv_restart", redis, tmp_path / "r0.log")
+    addr0 = w0.expect("READY")
+    producer = liner.Client("hv_rproducer", "hv_rproducer_topic", "127.0.0.1:0", redis.url)
+    try:
+        assert producer.run(lambda *a: None)
+        send(producer, "hv_restart", "warm", 1)
+        assert wait_until(lambda: seqs(tmp_path / "r0.log", "warm") == [0], 5)
+        w0.kill()
+        send(producer, "hv_restart", "job", 10)
+        assert wait_until(lambda: stored_for(producer, addr0) >= 10, 10), producer.pending_by_peer()
+    finally:
+        producer.close()
+    # While the producer is down, w0's lease lapses and a replica takes the topic.
+    w1 = worker(peers, "hv_r1", "hv_restart", redis, tmp_path / "r1.log")
+    w1.expect("READY")
+    assert wait_until(lambda: addr0 not in directory(redis, "hv_restart"), LEASE_BOUND_S + 2)
+    producer = liner.Client("hv_rproducer", "hv_rproducer_topic", "127.0.0.1:0", redis.url)
+    try:
+        assert producer.run(lambda *a: None)  # no send: what it stored goes all the same
+        assert wait_until(lambda: sorted(set(seqs(tmp_path / "r1.log", "job"))) == list(range(10)),
+                          HANDOVER_BOUND_S), seqs(tmp_path / "r1.log", "job")
+    finally:
+        producer.close()
