@@ -6,6 +6,7 @@
 #include "core/compress.hpp"
 #include "core/frame.hpp"
 #include "core/limits.hpp"
+#include "core/log.hpp"
 
 namespace liner {
 namespace {
@@ -55,16 +56,21 @@ void Handover::hand_over(Store& store, const ChannelInfo& channel, const std::st
   NumberRanges marks;
   if (!store.handover_marks(channel.connection_key, &marks) || marks.empty()) return;
   std::sort(marks.begin(), marks.end());
-  for (uint64_t offset = 0; offset < kPassFrames; offset += kChunk) {
+  size_t before = departed.handed.size();
+  bool more = true;
+  for (uint64_t offset = 0; more && offset < kPassFrames; offset += kChunk) {
     std::vector<std::string> frames;
-    if (!store.read_messages(channel.connection_key, offset, kChunk, &frames)) return;
-    for (const std::string& frame : frames) {
-      uint64_t number = stored_frame_number(frame);
+    if (!store.read_messages(channel.connection_key, offset, kChunk, &frames)) break;
+    for (size_t i = 0; more && i < frames.size(); ++i) {
+      uint64_t number = stored_frame_number(frames[i]);
       if (number == 0 || departed.handed.count(number) || !marked(marks, number)) continue;
-      if (!hand_one(store, frame, number, topic, topic_key, takers, departed)) return;
+      more = hand_one(store, frames[i], number, topic, topic_key, takers, departed);
     }
-    if (frames.size() < kChunk) return;
+    more = more && frames.size() == kChunk;
   }
+  if (size_t handed = departed.handed.size() - before)
+    log_line("handed " + std::to_string(handed) + " message(s) waiting for " + channel.addr + ", which left " +
+             topic + ", to its other peers");
 }
 
 bool Handover::hand_one(Store& store, const std::string& frame, uint64_t number, const std::string& topic,
