@@ -3,6 +3,7 @@ lease lapsed) go to the topic's remaining peers within 15 s of the departure bec
 whether they waited in Redis (the peer was killed) or in the sender's RAM (the peer froze with
 the messages in flight). With nobody left they wait for that peer; send_all copies never move;
 with hand-over off (peer affinity) they wait for their peer as in liner_broker."""
+import contextlib
 import signal
 import time
 
@@ -39,21 +40,47 @@ def send(producer, topic, tag, count, *, everyone=False):
         assert ok, producer.last_error_message()
 
 
+@contextlib.contextmanager
+def running_producer(redis, name, handover=True):
+    """A running liner.Client (hand-over as given, set before run), closed afterwards."""
+    producer = liner.Client(name, name + "_topic", "127.0.0.1:0", redis.url)
+    try:
+        assert producer.handover() is True  # the default
+        assert producer.set_handover(handover)
+        assert producer.run(lambda *a: None)
+        yield producer
+    finally:
+        producer.close()
+
+
+def warm_up(producer, topic, log, everyone=False):
+    """One message through, so that the producer has a channel to the peer behind `log`."""
+    send(producer, topic, "warm", 1, everyone=everyone)
+    assert wait_until(lambda: seqs(log, "warm") == [0], 5)
+
+
+def kill_and_store(producer, victim, addr, topic, count):
+    """Kills `victim` and sends `count` jobs to `topic`: they wait in Redis for it (with the
+    warm-up, if it died before it acknowledged that). Returns how many wait."""
+    victim.kill()
+    send(producer, topic, "job", count)
+    assert wait_until(lambda: stored_for(producer, addr) >= count, 10), producer.pending_by_peer()
+    return stored_for(producer, addr)
+
+
+def lone_worker(peers, redis, tmp_path, name, topic):
+    """A worker serving `topic` alone: (its process, its address, its record file)."""
+    log = tmp_path / (name + ".log")
+    w = worker(peers, name, topic, redis, log)
+    return w, w.expect("READY"), log
+
+
 def test_jobs_stored_for_a_killed_worker_wait_while_alone_then_go_to_a_new_replica(peers, private_redis, tmp_path):
     redis = private_redis(persistent=False)
-    w0 = worker(peers, "hv_w0", "hv_jobs", redis, tmp_path / "w0.log")
-    addr0 = w0.expect("READY")
-    producer = liner.Client("hv_producer", "hv_producer_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.run(lambda *a: None)
-        send(producer, "hv_jobs", "warm", 1)
-        assert wait_until(lambda: seqs(tmp_path / "w0.log", "warm") == [0], 5)
-
-        w0.kill()
-        send(producer, "hv_jobs", "job", 20)  # nobody to take them but w0: they wait in Redis
-        # (With the warm-up, if w0 died before it acknowledged it.)
-        assert wait_until(lambda: stored_for(producer, addr0) >= 20, 10), producer.pending_by_peer()
-        stored = stored_for(producer, addr0)
+    w0, addr0, log0 = lone_worker(peers, redis, tmp_path, "hv_w0", "hv_jobs")
+    with running_producer(redis, "hv_producer") as producer:
+        warm_up(producer, "hv_jobs", log0)
+        stored = kill_and_store(producer, w0, addr0, "hv_jobs", 20)  # nobody but w0 to take them
         assert wait_until(lambda: addr0 not in directory(redis, "hv_jobs"), LEASE_BOUND_S + 2)
         time.sleep(2)  # two hand-over passes: with no replica alive they keep waiting for w0
         assert stored_for(producer, addr0) == stored
@@ -76,8 +103,6 @@ def test_jobs_stored_for_a_killed_worker_wait_while_alone_then_go_to_a_new_repli
         assert wait_until(lambda: stored_for(producer, addr0) == 0, 5), producer.pending_by_peer()
         assert redis.cli("KEYS", "lnr_connection:*:handover") == ""
         report("handover_from_store", handed_after_s=round(handed_after, 2), bound_s=HANDOVER_BOUND_S)
-    finally:
-        producer.close()
 
 
 def test_jobs_in_flight_to_a_frozen_worker_go_to_its_replica(peers, private_redis, tmp_path):
@@ -87,9 +112,7 @@ def test_jobs_in_flight_to_a_frozen_worker_go_to_its_replica(peers, private_redi
     w0 = worker(peers, "hv_f0", "hv_frozen", redis, tmp_path / "f0.log")
     w1 = worker(peers, "hv_f1", "hv_frozen", redis, tmp_path / "f1.log")
     addr0, addr1 = w0.expect("READY"), w1.expect("READY")
-    producer = liner.Client("hv_fproducer", "hv_fproducer_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.run(lambda *a: None)
+    with running_producer(redis, "hv_fproducer") as producer:
         assert producer.refresh_address_topic("hv_frozen")
         w0.proc.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
@@ -101,21 +124,16 @@ def test_jobs_in_flight_to_a_frozen_worker_go_to_its_replica(peers, private_redi
         report("handover_from_ram", left_after_s=round(left_after, 2),
                handed_after_s=round(time.monotonic() - stopped_at - left_after, 2))
         assert directory(redis, "hv_frozen") == {addr1}
-    finally:
-        w0.kill()
-        producer.close()
+    w0.kill()
 
 
 def test_send_all_copies_for_a_killed_subscriber_are_never_handed_over(peers, private_redis, tmp_path):
     redis = private_redis(persistent=False)
-    s0 = worker(peers, "hv_s0", "hv_feed", redis, tmp_path / "s0.log")
+    s0, addr0, log0 = lone_worker(peers, redis, tmp_path, "hv_s0", "hv_feed")
     s1 = worker(peers, "hv_s1", "hv_feed", redis, tmp_path / "s1.log")
-    addr0, _ = s0.expect("READY"), s1.expect("READY")
-    producer = liner.Client("hv_aproducer", "hv_aproducer_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.run(lambda *a: None)
-        send(producer, "hv_feed", "warm", 1, everyone=True)
-        assert wait_until(lambda: seqs(tmp_path / "s0.log", "warm") == [0], 5)
+    s1.expect("READY")
+    with running_producer(redis, "hv_aproducer") as producer:
+        warm_up(producer, "hv_feed", log0, everyone=True)
         s0.kill()
         send(producer, "hv_feed", "event", 10, everyone=True)
         assert wait_until(lambda: sorted(seqs(tmp_path / "s1.log", "event")) == list(range(10)), 5)
@@ -123,63 +141,37 @@ def test_send_all_copies_for_a_killed_subscriber_are_never_handed_over(peers, pr
         time.sleep(3)  # three hand-over passes
         assert sorted(seqs(tmp_path / "s1.log", "event")) == list(range(10))  # no second copy
         assert stored_for(producer, addr0) >= 10  # s0's copies wait for s0 (and the warm-up's, unacknowledged)
-    finally:
-        producer.close()
 
 
 def test_with_handover_off_jobs_wait_for_their_peer(peers, private_redis, tmp_path):
     redis = private_redis(persistent=False)
-    w0 = worker(peers, "hv_a0", "hv_affine", redis, tmp_path / "a0.log")
-    addr0 = w0.expect("READY")
-    producer = liner.Client("hv_affinity", "hv_affinity_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.handover() is True
-        assert producer.set_handover(False)
+    w0, addr0, log0 = lone_worker(peers, redis, tmp_path, "hv_a0", "hv_affine")
+    with running_producer(redis, "hv_affinity", handover=False) as producer:
         assert producer.handover() is False
-        assert producer.run(lambda *a: None)
-        assert not producer.set_handover(True)
+        assert not producer.set_handover(True)  # only before run
         assert producer.last_error_code() == liner.ERR_ALREADY_RUNNING
-        send(producer, "hv_affine", "warm", 1)
-        assert wait_until(lambda: seqs(tmp_path / "a0.log", "warm") == [0], 5)
-        w0.kill()
-        send(producer, "hv_affine", "job", 10)
-        w1 = worker(peers, "hv_a1", "hv_affine", redis, tmp_path / "a1.log")
-        w1.expect("READY")
+        warm_up(producer, "hv_affine", log0)
+        kill_and_store(producer, w0, addr0, "hv_affine", 10)
+        worker(peers, "hv_a1", "hv_affine", redis, tmp_path / "a1.log").expect("READY")
         assert wait_until(lambda: addr0 not in directory(redis, "hv_affine"), LEASE_BOUND_S + 2)
         time.sleep(3)
         assert seqs(tmp_path / "a1.log", "job") == []
         assert stored_for(producer, addr0) >= 10
         assert redis.cli("KEYS", "lnr_connection:*:handover") == ""  # nothing was marked
         # The same worker back (same name): it gets them all, in order.
-        worker(peers, "hv_a0", "hv_affine", redis, tmp_path / "a0.log").expect("READY")
-        assert wait_until(lambda: seqs(tmp_path / "a0.log", "job") == list(range(10)), 10), \
-            seqs(tmp_path / "a0.log", "job")
-    finally:
-        producer.close()
+        worker(peers, "hv_a0", "hv_affine", redis, log0).expect("READY")
+        assert wait_until(lambda: seqs(log0, "job") == list(range(10)), 10), seqs(log0, "job")
 
 
 def test_a_restarted_sender_hands_over_what_it_stored_for_a_peer_that_left_meanwhile(peers, private_redis, tmp_path):
     redis = private_redis(persistent=False)
-    w0 = worker(peers, "hv_r0", "hv_restart", redis, tmp_path / "r0.log")
-    addr0 = w0.expect("READY")
-    producer = liner.Client("hv_rproducer", "hv_rproducer_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.run(lambda *a: None)
-        send(producer, "hv_restart", "warm", 1)
-        assert wait_until(lambda: seqs(tmp_path / "r0.log", "warm") == [0], 5)
-        w0.kill()
-        send(producer, "hv_restart", "job", 10)
-        assert wait_until(lambda: stored_for(producer, addr0) >= 10, 10), producer.pending_by_peer()
-    finally:
-        producer.close()
+    w0, addr0, log0 = lone_worker(peers, redis, tmp_path, "hv_r0", "hv_restart")
+    with running_producer(redis, "hv_rproducer") as producer:
+        warm_up(producer, "hv_restart", log0)
+        kill_and_store(producer, w0, addr0, "hv_restart", 10)
     # While the producer is down, w0's lease lapses and a replica takes the topic.
-    w1 = worker(peers, "hv_r1", "hv_restart", redis, tmp_path / "r1.log")
-    w1.expect("READY")
+    worker(peers, "hv_r1", "hv_restart", redis, tmp_path / "r1.log").expect("READY")
     assert wait_until(lambda: addr0 not in directory(redis, "hv_restart"), LEASE_BOUND_S + 2)
-    producer = liner.Client("hv_rproducer", "hv_rproducer_topic", "127.0.0.1:0", redis.url)
-    try:
-        assert producer.run(lambda *a: None)  # no send: what it stored goes all the same
+    with running_producer(redis, "hv_rproducer"):  # no send: what it stored goes all the same
         assert wait_until(lambda: sorted(set(seqs(tmp_path / "r1.log", "job"))) == list(range(10)),
                           HANDOVER_BOUND_S), seqs(tmp_path / "r1.log", "job")
-    finally:
-        producer.close()
