@@ -745,7 +745,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   // send_to and send_to_many have exactly one target (pick_targets); send_all went above.
   size_t done = 0;
   Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once,
-                              at_least_once && handover_on_, channel_hint, &done);
+                              hands_over(at_least_once, false), channel_hint, &done);
   if (queued) *queued = done;
   if (st.ok()) return Status();  // built in place: no Status moved on success
   return st;
@@ -800,14 +800,14 @@ Status Client::send_waiting(const std::string& topic, const Payload* messages, s
   if (!targets || looking_up) {
     size_t added = 0;
     Status s = wait_for(route, topic, 0, std::string(), messages, count, at_least_once, all,
-                        at_least_once && !all && handover_on_, &added);
+                        hands_over(at_least_once, all), &added);
     if (queued) *queued = added;
     return s;
   }
   if (all) return send_to_every(*targets, topic, topic_key, messages[0], at_least_once, Opening::wait_locked);
   size_t done = 0;
   Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once,
-                              at_least_once && handover_on_, nullptr, &done, Opening::wait_locked);
+                              hands_over(at_least_once, false), nullptr, &done, Opening::wait_locked);
   if (queued) *queued = done;
   return st;
 }
@@ -907,8 +907,8 @@ Status Client::send_to_every(const std::vector<TopicAddress>& targets, const std
   for (size_t i = 0; i < targets.size(); ++i) {
     const TopicAddress& t = targets[i];
     if (retry && unfinished.queued.count(t.addr)) continue;  // has its copy from the refused call
-    // A copy for each peer: never handed to another (false).
-    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, false, nullptr, nullptr, opening);
+    Status st = enqueue_opening(t, topic, topic_key, &message, 1, at_least_once, hands_over(at_least_once, true),
+                                nullptr, nullptr, opening);
     if (st) {
       if (!result.ok()) unfinished.queued.insert(t.addr);  // after a refusal: remembered as it goes
       continue;

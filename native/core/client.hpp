@@ -148,6 +148,9 @@ class Client {
   // waiting for that channel. `never`: waiting_'s own flush, which has opened it (Err::store
   // when the channel is not there: open it again).
   enum class Opening { wait, wait_locked, never };
+  // Whether a send's messages may be handed to another peer of their topic (Sender::enqueue's
+  // `handover`): at-least-once messages of send_to while hand-over is on; a send_all copy never.
+  bool hands_over(bool at_least_once, bool all) const { return at_least_once && !all && handover_on_; }
   // `handover` as Sender::enqueue's.
   Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                          const Payload* messages, size_t count, bool at_least_once, bool handover,

@@ -254,10 +254,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
     by_addr_[addr] = ch;
     // A known channel is the sender thread's (readdress tells it); a new one may have a backlog.
     if (ch->readdress || (it == channels_.end() && has_stored)) {
-      if (!ch->dirty) {
-        ch->dirty = true;
-        dirty_.push_back(ch);
-      }
+      mark_dirty_locked(ch);
       wake = true;
     }
   }
@@ -282,6 +279,12 @@ void Sender::continue_busy(const std::string& addr) {
 bool Sender::has_channel(const std::string& addr) const {
   std::lock_guard<AdaptiveMutex> lock(mu_);
   return by_addr_.count(addr) != 0;
+}
+
+inline void Sender::mark_dirty_locked(Channel* ch) {
+  if (ch->dirty) return;
+  ch->dirty = true;
+  dirty_.push_back(ch);
 }
 
 // Inlined into enqueue: it runs for every message (a call of its own cost ~30 instructions).
@@ -319,10 +322,7 @@ bool Sender::has_channel(const std::string& addr) const {
   seg.at_least_once = seg.at_least_once || at_least_once;
   ch->held_bytes.add(cost);
   ch->held_count.add(1);
-  if (!ch->dirty) {
-    ch->dirty = true;
-    dirty_.push_back(ch);
-  }
+  mark_dirty_locked(ch);
 }
 
 template <bool kSingle>
@@ -440,10 +440,7 @@ void Sender::release_peer(const std::string& addr) {
     if (it == by_addr_.end()) return;
     Channel* ch = it->second;
     ch->release = true;
-    if (!ch->dirty) {
-      ch->dirty = true;
-      dirty_.push_back(ch);
-    }
+    mark_dirty_locked(ch);
   }
   waker_.wake();
 }
@@ -549,10 +546,7 @@ void Sender::peer_announced(const std::string& addr, const std::string& topic) {
     Channel* ch = it->second;
     ch->forgotten.erase(topic);  // it serves the topic again
     ch->announced = true;
-    if (!ch->dirty) {
-      ch->dirty = true;
-      dirty_.push_back(ch);
-    }
+    mark_dirty_locked(ch);
   }
   waker_.wake();
 }

@@ -159,6 +159,8 @@ class Sender {
   // holds the frame already encoded (outside the lock) and becomes its segment.
   void append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
                      bool at_least_once, bool handover, Bytes& big);
+  // Under mu_: the sender thread looks at `ch` on its next pass (take_incoming).
+  void mark_dirty_locked(Channel* ch);
   void take_incoming(Channel* ch);
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);
