@@ -56,19 +56,33 @@ void Handover::hand_over(Store& store, const ChannelInfo& channel, const std::st
   NumberRanges marks;
   if (!store.handover_marks(channel.connection_key, &marks) || marks.empty()) return;
   std::sort(marks.begin(), marks.end());
+  Sweep& sweep = departed.sweeps[topic_key];
+  if (sweep.done && sweep.marks == marks) return;  // nothing new since it found nothing to hand
+  if (sweep.offset == 0) sweep = Sweep{0, marks, false, false};
   size_t before = departed.handed.size();
-  bool more = true;
-  for (uint64_t offset = 0; more && offset < kPassFrames; offset += kChunk) {
+  // Removals since the last pass shift the queue left: a sweep may pass over a frame, which the
+  // next sweep finds (a done sweep needs one that handed nothing).
+  for (uint64_t read = 0; read < kPassFrames;) {
     std::vector<std::string> frames;
-    if (!store.read_messages(channel.connection_key, offset, kChunk, &frames)) break;
+    if (!store.read_messages(channel.connection_key, sweep.offset, kChunk, &frames)) break;
+    bool more = true;
     for (size_t i = 0; more && i < frames.size(); ++i) {
       uint64_t number = stored_frame_number(frames[i]);
       if (number == 0 || departed.handed.count(number) || !marked(marks, number)) continue;
       more = hand_one(store, frames[i], number, topic, topic_key, takers, departed);
     }
-    more = more && frames.size() == kChunk;
+    if (!more) break;  // the takers are full: this chunk again next pass (handed ones are skipped)
+    sweep.offset += frames.size();
+    read += frames.size();
+    if (frames.size() < kChunk) {  // the end
+      sweep.done = !sweep.handed && departed.handed.size() == before && sweep.marks == marks;
+      sweep.offset = 0;
+      break;
+    }
   }
-  if (size_t handed = departed.handed.size() - before)
+  size_t handed = departed.handed.size() - before;
+  sweep.handed = sweep.handed || handed > 0;
+  if (handed)
     log_line("handed " + std::to_string(handed) + " message(s) waiting for " + channel.addr + ", which left " +
              topic + ", to its other peers");
 }
@@ -122,6 +136,7 @@ void Handover::remove_acknowledged(Store& store) {
         numbers.push_back(it->first);
       } else if (now - h.at > kRetakeAfter) {
         it = kv.second.handed.erase(it);  // still in the departed peer's queue: handed again
+        kv.second.sweeps.clear();
         continue;
       }
       ++it;

@@ -17,8 +17,12 @@
 //   replicas when the first to take it left too), never zero times.
 // - What waits in RAM for a departed peer is first sent to its offline queue
 //   (Sender::release_peer), so that both places are handed over the same way.
-// - Bounded: a pass reads at most kPassFrames frames of a queue, and a taker's send queue caps
-//   what it takes (a BUSY ends the pass; the rest goes on the next one, a second later).
+// - Bounded: a pass reads at most kPassFrames frames of a queue, going on where the last pass
+//   stopped (a sweep of a long queue takes several passes), and a taker's send queue caps what
+//   it takes (a BUSY ends the pass; the rest goes on the next one, a second later). A queue
+//   swept to its end with nothing left to hand is not read again until its marks change (a
+//   spill added some) or a handed copy must be handed again: what waits there for good (send_all
+//   copies for a subscriber that left) costs one read of the marks a pass, not of the queue.
 //
 // Threads: the directory thread only (pass() on each tick, with its store).
 #pragma once
@@ -55,10 +59,18 @@ class Handover {
     std::string frame;        // as stored in the departed peer's queue
     Clock::time_point at;
   };
+  // How far a sweep of a queue for one topic got.
+  struct Sweep {
+    uint64_t offset = 0;  // where the next pass reads on (0: a sweep starts)
+    NumberRanges marks;   // as the sweep started
+    bool handed = false;  // it handed something
+    bool done = false;    // it reached the end having handed nothing: read again on new marks
+  };
   // A channel whose peer left one of its topics.
   struct Departed {
     bool released = false;             // its RAM was sent to its offline queue
     std::map<uint64_t, Handed> handed;  // by the frame's number in that queue
+    std::map<int32_t, Sweep> sweeps;    // by topic key
     size_t next = 0;                    // round-robin over the takers
   };
 

@@ -175,3 +175,40 @@ def test_a_restarted_sender_hands_over_what_it_stored_for_a_peer_that_left_meanw
     with running_producer(redis, "hv_rproducer"):  # no send: what it stored goes all the same
         assert wait_until(lambda: sorted(set(seqs(tmp_path / "r1.log", "job"))) == list(range(10)),
                           HANDOVER_BOUND_S), seqs(tmp_path / "r1.log", "job")
+
+
+def lrange_calls(redis):
+    for line in redis.cli("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_lrange:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_jobs_behind_a_long_run_of_send_all_copies_are_found_and_the_copies_cost_no_reads(peers, private_redis,
+                                                                                            tmp_path):
+    """9,000 send_all copies wait for a dead worker ahead of 10 jobs: more than one pass reads.
+    The jobs reach the replica, the copies never do, and once nothing is left to hand over the
+    queue is not read again (only its marks, once a pass)."""
+    redis = private_redis(persistent=False)
+    w0, addr0, log0 = lone_worker(peers, redis, tmp_path, "hv_m0", "hv_mixed")
+    with running_producer(redis, "hv_mproducer") as producer:
+        warm_up(producer, "hv_mixed", log0)
+        w0.kill()
+        for i in range(9000):
+            assert producer.send_all("hv_mixed", b"copy:%d:%f" % (i, time.monotonic()), True)
+        send(producer, "hv_mixed", "job", 10)
+        assert wait_until(lambda: stored_for(producer, addr0) >= 9010, 10), producer.pending_by_peer()
+        w1 = worker(peers, "hv_m1", "hv_mixed", redis, tmp_path / "m1.log")
+        w1.expect("READY")
+        assert wait_until(lambda: addr0 not in directory(redis, "hv_mixed"), LEASE_BOUND_S + 2)
+        assert wait_until(lambda: sorted(set(seqs(tmp_path / "m1.log", "job"))) == list(range(10)),
+                          HANDOVER_BOUND_S), seqs(tmp_path / "m1.log", "job")
+        # The copies stay (the warm-up, if w0 died before acknowledging it, went with the jobs).
+        assert wait_until(lambda: stored_for(producer, addr0) == 9000, 5), producer.pending_by_peer()
+        time.sleep(2)  # the sweep that finds nothing left
+        before = lrange_calls(redis)
+        time.sleep(3)
+        reads = lrange_calls(redis) - before
+        report("handover_idle_reads", lrange_calls_in_3_s=reads)
+        assert reads <= 6, reads  # the marks, once a pass; not the 9 chunks of the queue
+        assert seqs(tmp_path / "m1.log", "copy") == []
