@@ -899,26 +899,32 @@ void Sender::spill(Channel* ch, bool force) {
   size_t kept_frames = keep->size();
   ch->released_bytes -= kept_cost;
   ch->released_count -= kept_frames;
-  // What the store refused goes back in front of the queue (newer messages may have come
-  // after it), still held, to be written or spilled later.
-  // `frames` are in number order, as `keep`; each keeps its mark (a segment per run of them).
-  auto put_back = [this, ch, keep, marked](const std::vector<std::string>& frames, const std::string& why) {
+  // Frames of `keep` numbered above `above` that the store did not take go back in front of the
+  // queue (newer messages may have come after them), each with its mark (a segment per run of
+  // them), to be written or spilled later. They stay held: their segments release them when
+  // they go. The rest of `keep` is released now.
+  auto put_back = [this, ch, keep, marked, kept_cost, kept_frames](uint64_t above, const std::string& why) {
     std::deque<Segment> kept;
-    size_t at = 0;  // in keep: frames are a subsequence of it
-    for (const auto& f : frames) {
-      while (at < keep->size() && (*keep)[at] != f) ++at;
-      bool handover = at < keep->size() && (*marked)[at];
-      if (kept.empty() || kept.back().handover != handover) {
+    size_t cost = 0, frames = 0;
+    for (size_t i = 0; i < keep->size(); ++i) {
+      const std::string& f = (*keep)[i];
+      if (frame_number_at(f.data()) <= above) continue;
+      if (kept.empty() || kept.back().handover != (*marked)[i]) {
         kept.emplace_back();
         kept.back().at_least_once = true;
-        kept.back().handover = handover;
+        kept.back().handover = (*marked)[i];
       }
       Segment& seg = kept.back();
       ++seg.frames;
       seg.last = frame_number_at(f.data());
       seg.cost += f.size() + kPerMessageOverhead;
       seg.bytes.append(f.data(), f.size());
+      cost += f.size() + kPerMessageOverhead;
+      ++frames;
     }
+    ch->released_bytes += kept_cost - cost;
+    ch->released_count += kept_frames - frames;
+    if (kept.empty()) return;
     while (!kept.empty()) {
       ch->pending.push_front(std::move(kept.back()));
       kept.pop_back();
@@ -950,30 +956,17 @@ void Sender::spill(Channel* ch, bool force) {
     size_t stored = frames.size();
     return [=](bool) {
       if (read) note_ack(ch, counter);
-      if (s) {
-        ch->released_bytes += kept_cost;
-        ch->released_count += kept_frames;
-        std::lock_guard<std::mutex> lock(stats_mu_);
-        stats_.persisted += stored;
+      if (!s) {
+        put_back(now_acked, s.message);
         return;
       }
-      std::vector<std::string> unstored;
-      size_t unstored_cost = 0;
-      for (const auto& f : *keep) {
-        if (frame_number_at(f.data()) <= now_acked) continue;
-        unstored_cost += f.size() + kPerMessageOverhead;
-        unstored.push_back(f);
-      }
-      ch->released_bytes += kept_cost - unstored_cost;
-      ch->released_count += kept_frames - unstored.size();
-      if (!unstored.empty()) put_back(unstored, s.message);
+      ch->released_bytes += kept_cost;
+      ch->released_count += kept_frames;
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      stats_.persisted += stored;
     };
   });
-  if (!posted) {
-    ch->released_bytes += kept_cost;
-    ch->released_count += kept_frames;
-    put_back(*keep, "the store's request queue is full");
-  }
+  if (!posted) put_back(0, "the store's request queue is full");  // nothing stored: all of it
 }
 
 void Sender::load_backlog(Channel* ch) {
