@@ -357,7 +357,7 @@ void Client::restore_channels() {
     // channel (and its topic's route) let the hand-over move them to the topic's other peers.
     if (!listed && handover_ && !l.unique_name.empty() && !addrs.empty() &&
         stores_for(*api_store_, l.unique_name)) {
-      Status st = load_route(*api_store_, l.topic);
+      Status st = cache_route(*api_store_, l.topic, addrs);
       if (st) st = sender_->open_channel(*api_store_, l.addr, l.unique_name, l.topic);
       if (!st) log_line("cannot restore channel to " + l.addr + ": " + st.message);
     }
@@ -389,6 +389,11 @@ void Client::store_route(const std::string& topic, std::vector<TopicAddress> add
 // Reads a topic's directory and key from the store into the cache (first send to a topic).
 Status Client::load_route(Store& store, const std::string& topic) {
   std::vector<TopicAddress> addrs;
+  Status s = store.addresses_of_topic(topic, &addrs);
+  return s ? cache_route(store, topic, std::move(addrs)) : s;
+}
+
+Status Client::cache_route(Store& store, const std::string& topic, std::vector<TopicAddress> addrs) {
   int32_t key = 0;
   bool key_known = false;
   {
@@ -399,8 +404,8 @@ Status Client::load_route(Store& store, const std::string& topic) {
       key_known = true;
     }
   }
-  Status s = store.addresses_of_topic(topic, &addrs);
-  if (s && !key_known) s = store.topic_key(topic, &key);
+  Status s;
+  if (!key_known) s = store.topic_key(topic, &key);
   if (!s) return s;
   std::lock_guard<std::mutex> lock(route_mu_);
   topic_keys_[topic] = key;

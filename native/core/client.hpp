@@ -184,6 +184,8 @@ class Client {
   // Reads `topic`'s route and key into the cache. `store` is the API's (under api_mu_) or
   // waiting_'s (its thread).
   Status load_route(Store& store, const std::string& topic);
+  // load_route() with the directory already read: `addrs`.
+  Status cache_route(Store& store, const std::string& topic, std::vector<TopicAddress> addrs);
   // *single: the route has exactly one address (send_to may remember it). *look_up: the route
   // is not in the cache and opt_.lookup_off_thread: nothing was picked, the message must wait.
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
@@ -245,7 +247,7 @@ class Client {
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<DirectoryWatch> watch_;
   std::unique_ptr<WaitingSends> waiting_;  // while running
-  std::unique_ptr<Handover> handover_;     // while running with opt_.handover; directory thread
+  std::unique_ptr<Handover> handover_;     // while running with handover_on_; directory thread
   std::vector<TopicAddress> flush_targets_;  // waiting_'s thread: where the batch being flushed goes
   int32_t flush_topic_key_ = 0;
   std::string flush_topic_;

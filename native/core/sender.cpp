@@ -395,7 +395,7 @@ template <bool kSingle>
       encode_frame_at(big.extend(frame_size), h, payload, payload_size);
       lock.lock();
     }
-    append_locked(ch, h, payload, payload_size, cost, at_least_once, handover && at_least_once, big);
+    append_locked(ch, h, payload, payload_size, cost, at_least_once, handover, big);
   }
   if (lock.owns_lock()) lock.unlock();
   if (queued) *queued = done;
@@ -644,7 +644,6 @@ void Sender::take_incoming(Channel* ch) {
     on_failure(ch, "it left the directory");
     return;
   }
-  if (release && ch->state == State::backoff) spill(ch, true);
   switch (ch->state) {
     case State::idle:
       if (has_work(ch)) start_connect(ch);
