@@ -123,7 +123,7 @@ struct InboundBatch {
 };
 
 // How far past what a channel delivered a frame's number may be (see the invariants above).
-// Senders stay far below it: a restart skips kResumeGap (2^24, sender.cpp); best-effort
+// Senders stay far below it: a restart skips kResumeGap (2^24, sender.cpp: open_channel); best-effort
 // messages dropped while a peer was unreachable leave gaps too, 2^32 leaves room for billions.
 constexpr uint64_t kMaxNumberJump = uint64_t(1) << 32;
 

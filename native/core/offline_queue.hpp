@@ -27,7 +27,7 @@
 //   waiting for a new send.
 //
 // Threads: one at a time. The sender runs each call as a job on its store worker and reads the
-// queue on its own thread only while no job of the channel is in flight (sender.cpp,
+// queue on its own thread only while no job of the channel is in flight (sender_store.cpp,
 // post_store). Every call is one or two store round trips on the store it is given.
 #pragma once
 #include <cstdint>

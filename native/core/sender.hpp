@@ -10,6 +10,13 @@
 // results come back to the loop. A slow store delays the store's part of the work (acks
 // freeing queue room, replays, spills, a new connection's first write), never the writes of
 // channels that have something to write.
+//
+// The class is one unit in several files, one concept each: sender.cpp (life, opening
+// channels, views), sender_enqueue.cpp (API threads: queueing within the caps),
+// sender_connection.cpp (the connection state machine), sender_writer.cpp (writing and
+// retaining segments), sender_store.cpp (ack polls, spills, replays on the store worker),
+// sender_loop.cpp (the thread's loop and the drain on stop); sender_channel.hpp holds a
+// channel's fields by owning thread, and the invariants they keep.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -151,6 +158,8 @@ class Sender {
   using Clock = std::chrono::steady_clock;
 
   void loop();
+  // One epoll event of a channel's socket, in the loop and while draining alike.
+  void on_socket_event(Channel* ch, uint32_t events);
   // enqueue's body; kSingle: count is 1.
   template <bool kSingle>
   Status enqueue_impl(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,

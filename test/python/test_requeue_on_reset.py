@@ -1,5 +1,5 @@
 """At-least-once messages that were written to a peer but never acknowledged go out again when
-that connection fails (sender.cpp, fail(): requeue_unacked, then spill): nothing is lost.
+that connection fails (sender_connection.cpp, fail(): requeue_unacked, then spill): nothing is lost.
 
 The peer is a raw TCP server registered in the directory as the topic's listener. It reads every
 frame and never acknowledges (acknowledgements go through Redis: it writes none), then resets the
