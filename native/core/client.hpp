@@ -1,9 +1,11 @@
 // One liner peer: a source topic it listens on, subscriptions, a listener, a sender and the
-// directory watch, over one store. This is what the C API's handle points to.
+// directory watch, over one store. This is what the C API's handle points to. Its files:
+// client.cpp (life), client_routes.cpp, client_send.cpp, client_topics.cpp,
+// client_introspection.cpp.
 //
 // Locks: api_mu_ serialises store round trips made on behalf of API calls (one store
 // connection); route_mu_ guards the address cache and topic keys, and is never held across
-// a store round trip; lifecycle_mu_ serialises run/stop. The hot send path takes route_mu_
+// a store round trip; life_mu_ serialises run/stop. The hot send path takes route_mu_
 // and the sender's lock only.
 #pragma once
 #include <atomic>
