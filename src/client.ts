@@ -1,333 +1,26 @@
 /**
- * The liner client: one peer of the mesh.
+ * The liner client: one peer of the mesh. This file holds the {@link Client} class: its life
+ * cycle (start, stop, close) and its public methods. What the methods lean on has a file of
+ * its own: options.ts (the options and their checks), arguments.ts (checks of names and
+ * topics), send.ts (the send path), delivery.ts (messages and events into JS), stats.ts (the
+ * counters) and introspection.ts (what Redis says about peers and offline queues).
  *
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
 
+import { checkName, checkTopic, describe, invalid } from './arguments.js';
+import { type ClientEvents, Delivery } from './delivery.js';
 import { DrainGate } from './drain.js';
-import { LinerError, codeOf, fromNative } from './errors.js';
-import { type Message, MessageQueue } from './messages.js';
-import { type NativeBatch, type NativeClient, type NativeEvent, type NativeStats, addon } from './native.js';
-import { LinerStatusError, type StatusEvent, isErrorKind, statusEventNameOf, statusKindOf } from './status.js';
-import { redact } from './redact.js';
-
-/**
- * Options of {@link Client}. Sizes are in bytes.
- *
- * The four limits (`maxMessageSize`, `compressThreshold`, `maxSendQueueBytes`,
- * `maxSendQueueMessages`) are this client's own; absent or 0 means "the process-wide value"
- * (see `getLimits()` / `setLimits()`), read when it is needed, so a later `setLimits()` applies
- * to this client too.
- */
-export interface ClientOptions {
-  /**
-   * Name of this client, unique across the mesh (it is part of Redis key names). Restarting
-   * with the same name and topic resumes the same channels: pending at-least-once messages
-   * and acknowledgements.
-   */
-  name: string;
-  /**
-   * The client's own topic: what it listens on, and what receivers see as `from`. Several
-   * clients may share a topic (replicas): `sendTo` round-robins over them, `sendAll` reaches all.
-   */
-  topic: string;
-  /** TCP address to listen on, `"host:port"` or `"[v6]:port"`; port 0 picks a free one. Default `"127.0.0.1:0"`. */
-  listen?: string;
-  /** `"redis://[user:pass@]host[:port][/db]"` or `"unix:///path/to/socket"`. Default `"redis://127.0.0.1:6379/0"`. */
-  redis?: string;
-  /**
-   * Address to register in Redis instead of the bound one, for a client listening on
-   * `0.0.0.0` (or behind a port mapping): peers connect to it as given, so it must be a
-   * literal `"ip:port"` or `"[v6]:port"` (no host names). Port 0 stands for the bound port:
-   * `listen: '0.0.0.0:0', advertise: '10.0.0.5:0'` registers `10.0.0.5:<the port it got>`.
-   * Default: the bound address. See also {@link Client.setAdvertiseAddress}.
-   */
-  advertise?: string;
-  /**
-   * Largest payload this client sends (larger ones throw `INVALID_ARGUMENT`) and accepts (a
-   * peer sending a larger frame is disconnected). At most 1 GiB minus the 21-byte frame
-   * header, which is also the process-wide default.
-   */
-  maxMessageSize?: number;
-  /** Payloads larger than this are zstd-compressed on the wire. Process-wide default 1 MiB. */
-  compressThreshold?: number;
-  /** Per peer: bytes queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default 8 MiB. */
-  maxSendQueueBytes?: number;
-  /** Per peer: messages queued or awaiting acknowledgement before sends to it throw `BUSY`. Process-wide default: no count limit. */
-  maxSendQueueMessages?: number;
-  /** Same as `maxSendQueueMessages` (the name of C's `lnr_set_max_send_queue`); give one of the two. */
-  maxSendQueue?: number;
-  /** Bytes the core reads from sockets before it delivers them and reads again. At most, and by default, 1 MiB. */
-  maxReceiveQueueBytes?: number;
-  /**
-   * How long, in milliseconds, {@link Client.start} keeps trying a Redis that does not answer
-   * (refuses connections, does not reply, or replies LOADING) before it rejects with `STORE`:
-   * a service and its Redis start in any order (containers, systemd units). Default
-   * 10,000 ms; 0 rejects at once. At most 3,600,000; more rejects `start()` with
-   * `INVALID_ARGUMENT`. C and Python do not wait by default, as liner_broker does; here the
-   * wait costs nothing, since `start()` is asynchronous and the event loop goes on meanwhile, and a
-   * program that awaits `start()` is better served by a short wait than by a crash and restart.
-   */
-  waitForRedis?: number;
-  /**
-   * Bytes received but not yet handed to your handlers (and, per `messages()` iterator, not
-   * yet consumed) before the client stops taking more; senders then feel TCP back-pressure.
-   * Default 16 MiB.
-   */
-  maxInFlightBytes?: number;
-  /**
-   * Bytes of messages handed to handlers per event-loop turn before the client yields to other
-   * work (timers, I/O) and continues on the next turn; each message counts 64 bytes more than
-   * its size, so a flood of tiny messages yields too. Default 1 MiB.
-   */
-  deliveryBudgetBytes?: number;
-  /**
-   * Hand-over, on by default. At-least-once messages of {@link Client.sendTo} that wait (in
-   * memory or in Redis) for a peer that has left their topic - its lease lapsed, it stopped,
-   * it was scaled down; not one that unsubscribed - go to the topic's remaining peers about a
-   * second after this client learns of the departure. With nobody left they wait for that
-   * peer. Copies made by {@link Client.sendAll} are never handed over. A handed message may
-   * arrive twice: at the departed peer too if it returns before the replica acknowledged it.
-   * `false`: peer affinity - messages wait for the peer they were sent to, as in liner_broker.
-   */
-  handover?: boolean;
-}
-
-/** Options of {@link Client.sendTo} and {@link Client.sendAll}. */
-export interface SendOptions {
-  /**
-   * `true` (the default): kept until the receiver acknowledges it, stored in Redis while the
-   * receiver is offline and delivered when it is back. `false`: best effort, dropped if the
-   * receiver is down.
-   */
-  atLeastOnce?: boolean;
-}
-
-/** A payload: strings are sent as UTF-8; views are sent as their bytes (copied before the call returns). */
-export type Payload = string | Uint8Array | ArrayBufferView | ArrayBuffer;
-
-/** One address serving a topic, from {@link Client.listAddresses}. */
-export interface TopicAddress {
-  /** `"host:port"` the peer registered (its advertised address, or the one it is bound to). */
-  address: string;
-  /** The peer's unique name. */
-  name: string;
-}
-
-/** One offline queue of this client, from {@link Client.pendingByPeer}. */
-export interface PendingQueue {
-  /** The listener's unique name. */
-  name: string;
-  /**
-   * The listener's address as this client last used it (while this client runs, or if the
-   * directory still lists it there), else `""`.
-   */
-  address: string;
-  /** The topic this client sent to it under, `""` when `address` is. */
-  topic: string;
-  /** At-least-once messages stored in Redis for it, not yet delivered. */
-  count: number;
-}
-
-/**
- * Counters of {@link Client.stats}. All are plain numbers (exact up to 2^53, about 9e15, far
- * beyond what a process reaches). The core's counters add up over every run of the client
- * (`start()` after `stop()`); the ones marked "now" are current depths, 0 while stopped.
- */
-export interface ClientStats {
-  /** Frames written to sockets (stored messages sent again included). */
-  messagesSent: number;
-  /** Bytes written to sockets: frames with their headers, after compression. */
-  bytesSent: number;
-  /** Messages the core handed over for delivery, after deduplication. */
-  messagesDelivered: number;
-  /** Payload bytes of those, after decompression. */
-  bytesDelivered: number;
-  /** Duplicates dropped (at-least-once messages sent again after a reconnect). */
-  duplicates: number;
-  /** At-least-once messages stored in Redis because their peer was unreachable or this client stopped. */
-  persisted: number;
-  /** Stored messages read back from Redis to be sent. */
-  reloaded: number;
-  /**
-   * Messages dropped: best-effort ones whose peer was unreachable, and any sent to a topic that
-   * turned out to have nobody serving it when the send's look-up read it (each reported by an
-   * `'error'` event, code `SEND`).
-   */
-  dropped: number;
-  /** Connections to peers that broke and were opened again (or are being retried). */
-  reconnects: number;
-  /** Now: messages queued or awaiting acknowledgement, all peers (and those waiting for a look-up). */
-  sendQueueMessages: number;
-  /** Now: bytes queued or awaiting acknowledgement, all peers. */
-  sendQueueBytes: number;
-  /** Now: bytes read from sockets, not yet delivered. */
-  receiveQueueBytes: number;
-  /** Messages that reached the JS side of the client. */
-  jsMessages: number;
-  /** Their payload bytes. */
-  jsBytes: number;
-  /** Batches taken by the JS thread (each carries many messages under load). */
-  jsBatches: number;
-  /** Cross-thread wake-ups of the JS thread. */
-  jsWakeups: number;
-  /** Times the delivery thread waited because `maxInFlightBytes` were waiting for JS. */
-  jsBlocked: number;
-  /** Messages dropped because the JS side was gone (the client was garbage-collected or its thread ended). */
-  jsDropped: number;
-  /** Status events dropped because more than 4096 were waiting for the JS thread. */
-  jsEventsDropped: number;
-  /** Now: bytes waiting for the JS thread. */
-  jsPendingBytes: number;
-  /** The highest `jsPendingBytes` so far. */
-  jsMaxPendingBytes: number;
-}
-
-/**
- * Events of {@link Client}. Every status event comes as `status` (with its kind) and under its
- * own name; see {@link StatusEvent} for the fields.
- */
-export interface ClientEvents {
-  /** A message arrived (see {@link Message}). Handlers run on the JS thread, in order. */
-  message: [message: Message];
-  /** Any status event (see {@link StatusKind}). */
-  status: [event: StatusEvent];
-  /**
-   * A peer joined a topic this client uses, or a connection between this client and a peer
-   * opened (this client's sender connected to it: `peer` is its address; its sender connected
-   * to this client: `topic` is its topic, `peer` is `""`).
-   */
-  'peer-connected': [event: StatusEvent];
-  /** A peer left a topic this client uses (it stopped or closed), or a connection with it ended (it stopped, closed, crashed or was killed). */
-  'peer-disconnected': [event: StatusEvent];
-  /** A peer subscribed to a topic this client uses. */
-  subscribed: [event: StatusEvent];
-  /** A peer unsubscribed from a topic this client uses. */
-  unsubscribed: [event: StatusEvent];
-  /** A connection to a peer failed or closed with messages in flight; at-least-once messages are sent again or stored. */
-  'route-lost': [event: StatusEvent];
-  /** A peer's send queue is full: sends to it throw `BUSY` until `writable`. */
-  busy: [event: StatusEvent];
-  /** That queue has room again ({@link Client.drain} resolves). */
-  writable: [event: StatusEvent];
-  /**
-   * Redis answers the sender or the listener again, after an outage that was told once, as an
-   * `error` (`code` `STORE`) when that side's connection was lost.
-   */
-  'store-recovered': [event: StatusEvent];
-  /**
-   * Either a failure the client reports on its own, as a {@link LinerStatusError} (`code`
-   * `STORE`: Redis failed under the sender or the listener; `SEND`: a write to a peer failed),
-   * emitted only while someone listens for `error` (it is on `status` either way); or what a
-   * `message` or status handler threw, which, without an `error` listener, is rethrown
-   * (uncaught).
-   */
-  error: [error: unknown];
-  /** The client is closed; every message it accepted was handed to its handlers. */
-  close: [];
-}
+import { LinerError, fromNative } from './errors.js';
+import { type PendingQueue, type TopicAddress, pendingQueuesOf, topicAddressesOf } from './introspection.js';
+import type { Message } from './messages.js';
+import { type NativeClient, addon } from './native.js';
+import { type ClientOptions, settingsOf } from './options.js';
+import { type Payload, SendPath, type SendOptions } from './send.js';
+import { type ClientStats, type CoreStats, NO_CORE_STATS, coreStatsOf } from './stats.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'closing' | 'closed';
-
-const DEFAULT_IN_FLIGHT = 16 * 1024 * 1024;
-const DEFAULT_WAIT_FOR_REDIS_MS = 10000;
-const DEFAULT_BUDGET = 1024 * 1024;
-const PER_MESSAGE_BUDGET = 64; // what a message costs the delivery budget on top of its bytes
-
-const NO_CORE_STATS = {
-  messagesSent: 0,
-  bytesSent: 0,
-  messagesDelivered: 0,
-  bytesDelivered: 0,
-  duplicates: 0,
-  persisted: 0,
-  reloaded: 0,
-  dropped: 0,
-  reconnects: 0,
-  sendQueueMessages: 0,
-  sendQueueBytes: 0,
-  receiveQueueBytes: 0,
-};
-type CoreStats = typeof NO_CORE_STATS;
-
-function invalid(reason: string): LinerError {
-  return new LinerError('INVALID_ARGUMENT', reason);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
-  return typeof value;
-}
-
-// Names become parts of Redis keys ("lnr_topic:{topic}:addr"): ':' and '\' would break the
-// key layout liner_broker peers read (README, "Compatibility").
-// A NUL would end the name early in C, and a lone surrogate cannot be encoded as UTF-8 (it
-// would silently become U+FFFD): both are refused, as in the C and Python bindings.
-function checkText(what: string, value: string): void {
-  if (value.includes('\0')) throw invalid(`${what} must not contain a NUL character`);
-  if (/\p{Cs}/u.test(value)) throw invalid(`${what} must be valid Unicode text (it has a lone surrogate)`);
-}
-
-function checkName(what: string, value: unknown): string {
-  if (typeof value !== 'string') throw invalid(`${what} must be a string, not ${describe(value)}`);
-  if (value.length === 0) throw invalid(`${what} must not be empty`);
-  if (/[:\\]/.test(value)) throw invalid(`${what} '${value}' must not contain ':' or '\\'`);
-  checkText(what, value);
-  return value;
-}
-
-function checkTopic(topic: unknown): string {
-  if (typeof topic !== 'string' || topic === '') throw invalid(`topic must be a non-empty string, not ${describe(topic)}`);
-  checkText('topic', topic);
-  return topic;
-}
-
-function checkSize(options: ClientOptions, key: keyof ClientOptions, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const value = options[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
-    throw invalid(`option ${key} must be an integer from 0 to ${max}, not ${String(value)}`);
-  }
-  return value;
-}
-
-function checkString(options: ClientOptions, key: 'listen' | 'redis' | 'advertise', fallback?: string): string | undefined {
-  const value = options[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value.length === 0) throw invalid(`option ${key} must be a non-empty string`);
-  return value;
-}
-
-function checkBoolean(options: ClientOptions, key: 'handover'): boolean | undefined {
-  const value = options[key];
-  if (value !== undefined && typeof value !== 'boolean') throw invalid(`option ${key} must be a boolean, not ${describe(value)}`);
-  return value;
-}
-
-function sendQueueMessages(options: ClientOptions): number | undefined {
-  const messages = checkSize(options, 'maxSendQueueMessages');
-  const alias = checkSize(options, 'maxSendQueue');
-  if (messages !== undefined && alias !== undefined && messages !== alias) {
-    throw invalid('options maxSendQueue and maxSendQueueMessages are the same limit: give one');
-  }
-  return messages ?? alias;
-}
-
-function toPayload(data: unknown): string | Uint8Array {
-  if (typeof data === 'string' || data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw invalid(`data must be a string, Buffer, Uint8Array or ArrayBuffer, not ${describe(data)}`);
-}
-
-function coreStatsOf(s: NativeStats): CoreStats | undefined {
-  if (s.messagesSent === undefined) return undefined;
-  const out = { ...NO_CORE_STATS };
-  for (const key of Object.keys(out) as (keyof CoreStats)[]) out[key] = s[key] ?? 0;
-  return out;
-}
 
 /**
  * One liner peer: it listens on its own TCP port, registers its topic in Redis, and exchanges
@@ -362,9 +55,9 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   readonly topic: string;
 
   readonly #native: NativeClient;
-  readonly #budget: number;
-  readonly #highWater: number;
   readonly #gate = new DrainGate();
+  readonly #sends: SendPath;
+  readonly #delivery: Delivery;
   #state: State = 'idle';
   #running = false; // the core runs (started and not yet stopped)
   #opened: Promise<void> | undefined;
@@ -375,9 +68,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   #publishedAddress = '';
   #advertise: string;
   #coreStats: CoreStats = NO_CORE_STATS; // as last read (run/stop in flight: not readable)
-  #names: string[] = [];
-  #iterators = new Set<MessageQueue>();
-  #draining = false;
 
   /**
    * Validates the options; nothing touches the network until {@link Client.start} (or a call
@@ -387,40 +77,20 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    */
   constructor(options: ClientOptions) {
     super();
-    if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
-    this.name = checkName('name', options.name);
-    this.topic = checkName('topic', options.topic);
-    const redis = checkString(options, 'redis', 'redis://127.0.0.1:6379/0')!;
-    if (!/^(redis|unix|redis\+unix):\/\//.test(redis)) {
-      throw invalid(`redis URL '${redact(redis)}' must start with redis://, unix:// or redis+unix://`);
-    }
-    const inFlight = checkSize(options, 'maxInFlightBytes') || DEFAULT_IN_FLIGHT;
-    this.#highWater = inFlight;
-    this.#budget = checkSize(options, 'deliveryBudgetBytes') || DEFAULT_BUDGET;
-    this.#advertise = checkString(options, 'advertise') ?? '';
+    const settings = settingsOf(options);
+    this.name = settings.native.name;
+    this.topic = settings.native.topic;
+    this.#advertise = settings.native.advertise ?? '';
     try {
-      this.#native = new addon.NativeClient({
-        name: this.name,
-        topic: this.topic,
-        listen: checkString(options, 'listen', '127.0.0.1:0')!,
-        redis,
-        advertise: this.#advertise || undefined,
-        // 0 and absent alike: the process-wide value (the core reads 0 so).
-        maxMessageSize: checkSize(options, 'maxMessageSize', addon.maxMessageSizeCeiling) || undefined,
-        compressThreshold: checkSize(options, 'compressThreshold') || undefined,
-        maxSendQueueBytes: checkSize(options, 'maxSendQueueBytes') || undefined,
-        maxSendQueueMessages: sendQueueMessages(options) || undefined,
-        maxReceiveQueueBytes: checkSize(options, 'maxReceiveQueueBytes') || undefined,
-        maxInFlightBytes: inFlight,
-        storeWaitMs: checkSize(options, 'waitForRedis') ?? DEFAULT_WAIT_FOR_REDIS_MS,
-        handover: checkBoolean(options, 'handover'),
-      });
+      this.#native = new addon.NativeClient(settings.native);
     } catch (e) {
       throw fromNative(e);
     }
+    this.#sends = new SendPath(this.#native, this.#gate);
+    this.#delivery = new Delivery(this, this.#native, this.#gate, settings.deliveryBudgetBytes, settings.maxInFlightBytes);
     // Messages wait in the core while nobody listens: a listener added later gets them.
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
-      if (event === 'message') queueMicrotask(() => this.#kick());
+      if (event === 'message') queueMicrotask(() => this.#delivery.kick());
     });
   }
 
@@ -518,7 +188,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     this.#state = 'starting';
     try {
       await this.#open();
-      const [bound, published] = await this.#native.run(this.#onWake);
+      const [bound, published] = await this.#native.run(this.#delivery.wake);
       this.#running = true;
       this.#boundAddress = bound;
       this.#publishedAddress = published;
@@ -596,7 +266,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       this.#readCoreStats();
       this.#gate.writable(); // its queues are gone: nobody waits for room in them
       // What the core delivered while stopping is acknowledged already: hand it over.
-      this.#onWake();
+      this.#delivery.wake();
     }
   }
 
@@ -626,11 +296,10 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
       this.#publishedAddress = '';
       this.#readCoreStats();
       // What the core delivered while stopping is acknowledged already: hand it over.
-      this.#deliverRest();
+      this.#delivery.deliverRest();
       this.#native.dispose();
       this.#state = 'closed';
-      for (const queue of this.#iterators) queue.end();
-      this.#iterators.clear();
+      this.#delivery.close();
       this.#gate.close(new LinerError('CLOSED', 'the client was closed'));
       this.emit('close');
     }
@@ -640,7 +309,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-
 
   /**
    * Sends one message to ONE peer serving `topic` (round-robin over its replicas, skipping
@@ -662,7 +330,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    *   (wrong type, empty or oversize payload), `STORE`, `NOT_RUNNING`, `CLOSED`.
    */
   sendTo(topic: string, data: Payload, options?: SendOptions): void {
-    this.#send(false, topic, data, options);
+    if (this.#state !== 'running') throw this.#notRunning('sendTo');
+    this.#sends.send(false, topic, data, options);
   }
 
   /**
@@ -674,7 +343,8 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * `sendAll` ends the retry, after which the same bytes count as a new message.
    */
   sendAll(topic: string, data: Payload, options?: SendOptions): void {
-    this.#send(true, topic, data, options);
+    if (this.#state !== 'running') throw this.#notRunning('sendAll');
+    this.#sends.send(true, topic, data, options);
   }
 
   /**
@@ -703,48 +373,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    */
   sendToMany(topic: string, messages: readonly Payload[], options?: SendOptions): number {
     if (this.#state !== 'running') throw this.#notRunning('sendToMany');
-    if (!Array.isArray(messages)) throw invalid(`messages must be an array, not ${describe(messages)}`);
-    const topicArg = this.#topicArg(topic);
-    if (messages.length === 0) return 0;
-    let n: number;
-    try {
-      n = this.#native.sendToMany(topicArg, messages, options?.atLeastOnce !== false);
-    } catch (e) {
-      throw fromNative(e); // a message of the wrong type: INVALID_ARGUMENT, nothing queued
-    }
-    this.#nativeTopic = topic;
-    if (n < 0) throw new LinerError(codeOf(-n), this.#native.lastError());
-    if (n < messages.length) this.#gate.busy();
-    return n;
-  }
-
-  // The topic the native side holds from the previous send (checked then), or undefined.
-  #nativeTopic: string | undefined;
-
-  // What a send passes as its topic: null for the one the native side already holds, so that a
-  // stream to one topic checks and converts it once, not on every send.
-  #topicArg(topic: string): string | null {
-    if (typeof topic !== 'string') throw invalid(`topic must be a string, not ${describe(topic)}`);
-    if (topic === this.#nativeTopic) return null;
-    checkText('topic', topic);
-    this.#nativeTopic = undefined; // until the native side has it, even if a step below throws
-    return topic;
-  }
-
-  #send(all: boolean, topic: string, data: Payload, options: SendOptions | undefined): void {
-    if (this.#state !== 'running') throw this.#notRunning(all ? 'sendAll' : 'sendTo');
-    const topicArg = this.#topicArg(topic);
-    const payload = toPayload(data);
-    const atLeastOnce = options?.atLeastOnce !== false;
-    const rc = all
-      ? this.#native.sendAll(topicArg, payload, atLeastOnce)
-      : this.#native.sendTo(topicArg, payload, atLeastOnce);
-    this.#nativeTopic = topic;
-    if (rc !== 0) {
-      const error = new LinerError(codeOf(rc), this.#native.lastError());
-      if (error.code === 'BUSY') this.#gate.busy();
-      throw error;
-    }
+    return this.#sends.sendToMany(topic, messages, options);
   }
 
   /**
@@ -817,8 +446,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    */
   async listAddresses(topic: string): Promise<TopicAddress[]> {
     checkTopic(topic);
-    const rows = await this.#call('listAddresses', () => this.#native.listAddresses(topic));
-    return rows.map(([address, name]) => ({ address, name }));
+    return topicAddressesOf(await this.#call('listAddresses', () => this.#native.listAddresses(topic)));
   }
 
   /**
@@ -846,8 +474,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * @throws LinerError `STORE`, `CLOSED`.
    */
   async pendingByPeer(): Promise<PendingQueue[]> {
-    const rows = await this.#call('pendingByPeer', () => this.#native.pendingByPeer());
-    return rows.map(([address, topic, name, count]) => ({ name, address, topic, count }));
+    return pendingQueuesOf(await this.#call('pendingByPeer', () => this.#native.pendingByPeer()));
   }
 
   /**
@@ -892,14 +519,7 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
    * ```
    */
   messages(): AsyncIterableIterator<Message> {
-    const queue = new MessageQueue(this.#highWater, () => this.#kick(), (q) => this.#iterators.delete(q));
-    if (this.#state === 'closed') {
-      queue.end();
-    } else {
-      this.#iterators.add(queue);
-      queueMicrotask(() => this.#kick());
-    }
-    return queue;
+    return this.#delivery.messages();
   }
 
   /** Same as {@link Client.messages}. */
@@ -940,111 +560,6 @@ export class Client extends EventEmitter<ClientEvents> implements AsyncDisposabl
     if (this.closed) return new LinerError('CLOSED', `cannot ${what} on a closed client`);
     const now = this.#state === 'idle' ? 'not started (or was stopped)' : this.#state;
     return new LinerError('NOT_RUNNING', `cannot ${what}: the client is ${now}`);
-  }
-
-  // ---- delivery into JS -------------------------------------------------------------------
-
-  // Called (through the native thread-safe function) when messages or events wait and the JS
-  // side was idle.
-  readonly #onWake = (): void => {
-    const events = this.#native.takeEvents();
-    if (events) this.#dispatchEvents(events);
-    this.#kick();
-  };
-
-  #kick(): void {
-    if (!this.#draining && this.#state !== 'closed') this.#drain();
-  }
-
-  // Takes batches until none waits, nobody listens, an iterator is full, or this turn's budget
-  // is spent (then continues on the next turn, after I/O and timers had their go).
-  readonly #drain = (): void => {
-    this.#draining = true;
-    let budget = this.#budget;
-    for (;;) {
-      if (this.#state === 'closed' || !this.#accepting()) break;
-      const batch = this.#native.take();
-      if (batch === undefined) break;
-      budget -= this.#dispatch(batch);
-      if (budget <= 0) {
-        setImmediate(this.#drain);
-        return;
-      }
-    }
-    this.#draining = false;
-  };
-
-  #accepting(): boolean {
-    if (this.#iterators.size === 0) return this.listenerCount('message') > 0;
-    for (const queue of this.#iterators) if (queue.full) return false;
-    return true;
-  }
-
-  // Everything still waiting, whoever listens (the client is closing).
-  #deliverRest(): void {
-    const events = this.#native.takeEvents();
-    if (events) this.#dispatchEvents(events);
-    for (let batch = this.#native.take(); batch !== undefined; batch = this.#native.take()) this.#dispatch(batch);
-  }
-
-  #dispatch([buffer, meta, newNames]: NativeBatch): number {
-    if (newNames) for (const name of newNames) this.#names.push(name);
-    const names = this.#names;
-    const queues = this.#iterators.size > 0 ? [...this.#iterators] : undefined;
-    for (let i = 0; i < meta.length; i += 4) {
-      const offset = meta[i]!;
-      const message: Message = {
-        to: names[meta[i + 2]!]!,
-        from: names[meta[i + 3]!]!,
-        data: buffer.subarray(offset, offset + meta[i + 1]!),
-      };
-      if (queues) for (const queue of queues) queue.push(message);
-      try {
-        this.emit('message', message);
-      } catch (e) {
-        this.#handlerFailed(e);
-      }
-    }
-    return buffer.length + (meta.length / 4) * PER_MESSAGE_BUDGET;
-  }
-
-  #dispatchEvents(events: NativeEvent[]): void {
-    for (const [n, topic, peer, message] of events) {
-      const kind = statusKindOf(n);
-      if (kind === undefined) continue;
-      if (kind === 'writable') this.#gate.writable();
-      else if (kind === 'busy') this.#gate.busy();
-      const event: StatusEvent = { kind, topic, peer, message };
-      try {
-        this.emit('status', event);
-      } catch (e) {
-        this.#handlerFailed(e);
-      }
-      try {
-        const name = statusEventNameOf(kind);
-        if (name) this.emit(name, { ...event });
-        // Only to listeners: a Redis hiccup must not crash a program that did not ask.
-        else if (isErrorKind(kind) && this.listenerCount('error') > 0) this.emit('error', new LinerStatusError(event));
-      } catch (e) {
-        this.#handlerFailed(e);
-      }
-    }
-  }
-
-  #handlerFailed(error: unknown): void {
-    if (this.listenerCount('error') > 0) {
-      try {
-        this.emit('error', error);
-        return;
-      } catch (e) {
-        error = e;
-      }
-    }
-    // As an exception thrown by any event handler: uncaught, but only after this batch was
-    // delivered (the core has acknowledged it already).
-    process.nextTick(() => {
-      throw error;
-    });
   }
 }
 

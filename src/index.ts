@@ -10,15 +10,11 @@
  * @packageDocumentation
  */
 export { Client, version } from './client.js';
-export type {
-  ClientEvents,
-  ClientOptions,
-  ClientStats,
-  Payload,
-  PendingQueue,
-  SendOptions,
-  TopicAddress,
-} from './client.js';
+export type { ClientEvents } from './delivery.js';
+export type { ClientOptions } from './options.js';
+export type { ClientStats } from './stats.js';
+export type { Payload, SendOptions } from './send.js';
+export type { PendingQueue, TopicAddress } from './introspection.js';
 export { LinerError } from './errors.js';
 export type { LinerErrorCode } from './errors.js';
 export { getLimits, setLimits } from './limits.js';

@@ -1,13 +1,13 @@
 /**
  * The native surface: what the Node-API addon (native/node/) exports, and how it is found.
- * Nothing here is public API; src/client.ts wraps it.
+ * Nothing here is public API; src/client.ts and the units it uses wrap it.
  *
  * @internal
  * @packageDocumentation
  */
 import * as path from 'node:path';
 
-/** Options the addon reads when a NativeClient is constructed (validated by src/client.ts). */
+/** Options the addon reads when a NativeClient is constructed (validated by src/options.ts). */
 export interface NativeOptions {
   name: string;
   topic: string;

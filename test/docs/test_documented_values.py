@@ -60,10 +60,10 @@ def constant(path, name):
 @pytest.fixture(scope="module")
 def values():
     v = library_defaults()
-    v["maxInFlightBytes"] = constant("src/client.ts", "DEFAULT_IN_FLIGHT")
-    v["deliveryBudgetBytes"] = constant("src/client.ts", "DEFAULT_BUDGET")
+    v["maxInFlightBytes"] = constant("src/options.ts", "DEFAULT_IN_FLIGHT")
+    v["deliveryBudgetBytes"] = constant("src/options.ts", "DEFAULT_BUDGET")
     v["receiveBatchBytes"] = constant("native/core/delivery.cpp", "kDefaultBatchBytes")
-    v["waitForRedisMs"] = constant("src/client.ts", "DEFAULT_WAIT_FOR_REDIS_MS")
+    v["waitForRedisMs"] = constant("src/options.ts", "DEFAULT_WAIT_FOR_REDIS_MS")
     return v
 
 

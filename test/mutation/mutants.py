@@ -300,11 +300,11 @@ MUTANTS = [
            pytest("test/fault/test_send_never_waits_on_store.py")),
 
     # ---- TypeScript layer (src/) --------------------------------------------------------------------------
-    mutant("ts-name-colon", "src/client.ts", "names with ':' are accepted",
+    mutant("ts-name-colon", "src/arguments.ts", "names with ':' are accepted",
            "if (/[:\\\\]/.test(value)) throw invalid(",
            "if (/[\\\\]/.test(value)) throw invalid(",
            vitest("test/ts/bad_input.test.ts")),
-    mutant("ts-empty-name", "src/client.ts", "empty names are accepted",
+    mutant("ts-empty-name", "src/arguments.ts", "empty names are accepted",
            "  if (value.length === 0) throw invalid(`${what} must not be empty`);\n",
            "",
            vitest("test/ts/bad_input.test.ts")),
@@ -312,7 +312,7 @@ MUTANTS = [
            "update.maxSendQueueMessages = messages ?? alias;",
            "update.maxSendQueueMessages = messages;",
            vitest("test/ts/limits.test.ts")),
-    mutant("ts-queue-alias-conflict", "src/client.ts", "conflicting maxSendQueue options are accepted",
+    mutant("ts-queue-alias-conflict", "src/options.ts", "conflicting maxSendQueue options are accepted",
            "  if (messages !== undefined && alias !== undefined && messages !== alias) {\n    throw invalid(",
            "  if (false) {\n    throw invalid(",
            vitest("test/ts/limits.test.ts", "test/ts/bad_input.test.ts")),

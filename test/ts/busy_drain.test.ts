@@ -1,38 +1,14 @@
 // Back-pressure on send: when a peer's bounded queue is full, sendTo throws BUSY (the message is
 // not queued), the client emits a `busy` status event, and `await drain()` resolves once the
 // queue has room again (`writable`), after which sending works again.
-import * as net from 'node:net';
-
 import { expect, test } from 'vitest';
 
-import { LinerError, type StatusEvent, useMesh, waitUntil } from './support/testkit.js';
+import { LinerError, type StatusEvent, stalledPeer, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
 
-/** A TCP "peer" registered under `topic` in Redis that accepts connections but reads nothing until told. */
-async function stalledPeer(topic: string) {
-  const sockets: net.Socket[] = [];
-  let bytes = 0;
-  const server = net.createServer((s) => {
-    s.pause();
-    s.on('data', (d) => (bytes += d.length));
-    sockets.push(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  await mesh.rdb().cmd('HSET', `lnr_topic:${topic}:addr`, addr, 'stalled_peer');
-  return {
-    resume: () => sockets.forEach((s) => s.resume()),
-    bytes: () => bytes,
-    close: () => {
-      sockets.forEach((s) => s.destroy());
-      return new Promise((r) => server.close(r));
-    },
-  };
-}
-
 test('BUSY when the peer queue is full, drain() when it has room again', async () => {
-  const peer = await stalledPeer('stalled');
+  const peer = await stalledPeer(mesh.rdb(), 'stalled');
   const sender = mesh.client('sender', 'sender_topic', { maxSendQueueMessages: 32 });
   const events: StatusEvent[] = [];
   sender.on('status', (e) => events.push(e));

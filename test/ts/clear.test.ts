@@ -31,11 +31,8 @@ test('clear on a fresh store creates nothing', async () => {
 
 /** A running listener that acknowledged 3 messages of a sender that is closed again. */
 async function ackedChannel() {
-  const listener = mesh.client('listener', 'listener_topic');
-  const inbox = new Inbox(listener);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const inbox = new Inbox();
+  const { sender } = await mesh.listenerAndSender(inbox.push);
   for (let i = 1; i <= 3; i++) sender.sendTo('listener_topic', seqPayload(i));
   expect(await inbox.waitCount(3)).toBe(3);
   const rdb = mesh.rdb();
@@ -72,11 +69,8 @@ test('a running listener accepts the restarted numbering after clearStoredMessag
 
 test('clearStoredMessages drops the queue of an offline listener', async () => {
   const addr = `127.0.0.1:${await freePort()}`;
-  const listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  const inbox = new Inbox(listener);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const inbox = new Inbox();
+  const { listener, sender } = await mesh.listenerAndSender(inbox.push, { listen: addr });
   sender.sendTo('listener_topic', seqPayload(1));
   expect(await inbox.waitCount(1)).toBe(1);
   await listener.close();

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 
 import { expect, test } from 'vitest';
 
-import { cliPath, deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { cliPath, deadRedisUrl, expectFailure, liner } from './support/cli.js';
 import { redisUrl, useMesh } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -47,11 +47,7 @@ test('bad options and Redis down fail with one line', async () => {
     [['--redis', 'redis://h:99999'], /^liner bench: invalid Redis URL 'redis:\/\/h:99999': bad port '99999'$/],
   ];
   for (const [args, message] of cases) {
-    const r = await liner(['bench', ...args, ...(args.includes('--redis') ? [] : ['--redis', redisUrl])]);
-    expect(r.code).toBe(2);
-    expect(ownLines(r.stderr)).toEqual([expect.stringMatching(message)]);
+    await expectFailure(['bench', ...args, ...(args.includes('--redis') ? [] : ['--redis', redisUrl])], 2, message);
   }
-  const down = await liner(['bench', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner bench: cannot reach Redis/)]);
+  await expectFailure(['bench', '--redis', await deadRedisUrl()], 1, /^liner bench: cannot reach Redis/);
 });

@@ -2,7 +2,7 @@
 // starts and stops itself, or on --redis; a Redis that is down fails with one line.
 import { expect, test } from 'vitest';
 
-import { deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { deadRedisUrl, expectFailure, liner, ownLines } from './support/cli.js';
 import { redisUrl, useMesh } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -32,9 +32,7 @@ test('--redis uses that Redis; --json summarises', async () => {
 });
 
 test('Redis down and stray arguments fail with one line', async () => {
-  const down = await liner(['demo', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner demo: cannot reach Redis/)]);
+  await expectFailure(['demo', '--redis', await deadRedisUrl()], 1, /^liner demo: cannot reach Redis/);
   const url = await liner(['demo', '--redis', 'rediss://127.0.0.1:6379/0']);
   expect(url.code).toBe(2);
   expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: invalid Redis URL 'rediss:/)]);

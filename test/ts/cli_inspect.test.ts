@@ -2,7 +2,7 @@
 // length of every channel, sampled twice to tell the queues that do not drain (and why).
 import { expect, test } from 'vitest';
 
-import { ANSI, deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { ANSI, deadRedisUrl, expectFailure, liner, linerJson, ownLines } from './support/cli.js';
 import { Inbox, redisUrl, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -29,11 +29,7 @@ interface InspectJson {
   unnamedQueues: { connectionKey: number; queueLength: number }[];
 }
 
-async function inspect(...args: string[]): Promise<InspectJson> {
-  const r = await liner(['inspect', '--json', '--redis', redisUrl, ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as InspectJson;
-}
+const inspect = (...args: string[]): Promise<InspectJson> => linerJson(['inspect', '--json', '--redis', redisUrl, ...args]);
 
 test('shows connection keys, sender topics and acknowledgements of live channels', async () => {
   const boss = mesh.client('boss', 'boss');
@@ -156,7 +152,5 @@ test('an unknown topic or sender, a bad URL and Redis down fail with one line', 
   const url = await liner(['inspect', '--redis', 'redis://:secret@/0']);
   expect(url.code).toBe(2);
   expect(url.stderr).not.toContain('secret');
-  const down = await liner(['inspect', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner inspect: cannot reach Redis/)]);
+  await expectFailure(['inspect', '--redis', await deadRedisUrl()], 1, /^liner inspect: cannot reach Redis/);
 });

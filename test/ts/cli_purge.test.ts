@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 
 import { expect, test } from 'vitest';
 
-import { cliPath, deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { cliPath, deadRedisUrl, expectFailure, liner, ownLines } from './support/cli.js';
 import { Inbox, redisUrl, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -121,11 +121,7 @@ test('unknown topics and senders, bad usage and Redis down fail with one line', 
     [['purge', '--topic', 'jobs', '--yes', '--redis', 'redis://:pw@/0'], 2, /^liner purge: invalid Redis URL 'redis:\/\/:\*\*\*@\/0': missing host$/],
   ];
   for (const [args, code, message] of cases) {
-    const r = await liner(args.includes('--redis') ? [...args] : [...args, '--redis', redisUrl]);
-    expect(r.code, args.join(' ')).toBe(code);
-    expect(ownLines(r.stderr), args.join(' ')).toEqual([expect.stringMatching(message)]);
+    await expectFailure(args.includes('--redis') ? [...args] : [...args, '--redis', redisUrl], code, message);
   }
-  const down = await liner(['purge', '--topic', 'jobs', '--yes', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner purge: cannot reach Redis/)]);
+  await expectFailure(['purge', '--topic', 'jobs', '--yes', '--redis', await deadRedisUrl()], 1, /^liner purge: cannot reach Redis/);
 });

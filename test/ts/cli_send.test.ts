@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { afterAll, expect, test } from 'vitest';
 
-import { deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { deadRedisUrl, expectFailure, liner, linerJson, ownLines } from './support/cli.js';
 import { Inbox, redisUrl, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -25,11 +25,7 @@ interface SendJson {
   elapsedMs: number;
 }
 
-async function send(...args: string[]): Promise<SendJson> {
-  const r = await liner(['send', '--json', '--redis', redisUrl, ...args]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as SendJson;
-}
+const send = (...args: string[]): Promise<SendJson> => linerJson(['send', '--json', '--redis', redisUrl, ...args]);
 
 test('text, a file and stdin reach the peer, acknowledged, and the one-off sender leaves no key', async () => {
   const rx = mesh.client('rx', 'rx');
@@ -105,11 +101,7 @@ test('bad input, nobody serving the topic and Redis down fail with one line', as
     [['send', '--to', 'nobody', 'x'], 1, /^liner send: nobody serves topic 'nobody' in redis:\/\/.* \(lnr_topic:nobody:addr is empty\)$/],
   ];
   for (const [args, code, message] of cases) {
-    const r = await liner(args.includes('--redis') ? [...args] : [...args, '--redis', redisUrl]);
-    expect(r.code, args.join(' ')).toBe(code);
-    expect(ownLines(r.stderr), args.join(' ')).toEqual([expect.stringMatching(message)]);
+    await expectFailure(args.includes('--redis') ? [...args] : [...args, '--redis', redisUrl], code, message);
   }
-  const down = await liner(['send', '--to', 'rx', 'x', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner send: cannot reach Redis/)]);
+  await expectFailure(['send', '--to', 'rx', 'x', '--redis', await deadRedisUrl()], 1, /^liner send: cannot reach Redis/);
 });

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 
 import { expect, test } from 'vitest';
 
-import { ANSI, dbOf, deadRedisUrl, liner, ownLines } from './support/cli.js';
+import { ANSI, dbOf, deadRedisUrl, expectFailure, liner, ownLines } from './support/cli.js';
 import { redisUrl, useMesh } from './support/testkit.js';
 
 const mesh = useMesh();
@@ -93,9 +93,7 @@ test('bad URL, Redis down and bad options fail with one line and a non-zero stat
   expect(ownLines(bad.stderr)).toEqual([expect.stringMatching(/^liner topics: invalid Redis URL 'http:\/\/127\.0\.0\.1:6379'/)]);
   expect(bad.stdout).toBe('');
 
-  const down = await liner(['topics', '--redis', await deadRedisUrl()]);
-  expect(down.code).toBe(1);
-  expect(ownLines(down.stderr)).toEqual([expect.stringMatching(/^liner topics: cannot reach Redis at 127\.0\.0\.1:\d+ \(connection refused\)$/)]);
+  await expectFailure(['topics', '--redis', await deadRedisUrl()], 1, /^liner topics: cannot reach Redis at 127\.0\.0\.1:\d+ \(connection refused\)$/);
 
   // The environment variable is used, and named in the hint when nothing answers at the default.
   const fromEnv = await liner(['topics', '--json'], { env: { LINER_REDIS_URL: redisUrl } });

@@ -4,12 +4,21 @@
 // (INVALID_ARGUMENT) and by the receiver (it closes the connection); a full send queue throws
 // BUSY and recovers.
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
 
 import { afterEach, expect, test } from 'vitest';
 
 import { getLimits, setLimits } from '../../dist/index.mjs';
-import { Client, Inbox, LinerError, type StatusEvent, redisUrl, sleep, useMesh, waitUntil } from './support/testkit.js';
+import {
+  Client,
+  Inbox,
+  LinerError,
+  type StatusEvent,
+  redisUrl,
+  sleep,
+  stalledPeer,
+  useMesh,
+  waitUntil,
+} from './support/testkit.js';
 
 const mesh = useMesh();
 const DEFAULTS = {
@@ -21,29 +30,6 @@ const DEFAULTS = {
 };
 
 afterEach(() => setLimits(DEFAULTS)); // process-wide: this file's process only
-
-/** A TCP "peer" registered under `topic` that accepts connections but reads nothing until resumed. */
-async function stalledPeer(topic: string) {
-  const sockets: net.Socket[] = [];
-  let bytes = 0;
-  const server = net.createServer((s) => {
-    s.pause();
-    s.on('data', (d) => (bytes += d.length));
-    sockets.push(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  await mesh.rdb().cmd('HSET', `lnr_topic:${topic}:addr`, addr, `${topic}_peer`);
-  return {
-    resume: () => sockets.forEach((s) => s.resume()),
-    bytes: () => bytes,
-    connections: () => sockets.length,
-    close: () => {
-      sockets.forEach((s) => s.destroy());
-      return new Promise((r) => server.close(r));
-    },
-  };
-}
 
 /**
  * Opens `client`'s channel to the stalled peer with one small message. Until it is open, messages
@@ -201,7 +187,7 @@ test('compressThreshold: payloads above it are compressed on the wire (own optio
 });
 
 test('maxSendQueueBytes: a full queue throws BUSY, and sending works again once it drained', async () => {
-  const peer = await stalledPeer('stalled');
+  const peer = await stalledPeer(mesh.rdb(), 'stalled');
   try {
     const sender = mesh.client('sender', 'sender_topic', { maxSendQueueBytes: 1 << 20 });
     const busy: StatusEvent[] = [];
@@ -224,7 +210,7 @@ test('maxSendQueueBytes: a full queue throws BUSY, and sending works again once 
 });
 
 test('maxSendQueueMessages, process-wide: BUSY for a client without its own limit, not for one with a larger one', async () => {
-  const peer = await stalledPeer('stalled');
+  const peer = await stalledPeer(mesh.rdb(), 'stalled');
   try {
     setLimits({ maxSendQueue: 16 });
     const limited = mesh.client('limited', 'limited_topic');

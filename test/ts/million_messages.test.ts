@@ -8,12 +8,8 @@ const mesh = useMesh();
 const N = 1_000_000;
 
 test('one million messages arrive in order, none twice', async () => {
-  const listener = mesh.client('listener', 'listener_topic');
   const checker = new SeqChecker(['listener_topic', 'sender_topic'], false);
-  listener.on('message', checker.push);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const { listener, sender } = await mesh.listenerAndSender(checker.push);
 
   const payload = Buffer.alloc(100, '.');
   const started = Date.now();

@@ -22,12 +22,9 @@ const CK_KEY = 'lnr_connection:sender:sender_topic:listener:key';
 /** A sender that talked to the listener, and the listener's fixed address; the listener has closed. */
 async function wentOffline() {
   const addr = `127.0.0.1:${await freePort()}`;
-  const listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  const inbox = new Inbox(listener);
-  await listener.start();
+  const inbox = new Inbox();
+  const { listener, sender } = await mesh.listenerAndSender(inbox.push, { listen: addr });
   expect(listener.address).toBe(addr);
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
   sender.sendTo('listener_topic', 'warm-up');
   expect(await inbox.waitCount(1)).toBe(1);
   await listener.close();

@@ -1,24 +1,17 @@
 // Process hygiene: a process whose clients are all closed exits by itself; a running client keeps
 // it alive (like a server) unless unref()ed, and is then stopped cleanly at exit (its address
 // leaves the directory); process.exit() with running clients does not crash.
-import { type ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
-
 import { expect, test } from 'vitest';
 
-import { redisUrl, sleep, useMesh, waitUntil } from './support/testkit.js';
+import { type Fixture, sleep, spawnFixture, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
-const fixture = path.join(__dirname, 'fixtures', 'running_client.mjs');
 
-function run(mode: string, name: string): { child: ChildProcess; ready: Promise<void>; exit: Promise<[number | null, string | null]>; output: () => string } {
-  const child = spawn(process.execPath, [fixture, redisUrl, mode, name], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exit = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
-  const ready = waitUntil(() => output.includes('ready'), 10_000).then(() => undefined);
-  return { child, ready, exit, output: () => output };
+/** fixtures/running_client.mjs in `mode`; `ready` once its clients run. */
+function run(mode: string, name: string): Fixture & { ready: Promise<void> } {
+  const fixture = spawnFixture('running_client.mjs', [mode, name]);
+  const ready = waitUntil(() => fixture.output().includes('ready'), 10_000).then(() => undefined);
+  return { ...fixture, ready };
 }
 
 test('exits by itself once every client is closed', async () => {

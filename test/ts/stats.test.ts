@@ -5,7 +5,7 @@ import * as net from 'node:net';
 
 import { expect, test } from 'vitest';
 
-import { type Client, Inbox, freePort, sleep, useMesh, waitUntil } from './support/testkit.js';
+import { type Client, Inbox, freePort, sleep, stalledPeer, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
 const CK_KEY = 'lnr_connection:sender:sender_topic:listener:key';
@@ -52,11 +52,8 @@ test('every field is a number from the start, zero before the first start', asyn
 });
 
 test('sent and delivered, in messages and bytes, on both sides; they add up over stop/start and survive close', async () => {
-  const listener = mesh.client('listener', 'listener_topic');
-  const inbox = new Inbox(listener);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const inbox = new Inbox();
+  const { listener, sender } = await mesh.listenerAndSender(inbox.push);
   for (let i = 0; i < 10; i++) sender.sendTo('listener_topic', Buffer.alloc(100, i));
   expect(await inbox.waitCount(10)).toBe(10);
   let s = sender.stats();
@@ -142,14 +139,7 @@ test('dropped: best-effort messages to a peer that cannot be reached', async () 
 });
 
 test('queue depths: what waits for a peer that does not read', async () => {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((s) => {
-    s.pause();
-    sockets.push(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  await mesh.rdb().cmd('HSET', 'lnr_topic:stalled:addr', addr, 'stalled_peer');
+  const peer = await stalledPeer(mesh.rdb(), 'stalled');
   try {
     const sender = mesh.client('sender', 'sender_topic', { maxSendQueueMessages: 8 });
     await sender.start();
@@ -170,12 +160,11 @@ test('queue depths: what waits for a peer that does not read', async () => {
     expect(s.sendQueueMessages).toBe(8);
     expect(s.sendQueueBytes).toBeGreaterThanOrEqual(8 * payload.length);
     expect(s.receiveQueueBytes).toBe(0);
-    sockets.forEach((x) => x.resume());
+    peer.resume();
     expect(await waitUntil(() => sender.stats().sendQueueMessages === 0, 5000)).toBe(true);
     expect(sender.stats().sendQueueBytes).toBe(0);
     await sender.close();
   } finally {
-    sockets.forEach((x) => x.destroy());
-    await new Promise((r) => server.close(r));
+    await peer.close();
   }
 });

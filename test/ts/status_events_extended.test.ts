@@ -4,7 +4,6 @@
 // a peer (a child process) that starts, subscribes, unsubscribes, stops, starts again and is
 // killed.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -12,7 +11,7 @@ import { afterEach, expect, test } from 'vitest';
 
 import { LinerStatusError } from '../../dist/index.mjs';
 import { PrivateRedis } from './support/private_redis.js';
-import { Client, Inbox, type StatusEvent, redisUrl, sleep, useMesh, waitUntil } from './support/testkit.js';
+import { Client, Inbox, type StatusEvent, redisUrl, sleep, stalledPeer, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
 const FIXTURE = path.join(__dirname, 'fixtures', 'status_peer.mjs');
@@ -234,15 +233,7 @@ test("'status' still carries every event, and a throwing per-kind handler reache
 });
 
 test("'busy' and 'writable' name the peer whose queue filled and drained", async () => {
-  // A registered "peer" that accepts connections but reads nothing until resumed.
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((s) => {
-    s.pause();
-    sockets.push(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  await mesh.rdb().cmd('HSET', 'lnr_topic:stalled:addr', addr, 'stalled_peer');
+  const peer = await stalledPeer(mesh.rdb(), 'stalled');
   try {
     const sender = mesh.client('sender', 'sender_topic', { maxSendQueueMessages: 8 });
     const log = new EventLog(sender);
@@ -252,7 +243,7 @@ test("'busy' and 'writable' name the peer whose queue filled and drained", async
     // store is asked what waits offline before the first write) drains into the socket once
     // it is, and says 'writable' before the peer reads anything.
     sender.sendTo('stalled', payload, { atLeastOnce: false });
-    await log.next(0, { event: 'peer-connected', topic: 'stalled', peer: addr });
+    await log.next(0, { event: 'peer-connected', topic: 'stalled', peer: peer.address });
     let busy = false;
     for (let i = 0; i < 10_000 && !busy; i++) {
       try {
@@ -265,18 +256,17 @@ test("'busy' and 'writable' name the peer whose queue filled and drained", async
     }
     expect(busy).toBe(true);
     const refused = Date.now();
-    const e = await log.next(0, { event: 'busy', topic: 'stalled', peer: addr });
+    const e = await log.next(0, { event: 'busy', topic: 'stalled', peer: peer.address });
     expect(e.kind).toBe('busy');
     expect(e.at - refused).toBeLessThan(SECOND);
     const mark = log.mark();
-    for (const s of sockets) s.resume();
+    peer.resume();
     const resumed = Date.now();
-    const w = await log.next(mark, { event: 'writable', topic: 'stalled', peer: addr });
+    const w = await log.next(mark, { event: 'writable', topic: 'stalled', peer: peer.address });
     expect(w.at - resumed).toBeLessThan(SECOND);
     await sender.close();
   } finally {
-    sockets.forEach((s) => s.destroy());
-    await new Promise((r) => server.close(r));
+    await peer.close();
   }
 });
 

@@ -106,11 +106,7 @@ test('stop() and start() on a closed client: stop resolves, start rejects with C
 
 test('traffic resumes after the listener stops and starts again: nothing lost, nothing twice', async () => {
   const checker = new SeqChecker(['listener_topic', 'sender_topic']);
-  const listener = mesh.client('listener', 'listener_topic');
-  listener.on('message', checker.push);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const { listener, sender } = await mesh.listenerAndSender(checker.push);
 
   let seq = await pump(sender, 1, PHASE_MS);
   await listener.stop();
@@ -124,11 +120,7 @@ test('traffic resumes after the listener stops and starts again: nothing lost, n
 
 test('traffic resumes after the sender stops and starts again: nothing lost, nothing twice', async () => {
   const checker = new SeqChecker(['listener_topic', 'sender_topic']);
-  const listener = mesh.client('listener', 'listener_topic');
-  listener.on('message', checker.push);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const { listener, sender } = await mesh.listenerAndSender(checker.push);
 
   let seq = await pump(sender, 1, PHASE_MS);
   await sender.stop();
@@ -149,11 +141,8 @@ test('traffic resumes after the sender stops and starts again: nothing lost, not
 // stop() empties the route cache; the first send after start() must read the route again, not
 // throw NO_ADDRESS until the directory watch's next tick.
 test('a restarted sender finds a listener that moved while it was stopped at once', async () => {
-  const listener = mesh.client('listener', 'listener_topic');
-  const inbox = new Inbox(listener);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const inbox = new Inbox();
+  const { listener, sender } = await mesh.listenerAndSender(inbox.push);
   sender.sendTo('listener_topic', 'first');
   expect(await inbox.waitCount(1)).toBe(1);
   await sender.stop();
@@ -187,10 +176,7 @@ test('stop() from a message handler, then start() again', async () => {
 });
 
 test('messages that arrived before stop() reach a listener added while stopped', async () => {
-  const listener = mesh.client('listener', 'listener_topic');
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const { listener, sender } = await mesh.listenerAndSender();
   for (let i = 1; i <= 10; i++) sender.sendTo('listener_topic', seqPayload(i));
   // Delivered to the client (not taken by JS: nobody listens), then acknowledged.
   expect(await waitUntil(() => listener.stats().jsMessages === 10, 5000)).toBe(true);
@@ -222,11 +208,8 @@ test('a stopped client does not keep the process alive, ref() or not', () => {
 // A sender that starts while a listener it has stored messages for is offline must deliver them
 // when the listener comes back (its directory join), without a new send.
 test('a restarted sender delivers what waits for a listener that comes back later, without a new send', async () => {
-  const listener = mesh.client('listener', 'listener_topic');
-  const inbox = new Inbox(listener);
-  await listener.start();
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const inbox = new Inbox();
+  const { listener, sender } = await mesh.listenerAndSender(inbox.push);
   sender.sendTo('listener_topic', 'warm-up');
   expect(await inbox.waitCount(1)).toBe(1);
   await listener.stop();

@@ -1,9 +1,12 @@
 // Runs the `liner` command (dist/cli/main.js) for the cli_*.test.ts files: to completion
-// (`liner()`) or in the background (`spawnLiner()`), with an environment that does not leak
-// the developer's Redis URL or colour settings, and bounded waits.
+// (`liner()`, `linerJson()`, `expectFailure()`) or in the background (`spawnLiner()`), with an
+// environment that does not leak the developer's Redis URL or colour settings, and bounded waits.
 import { type ChildProcess, spawn } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
+
+import { expect } from 'vitest';
+
+import { freePort } from './net.js';
 
 export const root = path.resolve(__dirname, '../../..');
 export const cliPath = path.join(root, 'dist', 'cli', 'main.js');
@@ -40,6 +43,20 @@ export function liner(args: string[], options: { input?: string | Buffer; env?: 
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs `liner ...args`, which must succeed, and parses what it printed (a `--json` command). */
+export async function linerJson<T>(args: string[]): Promise<T> {
+  const r = await liner(args);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Runs `liner ...args`, which must exit with `code` and write one line of its own to stderr, matching `line`. */
+export async function expectFailure(args: string[], code: number, line: RegExp): Promise<void> {
+  const r = await liner(args);
+  expect(r.code, args.join(' ')).toBe(code);
+  expect(ownLines(r.stderr), args.join(' ')).toEqual([expect.stringMatching(line)]);
 }
 
 /** A running `liner` process, for commands that keep running (listen). */
@@ -86,15 +103,7 @@ export function ownLines(stderr: string): string[] {
 
 /** A redis:// URL where nothing listens (a port that was free a moment ago). */
 export async function deadRedisUrl(): Promise<string> {
-  const port = await new Promise<number>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port: p } = s.address() as net.AddressInfo;
-      s.close(() => resolve(p));
-    });
-  });
-  return `redis://127.0.0.1:${port}/0`;
+  return `redis://127.0.0.1:${await freePort()}/0`;
 }
 
 /** The database number of a redis:// URL. */

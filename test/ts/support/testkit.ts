@@ -1,5 +1,10 @@
 // What most test files need: clients on this file's Redis database (flushed before each test,
-// every client closed after it), bounded waits, an inbox, and sequence-numbered payloads.
+// every client closed after it), bounded waits, an inbox, sequence-numbered payloads, a peer
+// that reads nothing, and fixture processes.
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
 import { afterEach, beforeEach, expect, inject } from 'vitest';
 
 import { Client, type ClientOptions, LinerError, type Message } from '../../../dist/index.mjs';
@@ -174,6 +179,10 @@ export async function expectExactlyOnceInOrder(checker: SeqChecker, last: number
  */
 export function useMesh(): {
   client: (name: string, topic: string, options?: Partial<ClientOptions>) => Client;
+  listenerAndSender: (
+    onMessage?: (m: Message) => void,
+    listenerOptions?: Partial<ClientOptions>,
+  ) => Promise<{ listener: Client; sender: Client }>;
   rdb: () => Redis;
 } {
   const made: Client[] = [];
@@ -189,12 +198,85 @@ export function useMesh(): {
     rdb?.close();
     rdb = undefined;
   });
+  const client = (name: string, topic: string, options: Partial<ClientOptions> = {}): Client => {
+    const c = new Client({ name, topic, listen: '127.0.0.1:0', redis: redisUrl, ...options });
+    made.push(c);
+    return c;
+  };
   return {
-    client(name, topic, options = {}) {
-      const c = new Client({ name, topic, listen: '127.0.0.1:0', redis: redisUrl, ...options });
-      made.push(c);
-      return c;
+    client,
+    /**
+     * The usual pair, started in this order: 'listener' on 'listener_topic' (its messages go to
+     * `onMessage` from before it starts), then 'sender' on 'sender_topic'.
+     */
+    async listenerAndSender(onMessage, listenerOptions = {}) {
+      const listener = client('listener', 'listener_topic', listenerOptions);
+      if (onMessage) listener.on('message', onMessage);
+      await listener.start();
+      const sender = client('sender', 'sender_topic');
+      await sender.start();
+      return { listener, sender };
     },
     rdb: () => rdb!,
   };
+}
+
+/** A peer that accepts connections and reads nothing until resumed: see {@link stalledPeer}. */
+export interface StalledPeer {
+  /** Its `"127.0.0.1:port"`, registered under the topic. */
+  address: string;
+  /** Starts reading (and keeps reading) on every connection so far. */
+  resume: () => void;
+  /** Bytes read so far. */
+  bytes: () => number;
+  /** Connections accepted so far. */
+  connections: () => number;
+  close: () => Promise<void>;
+}
+
+/**
+ * A TCP "peer" registered in Redis under `topic` (as `${topic}_peer`) that accepts connections
+ * but reads nothing until resumed: its senders' queues fill up.
+ */
+export async function stalledPeer(rdb: Redis, topic: string): Promise<StalledPeer> {
+  const sockets: net.Socket[] = [];
+  let bytes = 0;
+  const server = net.createServer((s) => {
+    s.pause();
+    s.on('data', (d) => (bytes += d.length));
+    sockets.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  await rdb.cmd('HSET', `lnr_topic:${topic}:addr`, address, `${topic}_peer`);
+  return {
+    address,
+    resume: () => sockets.forEach((s) => s.resume()),
+    bytes: () => bytes,
+    connections: () => sockets.length,
+    close: () => {
+      sockets.forEach((s) => s.destroy());
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A running fixture process: see {@link spawnFixture}. */
+export interface Fixture {
+  child: ChildProcess;
+  /** Resolves to its exit code and signal. */
+  exit: Promise<[code: number | null, signal: string | null]>;
+  /** What it wrote so far, stdout and stderr together. */
+  output: () => string;
+}
+
+/** Runs `node [...nodeFlags] test/ts/fixtures/<fixture> <redisUrl> ...args`. */
+export function spawnFixture(fixture: string, args: string[] = [], nodeFlags: string[] = []): Fixture {
+  const script = path.join(__dirname, '..', 'fixtures', fixture);
+  const child = spawn(process.execPath, [...nodeFlags, script, redisUrl, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exit = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
+  return { child, exit, output: () => output };
 }
