@@ -7,6 +7,8 @@
  */
 import * as path from 'node:path';
 
+import type { CoreStats } from './stats.js';
+
 /** Options the addon reads when a NativeClient is constructed (validated by src/options.ts). */
 export interface NativeOptions {
   name: string;
@@ -37,19 +39,7 @@ export type NativeBatch = [buffer: Buffer, meta: Uint32Array, newNames: string[]
 export type NativeEvent = [kind: number, topic: string, peer: string, message: string];
 
 /** Counters of the core (when the core client exists and `withCore` is true) and of the delivery into JS. */
-export interface NativeStats {
-  messagesSent?: number;
-  bytesSent?: number;
-  messagesDelivered?: number;
-  bytesDelivered?: number;
-  duplicates?: number;
-  persisted?: number;
-  reloaded?: number;
-  dropped?: number;
-  reconnects?: number;
-  sendQueueMessages?: number;
-  sendQueueBytes?: number;
-  receiveQueueBytes?: number;
+export interface NativeStats extends Partial<CoreStats> {
   jsMessages: number;
   jsBytes: number;
   jsBatches: number;

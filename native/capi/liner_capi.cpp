@@ -3,6 +3,7 @@
 #include "liner.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -463,6 +464,20 @@ LNR_API const char* lnr_published_addr(lnr_hClient client) {
   return c ? kept_string(client, 2, c->published_address()) : nullptr;
 }
 
+// lnr_stats_t (liner.h) has the fields of LINER_CLIENT_STATS, in its order, and no others.
+#define LINER_STATS_OFFSET(c_name, js_name, meaning) offsetof(lnr_stats_t, c_name),
+constexpr size_t kStatsOffsets[] = {LINER_CLIENT_STATS(LINER_STATS_OFFSET)};
+#undef LINER_STATS_OFFSET
+constexpr bool stats_fields_in_order() {
+  for (size_t i = 0; i < sizeof kStatsOffsets / sizeof kStatsOffsets[0]; ++i)
+    if (kStatsOffsets[i] != offsetof(lnr_stats_t, messages_sent) + i * sizeof(unsigned long long)) return false;
+  return true;
+}
+static_assert(stats_fields_in_order() &&
+                  sizeof(lnr_stats_t) == offsetof(lnr_stats_t, messages_sent) + sizeof kStatsOffsets / sizeof(size_t) *
+                                                                                    sizeof(unsigned long long),
+              "lnr_stats_t in liner.h must list LINER_CLIENT_STATS's fields (core/client_stats.hpp) in order");
+
 LNR_API BOOL lnr_stats(lnr_hClient client, lnr_stats_t* out) {
   return with_client(client, "lnr_stats", [&](Client& c) {
     if (!out) return Status(Err::invalid_arg, "null pointer argument: out");
@@ -470,18 +485,9 @@ LNR_API BOOL lnr_stats(lnr_hClient client, lnr_stats_t* out) {
     liner::ClientStats s = c.stats();
     lnr_stats_t full;
     full.size = out->size;
-    full.messages_sent = s.messages_sent;
-    full.bytes_sent = s.bytes_sent;
-    full.messages_delivered = s.messages_delivered;
-    full.bytes_delivered = s.bytes_delivered;
-    full.duplicates = s.duplicates;
-    full.persisted = s.persisted;
-    full.reloaded = s.reloaded;
-    full.dropped = s.dropped;
-    full.reconnects = s.reconnects;
-    full.send_queue_messages = s.send_queue_messages;
-    full.send_queue_bytes = s.send_queue_bytes;
-    full.receive_queue_bytes = s.receive_queue_bytes;
+#define LINER_STATS_COPY(c_name, js_name, meaning) full.c_name = s.c_name;
+    LINER_CLIENT_STATS(LINER_STATS_COPY)
+#undef LINER_STATS_COPY
     std::memcpy(out, &full, std::min(out->size, sizeof full));
     return Status();
   });

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/client_stats.hpp"
 #include "core/delivery.hpp"
 #include "core/directory_watch.hpp"
 #include "core/handover.hpp"
@@ -53,22 +54,6 @@ struct ClientOptions {
   // At-least-once messages of send_to that wait for a peer that left their topic go to the
   // topic's other peers (handover.hpp). Off: they wait for that peer (peer affinity).
   bool handover = true;
-};
-
-// Counters since creation (queue depths: now).
-struct ClientStats {
-  uint64_t messages_sent = 0;
-  uint64_t bytes_sent = 0;
-  uint64_t messages_delivered = 0;
-  uint64_t bytes_delivered = 0;
-  uint64_t duplicates = 0;
-  uint64_t persisted = 0;
-  uint64_t reloaded = 0;
-  uint64_t dropped = 0;
-  uint64_t reconnects = 0;
-  uint64_t send_queue_messages = 0;
-  uint64_t send_queue_bytes = 0;
-  uint64_t receive_queue_bytes = 0;
 };
 
 // One offline queue of this sender.

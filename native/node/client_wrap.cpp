@@ -583,18 +583,9 @@ Napi::Value ClientWrap::stats(const Napi::CallbackInfo& info) {
   bool with_core = info.Length() > 0 && info[0].ToBoolean().Value();
   if (client && with_core) {
     liner::ClientStats c = client->stats();
-    num("messagesSent", double(c.messages_sent));
-    num("bytesSent", double(c.bytes_sent));
-    num("messagesDelivered", double(c.messages_delivered));
-    num("bytesDelivered", double(c.bytes_delivered));
-    num("duplicates", double(c.duplicates));
-    num("persisted", double(c.persisted));
-    num("reloaded", double(c.reloaded));
-    num("dropped", double(c.dropped));
-    num("reconnects", double(c.reconnects));
-    num("sendQueueMessages", double(c.send_queue_messages));
-    num("sendQueueBytes", double(c.send_queue_bytes));
-    num("receiveQueueBytes", double(c.receive_queue_bytes));
+#define LINER_STATS_SET(c_name, js_name, meaning) num(#js_name, double(c.c_name));
+    LINER_CLIENT_STATS(LINER_STATS_SET)
+#undef LINER_STATS_SET
   }
   InboxStats s = inbox_->stats();
   num("jsMessages", double(s.messages));

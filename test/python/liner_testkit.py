@@ -279,3 +279,14 @@ class SeqChecker:
                     break
                 self.lock.wait(left)
             return self.count
+
+
+def stats_record():
+    """The stats record as native/core/client_stats.hpp defines it, once for every face:
+    [(c_name, js_name, meaning)] in order."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "native", "core", "client_stats.hpp")) as f:
+        text = f.read()
+    return re.findall(r'^\s*X\((\w+), (\w+), "([^"]*)"\)', text, re.M)

@@ -6,11 +6,9 @@ import struct
 import time
 
 import liner
-from liner_testkit import Inbox, free_port, wait_until
+from liner_testkit import Inbox, free_port, stats_record, wait_until
 
-FIELDS = {"messages_sent", "bytes_sent", "messages_delivered", "bytes_delivered", "duplicates",
-          "persisted", "reloaded", "dropped", "reconnects", "send_queue_messages",
-          "send_queue_bytes", "receive_queue_bytes"}
+FIELDS = {c_name for c_name, _, _ in stats_record()}
 FRAME_OVERHEAD = 25  # length prefix + body header (spec section 1.3)
 
 
