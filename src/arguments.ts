@@ -1,12 +1,13 @@
 /**
- * Checks of what users pass to the API, made before anything crosses into native code: types,
- * and text that could not reach the core intact. The rules on names and addresses belong to the
- * core; these are the few a binding has to apply itself, with the same messages as C and Python.
+ * Checks of what users pass to the API: types, and text that could not reach the core intact,
+ * which a binding has to check itself; the rules on names and addresses are the core's, asked
+ * here before the call that would apply them, so that their errors come first as they did.
  *
  * @internal
  * @packageDocumentation
  */
-import { LinerError } from './errors.js';
+import { LinerError, fromNative } from './errors.js';
+import { addon } from './native.js';
 
 /** An `INVALID_ARGUMENT` error saying `reason`. */
 export function invalid(reason: string): LinerError {
@@ -27,13 +28,16 @@ export function checkText(what: string, value: string): void {
   if (/\p{Cs}/u.test(value)) throw invalid(`${what} must be valid Unicode text (it has a lone surrogate)`);
 }
 
-// A client name, or a topic to own or subscribe to. Names become parts of Redis keys
-// ("lnr_topic:{topic}:addr"): ':' and '\' would break the key layout liner_broker peers read
-// (README, "Compatibility").
-export function checkName(what: string, value: unknown): string {
+// A client name, or a topic to own or subscribe to. The rule for what such a name may hold is
+// the core's (native/core/names.hpp), the same for every binding.
+export function checkName(what: 'name' | 'topic', value: unknown): string {
   if (typeof value !== 'string') throw invalid(`${what} must be a string, not ${describe(value)}`);
   if (value.length === 0) throw invalid(`${what} must not be empty`);
-  if (/[:\\]/.test(value)) throw invalid(`${what} '${value}' must not contain ':' or '\\'`);
+  try {
+    addon.NativeClient.checkName(what, value);
+  } catch (e) {
+    throw fromNative(e);
+  }
   checkText(what, value);
   return value;
 }

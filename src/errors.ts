@@ -89,6 +89,11 @@ const HINTS: Record<LinerErrorCode, string> = {
 export class LinerError extends Error {
   /** One of {@link LinerErrorCode}. */
   readonly code: LinerErrorCode;
+  /**
+   * What went wrong, without the hint: for errors of the core's rules, the same text that C's
+   * `lnr_last_error_message` and Python's `LinerError.message` give for the same input.
+   */
+  readonly reason: string;
 
   /**
    * @param code - the stable code.
@@ -98,6 +103,7 @@ export class LinerError extends Error {
     super(`${reason} (${code}: ${HINTS[code]})`);
     this.name = 'LinerError';
     this.code = code;
+    this.reason = reason;
   }
 }
 

@@ -115,7 +115,11 @@ export interface NativeLimits {
 }
 
 export interface NativeAddon {
-  NativeClient: new (options: NativeOptions) => NativeClient;
+  NativeClient: {
+    new (options: NativeOptions): NativeClient;
+    /** The core's rule for a name a client registers ('name' or 'topic'): throws its error. */
+    checkName(what: 'name' | 'topic', name: string): void;
+  };
   version: string;
   /** The largest maxMessageSize there is (a frame body of 1 GiB, as liner_broker 1.3.1 accepts). */
   maxMessageSizeCeiling: number;

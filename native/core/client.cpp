@@ -12,6 +12,7 @@
 
 #include "core/log.hpp"
 #include "core/client_internal.hpp"
+#include "core/names.hpp"
 
 namespace liner {
 
@@ -55,11 +56,14 @@ Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
   if (o.localhost.empty()) return Status(Err::invalid_arg, "localhost empty");
   // liner_broker 1.3.1's message (compat spec, lnr_new_client_redis), though the field is a URL.
   if (o.store_url.empty()) return Status(Err::invalid_arg, "store_path empty");
+  Status s = check_name("name", o.unique_name);
+  if (s) s = check_name("topic", o.topic);
+  if (!s) return s;
   if (o.topic == kInternalTopic)
     return Status(Err::internal_topic, std::string("topic ") + kInternalTopic + " is reserved");
   std::string host;
   int port = 0;
-  Status s = split_host_port(o.localhost, &host, &port);
+  s = split_host_port(o.localhost, &host, &port);
   if (!s) return s;
   if (o.store_wait_ms > int64_t(kMaxStoreWaitMs))
     return Status(Err::invalid_arg, "store wait " + std::to_string(o.store_wait_ms) + " ms is over the most, " +

@@ -3,6 +3,7 @@
 
 
 #include "core/client_internal.hpp"
+#include "core/names.hpp"
 
 namespace liner {
 
@@ -17,15 +18,8 @@ Status Client::set_advertise_address(const std::string& addr) {
   if (in_callback()) return Status(Err::already_running, "the advertise address can only be set before run");
   std::unique_lock<std::shared_mutex> life(life_mu_);
   if (running_) return Status(Err::already_running, "the advertise address can only be set before run");
-  if (!addr.empty()) {
-    // Peers connect to it as given: it must be a literal ip:port, not a name.
-    sockaddr_storage sa{};
-    socklen_t len = 0;
-    Status s = resolve_address(addr, &sa, &len);
-    if (s && format_address(reinterpret_cast<sockaddr*>(&sa)) != addr)
-      s = Status(Err::invalid_arg, "advertise address '" + addr + "' must be a literal ip:port");
-    if (!s) return Status(Err::invalid_arg, s.message);
-  }
+  Status s = check_advertise_address(addr);
+  if (!s) return s;
   advertise_ = addr;
   return Status();
 }

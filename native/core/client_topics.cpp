@@ -4,6 +4,7 @@
 
 
 #include "core/client_internal.hpp"
+#include "core/names.hpp"
 
 namespace liner {
 
@@ -11,6 +12,7 @@ namespace liner {
 
 Status Client::subscribe(const std::string& topic) {
   Status s = check_topic(topic, "subscribe");
+  if (s) s = check_name("topic", topic);
   if (!s) return s;
   auto life = lock_shared_state();
   if (!life.owns_lock()) return not_running("subscribe");
@@ -35,6 +37,7 @@ Status Client::subscribe(const std::string& topic) {
 
 Status Client::unsubscribe(const std::string& topic) {
   Status s = check_topic(topic, "unsubscribe");
+  if (s) s = check_name("topic", topic);
   if (!s) return s;
   auto life = lock_shared_state();
   if (!life.owns_lock()) return not_running("unsubscribe");

@@ -1,14 +1,11 @@
 #include "node/client_wrap.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <cstring>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "core/net.hpp"
+#include "core/names.hpp"
 #include "node/async_task.hpp"
 #include "node/errors.hpp"
 
@@ -39,29 +36,10 @@ size_t size_option(const Napi::Object& o, const char* key, size_t fallback) {
   return size_t(d);
 }
 
-// The core's rule for an advertise address (Client::set_advertise_address): a literal
-// "ip:port" / "[v6]:port" in canonical form, since peers connect to it as given. Checked here
-// without a name lookup, so that a bad option fails at once, on the JS thread, without DNS.
+// The core's rule (names.hpp), checked on the JS thread: it needs no lookup.
 void check_advertise(Napi::Env env, const std::string& addr) {
-  if (addr.empty()) return;
-  std::string host;
-  int port = 0;
-  liner::Status s = liner::split_host_port(addr, &host, &port);
-  if (!s) throw_invalid(env, "advertise address '" + addr + "': " + s.message);
-  sockaddr_storage sa{};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&sa);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&sa);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(uint16_t(port));
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(uint16_t(port));
-  } else {
-    throw_invalid(env, "advertise address '" + addr + "' must be a literal ip:port, not a name");
-  }
-  if (liner::format_address(reinterpret_cast<sockaddr*>(&sa)) != addr)
-    throw_invalid(env, "advertise address '" + addr + "' must be a literal ip:port in canonical form");
+  liner::Status s = liner::check_advertise_address(addr);
+  if (!s) throw status_error(env, s);
 }
 
 // Reads a topic name into `out`, reusing its allocation.
@@ -129,6 +107,7 @@ Napi::Function ClientWrap::define(Napi::Env env) {
                          InstanceMethod<&ClientWrap::ref>("ref"),
                          InstanceMethod<&ClientWrap::unref>("unref"),
                          InstanceMethod<&ClientWrap::dispose>("dispose"),
+                         StaticMethod<&ClientWrap::check_name>("checkName"),
                      });
 }
 
@@ -522,6 +501,14 @@ void ClientWrap::trim_batch(size_t strings) {
 Napi::Value ClientWrap::last_error(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), last_error_); }
 
 // Checks the form now; the next run() applies it (TypeScript refuses it while running).
+// checkName(what, name): the core's rule for a name a client registers (names.hpp).
+Napi::Value ClientWrap::check_name(const Napi::CallbackInfo& info) {
+  std::string what = string_arg(info, 0, "what");
+  liner::Status s = liner::check_name(what.c_str(), string_arg(info, 1, what.c_str()));
+  if (!s) throw status_error(info.Env(), s);
+  return info.Env().Undefined();
+}
+
 Napi::Value ClientWrap::set_advertise(const Napi::CallbackInfo& info) {
   std::string addr = string_arg(info, 0, "advertise address");
   check_advertise(info.Env(), addr);

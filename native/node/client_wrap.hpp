@@ -85,6 +85,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap> {
   static Napi::Value send_to_many(const Napi::CallbackInfo& info);
   Napi::Value last_error(const Napi::CallbackInfo& info);
   Napi::Value set_advertise(const Napi::CallbackInfo& info);
+  static Napi::Value check_name(const Napi::CallbackInfo& info);
   Napi::Value take(const Napi::CallbackInfo& info);
   Napi::Value take_events(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
