@@ -4,111 +4,19 @@
 // store, and every frame stored is written at least once, in number order per connection.
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <functional>
 #include <random>
 #include <set>
 
 #include "core/frame.hpp"
 #include "core/offline_queue.hpp"
+#include "fake_store.hpp"
 #include "test_support.hpp"
-#include "unused_store.hpp"
 
 using namespace liner;
+using testing_support::FakeStore;
 using testing_support::numbered_frame;
 
 namespace {
-
-// The queue operations of a Store over a deque, with faults. Everything else is unused here.
-class FakeStore final : public testing_support::UnusedStore {
- public:
-  enum class Fault { none, fail, late_reply, runs_later };
-  std::deque<std::string> list;
-  // Faults to apply to the next operations, in order (then none); or, with `rng`, at random.
-  std::deque<Fault> script;
-  std::mt19937_64* rng = nullptr;
-  int fault_percent = 0;
-  // Operations that reach the "server" later: before the operation `after` calls from now.
-  struct Delayed {
-    int after;
-    std::function<void()> op;
-  };
-  std::vector<Delayed> delayed;
-  int delay_ops = 1;  // how late a runs_later operation runs (random 1..3 with `rng`)
-  uint64_t acked_limit = 0;  // the highest ack any pop was asked to honour (for the property)
-
-  Status queue_length(int32_t, uint64_t* length) override {
-    return run([&] { *length = list.size(); });
-  }
-  Status read_messages(int32_t, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override {
-    return run([&] {
-      frames->clear();
-      for (uint64_t i = offset; i < offset + count && i < list.size(); ++i) frames->push_back(list[i]);
-    });
-  }
-  Status pop_acknowledged(int32_t, uint64_t count, uint64_t last_number, uint64_t acked,
-                          uint64_t* popped) override {
-    acked_limit = std::max(acked_limit, acked);
-    // Redis's check (redis_store.cpp): the count-th element is still that frame, acknowledged.
-    auto work = [this, count, last_number, acked](uint64_t* n) {
-      *n = 0;
-      if (count == 0 || count > list.size()) return;
-      if (stored_frame_number(list[count - 1]) != last_number || last_number > acked) return;
-      list.erase(list.begin(), list.begin() + long(count));
-      *n = count;
-    };
-    uint64_t n = 0;
-    Status s = run([&] { work(&n); }, [work] {
-      uint64_t ignored = 0;
-      work(&ignored);
-    });
-    if (popped) *popped = n;
-    return s;
-  }
-  Status push_messages(int32_t, const std::vector<const std::string*>& frames, const NumberRanges&) override {
-    return run([&] {
-      for (auto* f : frames) list.push_back(*f);
-    });
-  }
-
- private:
-  Fault next_fault() {
-    if (!script.empty()) {
-      Fault f = script.front();
-      script.pop_front();
-      return f;
-    }
-    if (!rng || fault_percent == 0 || int((*rng)() % 100) >= fault_percent) return Fault::none;
-    return Fault(1 + (*rng)() % 3);
-  }
-
-  // Runs `op` as the fault says. A delayed operation runs `later` (its own copy of the work,
-  // which may not touch the caller's outputs: the caller is gone by then).
-  Status run(const std::function<void()>& op, const std::function<void()>& later = nullptr) {
-    for (auto it = delayed.begin(); it != delayed.end();) {  // what reaches the server before this
-      if (--it->after > 0) {
-        ++it;
-        continue;
-      }
-      it->op();
-      it = delayed.erase(it);
-    }
-    switch (next_fault()) {
-      case Fault::none:
-        op();
-        return Status();
-      case Fault::fail:
-        return Status(Err::store, "redis did not answer");
-      case Fault::late_reply:
-        op();
-        return Status(Err::store, "redis did not answer in time");
-      case Fault::runs_later:
-        if (later) delayed.push_back({rng ? int(1 + (*rng)() % 3) : delay_ops, later});
-        return Status(Err::store, "redis did not answer in time");
-    }
-    return Status();
-  }
-};
 
 // The sender's side, reduced to what touches the queue: a connection that writes what it
 // reads, in order, and a listener that acknowledges what it got.
@@ -180,7 +88,7 @@ TEST(OfflineQueue, ALatePopReplyDoesNotMakeTheNextReadSkipFrames) {
   ch.delivered = 4;
   store.script = {FakeStore::Fault::late_reply};  // the pop runs; its reply never comes
   ch.ack_and_pop(store);
-  EXPECT_EQ(store.list.size(), 6u);
+  EXPECT_EQ(store.queues[7].size(), 6u);
   while (ch.pump(store, 4)) ch.ack_and_pop(store);
   EXPECT_EQ(ch.written_ever, (std::set<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
 }
@@ -196,7 +104,7 @@ TEST(OfflineQueue, APopThatReachesRedisLaterIsCaughtByTheOverlappingRead) {
   ch.ack_and_pop(store);  // failed: view dropped, reread (the delayed pop runs before its LLEN)
   while (ch.pump(store, 4)) ch.ack_and_pop(store);
   EXPECT_EQ(ch.written_ever.size(), 12u);
-  EXPECT_TRUE(store.list.empty());
+  EXPECT_TRUE(store.queues[7].empty());
 }
 
 TEST(OfflineQueue, APopThatRunsBetweenTwoReadsIsCaughtByTheOverlap) {
@@ -224,11 +132,11 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
   EXPECT_EQ(popped, 3u);
   ASSERT_TRUE(store.pop_acknowledged(7, 3, 3, 3, &popped));
   EXPECT_EQ(popped, 0u);
-  EXPECT_EQ(store.list.size(), 3u);
+  EXPECT_EQ(store.queues[7].size(), 3u);
   EXPECT_FALSE(q.pop(store, 3, 6, &err));  // removed another count than asked: view dropped
   EXPECT_TRUE(q.reread(store));
-  EXPECT_EQ(store.list.size(), 3u);
-  EXPECT_EQ(stored_frame_number(store.list.front()), 4u);
+  EXPECT_EQ(store.queues[7].size(), 3u);
+  EXPECT_EQ(stored_frame_number(store.queues[7].front()), 4u);
 }
 
 // A pop asks the store for the acknowledged head only: the queue, not the store's own check,
@@ -239,11 +147,11 @@ TEST(OfflineQueue, APopTakesTheAcknowledgedHeadAndKeepsItsView) {
   ASSERT_NO_FATAL_FAILURE(stored_and_read(q, store, 6));
   Status err;
   EXPECT_TRUE(q.pop(store, 4, 6, &err)) << err.message;
-  EXPECT_EQ(store.list.size(), 2u);
-  EXPECT_EQ(stored_frame_number(store.list.front()), 5u);
+  EXPECT_EQ(store.queues[7].size(), 2u);
+  EXPECT_EQ(stored_frame_number(store.queues[7].front()), 5u);
   EXPECT_EQ(q.read_count(), 2u);
   EXPECT_TRUE(q.pop(store, 4, 2, &err));  // nothing more acknowledged: nothing asked of the store
-  EXPECT_EQ(store.list.size(), 2u);
+  EXPECT_EQ(store.queues[7].size(), 2u);
 }
 
 TEST(OfflineQueue, StaysInterestingUntilPopsEmptyIt) {
@@ -261,7 +169,7 @@ TEST(OfflineQueue, StaysInterestingUntilPopsEmptyIt) {
   while (ch.pump(store, 10)) ch.ack_and_pop(store);
   ch.ack_and_pop(store);
   EXPECT_FALSE(ch.q.may_have_backlog());
-  EXPECT_TRUE(store.list.empty());
+  EXPECT_TRUE(store.queues[7].empty());
 }
 
 // Random faults on every operation, random chunk sizes, reconnects and spills of more frames:
@@ -288,7 +196,7 @@ TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped
             // pushes again; here they are written from RAM instead, which the listener counts.
             for (uint64_t k = next; k < next + n; ++k) {
               bool in_store = false;
-              for (auto& f : store.list) in_store = in_store || stored_frame_number(f) == k;
+              for (auto& f : store.queues[7]) in_store = in_store || stored_frame_number(f) == k;
               if (in_store) stored.insert(k);
             }
             next += n;
@@ -305,7 +213,7 @@ TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped
       }
       // The property, at every step: the store holds every stored frame not yet acknowledged.
       std::set<uint64_t> in_store;
-      for (auto& f : store.list) in_store.insert(stored_frame_number(f));
+      for (auto& f : store.queues[7]) in_store.insert(stored_frame_number(f));
       for (uint64_t k : stored)
         if (k > ch.acked) ASSERT_TRUE(in_store.count(k)) << "seed " << seed << " step " << step << " lost " << k;
     }
@@ -314,12 +222,12 @@ TEST(OfflineQueue, PropertyNothingAcknowledgedIsLostNothingUnacknowledgedDropped
     for (auto& d : store.delayed) d.op();
     store.delayed.clear();
     ch.connect(store);
-    for (int i = 0; i < 1000 && (ch.q.has_unread() || !store.list.empty()); ++i) {
+    for (int i = 0; i < 1000 && (ch.q.has_unread() || !store.queues[7].empty()); ++i) {
       if (!ch.pump(store, 8)) ch.connect(store);
       ch.ack_and_pop(store);
     }
     for (uint64_t k : stored) ASSERT_TRUE(ch.written_ever.count(k)) << "seed " << seed << ": " << k << " never written";
-    ASSERT_TRUE(store.list.empty()) << "seed " << seed;
+    ASSERT_TRUE(store.queues[7].empty()) << "seed " << seed;
     // Order within a connection.
     ASSERT_TRUE(std::is_sorted(ch.connection_writes.begin(), ch.connection_writes.end()));
   }
