@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-# Use the liner.py of this repository (python/), which loads build/libliner_broker.so.
+# Use the liner package of this repository (python/liner), which loads build/libliner_broker.so.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "python"))
 
@@ -126,7 +126,7 @@ class Counter:
 def load():
     """Loads the library, or stops with a hint."""
     try:
-        liner.loadLib()
+        liner.load_lib()
     except liner.LinerError as e:
-        die("loadLib", e)
+        die("load_lib", e)
     return liner

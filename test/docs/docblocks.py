@@ -249,7 +249,7 @@ def c_command(src, exe, has_main, build=None):
 
 
 def python_env():
-    """The environment of a Python block: python/liner.py on the path, the library of BUILD."""
+    """The environment of a Python block: the python/liner package on the path, the library of BUILD."""
     return dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"),
                 LINER_LIB=os.path.join(BUILD, "libliner_broker.so"))
 

@@ -1,6 +1,6 @@
 """Every code block of README.md and docs/ that is meant to run, runs (see docblocks.py for the
 markers): TypeScript blocks are type-checked together against the package's typings and run
-with node, Python blocks run over python/liner.py, C blocks are compiled against
+with node, Python blocks run over the python/liner package, C blocks are compiled against
 include/liner.h and run, `sh` blocks marked `run` run with this checkout's `liner` command.
 Every block that runs exits 0, and where a page shows what a block prints (a ```text block
 marked `<!-- check: output -->` right after it), the block prints that. Relative links between

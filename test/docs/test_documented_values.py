@@ -243,7 +243,7 @@ def test_the_status_table_lists_every_kind():
     assert listed == kinds
 
 
-# ---- the API reference in the code: liner.py docstrings and TypeScript doc comments ----------
+# ---- the API reference in the code: python/liner docstrings and TypeScript doc comments -----
 
 STATED_DEFAULT = re.compile(r"\bdefault\b[^\d.;]{0,25}?" + SIZE +
                             r"(?:\s*(?:−|-|minus(?: the)?)\s*(\d+)(?:[ -]bytes?)?)?", re.I)
@@ -282,13 +282,17 @@ def ts_doc_comments():
 
 
 def py_docstrings():
+    """(file, line, symbol, docstring) for every function and class of the python/liner package."""
     import ast
-    path = os.path.join(ROOT, "python", "liner.py")
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
-            yield "python/liner.py", node.lineno, node.name, ast.get_docstring(node)
+    package = os.path.join(ROOT, "python", "liner")
+    for name in sorted(os.listdir(package)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(package, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+                yield "python/liner/" + name, node.lineno, node.name, ast.get_docstring(node)
 
 
 def test_defaults_in_the_code_reference_are_the_codes(values):

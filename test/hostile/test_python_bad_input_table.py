@@ -1,9 +1,9 @@
-"""The bad-input table of python/liner.py: every module function and every Client method with
-None, empty, invalid UTF-8, lone surrogates, embedded NUL, wrong types, huge sizes, calls after
-close, double close, and close/stop from inside the callbacks. Each row pins the documented
+"""The bad-input table of the python/liner package: every module function and every Client
+method with None, empty, invalid UTF-8, lone surrogates, embedded NUL, wrong types, huge sizes,
+calls after close, double close, and close/stop from inside the callbacks. Each row pins the documented
 outcome; none may crash the interpreter.
 
-Documented outcomes (liner.py docstrings): a bad name or payload makes a method return False
+Documented outcomes (python/liner docstrings): a bad name or payload makes a method return False
 (None for list_addresses/pending_by_peer/stats, -1 for pending_count) with
 last_error_code() == ERR_INVALID_ARG; the constructor raises LinerError(ERR_INVALID_ARG); a
 value of the wrong Python type raises TypeError; after close every method returns its failure
@@ -135,7 +135,7 @@ def test_the_table_covers_every_public_method_and_function():
     covered = set(TOPIC_METHODS) | set(AFTER_CLOSE) | REPORTERS
     assert methods - covered == set(), "add rows for %s" % sorted(methods - covered)
     functions = {f for f in liner.__all__ if callable(getattr(liner, f)) and f[0].islower()}
-    covered_functions = {"loadLib", "version", "set_log_callback"} | \
+    covered_functions = {"load_lib", "loadLib", "version", "set_log_callback"} | \
         {p + n for p in ("set_", "get_") for n in LIMITS}
     assert functions - covered_functions == set(), sorted(functions - covered_functions)
 

@@ -1,8 +1,9 @@
 """Interop with liner_broker 1.3.1: liner peers and reference peers on one Redis.
 
 The reference side is `lbpeer` (test/interop/peer, a tiny Rust program over the crate pinned at
-=1.3.1), run as a child process; the liner side is python/liner.py over build/libliner_broker.so,
-in this process. Each test pins one behaviour of spec/compat-1.3.1.md section 0 "Match exactly":
+=1.3.1), run as a child process; the liner side is the python/liner package over
+build/libliner_broker.so, in this process. Each test pins one behaviour of spec/compat-1.3.1.md
+section 0 "Match exactly":
 
 - frames flow both ways with byte-identical payloads and the right `to`/`from`, including
   payloads over 1 MiB (zstd on the wire);

@@ -1,34 +1,56 @@
 """loadLib finds the library this repository builds; the module mirrors liner.h."""
 import importlib.util
+import itertools
 import os
 import shutil
+import sys
 
 import pytest
 
 import liner
 
-LINER_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "python", "liner.py")
+LINER_PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "python", "liner")
+_copies = itertools.count()
 
 
 def fresh_module():
-    """A second, independent copy of liner.py whose library is not loaded yet."""
-    spec = importlib.util.spec_from_file_location("liner_unloaded", LINER_PY)
+    """A second, independent copy of the liner package whose library is not loaded yet."""
+    name = "liner_unloaded_%d" % next(_copies)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(LINER_PACKAGE, "__init__.py"),
+                                                  submodule_search_locations=[LINER_PACKAGE])
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its modules import each other by relative name, through sys.modules
     spec.loader.exec_module(module)
     return module
 
 
 def test_load_lib_without_argument_finds_the_build():
     module = fresh_module()
-    lib = module.loadLib()
+    lib = module.load_lib()
     assert lib is module.lib_
     assert module.version()
 
 
+def test_load_lib_is_seen_by_every_module_of_the_package(redis):
+    # The loaded library is held once: the package, its settings and its clients all see it.
+    module = fresh_module()
+    assert module.lib_ is None
+    lib = module.load_lib()
+    assert module.lib_ is lib and module._library.lib_ is lib
+    assert module.get_lease() == liner.get_lease()
+    client = module.Client("one_library", "one_library_topic", "127.0.0.1:0", redis.url)
+    assert client._lib is lib
+    assert client.close() is True
+
+
+def test_load_lib_keeps_liner_broker_name():
+    assert liner.loadLib is liner.load_lib
+
+
 def test_load_lib_with_explicit_path(redis):
     module = fresh_module()
-    module.loadLib(liner.lib_._name)
+    module.load_lib(liner.lib_._name)
     client = module.Client("explicit_path", "explicit_path_topic", "127.0.0.1:0", redis.url)
     assert client.close() is True
 

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "test", "python"))  # the shared test kit
 
-import liner  # noqa: E402  (python/liner.py)
+import liner  # noqa: E402  (the python/liner package)
 from liner_testkit import RespConnection  # noqa: E402
 from liner_testkit import RespError as RedisError  # noqa: E402,F401
 
@@ -176,7 +176,7 @@ class Mesh:
         self.url = url
         self.suffix = uuid.uuid4().hex[:10]
         self.clients = []
-        liner.loadLib()
+        liner.load_lib()
 
     def name(self, base):
         return f"{base}_{self.suffix}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the Redis integration scenarios of test/redis/ (integration_*.py), each in a process of
-its own, over python/liner.py and the library in build/.
+its own, over the python/liner package and the library in build/.
 
     python3 test/redis/run_integration.py                      # all, stop at the first failure
     python3 test/redis/run_integration.py --list               # their names

@@ -1,4 +1,4 @@
-// A TypeScript peer and a Python peer (python/liner.py over libliner_broker) exchange messages
+// A TypeScript peer and a Python peer (python/liner over libliner_broker) exchange messages
 // both ways on one Redis: each sends its own and echoes the other's.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
