@@ -16,6 +16,7 @@
         '<(liner_root)/native/node/addon.cpp',
         '<(liner_root)/native/node/arena_pool.cpp',
         '<(liner_root)/native/node/client_wrap.cpp',
+        '<(liner_root)/native/node/directory_wrap.cpp',
         '<(liner_root)/native/node/errors.cpp',
         '<(liner_root)/native/node/inbox.cpp',
       ],

@@ -105,6 +105,58 @@ export interface NativeClient {
   dispose(): void;
 }
 
+/** The records of the store a tool names (recordName): Redis key names, or patterns with '*'. */
+export type NativeRecord =
+  | 'topicAddresses' // (topic)
+  | 'topicKey' // (topic)
+  | 'channelName' // (sender name, sender topic, listener name)
+  | 'channelSender' // (connection key)
+  | 'channelAck' // (connection key)
+  | 'channelQueue' // (connection key)
+  | 'senderListeners' // (sender name, sender topic)
+  | 'senderListenerNames'; // (sender name, sender topic)
+
+/** A topic as the store knows it: its key (null when none was allocated) and who serves it, by address. */
+export type NativeTopic = [topic: string, key: number | null, addresses: [address: string, name: string][]];
+
+/** A channel: its connection key, names, what the store holds for it, and the topic key of its oldest queued frame. */
+export type NativeChannel = [
+  connectionKey: number,
+  sender: string,
+  senderTopic: string,
+  listener: string,
+  storedSenderTopic: string | null,
+  lastAcked: number | null,
+  queueLength: number,
+  queuedTopicKey: number | null,
+];
+
+/**
+ * The store of a mesh as tools read and clean it (native/core/directory_inspect.hpp), for the
+ * `liner` command. The constructor checks the URL's form (throws INVALID_ARG); the Promise
+ * methods run on libuv's thread pool, one at a time, and reject with an Error carrying `lnrCode`.
+ */
+export interface NativeDirectory {
+  /** Connects (if not yet) and checks that the store answers. */
+  ping(): Promise<void>;
+  /** Every topic, sorted; with `only`, that topic if the store has a directory or key for it. */
+  topics(only?: string): Promise<NativeTopic[]>;
+  /** Every channel (of one sender name), by connection key. */
+  channels(sender?: string): Promise<NativeChannel[]>;
+  /** Queue lengths and acks of these channels now, in their order. */
+  sample(connectionKeys: number[]): Promise<[queueLength: number, lastAcked: number | null][]>;
+  /** The source topics a sender name has channels or a sender->listener map under, sorted. */
+  senderTopics(sender: string): Promise<string[]>;
+  /** Non-empty offline queues whose connection key is not among `known`, by key. */
+  unnamedQueues(known: number[]): Promise<[connectionKey: number, queueLength: number][]>;
+  /** Messages waiting in the offline queues of sender `name` with source topic `topic`. */
+  storedCount(name: string, topic: string): Promise<number>;
+  /** Deletes every key a stopped one-off peer left behind (its channels, sender maps, and its topic's key if unserved). */
+  forgetPeer(name: string, topic: string): Promise<void>;
+  /** What the store calls a record (no I/O). */
+  recordName(kind: NativeRecord, ...parts: string[]): string;
+}
+
 /** The process-wide limits of native/core/limits.hpp (shared by every thread's clients). */
 export interface NativeLimits {
   maxMessageSize: number;
@@ -120,6 +172,7 @@ export interface NativeAddon {
     /** The core's rule for a name a client registers ('name' or 'topic'): throws its error. */
     checkName(what: 'name' | 'topic', name: string): void;
   };
+  NativeDirectory: new (url: string) => NativeDirectory;
   version: string;
   /** The largest maxMessageSize there is (a frame body of 1 GiB, as liner_broker 1.3.1 accepts). */
   maxMessageSizeCeiling: number;

@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include "core/redis_conn.hpp"
@@ -95,20 +96,33 @@ bool parse_u64(const redisReply* r, uint64_t* out) {
   return r->type == REDIS_REPLY_STRING && parse_u64(std::string_view(r->str, r->len), out);
 }
 
-bool parse_i32(const redisReply* r, int32_t* out) {
-  long long v = 0;
-  if (r->type == REDIS_REPLY_INTEGER) {
-    v = r->integer;
-  } else {
-    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 11) return false;
-    size_t i = r->str[0] == '-' ? 1 : 0;
-    if (i == r->len) return false;
-    for (; i < r->len; ++i)
-      if (r->str[i] < '0' || r->str[i] > '9') return false;
-    v = std::strtoll(r->str, nullptr, 10);
-  }
+// Decimal text of an i32, as liner_broker writes keys.
+bool parse_i32(std::string_view text, int32_t* out) {
+  if (text.empty() || text.size() > 11) return false;
+  size_t i = text[0] == '-' ? 1 : 0;
+  if (i == text.size()) return false;
+  for (; i < text.size(); ++i)
+    if (text[i] < '0' || text[i] > '9') return false;
+  long long v = std::strtoll(std::string(text).c_str(), nullptr, 10);
   if (v < INT32_MIN || v > INT32_MAX) return false;
   *out = int32_t(v);
+  return true;
+}
+
+bool parse_i32(const redisReply* r, int32_t* out) {
+  if (r->type == REDIS_REPLY_STRING) return parse_i32(std::string_view(r->str, r->len), out);
+  if (r->type != REDIS_REPLY_INTEGER || r->integer < INT32_MIN || r->integer > INT32_MAX) return false;
+  *out = int32_t(r->integer);
+  return true;
+}
+
+// The part of `name` between `prefix` and `suffix`, when it has both.
+bool between(const std::string& name, const std::string& prefix, const char* suffix, std::string* middle) {
+  size_t tail = std::char_traits<char>::length(suffix);
+  if (name.size() < prefix.size() + tail || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.compare(name.size() - tail, tail, suffix) != 0)
+    return false;
+  middle->assign(name, prefix.size(), name.size() - prefix.size() - tail);
   return true;
 }
 
@@ -361,27 +375,18 @@ class RedisStore final : public Store {
 
   Status connection_keys_of_sender(const std::string& u, const std::string& s,
                                    std::vector<std::pair<std::string, int32_t>>* out) override {
-    // SCAN, never KEYS: it does not block Redis for other clients on a big keyspace.
     std::string prefix = "lnr_connection:" + u + ":" + s + ":";
-    std::string pattern = glob_escape(prefix) + "*:key";
-    std::string cursor = "0";
-    std::vector<std::string> names;
-    do {
-      RedisReply r;
-      Status st = conn_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &r);
-      if (!st) return st;
-      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return corrupt("SCAN reply");
-      cursor.assign(r->element[0]->str, r->element[0]->len);
-      for (size_t i = 0; i < r->element[1]->elements; ++i) {
-        std::string name(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-        // The listener part must be one segment: "U:S:L:key", not "U:S:x:y:key" of another S.
-        std::string middle = name.substr(prefix.size(), name.size() - prefix.size() - 4);
-        if (middle.find(':') == std::string::npos) names.push_back(name);
-      }
-    } while (cursor != "0");
+    std::vector<std::string> found, names;
+    Status st = scan(glob_escape(prefix) + "*:key", &found);
+    if (!st) return st;
+    for (const auto& name : found) {
+      // The listener part must be one segment: "U:S:L:key", not "U:S:x:y:key" of another S.
+      std::string middle;
+      if (between(name, prefix, ":key", &middle) && middle.find(':') == std::string::npos) names.push_back(name);
+    }
     for (const auto& name : names) {
       RedisReply r;
-      Status st = conn_.command({"GET", name}, &r);
+      st = conn_.command({"GET", name}, &r);
       if (!st) return st;
       int32_t ck = 0;
       if (r->type == REDIS_REPLY_NIL) continue;
@@ -544,6 +549,142 @@ class RedisStore final : public Store {
                            {"PUBLISH", channel_, std::string("refused") + kSep + std::to_string(ck) + kSep + entry}},
                           nullptr);
   }
+  Status list_topics(std::vector<std::string>* topics) override {
+    std::set<std::string> found;
+    for (const char* suffix : {":addr", ":key"}) {
+      std::vector<std::string> names;
+      Status s = scan(std::string("lnr_topic:*") + suffix, &names);
+      if (!s) return s;
+      std::string topic;
+      for (const auto& name : names)
+        if (between(name, "lnr_topic:", suffix, &topic)) found.insert(topic);
+    }
+    topics->assign(found.begin(), found.end());
+    return Status();
+  }
+
+  Status read_topics(const std::vector<std::string>& topics, std::vector<TopicState>* out) override {
+    KeptStrings keep;
+    std::vector<RedisArgs> commands;
+    for (const auto& t : topics) {
+      commands.push_back({"HGETALL", keep(topic_addr_key(t))});
+      commands.push_back({"GET", keep(topic_key_key(t))});
+    }
+    std::vector<RedisReply> r;
+    Status s = conn_.pipeline(commands, &r);
+    if (!s) return s;
+    out->clear();
+    for (size_t i = 0; i < topics.size(); ++i) {
+      TopicState t;
+      s = read_directory(r[2 * i].get(), topic_addr_key(topics[i]), &t.addresses);
+      if (!s) return s;
+      t.has_key = parse_i32(r[2 * i + 1].get(), &t.key);
+      out->push_back(std::move(t));
+    }
+    return s;
+  }
+
+  Status list_channels(const std::string& sender_unique, std::vector<ChannelName>* out) override {
+    std::vector<ChannelName> named;
+    Status s = channel_names(sender_unique, &named);
+    if (!s) return s;
+    KeptStrings keep;
+    std::vector<RedisArgs> commands;
+    for (const auto& c : named)
+      commands.push_back({"GET", keep(connection_name_key(c.sender_unique, c.sender_topic, c.listener_unique))});
+    std::vector<RedisReply> r;
+    s = conn_.pipeline(commands, &r);
+    if (!s) return s;
+    out->clear();
+    for (size_t i = 0; i < named.size(); ++i)
+      if (parse_i32(r[i].get(), &named[i].key)) out->push_back(std::move(named[i]));
+    return s;
+  }
+
+  Status read_channels(const std::vector<int32_t>& keys, bool with_head, std::vector<ChannelState>* out) override {
+    const size_t per = with_head ? 4 : 3;
+    KeptStrings keep;
+    std::vector<RedisArgs> commands;
+    for (int32_t ck : keys) {
+      commands.push_back({"GET", keep(conn_key(ck, "sender"))});
+      commands.push_back({"GET", keep(conn_key(ck, "mess_number"))});
+      commands.push_back({"LLEN", keep(conn_key(ck, "messages"))});
+      if (with_head) commands.push_back({"LRANGE", keep(conn_key(ck, "messages")), "0", "0"});
+    }
+    std::vector<RedisReply> r;
+    Status s = conn_.pipeline(commands, &r);
+    if (!s) return s;
+    out->clear();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto c = [&](size_t j) { return r[per * i + j].get(); };
+      ChannelState state;
+      state.has_sender_topic = c(0)->type == REDIS_REPLY_STRING;
+      if (state.has_sender_topic) state.sender_topic.assign(c(0)->str, c(0)->len);
+      state.ack.existed = c(1)->type != REDIS_REPLY_NIL;
+      state.ack.unreadable = state.ack.existed && !parse_u64(c(1), &state.ack.number);
+      if (state.ack.unreadable) state.ack.number = 0;
+      if (!parse_u64(c(2), &state.queue_length)) return corrupt(conn_key(keys[i], "messages"));
+      if (with_head && c(3)->type == REDIS_REPLY_ARRAY && c(3)->elements == 1)
+        state.head.assign(c(3)->element[0]->str, c(3)->element[0]->len);
+      out->push_back(std::move(state));
+    }
+    return s;
+  }
+
+  Status source_topics_of_sender(const std::string& u, std::vector<std::string>* out) override {
+    const std::string prefix = "lnr_sender:" + u + ":";
+    std::vector<std::string> maps;
+    Status s = scan(glob_escape(prefix) + "*:listener", &maps);
+    if (!s) return s;
+    std::set<std::string> found;
+    std::string topic;
+    for (const auto& name : maps)
+      if (between(name, prefix, ":listener", &topic) && topic.find(':') == std::string::npos) found.insert(topic);
+    std::vector<ChannelName> channels;
+    s = channel_names(u, &channels);
+    if (!s) return s;
+    for (const auto& c : channels) found.insert(c.sender_topic);
+    out->assign(found.begin(), found.end());
+    return s;
+  }
+
+  Status queued_channels(std::vector<int32_t>* keys) override {
+    std::vector<std::string> names;
+    Status s = scan("lnr_connection:*:messages", &names);
+    if (!s) return s;
+    keys->clear();
+    std::string middle;
+    int32_t ck = 0;
+    for (const auto& name : names)
+      if (between(name, "lnr_connection:", ":messages", &middle) && parse_i32(middle, &ck)) keys->push_back(ck);
+    std::sort(keys->begin(), keys->end());
+    return s;
+  }
+
+  Status forget_channel(const ChannelName& c) override {
+    const int32_t ck = c.key;
+    return conn_.command({"DEL", connection_name_key(c.sender_unique, c.sender_topic, c.listener_unique),
+                          conn_key(ck, "sender"), conn_key(ck, "mess_number"), conn_key(ck, "messages"),
+                          conn_key(ck, "handover"), conn_key(ck, "refused")});
+  }
+
+  Status delete_topic_key(const std::string& topic) override { return conn_.command({"DEL", topic_key_key(topic)}); }
+
+  std::string record_name(StoreRecord what, const std::string& a, const std::string& b,
+                          const std::string& c) const override {
+    switch (what) {
+      case StoreRecord::topic_addresses: return topic_addr_key(a);
+      case StoreRecord::topic_key: return topic_key_key(a);
+      case StoreRecord::channel_name: return connection_name_key(a, b, c);
+      case StoreRecord::channel_sender: return "lnr_connection:" + a + ":sender";
+      case StoreRecord::channel_ack: return "lnr_connection:" + a + ":mess_number";
+      case StoreRecord::channel_queue: return "lnr_connection:" + a + ":messages";
+      case StoreRecord::sender_listeners: return sender_listener_key(a, b);
+      case StoreRecord::sender_listener_names: return sender_listener_name_key(a, b);
+    }
+    return {};
+  }
+
   Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) override {
     Status s;
     if (!subscribed_) {
@@ -584,6 +725,45 @@ class RedisStore final : public Store {
   }
 
  private:
+  // Every key name matching a glob `pattern`, sorted. SCAN, never KEYS: it does not block Redis
+  // for other clients on a big keyspace.
+  Status scan(const std::string& pattern, std::vector<std::string>* names) {
+    std::set<std::string> found;  // SCAN may return a key twice
+    std::string cursor = "0";
+    do {
+      RedisReply r;
+      Status s = conn_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &r);
+      if (!s) return s;
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return corrupt("SCAN reply");
+      cursor.assign(r->element[0]->str, r->element[0]->len);
+      for (size_t i = 0; i < r->element[1]->elements; ++i)
+        found.emplace(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+    } while (cursor != "0");
+    names->assign(found.begin(), found.end());
+    return Status();
+  }
+
+  // The channel names "lnr_connection:{U}:{S}:{L}:key" of one sender ("" for all), by name;
+  // keys not read.
+  Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out) {
+    std::vector<std::string> names;
+    Status s = scan(sender_unique.empty() ? std::string("lnr_connection:*:key")
+                                          : "lnr_connection:" + glob_escape(sender_unique) + ":*:*:key",
+                    &names);
+    if (!s) return s;
+    std::string middle;
+    for (const auto& name : names) {
+      if (!between(name, "lnr_connection:", ":key", &middle)) continue;
+      size_t a = middle.find(':'), b = a == std::string::npos ? a : middle.find(':', a + 1);
+      if (b == std::string::npos || middle.find(':', b + 1) != std::string::npos) continue;
+      ChannelName c{middle.substr(0, a), middle.substr(a + 1, b - a - 1), middle.substr(b + 1)};
+      if (c.sender_unique.empty() || c.sender_topic.empty() || c.listener_unique.empty()) continue;
+      if (!sender_unique.empty() && c.sender_unique != sender_unique) continue;
+      out->push_back(std::move(c));
+    }
+    return s;
+  }
+
   static std::string glob_escape(const std::string& text) {
     std::string out;
     for (char c : text) {

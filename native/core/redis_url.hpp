@@ -25,7 +25,7 @@ Status parse_redis_url(const std::string& url, RedisEndpoint* out);
 // ("redis://user:***@host:6379/0"). It takes any text, not only URLs that parse: the userinfo
 // is what lies between "://" (or the start) and the last '@', so a password holding '@', '/'
 // or ':' is hidden whole, and a URL that fails to parse is shown without its password too.
-// src/cli/resp.ts's redact() follows the same rule.
+// src/redact.ts's redact() (the TypeScript API's) follows the same rule.
 std::string redact_redis_url(const std::string& url);
 
 }  // namespace liner

@@ -84,6 +84,45 @@ struct Registration {
   int lease_ms = 0;         // > 0: how long each renewal keeps this peer's entries alive
 };
 
+// ---- What tools read (directory_inspect.hpp: `liner topics`, `inspect`, `purge`) ----------------
+
+// A channel as the store names it: sender `sender_unique` with source topic `sender_topic` talks
+// to listener `listener_unique` on connection key `key`.
+struct ChannelName {
+  std::string sender_unique;
+  std::string sender_topic;
+  std::string listener_unique;
+  int32_t key = 0;
+};
+
+// What the store holds for one channel now.
+struct ChannelState {
+  bool has_sender_topic = false;
+  std::string sender_topic;  // what its listener reports as `from`
+  AckCounter ack;
+  uint64_t queue_length = 0;
+  std::string head;  // the oldest frame of the offline queue, when asked for and there is one
+};
+
+// What the store holds for one topic now.
+struct TopicState {
+  bool has_key = false;
+  int32_t key = 0;
+  std::vector<TopicAddress> addresses;
+};
+
+// The records a store keeps, for record_name(): what a tool shows people (Redis: key names).
+enum class StoreRecord {
+  topic_addresses,        // (topic)
+  topic_key,              // (topic)
+  channel_name,           // (sender unique, sender topic, listener unique)
+  channel_sender,         // (connection key)
+  channel_ack,            // (connection key)
+  channel_queue,          // (connection key)
+  sender_listeners,       // (sender unique, sender topic)
+  sender_listener_names,  // (sender unique, sender topic)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -170,6 +209,39 @@ class Store {
   // 100) and announced, so that its sender can tell its owner.
   virtual Status report_refused(int32_t ck, uint64_t number, const std::string& reason) = 0;
 
+  // For tools, not for peers: reads of the whole store, in a few round trips whatever their
+  // size, found without blocking the store for its other users (Redis: SCAN, never KEYS). A
+  // store that does not offer them answers Err::store. Names whose parts the store cannot tell
+  // apart (liner_broker 1.3.1 writes names with ':' unescaped) are left out.
+  // Every topic with a directory or a key, sorted, each once.
+  virtual Status list_topics(std::vector<std::string>* /*topics*/) { return for_tools_only(); }
+  // The key (if any) and directory of each of `topics`, in their order; allocates nothing.
+  virtual Status read_topics(const std::vector<std::string>& /*topics*/, std::vector<TopicState>* /*out*/) {
+    return for_tools_only();
+  }
+  // Every channel whose name record holds a key, of one sender (`sender_unique`, "" for all).
+  virtual Status list_channels(const std::string& /*sender_unique*/, std::vector<ChannelName>* /*out*/) {
+    return for_tools_only();
+  }
+  // The state of each of `keys`, in their order; `with_head`: also the oldest queued frame.
+  virtual Status read_channels(const std::vector<int32_t>& /*keys*/, bool /*with_head*/, std::vector<ChannelState>* /*out*/) {
+    return for_tools_only();
+  }
+  // The source topics under which `sender_unique` has channels or a sender->listener map, sorted.
+  virtual Status source_topics_of_sender(const std::string& /*sender_unique*/, std::vector<std::string>* /*out*/) {
+    return for_tools_only();
+  }
+  // The connection keys that have an offline queue, sorted.
+  virtual Status queued_channels(std::vector<int32_t>* /*keys*/) { return for_tools_only(); }
+  // Deletes every record of a channel, its name included: for a peer that never comes back.
+  virtual Status forget_channel(const ChannelName& /*channel*/) { return for_tools_only(); }
+  virtual Status delete_topic_key(const std::string& /*topic*/) { return for_tools_only(); }
+  // What `what` is called in this store, for people ("*" as a part shows a pattern); no I/O.
+  virtual std::string record_name(StoreRecord /*what*/, const std::string& /*a*/, const std::string& /*b*/ = {},
+                                  const std::string& /*c*/ = {}) const {
+    return {};
+  }
+
   // Directory change feed, for a Store instance dedicated to it.
   virtual Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) = 0;
 
@@ -178,6 +250,9 @@ class Store {
   // failed call. A store that cannot tell never calls it.
   using HealthFn = std::function<void(bool up, const std::string& why)>;
   virtual void on_health(HealthFn fn) { (void)fn; }
+
+ private:
+  static Status for_tools_only() { return Status(Err::store, "this store cannot be inspected"); }
 };
 
 // Opens a store from a URL ("redis://…", "unix://…"). Does not connect yet.

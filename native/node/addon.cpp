@@ -7,6 +7,7 @@
 #include "core/frame.hpp"
 #include "core/limits.hpp"
 #include "node/client_wrap.hpp"
+#include "node/directory_wrap.hpp"
 #include "node/errors.hpp"
 
 namespace {
@@ -67,6 +68,7 @@ class LinerAddon : public Napi::Addon<LinerAddon> {
   LinerAddon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {
                              InstanceValue("NativeClient", liner_node::ClientWrap::define(env), napi_enumerable),
+                             InstanceValue("NativeDirectory", liner_node::DirectoryWrap::define(env), napi_enumerable),
                              InstanceValue("version", Napi::String::New(env, LINER_NODE_VERSION), napi_enumerable),
                              InstanceValue("maxMessageSizeCeiling",
                                            Napi::Number::New(env, double(kMaxMessageSizeCeiling)), napi_enumerable),

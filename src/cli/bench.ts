@@ -11,7 +11,7 @@ import type { Command } from './command.js';
 import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
 import { ProgressBar, bytes, count } from './output.js';
-import { ephemeralName, forgetPeer, liner, sendPatiently } from './peer.js';
+import { ephemeralName, liner, sendPatiently } from './peer.js';
 
 export const bench: Command = {
   name: 'bench',
@@ -107,12 +107,8 @@ export const bench: Command = {
       bar.clear();
       await source.close();
       await sink.close();
-      try {
-        await forgetPeer(redis, sourceName, sourceName);
-        await forgetPeer(redis, sinkName, sinkName);
-      } finally {
-        redis.close();
-      }
+      await redis.forgetPeer(sourceName, sourceName);
+      await redis.forgetPeer(sinkName, sinkName);
     }
   },
 };

@@ -5,10 +5,11 @@
  * @internal
  * @packageDocumentation
  */
+import { redact } from '../redact.js';
 import type { OptionSpecs, Parsed } from './args.js';
 import { CliError } from './errors.js';
+import { Directory } from './layout.js';
 import type { Output } from './output.js';
-import { RespClient, redact } from './resp.js';
 
 export interface Context {
   parsed: Parsed;
@@ -38,16 +39,18 @@ export function clientBase(ctx: Context): { redis: string; waitForRedis: number 
   return { redis: ctx.redisUrl, waitForRedis: 0 };
 }
 
-/** Opens the command's Redis connection; a clear one-line error when Redis is not there. */
-export async function openRedis(ctx: Context): Promise<RespClient> {
+/** Opens the command's view of Redis; a clear one-line error when Redis is not there. */
+export async function openRedis(ctx: Context): Promise<Directory> {
+  const directory = new Directory(ctx.redisUrl);
   try {
-    return await RespClient.connect(ctx.redisUrl);
+    await directory.ping();
   } catch (e) {
     if (e instanceof CliError && e.code === 'REDIS_UNREACHABLE' && !ctx.redisExplicit) {
       throw new CliError(e.code, `${e.message}; pass --redis URL or set LINER_REDIS_URL`);
     }
     throw e;
   }
+  return directory;
 }
 
 /** The URL as printed (password hidden). */

@@ -12,10 +12,10 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
+import { hideSecrets, passwordsIn, redact } from '../redact.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
-import { hideSecrets, passwordsIn, redact } from './resp.js';
 import { ThrowawayRedis } from './redis_server.js';
 
 /** Root of the package (dist/cli/..): a checkout, or the installed package. */
@@ -79,7 +79,7 @@ export const demo: Command = {
     let server: ThrowawayRedis | undefined;
     let url = ctx.redisUrl;
     if (ctx.redisExplicit) {
-      (await openRedis(ctx)).close();
+      await openRedis(ctx);
     } else {
       server = await ThrowawayRedis.start();
       url = server.url;

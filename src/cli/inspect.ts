@@ -10,7 +10,7 @@ import { secondsOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
-import { type ChannelInfo, readChannels, readTopics, sampleChannels, unnamedQueues } from './layout.js';
+import type { ChannelInfo, Directory, TopicInfo } from './layout.js';
 import { count } from './output.js';
 
 /** What happened to a channel's offline queue between the two samples. */
@@ -63,67 +63,64 @@ export const inspect: Command = {
     const sender = stringOption(parsed, 'sender');
     const intervalMs = secondsOption(parsed, 'interval') ?? 1000;
     const redis = await openRedis(ctx);
-    try {
-      const directory = await readTopics(redis);
-      const topicInfo = topic === undefined ? undefined : directory.find((t) => t.topic === topic);
-      if (topic !== undefined && !topicInfo) {
-        throw new CliError('UNKNOWN_TOPIC', `topic '${topic}' is not in ${shownUrl(ctx)} (no lnr_topic:${topic}:addr or :key)`);
+    const directory = await redis.readTopics();
+    const topicInfo = topic === undefined ? undefined : directory.find((t) => t.topic === topic);
+    if (topic !== undefined && !topicInfo) {
+      throw new CliError('UNKNOWN_TOPIC', `topic '${topic}' is not in ${shownUrl(ctx)} (no ${redis.name('topicAddresses', topic)} or :key)`);
+    }
+    const channels = await redis.readChannels(directory, { sender, topic });
+    if (sender !== undefined && channels.length === 0 && !directory.some((t) => t.names.includes(sender))) {
+      // Not even registered: a typo, or another Redis/database.
+      const any = await redis.readChannels(directory, { sender });
+      if (any.length === 0) {
+        throw new CliError('UNKNOWN_SENDER', `no sender named '${sender}' in ${shownUrl(ctx)} (no ${redis.name('channelName', sender, '*', '*')}, and no address registered under that name)`);
       }
-      const channels = await readChannels(redis, directory, { sender, topic });
-      if (sender !== undefined && channels.length === 0 && !directory.some((t) => t.names.includes(sender))) {
-        // Not even registered: a typo, or another Redis/database.
-        const any = await readChannels(redis, directory, { sender });
-        if (any.length === 0) {
-          throw new CliError('UNKNOWN_SENDER', `no sender named '${sender}' in ${shownUrl(ctx)} (no lnr_connection:${sender}:*:*:key, and no address registered under that name)`);
-        }
-      }
-      const sampled = intervalMs > 0 && channels.length > 0;
-      const before = new Map(channels.map((c) => [c.connectionKey, { queueLength: c.queueLength, lastAcked: c.lastAcked }]));
-      if (sampled) {
-        await new Promise((r) => setTimeout(r, intervalMs));
-        const now = await sampleChannels(redis, channels.map((c) => c.connectionKey));
-        for (const c of channels) Object.assign(c, now.get(c.connectionKey));
-      }
-      const seconds = (intervalMs / 1000).toFixed(1);
-      const inspected: InspectedChannel[] = channels.map((c) => {
-        const b = before.get(c.connectionKey)!;
-        return { ...c, queueLengthBefore: b.queueLength, lastAckedBefore: b.lastAcked, ...verdict(c, b, sampled, seconds) };
-      });
-      const stuck = inspected.filter((c) => c.state === 'not-draining');
-      // Unfiltered runs also report queues no channel accounts for.
-      const unnamed = topic === undefined && sender === undefined ? await unnamedQueues(redis, new Set(channels.map((c) => c.connectionKey))) : [];
+    }
+    const sampled = intervalMs > 0 && channels.length > 0;
+    const before = new Map(channels.map((c) => [c.connectionKey, { queueLength: c.queueLength, lastAcked: c.lastAcked }]));
+    if (sampled) {
+      await new Promise((r) => setTimeout(r, intervalMs));
+      const now = await redis.sampleChannels(channels.map((c) => c.connectionKey));
+      for (const c of channels) Object.assign(c, now.get(c.connectionKey));
+    }
+    const seconds = (intervalMs / 1000).toFixed(1);
+    const inspected: InspectedChannel[] = channels.map((c) => {
+      const b = before.get(c.connectionKey)!;
+      return { ...c, queueLengthBefore: b.queueLength, lastAckedBefore: b.lastAcked, ...verdict(c, b, sampled, seconds) };
+    });
+    const stuck = inspected.filter((c) => c.state === 'not-draining');
+    // Unfiltered runs also report queues no channel accounts for.
+    const unnamed = topic === undefined && sender === undefined ? await redis.unnamedQueues(new Set(channels.map((c) => c.connectionKey))) : [];
 
-      if (out.json) {
-        out.data({
-          redis: shownUrl(ctx),
-          sampledMs: sampled ? intervalMs : 0,
-          ...(topicInfo ? { topic: topicInfo } : {}),
-          channels: inspected,
-          notDraining: stuck.map((c) => c.connectionKey),
-          unnamedQueues: unnamed,
-        });
-      } else {
-        print(ctx, inspected, stuck, { topicInfo, sender, sampled, seconds });
-        if (unnamed.length > 0) {
-          out.line();
-          out.line(out.paint('yellow', `offline queue(s) of channels without a readable connection-key name (names with ':'?):`));
-          for (const q of unnamed) out.line(`  lnr_connection:${q.connectionKey}:messages: ${count(q.queueLength)} message(s)`);
-        }
+    if (out.json) {
+      out.data({
+        redis: shownUrl(ctx),
+        sampledMs: sampled ? intervalMs : 0,
+        ...(topicInfo ? { topic: topicInfo } : {}),
+        channels: inspected,
+        notDraining: stuck.map((c) => c.connectionKey),
+        unnamedQueues: unnamed,
+      });
+    } else {
+      print(ctx, redis, inspected, stuck, { topicInfo, sender, sampled, seconds });
+      if (unnamed.length > 0) {
+        out.line();
+        out.line(out.paint('yellow', `offline queue(s) of channels without a readable connection-key name (names with ':'?):`));
+        for (const q of unnamed) out.line(`  ${redis.name('channelQueue', q.connectionKey)}: ${count(q.queueLength)} message(s)`);
       }
-      if (parsed.options.check && stuck.length > 0) {
-        throw new CliError('NOT_DRAINING', `${stuck.length} offline queue(s) not draining: ${stuck.map((c) => `ck ${c.connectionKey}`).join(', ')}`);
-      }
-    } finally {
-      redis.close();
+    }
+    if (parsed.options.check && stuck.length > 0) {
+      throw new CliError('NOT_DRAINING', `${stuck.length} offline queue(s) not draining: ${stuck.map((c) => `ck ${c.connectionKey}`).join(', ')}`);
     }
   },
 };
 
 function print(
   ctx: Parameters<Command['run']>[0],
+  redis: Directory,
   channels: InspectedChannel[],
   stuck: InspectedChannel[],
-  o: { topicInfo?: Awaited<ReturnType<typeof readTopics>>[number]; sender?: string; sampled: boolean; seconds: string },
+  o: { topicInfo?: TopicInfo; sender?: string; sampled: boolean; seconds: string },
 ): void {
   const { out } = ctx;
   if (o.topicInfo) {
@@ -152,7 +149,7 @@ function print(
   out.line(out.paint('dim', `${channels.length} channel(s)${scope} in ${shownUrl(ctx)}; ${how}`));
   for (const c of channels) {
     if (c.storedSenderTopic !== null && c.storedSenderTopic !== c.senderTopic) {
-      out.line(out.paint('yellow', `ck ${c.connectionKey}: lnr_connection:${c.connectionKey}:sender says '${c.storedSenderTopic}', the key name says '${c.senderTopic}'`));
+      out.line(out.paint('yellow', `ck ${c.connectionKey}: ${redis.name('channelSender', c.connectionKey)} says '${c.storedSenderTopic}', the key name says '${c.senderTopic}'`));
     }
   }
   if (stuck.length > 0) {

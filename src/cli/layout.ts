@@ -1,41 +1,19 @@
 /**
- * The Redis key layout of a liner mesh (liner_broker 1.3.1's, see docs/routing-and-redis-keys.md),
- * and how the `liner` command reads it: the directory of topics, and the channels
- * (sender → listener) with their acknowledgement counters and offline queues.
- *
- *   lnr_unique_key                      counter for topic and connection keys
- *   lnr_topic:{topic}:addr              hash  address -> unique name
- *   lnr_topic:{topic}:key               topic key (decimal)
- *   lnr_connection:{U}:{S}:{L}:key      connection key of sender U (source topic S) -> listener L
- *   lnr_connection:{ck}:sender          the sender's source topic
- *   lnr_connection:{ck}:mess_number     last message number the listener delivered (the ack)
- *   lnr_connection:{ck}:messages        offline queue: list of whole frames
- *   lnr_sender:{U}:{S}:listener         hash  listener address -> listener topic
- *   lnr_sender:{U}:{S}:listener_name    liner only: hash  listener address -> listener name
- *
- * Reads use SCAN, never KEYS, and pipelined commands.
+ * How the `liner` command reads and cleans a mesh's store: through the native addon's
+ * NativeDirectory, so with the core's Redis client, URL parser and key layout
+ * (native/core/directory_inspect.hpp over native/core/redis_store.cpp). What is left here is
+ * the commands' view: the directory of topics and the channels (sender → listener) joined with
+ * it, and the core's failures as the command's one-line errors.
  *
  * @internal
  * @packageDocumentation
  */
-import type { Reply, RespClient } from './resp.js';
+import { codeOf } from '../errors.js';
+import type { NativeChannel, NativeDirectory, NativeRecord, NativeTopic } from '../native.js';
+import { CliError } from './errors.js';
 
 /** The topic liner_broker >= 1.3.2 peers use for their control messages. */
 export const INTERNAL_TOPIC = '__#internal_channel';
-
-export const keys = {
-  topicAddr: (topic: string): string => `lnr_topic:${topic}:addr`,
-  topicKey: (topic: string): string => `lnr_topic:${topic}:key`,
-  connectionKey: (u: string, s: string, l: string): string => `lnr_connection:${u}:${s}:${l}:key`,
-  channel: (ck: number, field: 'sender' | 'mess_number' | 'messages'): string => `lnr_connection:${ck}:${field}`,
-  senderListeners: (u: string, s: string): string => `lnr_sender:${u}:${s}:listener`,
-  senderListenerNames: (u: string, s: string): string => `lnr_sender:${u}:${s}:listener_name`,
-};
-
-/** Escapes glob characters, for SCAN MATCH patterns built from names. */
-export function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
 
 /** One peer registered under a topic. */
 export interface DirectoryEntry {
@@ -79,167 +57,172 @@ export interface ChannelInfo {
   listenerAddresses: (DirectoryEntry & { topic: string })[];
 }
 
-function text(r: Reply): string | null {
-  return Buffer.isBuffer(r) ? r.toString('utf8') : typeof r === 'string' ? r : r === null ? null : String(r);
-}
-
-function int(r: Reply): number | null {
-  const t = text(r);
-  if (t === null || !/^-?\d+$/.test(t)) return null;
-  return Number(t);
-}
-
-function hashPairs(r: Reply): [string, string][] {
-  const flat = Array.isArray(r) ? r : [];
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([text(flat[i]!) ?? '', text(flat[i + 1]!) ?? '']);
-  return out;
-}
-
-function between(name: string, prefix: string, suffix: string): string | undefined {
-  if (!name.startsWith(prefix) || !name.endsWith(suffix) || name.length < prefix.length + suffix.length) return undefined;
-  return name.slice(prefix.length, name.length - suffix.length);
-}
-
-/** Every topic with a directory or a key, sorted by name. */
-export async function readTopics(redis: RespClient, only?: string): Promise<TopicInfo[]> {
-  const names = new Set<string>();
-  if (only !== undefined) {
-    names.add(only);
-  } else {
-    for (const k of await redis.scan('lnr_topic:*:addr')) {
-      const t = between(k, 'lnr_topic:', ':addr');
-      if (t !== undefined) names.add(t);
-    }
-    for (const k of await redis.scan('lnr_topic:*:key')) {
-      const t = between(k, 'lnr_topic:', ':key');
-      if (t !== undefined) names.add(t);
-    }
-  }
-  const topics = [...names].sort();
-  const replies = await redis.pipeline(topics.flatMap((t) => [['HGETALL', keys.topicAddr(t)], ['GET', keys.topicKey(t)]]));
-  const out: TopicInfo[] = [];
-  topics.forEach((topic, i) => {
-    const addresses = hashPairs(replies[2 * i]!)
-      .map(([address, name]) => ({ address, name }))
-      .sort((a, b) => a.address.localeCompare(b.address));
-    const key = int(replies[2 * i + 1]!);
-    if (only !== undefined && key === null && addresses.length === 0) return;
-    out.push({ topic, key, addresses, names: [...new Set(addresses.map((a) => a.name))].sort(), internal: topic === INTERNAL_TOPIC });
-  });
-  return out;
-}
-
-/** The parts of `lnr_connection:{U}:{S}:{L}:key`, or undefined for another key (or names with ':'). */
-export function parseConnectionKeyName(name: string): { sender: string; senderTopic: string; listener: string } | undefined {
-  const middle = between(name, 'lnr_connection:', ':key');
-  if (middle === undefined) return undefined;
-  const parts = middle.split(':');
-  if (parts.length !== 3 || parts.some((p) => p === '')) return undefined;
-  return { sender: parts[0]!, senderTopic: parts[1]!, listener: parts[2]! };
-}
-
 /** Which channels to read: all, or those of one sender name, or those touching one topic. */
 export interface ChannelFilter {
   sender?: string;
   topic?: string;
 }
 
+// The core's wording of a URL's fault, where the command has always said it differently.
+const URL_FAULTS: Readonly<Record<string, string>> = {
+  'db must be a number': 'the database must be a number',
+  "unclosed '[' in host": "unclosed '[' in the host",
+};
+
+// The core's reasons for an unreachable Redis (hiredis's strerror text), as the command says them.
+function reachReason(why: string): string {
+  if (/no such file or directory/i.test(why)) return 'no such socket';
+  if (/timed out|temporarily unavailable/i.test(why)) return 'timed out';
+  if (/name or service not known|nodename nor servname/i.test(why)) return 'unknown host';
+  return why.charAt(0).toLowerCase() + why.slice(1);
+}
+
+// The port text of a redis:// URL the core refused for a bad port, for the message.
+function portOf(url: string): string {
+  const authority = url.slice(url.indexOf('://') + 3).split('/')[0]!;
+  const host = authority.slice(authority.lastIndexOf('@') + 1);
+  return host.slice(host.lastIndexOf(host.startsWith('[') ? ']:' : ':') + (host.startsWith('[') ? 2 : 1));
+}
+
 /**
- * Every channel (sender → listener) with its counters, optionally filtered. `topics` is the
- * directory (from readTopics), used to tell who is online and to name queued frames.
+ * A failure of the addon (an Error with the core's `lnrCode`; its message never holds a
+ * password) as the command's error; anything else unchanged. `url`: the URL the call was given.
  */
-export async function readChannels(redis: RespClient, topics: TopicInfo[], filter: ChannelFilter = {}): Promise<ChannelInfo[]> {
-  const pattern = filter.sender !== undefined ? `lnr_connection:${globEscape(filter.sender)}:*:*:key` : 'lnr_connection:*:key';
-  const names: { name: string; sender: string; senderTopic: string; listener: string }[] = [];
-  for (const name of await redis.scan(pattern)) {
-    const p = parseConnectionKeyName(name);
-    if (p && (filter.sender === undefined || p.sender === filter.sender)) names.push({ name, ...p });
+export function cliErrorOf(error: unknown, url = ''): unknown {
+  const lnrCode = (error as { lnrCode?: unknown } | undefined)?.lnrCode;
+  if (!(error instanceof Error) || typeof lnrCode !== 'number') return error;
+  const message = error.message;
+  const code = codeOf(lnrCode);
+  const bad = /^invalid redis url (.*): (.*)$/s.exec(message);
+  if (code === 'INVALID_ARGUMENT' && bad) {
+    const fault = bad[2] === 'bad port' ? `bad port '${portOf(url)}'` : URL_FAULTS[bad[2]!] ?? bad[2];
+    return new CliError('BAD_URL', `invalid Redis URL ${bad[1]}: ${fault}`);
   }
-  const cks = (await redis.pipeline(names.map((n) => ['GET', n.name]))).map(int);
-  const found = names.map((n, i) => ({ ...n, ck: cks[i]! })).filter((n): n is typeof n & { ck: number } => n.ck !== null);
-  const details = await redis.pipeline(
-    found.flatMap((c) => [
-      ['GET', keys.channel(c.ck, 'sender')],
-      ['GET', keys.channel(c.ck, 'mess_number')],
-      ['LLEN', keys.channel(c.ck, 'messages')],
-      ['LRANGE', keys.channel(c.ck, 'messages'), 0, 0],
-    ]),
-  );
-  const byName = new Map<string, (DirectoryEntry & { topic: string })[]>();
-  const topicByKey = new Map<number, string>();
-  for (const t of topics) {
-    if (t.key !== null) topicByKey.set(t.key, t.topic);
-    for (const a of t.addresses) {
-      const list = byName.get(a.name) ?? [];
-      list.push({ ...a, topic: t.topic });
-      byName.set(a.name, list);
+  if (code !== 'STORE') return new CliError(code, message);
+  const unreachable = /^redis unreachable at (.*?): (.*)$/s.exec(message);
+  if (unreachable) return new CliError('REDIS_UNREACHABLE', `cannot reach Redis at ${unreachable[1]} (${reachReason(unreachable[2]!)})`);
+  const refused = /^redis (?:AUTH|SELECT) failed: (.*)$/s.exec(message);
+  if (refused) return new CliError('REDIS_ERROR', `Redis refused the connection: ${refused[1]}`);
+  const text = message.replace(/^redis /, 'Redis ');
+  return new CliError(/^Redis (did not answer|connection lost|subscription)/.test(text) ? 'REDIS_UNREACHABLE' : 'REDIS_ERROR', text);
+}
+
+/** The store of a mesh, as the commands read and clean it. */
+export class Directory {
+  readonly #native: NativeDirectory;
+
+  /** Checks the URL's form (CliError BAD_URL); connects on first use. Loads the native addon. */
+  constructor(url: string) {
+    // Loaded here, not on import: `liner --help` and usage errors never load the addon.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { addon } = require('../native.js') as typeof import('../native.js');
+    try {
+      this.#native = new addon.NativeDirectory(url);
+    } catch (e) {
+      throw cliErrorOf(e, url);
     }
   }
-  const channels = found.map((c, i): ChannelInfo => {
-    const head = details[4 * i + 3];
-    const frame = Array.isArray(head) && Buffer.isBuffer(head[0]) ? head[0] : undefined;
-    // Frame: u32 body_len, u64 number_mess, i32 ck, i32 tk (the destination topic's key), …
-    const tk = frame && frame.length >= 20 ? frame.readInt32BE(16) : undefined;
-    return {
-      connectionKey: c.ck,
-      connectionKeyName: c.name,
-      sender: c.sender,
-      senderTopic: c.senderTopic,
-      storedSenderTopic: text(details[4 * i]!),
-      listener: c.listener,
-      lastAcked: int(details[4 * i + 1]!),
-      queueLength: Number(details[4 * i + 2] ?? 0),
-      queuedFor: tk === undefined ? null : topicByKey.get(tk) ?? `topic key ${tk}`,
-      senderAddresses: byName.get(c.sender) ?? [],
-      listenerAddresses: byName.get(c.listener) ?? [],
-    };
-  });
-  const t = filter.topic;
-  return channels
-    .filter(
-      (c) =>
-        t === undefined ||
-        c.senderTopic === t ||
-        c.queuedFor === t ||
-        c.listenerAddresses.some((a) => a.topic === t),
-    )
-    .sort((a, b) => a.connectionKey - b.connectionKey);
-}
 
-/** The source topics a sender name has channels or a sender→listener map under. */
-export async function senderTopicsOf(redis: RespClient, sender: string): Promise<string[]> {
-  const topics = new Set<string>();
-  const u = globEscape(sender);
-  for (const name of await redis.scan(`lnr_sender:${u}:*:listener`)) {
-    const s = between(name, `lnr_sender:${sender}:`, ':listener');
-    if (s !== undefined && !s.includes(':')) topics.add(s);
+  /** Checks the form of a Redis URL with the core's parser (CliError BAD_URL); connects to nothing. */
+  static checkUrl(url: string): void {
+    void new Directory(url);
   }
-  for (const name of await redis.scan(`lnr_connection:${u}:*:*:key`)) {
-    const p = parseConnectionKeyName(name);
-    if (p && p.sender === sender) topics.add(p.senderTopic);
-  }
-  return [...topics].sort();
-}
 
-/** Queue lengths and acks of some channels now (for a second sample). */
-export async function sampleChannels(redis: RespClient, cks: number[]): Promise<Map<number, { queueLength: number; lastAcked: number | null }>> {
-  const replies = await redis.pipeline(cks.flatMap((ck) => [['LLEN', keys.channel(ck, 'messages')], ['GET', keys.channel(ck, 'mess_number')]]));
-  const out = new Map<number, { queueLength: number; lastAcked: number | null }>();
-  cks.forEach((ck, i) => out.set(ck, { queueLength: Number(replies[2 * i] ?? 0), lastAcked: int(replies[2 * i + 1]!) }));
-  return out;
-}
-
-/**
- * Offline queues that belong to no channel this command can name: their connection-key name is
- * gone, or was written with names containing ':' (which the key layout cannot split back).
- */
-export async function unnamedQueues(redis: RespClient, known: ReadonlySet<number>): Promise<{ connectionKey: number; queueLength: number }[]> {
-  const cks: number[] = [];
-  for (const name of await redis.scan('lnr_connection:*:messages')) {
-    const middle = between(name, 'lnr_connection:', ':messages');
-    if (middle !== undefined && /^-?\d+$/.test(middle) && !known.has(Number(middle))) cks.push(Number(middle));
+  async #call<T>(call: (native: NativeDirectory) => Promise<T>): Promise<T> {
+    try {
+      return await call(this.#native);
+    } catch (e) {
+      throw cliErrorOf(e);
+    }
   }
-  const lengths = await redis.pipeline(cks.map((ck) => ['LLEN', keys.channel(ck, 'messages')]));
-  return cks.map((ck, i) => ({ connectionKey: ck, queueLength: Number(lengths[i] ?? 0) })).filter((q) => q.queueLength > 0).sort((a, b) => a.connectionKey - b.connectionKey);
+
+  /** What the store calls a record: Redis key names (patterns with '*'), for messages. */
+  name(kind: NativeRecord, ...parts: (string | number)[]): string {
+    return this.#native.recordName(kind, ...parts.map(String));
+  }
+
+  /** Connects and checks that Redis answers. */
+  ping(): Promise<void> {
+    return this.#call((n) => n.ping());
+  }
+
+  /** Every topic with a directory or a key, sorted by name; with `only`, that one if Redis has it. */
+  async readTopics(only?: string): Promise<TopicInfo[]> {
+    const rows = await this.#call((n) => n.topics(only));
+    return rows.map(([topic, key, pairs]: NativeTopic): TopicInfo => {
+      const addresses = pairs.map(([address, name]) => ({ address, name }));
+      return { topic, key, addresses, names: [...new Set(addresses.map((a) => a.name))].sort(), internal: topic === INTERNAL_TOPIC };
+    });
+  }
+
+  /**
+   * Every channel (sender → listener) with its counters, optionally filtered. `topics` is the
+   * directory (from readTopics), used to tell who is online and to name queued frames.
+   */
+  async readChannels(topics: TopicInfo[], filter: ChannelFilter = {}): Promise<ChannelInfo[]> {
+    const rows = await this.#call((n) => n.channels(filter.sender));
+    const byName = new Map<string, (DirectoryEntry & { topic: string })[]>();
+    const topicByKey = new Map<number, string>();
+    for (const t of topics) {
+      if (t.key !== null) topicByKey.set(t.key, t.topic);
+      for (const a of t.addresses) {
+        const list = byName.get(a.name) ?? [];
+        list.push({ ...a, topic: t.topic });
+        byName.set(a.name, list);
+      }
+    }
+    const channels = rows.map(
+      ([connectionKey, sender, senderTopic, listener, storedSenderTopic, lastAcked, queueLength, tk]: NativeChannel): ChannelInfo => ({
+        connectionKey,
+        connectionKeyName: this.name('channelName', sender, senderTopic, listener),
+        sender,
+        senderTopic,
+        storedSenderTopic,
+        listener,
+        lastAcked,
+        queueLength,
+        queuedFor: tk === null ? null : topicByKey.get(tk) ?? `topic key ${tk}`,
+        senderAddresses: byName.get(sender) ?? [],
+        listenerAddresses: byName.get(listener) ?? [],
+      }),
+    );
+    const t = filter.topic;
+    return channels.filter(
+      (c) => t === undefined || c.senderTopic === t || c.queuedFor === t || c.listenerAddresses.some((a) => a.topic === t),
+    );
+  }
+
+  /** The source topics a sender name has channels or a sender→listener map under. */
+  senderTopicsOf(sender: string): Promise<string[]> {
+    return this.#call((n) => n.senderTopics(sender));
+  }
+
+  /** Queue lengths and acks of some channels now (for a second sample). */
+  async sampleChannels(cks: number[]): Promise<Map<number, { queueLength: number; lastAcked: number | null }>> {
+    const rows = await this.#call((n) => n.sample(cks));
+    return new Map(cks.map((ck, i) => [ck, { queueLength: rows[i]![0], lastAcked: rows[i]![1] }]));
+  }
+
+  /**
+   * Offline queues that belong to no channel this command can name: their connection-key name is
+   * gone, or was written with names containing ':' (which the key layout cannot split back).
+   */
+  async unnamedQueues(known: ReadonlySet<number>): Promise<{ connectionKey: number; queueLength: number }[]> {
+    const rows = await this.#call((n) => n.unnamedQueues([...known]));
+    return rows.map(([connectionKey, queueLength]) => ({ connectionKey, queueLength }));
+  }
+
+  /** Messages waiting in the offline queues of sender `name`/`topic`. */
+  storedCount(name: string, topic: string): Promise<number> {
+    return this.#call((n) => n.storedCount(name, topic));
+  }
+
+  /**
+   * Deletes every key a closed, one-off peer of this command left behind (its channels, its
+   * sender→listener map, its own topic's key when nobody serves that topic): such a name is
+   * never used again. Only for names made by ephemeralName().
+   */
+  forgetPeer(name: string, topic: string): Promise<void> {
+    return this.#call((n) => n.forgetPeer(name, topic));
+  }
 }

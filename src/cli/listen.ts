@@ -9,7 +9,6 @@ import { intOption, secondsOption, stringOption } from './args.js';
 import type { Command } from './command.js';
 import { clientBase, openRedis } from './command.js';
 import { CliError, usage } from './errors.js';
-import { keys } from './layout.js';
 import { bytes, escapeText, preview } from './output.js';
 import { checkName, ephemeralName, liner } from './peer.js';
 
@@ -53,13 +52,8 @@ export const listen: Command = {
     const full = parsed.options.full === true;
 
     // Fail fast and clearly when Redis is not there; and tell who else serves the topic.
-    const redis = await openRedis(ctx);
-    let others: number;
-    try {
-      others = (await redis.command('HLEN', keys.topicAddr(topic))) as number;
-    } finally {
-      redis.close();
-    }
+    const [served] = await (await openRedis(ctx)).readTopics(topic);
+    const others = served?.addresses.length ?? 0;
 
     const { Client } = liner();
     const client = new Client({ name, topic, ...clientBase(ctx), listen: stringOption(parsed, 'listen') });

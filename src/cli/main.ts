@@ -14,16 +14,17 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
+import { hideSecrets, passwordsIn } from '../redact.js';
 import { GLOBAL_OPTIONS, helpText, parse } from './args.js';
 import { bench } from './bench.js';
 import type { Command } from './command.js';
 import { demo } from './demo.js';
 import { CliError, toCliError, usage } from './errors.js';
 import { inspect } from './inspect.js';
+import { Directory } from './layout.js';
 import { listen } from './listen.js';
 import { Output } from './output.js';
 import { purge } from './purge.js';
-import { hideSecrets, parseRedisUrl, passwordsIn } from './resp.js';
 import { send } from './send.js';
 import { topics } from './topics.js';
 
@@ -93,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const fromOption = parsed.options.redis as string | undefined;
     const fromEnv = process.env.LINER_REDIS_URL || undefined;
     const redisUrl = fromOption ?? fromEnv ?? DEFAULT_REDIS_URL;
-    parseRedisUrl(redisUrl);
+    Directory.checkUrl(redisUrl);
     const status = await command.run({ parsed, redisUrl, redisExplicit: fromOption !== undefined || fromEnv !== undefined, out });
     return status ?? 0;
   } catch (e) {

@@ -15,10 +15,9 @@ import { stringOption } from './args.js';
 import type { Command, Context } from './command.js';
 import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
-import { keys, readChannels, readTopics, senderTopicsOf } from './layout.js';
+import type { Directory } from './layout.js';
 import { count } from './output.js';
 import { checkName, ephemeralName, liner } from './peer.js';
-import type { RespClient } from './resp.js';
 
 interface Plan {
   /** What purge will do, for people. */
@@ -44,19 +43,20 @@ async function confirm(ctx: Context, question: string): Promise<boolean> {
   }
 }
 
-async function topicPlan(ctx: Context, redis: RespClient, topic: string): Promise<Plan> {
-  const [info] = await readTopics(redis, topic);
-  if (!info) throw new CliError('UNKNOWN_TOPIC', `topic '${topic}' is not in ${shownUrl(ctx)} (no lnr_topic:${topic}:addr or :key)`);
+async function topicPlan(ctx: Context, redis: Directory, topic: string): Promise<Plan> {
+  const [info] = await redis.readTopics(topic);
+  const directoryKey = redis.name('topicAddresses', topic);
+  if (!info) throw new CliError('UNKNOWN_TOPIC', `topic '${topic}' is not in ${shownUrl(ctx)} (no ${directoryKey} or :key)`);
   const lines = info.addresses.length
     ? [
-        `delete the directory of topic ${topic} (${keys.topicAddr(topic)}), ${info.addresses.length} address(es):`,
+        `delete the directory of topic ${topic} (${directoryKey}), ${info.addresses.length} address(es):`,
         ...info.addresses.map((a) => `  ${a.address}  ${a.name}`),
         'peers still running there put their own address back within about a second',
       ]
     : [`topic ${topic} has no directory entries: nothing to delete`];
   return {
     lines,
-    keys: [keys.topicAddr(topic)],
+    keys: [directoryKey],
     empty: info.addresses.length === 0,
     execute: async () => {
       // A throwaway client of the topic: clearAddressesOfTopic works on the client's own topic.
@@ -71,13 +71,13 @@ async function topicPlan(ctx: Context, redis: RespClient, topic: string): Promis
   };
 }
 
-async function senderPlan(ctx: Context, redis: RespClient, sender: string, force: boolean): Promise<Plan> {
-  const directory = await readTopics(redis);
-  const sourceTopics = await senderTopicsOf(redis, sender);
+async function senderPlan(ctx: Context, redis: Directory, sender: string, force: boolean): Promise<Plan> {
+  const directory = await redis.readTopics();
+  const sourceTopics = await redis.senderTopicsOf(sender);
   const registered = directory.flatMap((t) => t.addresses.filter((a) => a.name === sender).map((a) => `${a.address} under ${t.topic}`));
   if (sourceTopics.length === 0) {
     if (registered.length) return { lines: [`sender ${sender} has no stored messages, channels or sender map: nothing to delete`], keys: [], empty: true, execute: async () => undefined };
-    throw new CliError('UNKNOWN_SENDER', `no sender named '${sender}' in ${shownUrl(ctx)} (no lnr_sender:${sender}:*:listener or lnr_connection:${sender}:*:*:key)`);
+    throw new CliError('UNKNOWN_SENDER', `no sender named '${sender}' in ${shownUrl(ctx)} (no ${redis.name('senderListeners', sender, '*')} or ${redis.name('channelName', sender, '*', '*')})`);
   }
   if (registered.length && !force) {
     throw new CliError(
@@ -85,7 +85,7 @@ async function senderPlan(ctx: Context, redis: RespClient, sender: string, force
       `sender ${sender} is registered (${registered.join(', ')}): stop it first (clearing under a running sender loses its messages), or pass --force if it crashed`,
     );
   }
-  const channels = await readChannels(redis, directory, { sender });
+  const channels = await redis.readChannels(directory, { sender });
   const lines: string[] = [];
   const doomed: string[] = [];
   for (const s of sourceTopics) {
@@ -93,10 +93,11 @@ async function senderPlan(ctx: Context, redis: RespClient, sender: string, force
     lines.push(`sender ${sender} (topic ${s}): ${mine.length} channel(s)`);
     for (const c of mine) {
       lines.push(`  ck ${c.connectionKey} -> ${c.listener}: delete ${count(c.queueLength)} stored message(s) and the ack counter (last acked ${c.lastAcked ?? '-'})`);
-      doomed.push(keys.channel(c.connectionKey, 'messages'), keys.channel(c.connectionKey, 'mess_number'));
+      doomed.push(redis.name('channelQueue', c.connectionKey), redis.name('channelAck', c.connectionKey));
     }
-    lines.push(`  delete its sender->listener maps ${keys.senderListeners(sender, s)} and ${keys.senderListenerNames(sender, s)}`);
-    doomed.push(keys.senderListeners(sender, s), keys.senderListenerNames(sender, s));
+    const maps = [redis.name('senderListeners', sender, s), redis.name('senderListenerNames', sender, s)];
+    lines.push(`  delete its sender->listener maps ${maps[0]} and ${maps[1]}`);
+    doomed.push(...maps);
   }
   lines.push('connection keys and topic keys stay, as with clear_stored_messages');
   return {
@@ -145,12 +146,7 @@ export const purge: Command = {
     if (topic !== undefined) checkName('topic', topic);
     if (sender !== undefined) checkName('sender', sender);
     const redis = await openRedis(ctx);
-    let plan: Plan;
-    try {
-      plan = topic !== undefined ? await topicPlan(ctx, redis, topic) : await senderPlan(ctx, redis, sender!, parsed.options.force === true);
-    } finally {
-      redis.close();
-    }
+    const plan = topic !== undefined ? await topicPlan(ctx, redis, topic) : await senderPlan(ctx, redis, sender!, parsed.options.force === true);
     const report = (done: boolean): void => {
       if (out.json) out.data({ redis: shownUrl(ctx), topic: topic ?? null, sender: sender ?? null, purged: done, keys: done ? plan.keys : [], plan: plan.lines });
     };

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import { CliError } from './errors.js';
-import { RespClient } from './resp.js';
+import { Directory } from './layout.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,8 +57,7 @@ export class ThrowawayRedis {
           break; // exited: port taken? try another
         }
         try {
-          const probe = await RespClient.connect(url, { connectTimeoutMs: 500 });
-          probe.close();
+          await new Directory(url).ping();
           return new ThrowawayRedis(url, child, dir);
         } catch {
           // not up yet

@@ -12,7 +12,7 @@ import type { Command } from './command.js';
 import { clientBase, openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
 import { bytes } from './output.js';
-import { checkName, ephemeralName, forgetPeer, liner, sendPatiently, storedCount } from './peer.js';
+import { checkName, ephemeralName, liner, sendPatiently } from './peer.js';
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -83,45 +83,40 @@ export const send: Command = {
       await sendPatiently(client, all, to, data, atLeastOnce, started + timeoutMs);
     } catch (e) {
       await client.close();
-      redis.close();
       if (e instanceof LinerError && e.code === 'NO_ADDRESS') {
-        throw new CliError('NO_ADDRESS', `nobody serves topic '${to}' in ${shownUrl(ctx)} (lnr_topic:${to}:addr is empty)`);
+        throw new CliError('NO_ADDRESS', `nobody serves topic '${to}' in ${shownUrl(ctx)} (${redis.name('topicAddresses', to)} is empty)`);
       }
       throw e;
     }
     // close() sends what is queued, waits for the acknowledgements and stores the rest in Redis.
     await client.close();
-    try {
-      const stored = atLeastOnce ? await storedCount(redis, name, name) : 0;
-      const result = {
-        to,
-        from: name,
-        all,
-        atLeastOnce,
-        size: data.length,
-        copies,
-        acknowledged: atLeastOnce ? stored === 0 : null,
-        stored,
-        elapsedMs: Date.now() - started,
-      };
-      if (stored > 0) {
-        if (out.json) out.data(result);
-        throw new CliError(
-          'NOT_DELIVERED',
-          `${stored} message(s) to ${to} were not acknowledged and wait in Redis: they are sent when a peer named ${name} runs again ` +
-            `('liner send --from ${name} …' does), or dropped by 'liner purge --sender ${name}'`,
-        );
-      }
-      if (given === undefined) await forgetPeer(redis, name, name);
-      if (out.json) {
-        out.data(result);
-      } else {
-        const where = all ? `${copies} peer(s) of ${to}` : `one peer of ${to}`;
-        const how = atLeastOnce ? out.paint('green', 'acknowledged') : 'written (best effort: not acknowledged)';
-        out.line(`sent ${bytes(data.length)} to ${where} as ${name}: ${how} (${result.elapsedMs} ms)`);
-      }
-    } finally {
-      redis.close();
+    const stored = atLeastOnce ? await redis.storedCount(name, name) : 0;
+    const result = {
+      to,
+      from: name,
+      all,
+      atLeastOnce,
+      size: data.length,
+      copies,
+      acknowledged: atLeastOnce ? stored === 0 : null,
+      stored,
+      elapsedMs: Date.now() - started,
+    };
+    if (stored > 0) {
+      if (out.json) out.data(result);
+      throw new CliError(
+        'NOT_DELIVERED',
+        `${stored} message(s) to ${to} were not acknowledged and wait in Redis: they are sent when a peer named ${name} runs again ` +
+          `('liner send --from ${name} …' does), or dropped by 'liner purge --sender ${name}'`,
+      );
+    }
+    if (given === undefined) await redis.forgetPeer(name, name);
+    if (out.json) {
+      out.data(result);
+    } else {
+      const where = all ? `${copies} peer(s) of ${to}` : `one peer of ${to}`;
+      const how = atLeastOnce ? out.paint('green', 'acknowledged') : 'written (best effort: not acknowledged)';
+      out.line(`sent ${bytes(data.length)} to ${where} as ${name}: ${how} (${result.elapsedMs} ms)`);
     }
   },
 };

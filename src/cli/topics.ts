@@ -7,7 +7,6 @@
  */
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
-import { readTopics } from './layout.js';
 
 export const topics: Command = {
   name: 'topics',
@@ -22,35 +21,30 @@ export const topics: Command = {
     served: { kind: 'flag', help: 'only topics that at least one peer serves now' },
   },
   async run(ctx) {
-    const redis = await openRedis(ctx);
-    try {
-      let list = await readTopics(redis);
-      if (ctx.parsed.options.served) list = list.filter((t) => t.addresses.length > 0);
-      const { out } = ctx;
-      if (out.json) {
-        out.data({ redis: shownUrl(ctx), topics: list });
-        return;
-      }
-      if (list.length === 0) {
-        out.line(`no liner topics in ${shownUrl(ctx)}`);
-        return;
-      }
-      const rows: string[][] = [];
-      for (const t of list) {
-        const name = t.internal ? `${t.topic} ${out.paint('dim', '(internal)')}` : out.paint('bold', t.topic);
-        const key = t.key === null ? '-' : String(t.key);
-        if (t.addresses.length === 0) {
-          rows.push([name, key, out.paint('yellow', '(nobody serves it)'), '']);
-          continue;
-        }
-        t.addresses.forEach((a, i) => rows.push([i === 0 ? name : '', i === 0 ? key : '', a.address, a.name]));
-      }
-      out.table(['TOPIC', 'KEY', 'ADDRESS', 'UNIQUE NAME'], rows, ['l', 'r', 'l', 'l']);
-      const served = list.filter((t) => t.addresses.length > 0).length;
-      out.line();
-      out.line(out.paint('dim', `${list.length} topic(s), ${served} served, in ${shownUrl(ctx)}`));
-    } finally {
-      redis.close();
+    let list = await (await openRedis(ctx)).readTopics();
+    if (ctx.parsed.options.served) list = list.filter((t) => t.addresses.length > 0);
+    const { out } = ctx;
+    if (out.json) {
+      out.data({ redis: shownUrl(ctx), topics: list });
+      return;
     }
+    if (list.length === 0) {
+      out.line(`no liner topics in ${shownUrl(ctx)}`);
+      return;
+    }
+    const rows: string[][] = [];
+    for (const t of list) {
+      const name = t.internal ? `${t.topic} ${out.paint('dim', '(internal)')}` : out.paint('bold', t.topic);
+      const key = t.key === null ? '-' : String(t.key);
+      if (t.addresses.length === 0) {
+        rows.push([name, key, out.paint('yellow', '(nobody serves it)'), '']);
+        continue;
+      }
+      t.addresses.forEach((a, i) => rows.push([i === 0 ? name : '', i === 0 ? key : '', a.address, a.name]));
+    }
+    out.table(['TOPIC', 'KEY', 'ADDRESS', 'UNIQUE NAME'], rows, ['l', 'r', 'l', 'l']);
+    const served = list.filter((t) => t.addresses.length > 0).length;
+    out.line();
+    out.line(out.paint('dim', `${list.length} topic(s), ${served} served, in ${shownUrl(ctx)}`));
   },
 };

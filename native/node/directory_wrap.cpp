@@ -1,0 +1,224 @@
+#include "node/directory_wrap.hpp"
+
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "core/directory_inspect.hpp"
+#include "node/async_task.hpp"
+#include "node/errors.hpp"
+
+namespace liner_node {
+namespace {
+
+std::string text_arg(const Napi::CallbackInfo& info, size_t i, const char* what, bool required = true) {
+  if (!required && (info.Length() <= i || info[i].IsUndefined())) return std::string();
+  if (info.Length() <= i || !info[i].IsString()) throw_invalid(info.Env(), std::string(what) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::vector<int32_t> keys_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsArray()) throw_invalid(info.Env(), "connection keys must be an array");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<int32_t> keys;
+  for (uint32_t j = 0; j < a.Length(); ++j) {
+    Napi::Value v = a.Get(j);
+    if (!v.IsNumber()) throw_invalid(info.Env(), "a connection key must be a number");
+    keys.push_back(v.As<Napi::Number>().Int32Value());
+  }
+  return keys;
+}
+
+Napi::Value number_or_null(Napi::Env env, bool has, double value) {
+  return has ? Napi::Value(Napi::Number::New(env, value)) : env.Null();
+}
+
+// Runs `work` on the pool with the store to itself; `result` (JS thread) makes the value.
+template <class Work>
+Napi::Promise run(const Napi::Object& owner, const std::shared_ptr<SharedStore>& shared, const char* name, Work work,
+                  AsyncTask::Result result = nullptr) {
+  return AsyncTask::start(
+      owner, name,
+      [shared, work] {
+        std::lock_guard<std::mutex> lock(shared->mu);
+        return work(*shared->store);
+      },
+      std::move(result));
+}
+
+const std::pair<const char*, liner::StoreRecord> kRecords[] = {
+    {"topicAddresses", liner::StoreRecord::topic_addresses},
+    {"topicKey", liner::StoreRecord::topic_key},
+    {"channelName", liner::StoreRecord::channel_name},
+    {"channelSender", liner::StoreRecord::channel_sender},
+    {"channelAck", liner::StoreRecord::channel_ack},
+    {"channelQueue", liner::StoreRecord::channel_queue},
+    {"senderListeners", liner::StoreRecord::sender_listeners},
+    {"senderListenerNames", liner::StoreRecord::sender_listener_names},
+};
+
+}  // namespace
+
+Napi::Function DirectoryWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeDirectory",
+                     {
+                         InstanceMethod<&DirectoryWrap::ping>("ping"),
+                         InstanceMethod<&DirectoryWrap::topics>("topics"),
+                         InstanceMethod<&DirectoryWrap::channels>("channels"),
+                         InstanceMethod<&DirectoryWrap::sample>("sample"),
+                         InstanceMethod<&DirectoryWrap::sender_topics>("senderTopics"),
+                         InstanceMethod<&DirectoryWrap::unnamed_queues>("unnamedQueues"),
+                         InstanceMethod<&DirectoryWrap::stored_count>("storedCount"),
+                         InstanceMethod<&DirectoryWrap::forget_peer>("forgetPeer"),
+                         InstanceMethod<&DirectoryWrap::record_name>("recordName"),
+                     });
+}
+
+DirectoryWrap::DirectoryWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DirectoryWrap>(info) {
+  liner::Status s = liner::open_store(text_arg(info, 0, "the store URL"), &shared_->store);
+  if (!s) throw status_error(info.Env(), s);
+}
+
+Napi::Value DirectoryWrap::ping(const Napi::CallbackInfo&) {
+  return run(Value(), shared_, "liner.directory.ping", [](liner::Store& store) { return store.ping(); });
+}
+
+// [topic, key | null, [address, unique name][]][]: every topic, or `only` if the store has it.
+Napi::Value DirectoryWrap::topics(const Napi::CallbackInfo& info) {
+  std::string only = text_arg(info, 0, "topic", false);
+  bool one = info.Length() > 0 && !info[0].IsUndefined();
+  auto found = std::make_shared<std::vector<liner::TopicView>>();
+  return run(
+      Value(), shared_, "liner.directory.topics",
+      [one, only, found](liner::Store& store) {
+        return one ? liner::inspect_topic(store, only, found.get()) : liner::inspect_topics(store, found.get());
+      },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          const liner::TopicView& t = (*found)[i];
+          Napi::Array addresses = Napi::Array::New(env, t.addresses.size());
+          for (size_t j = 0; j < t.addresses.size(); ++j) {
+            Napi::Array row = Napi::Array::New(env, 2);
+            row.Set(0u, t.addresses[j].addr);
+            row.Set(1u, t.addresses[j].unique_name);
+            addresses.Set(uint32_t(j), row);
+          }
+          Napi::Array row = Napi::Array::New(env, 3);
+          row.Set(0u, t.topic);
+          row.Set(1u, number_or_null(env, t.has_key, t.key));
+          row.Set(2u, addresses);
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
+// [ck, sender, sender topic, listener, stored sender topic | null, last acked | null, queue
+// length, topic key of the oldest queued frame | null][], by connection key.
+Napi::Value DirectoryWrap::channels(const Napi::CallbackInfo& info) {
+  std::string sender = text_arg(info, 0, "sender", false);
+  auto found = std::make_shared<std::vector<liner::ChannelView>>();
+  return run(
+      Value(), shared_, "liner.directory.channels",
+      [sender, found](liner::Store& store) { return liner::inspect_channels(store, sender, found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          const liner::ChannelView& c = (*found)[i];
+          const liner::AckCounter& ack = c.state.ack;
+          Napi::Array row = Napi::Array::New(env, 8);
+          row.Set(0u, Napi::Number::New(env, c.name.key));
+          row.Set(1u, c.name.sender_unique);
+          row.Set(2u, c.name.sender_topic);
+          row.Set(3u, c.name.listener_unique);
+          row.Set(4u, c.state.has_sender_topic ? Napi::Value(Napi::String::New(env, c.state.sender_topic)) : env.Null());
+          row.Set(5u, number_or_null(env, ack.existed && !ack.unreadable, double(ack.number)));
+          row.Set(6u, Napi::Number::New(env, double(c.state.queue_length)));
+          row.Set(7u, number_or_null(env, c.has_queued_topic_key, c.queued_topic_key));
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
+// [queue length, last acked | null][] of the given connection keys, in their order.
+Napi::Value DirectoryWrap::sample(const Napi::CallbackInfo& info) {
+  std::vector<int32_t> keys = keys_arg(info, 0);
+  auto found = std::make_shared<std::vector<liner::ChannelState>>();
+  return run(
+      Value(), shared_, "liner.directory.sample",
+      [keys, found](liner::Store& store) { return store.read_channels(keys, false, found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          const liner::AckCounter& ack = (*found)[i].ack;
+          Napi::Array row = Napi::Array::New(env, 2);
+          row.Set(0u, Napi::Number::New(env, double((*found)[i].queue_length)));
+          row.Set(1u, number_or_null(env, ack.existed && !ack.unreadable, double(ack.number)));
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
+Napi::Value DirectoryWrap::sender_topics(const Napi::CallbackInfo& info) {
+  std::string sender = text_arg(info, 0, "sender");
+  auto found = std::make_shared<std::vector<std::string>>();
+  return run(
+      Value(), shared_, "liner.directory.senderTopics",
+      [sender, found](liner::Store& store) { return store.source_topics_of_sender(sender, found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) out.Set(uint32_t(i), (*found)[i]);
+        return out;
+      });
+}
+
+// [ck, queue length][] of the non-empty offline queues whose ck is not in `known`.
+Napi::Value DirectoryWrap::unnamed_queues(const Napi::CallbackInfo& info) {
+  std::vector<int32_t> given = keys_arg(info, 0);
+  std::set<int32_t> known(given.begin(), given.end());
+  auto found = std::make_shared<std::vector<std::pair<int32_t, uint64_t>>>();
+  return run(
+      Value(), shared_, "liner.directory.unnamedQueues",
+      [known, found](liner::Store& store) { return liner::unnamed_queues(store, known, found.get()); },
+      [found](Napi::Env env, const liner::Status&) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, found->size());
+        for (size_t i = 0; i < found->size(); ++i) {
+          Napi::Array row = Napi::Array::New(env, 2);
+          row.Set(0u, Napi::Number::New(env, (*found)[i].first));
+          row.Set(1u, Napi::Number::New(env, double((*found)[i].second)));
+          out.Set(uint32_t(i), row);
+        }
+        return out;
+      });
+}
+
+Napi::Value DirectoryWrap::stored_count(const Napi::CallbackInfo& info) {
+  std::string name = text_arg(info, 0, "name"), topic = text_arg(info, 1, "topic");
+  auto count = std::make_shared<uint64_t>(0);
+  return run(
+      Value(), shared_, "liner.directory.storedCount",
+      [name, topic, count](liner::Store& store) { return liner::stored_message_count(store, name, topic, count.get()); },
+      [count](Napi::Env env, const liner::Status&) -> Napi::Value { return Napi::Number::New(env, double(*count)); });
+}
+
+Napi::Value DirectoryWrap::forget_peer(const Napi::CallbackInfo& info) {
+  std::string name = text_arg(info, 0, "name"), topic = text_arg(info, 1, "topic");
+  return run(Value(), shared_, "liner.directory.forgetPeer",
+             [name, topic](liner::Store& store) { return liner::forget_peer(store, name, topic); });
+}
+
+// recordName(kind, ...parts): what the store calls that record (Redis: the key name).
+Napi::Value DirectoryWrap::record_name(const Napi::CallbackInfo& info) {
+  std::string kind = text_arg(info, 0, "record kind");
+  std::string parts[3];
+  for (size_t i = 0; i < 3; ++i) parts[i] = text_arg(info, i + 1, "record name part", false);
+  for (const auto& r : kRecords)
+    if (kind == r.first)
+      return Napi::String::New(info.Env(), shared_->store->record_name(r.second, parts[0], parts[1], parts[2]));
+  throw_invalid(info.Env(), "unknown record kind '" + kind + "'");
+}
+
+}  // namespace liner_node
