@@ -142,8 +142,8 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
       napi_call_threadsafe_function(f, nullptr, napi_tsfn_nonblocking);
   });
   // sendTo/sendAll are own properties whose function data is this wrapper: a prototype method
-  // would unwrap `this` on every message, a private-property lookup that cost the sending
-  // thread about 8%. They belong to the JS object that owns this wrapper and go with it.
+  // would unwrap `this` on every message, a private-property lookup on the sending thread.
+  // They belong to the JS object that owns this wrapper and go with it.
   Napi::Object self = info.This().As<Napi::Object>();
   self.Set("sendTo", Napi::Function::New<&ClientWrap::send_to>(info.Env(), "sendTo", this));
   self.Set("sendAll", Napi::Function::New<&ClientWrap::send_all>(info.Env(), "sendAll", this));
