@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 
-import type { CoreStats } from './stats.js';
+import type { ClientStats, CoreStats } from './stats.js';
 
 /** Options the addon reads when a NativeClient is constructed (validated by src/options.ts). */
 export interface NativeOptions {
@@ -39,17 +39,7 @@ export type NativeBatch = [buffer: Buffer, meta: Uint32Array, newNames: string[]
 export type NativeEvent = [kind: number, topic: string, peer: string, message: string];
 
 /** Counters of the core (when the core client exists and `withCore` is true) and of the delivery into JS. */
-export interface NativeStats extends Partial<CoreStats> {
-  jsMessages: number;
-  jsBytes: number;
-  jsBatches: number;
-  jsWakeups: number;
-  jsBlocked: number;
-  jsDropped: number;
-  jsEventsDropped: number;
-  jsPendingBytes: number;
-  jsMaxPendingBytes: number;
-}
+export type NativeStats = Partial<CoreStats> & Omit<ClientStats, keyof CoreStats>;
 
 /**
  * A core client. Promise-returning methods run on libuv's thread pool and reject with an Error

@@ -44,6 +44,8 @@
 #include "core/store.hpp"
 #include "core/store_worker.hpp"
 
+struct epoll_event;  // <sys/epoll.h>
+
 namespace liner {
 
 struct SenderOptions {
@@ -158,7 +160,9 @@ class Sender {
   using Clock = std::chrono::steady_clock;
 
   void loop();
-  // One epoll event of a channel's socket, in the loop and while draining alike.
+  // What epoll_wait returned, in the loop and while draining alike: the waker's event, and
+  // each channel's socket events (on_socket_event).
+  void on_events(const epoll_event* events, int n);
   void on_socket_event(Channel* ch, uint32_t events);
   // enqueue's body; kSingle: count is 1.
   template <bool kSingle>

@@ -47,6 +47,14 @@ void Sender::on_socket_event(Channel* ch, uint32_t e) {
   }
 }
 
+void Sender::on_events(const epoll_event* events, int n) {
+  for (int i = 0; i < n; ++i) {
+    Channel* ch = static_cast<Channel*>(events[i].data.ptr);
+    if (ch) on_socket_event(ch, events[i].events);
+    else waker_.drain();  // the waker's own event
+  }
+}
+
 void Sender::loop() {
   epoll_event events[64];
   for (;;) {
@@ -90,14 +98,7 @@ void Sender::loop() {
     int n = epoll_wait(epfd_, events, 64, timeout_ms);
     if (parked_.load(std::memory_order_relaxed)) parked_ = false;  // unless a sender took it down
     if (stopping_) break;
-    for (int i = 0; i < n; ++i) {
-      Channel* ch = static_cast<Channel*>(events[i].data.ptr);
-      if (!ch) {
-        waker_.drain();
-        continue;
-      }
-      on_socket_event(ch, events[i].events);
-    }
+    on_events(events, n);
     // The store's answers (the waker woke us for them, or they came meanwhile).
     store_->run_completions();
     std::vector<Channel*> dirty;
@@ -180,14 +181,7 @@ void Sender::drain_and_close(Clock::time_point deadline) {
     }
     if (!busy || Clock::now() >= deadline) break;
     int n = epoll_wait(epfd_, events, 64, 10);
-    for (int i = 0; i < n; ++i) {
-      Channel* ch = static_cast<Channel*>(events[i].data.ptr);
-      if (!ch) {
-        waker_.drain();
-        continue;
-      }
-      on_socket_event(ch, events[i].events);
-    }
+    on_events(events, n);
   }
   // 2. Wait until listeners acknowledged what was written, so that a restart of this sender
   //    never reuses a number a listener already delivered (liner_broker 1.3.1 could). Closing
