@@ -299,11 +299,13 @@ MUTANTS = [
            "  queue_.push_front(Waiting{key, std::move(m)});",
            pytest("test/fault/test_send_never_waits_on_store.py")),
 
+    # ---- rules every face shares (native/core/names.cpp) ------------------------------------------
+    mutant("name-colon", "native/core/names.cpp", "names with ':' are accepted (every face: the rule is the core's)",
+           "name.find_first_of(\":\\\\\")",
+           "name.find_first_of(\"\\\\\")",
+           pytest(PY + "test_rules_across_faces.py")),
+
     # ---- TypeScript layer (src/) --------------------------------------------------------------------------
-    mutant("ts-name-colon", "src/arguments.ts", "names with ':' are accepted",
-           "if (/[:\\\\]/.test(value)) throw invalid(",
-           "if (/[\\\\]/.test(value)) throw invalid(",
-           vitest("test/ts/bad_input.test.ts")),
     mutant("ts-empty-name", "src/arguments.ts", "empty names are accepted",
            "  if (value.length === 0) throw invalid(`${what} must not be empty`);\n",
            "",
