@@ -45,9 +45,9 @@ const char kSep = '\x1f';
 
 std::string topic_addr_key(const std::string& t) { return "lnr_topic:" + t + ":addr"; }
 std::string topic_key_key(const std::string& t) { return "lnr_topic:" + t + ":key"; }
-std::string conn_key(int32_t ck, const char* what) {
-  return "lnr_connection:" + std::to_string(ck) + ":" + what;
-}
+// `ck` as text: a number, or "*" in a pattern shown to people (record_name).
+std::string conn_key(const std::string& ck, const char* what) { return "lnr_connection:" + ck + ":" + what; }
+std::string conn_key(int32_t ck, const char* what) { return conn_key(std::to_string(ck), what); }
 std::string topic_unsubscribed_key(const std::string& t) { return "lnr_topic:" + t + ":unsubscribed"; }
 std::string topic_lease_key(const std::string& t) { return "lnr_topic:" + t + ":lease"; }
 std::string connection_name_key(const std::string& u, const std::string& s, const std::string& l) {
@@ -676,9 +676,9 @@ class RedisStore final : public Store {
       case StoreRecord::topic_addresses: return topic_addr_key(a);
       case StoreRecord::topic_key: return topic_key_key(a);
       case StoreRecord::channel_name: return connection_name_key(a, b, c);
-      case StoreRecord::channel_sender: return "lnr_connection:" + a + ":sender";
-      case StoreRecord::channel_ack: return "lnr_connection:" + a + ":mess_number";
-      case StoreRecord::channel_queue: return "lnr_connection:" + a + ":messages";
+      case StoreRecord::channel_sender: return conn_key(a, "sender");
+      case StoreRecord::channel_ack: return conn_key(a, "mess_number");
+      case StoreRecord::channel_queue: return conn_key(a, "messages");
       case StoreRecord::sender_listeners: return sender_listener_key(a, b);
       case StoreRecord::sender_listener_names: return sender_listener_name_key(a, b);
     }

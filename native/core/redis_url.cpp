@@ -78,7 +78,7 @@ Status parse_redis_url(const std::string& url, RedisEndpoint* out) {
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) {
     std::string db = rest.substr(slash + 1);
-    if (!db.empty() && !parse_int(db, 0, 1 << 20, &out->db)) return bad(url, "db must be a number");
+    if (!db.empty() && !parse_int(db, 0, 1 << 20, &out->db)) return bad(url, "the database must be a number");
   }
   size_t at = authority.rfind('@');
   if (at != std::string::npos) {
@@ -91,7 +91,7 @@ Status parse_redis_url(const std::string& url, RedisEndpoint* out) {
   std::string port;
   if (!authority.empty() && authority[0] == '[') {
     size_t close = authority.find(']');
-    if (close == std::string::npos) return bad(url, "unclosed '[' in host");
+    if (close == std::string::npos) return bad(url, "unclosed '[' in the host");
     out->host = authority.substr(1, close - 1);
     if (close + 1 < authority.size()) {
       if (authority[close + 1] != ':') return bad(url, "unexpected text after ']'");
@@ -103,7 +103,7 @@ Status parse_redis_url(const std::string& url, RedisEndpoint* out) {
     if (colon != std::string::npos) port = authority.substr(colon + 1);
   }
   if (out->host.empty()) return bad(url, "missing host");
-  if (!port.empty() && !parse_int(port, 1, 65535, &out->port)) return bad(url, "bad port");
+  if (!port.empty() && !parse_int(port, 1, 65535, &out->port)) return bad(url, "bad port '" + port + "'");
   return Status();
 }
 

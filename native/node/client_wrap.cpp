@@ -15,11 +15,6 @@ namespace {
 
 constexpr size_t kDefaultInFlightBytes = size_t(16) << 20;
 
-std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsString()) throw_invalid(info.Env(), std::string(what) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-
 std::string string_option(const Napi::Object& o, const char* key, bool required) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() && !required) return std::string();

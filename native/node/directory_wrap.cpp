@@ -11,10 +11,16 @@
 namespace liner_node {
 namespace {
 
-std::string text_arg(const Napi::CallbackInfo& info, size_t i, const char* what, bool required = true) {
-  if (!required && (info.Length() <= i || info[i].IsUndefined())) return std::string();
-  if (info.Length() <= i || !info[i].IsString()) throw_invalid(info.Env(), std::string(what) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
+bool given(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && !info[i].IsUndefined(); }
+
+// string_arg, or "" when the argument is not given.
+std::string optional_string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return given(info, i) ? string_arg(info, i, what) : std::string();
+}
+
+// A channel's last acknowledged number, or null when none can be read.
+Napi::Value last_acked(Napi::Env env, const liner::AckCounter& ack) {
+  return ack.existed && !ack.unreadable ? Napi::Value(Napi::Number::New(env, double(ack.number))) : env.Null();
 }
 
 std::vector<int32_t> keys_arg(const Napi::CallbackInfo& info, size_t i) {
@@ -75,7 +81,7 @@ Napi::Function DirectoryWrap::define(Napi::Env env) {
 }
 
 DirectoryWrap::DirectoryWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DirectoryWrap>(info) {
-  liner::Status s = liner::open_store(text_arg(info, 0, "the store URL"), &shared_->store);
+  liner::Status s = liner::open_store(string_arg(info, 0, "the store URL"), &shared_->store);
   if (!s) throw status_error(info.Env(), s);
 }
 
@@ -85,8 +91,8 @@ Napi::Value DirectoryWrap::ping(const Napi::CallbackInfo&) {
 
 // [topic, key | null, [address, unique name][]][]: every topic, or `only` if the store has it.
 Napi::Value DirectoryWrap::topics(const Napi::CallbackInfo& info) {
-  std::string only = text_arg(info, 0, "topic", false);
-  bool one = info.Length() > 0 && !info[0].IsUndefined();
+  std::string only = optional_string_arg(info, 0, "topic");
+  bool one = given(info, 0);
   auto found = std::make_shared<std::vector<liner::TopicView>>();
   return run(
       Value(), shared_, "liner.directory.topics",
@@ -117,7 +123,7 @@ Napi::Value DirectoryWrap::topics(const Napi::CallbackInfo& info) {
 // [ck, sender, sender topic, listener, stored sender topic | null, last acked | null, queue
 // length, topic key of the oldest queued frame | null][], by connection key.
 Napi::Value DirectoryWrap::channels(const Napi::CallbackInfo& info) {
-  std::string sender = text_arg(info, 0, "sender", false);
+  std::string sender = optional_string_arg(info, 0, "sender");
   auto found = std::make_shared<std::vector<liner::ChannelView>>();
   return run(
       Value(), shared_, "liner.directory.channels",
@@ -126,14 +132,13 @@ Napi::Value DirectoryWrap::channels(const Napi::CallbackInfo& info) {
         Napi::Array out = Napi::Array::New(env, found->size());
         for (size_t i = 0; i < found->size(); ++i) {
           const liner::ChannelView& c = (*found)[i];
-          const liner::AckCounter& ack = c.state.ack;
           Napi::Array row = Napi::Array::New(env, 8);
           row.Set(0u, Napi::Number::New(env, c.name.key));
           row.Set(1u, c.name.sender_unique);
           row.Set(2u, c.name.sender_topic);
           row.Set(3u, c.name.listener_unique);
           row.Set(4u, c.state.has_sender_topic ? Napi::Value(Napi::String::New(env, c.state.sender_topic)) : env.Null());
-          row.Set(5u, number_or_null(env, ack.existed && !ack.unreadable, double(ack.number)));
+          row.Set(5u, last_acked(env, c.state.ack));
           row.Set(6u, Napi::Number::New(env, double(c.state.queue_length)));
           row.Set(7u, number_or_null(env, c.has_queued_topic_key, c.queued_topic_key));
           out.Set(uint32_t(i), row);
@@ -152,10 +157,9 @@ Napi::Value DirectoryWrap::sample(const Napi::CallbackInfo& info) {
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, found->size());
         for (size_t i = 0; i < found->size(); ++i) {
-          const liner::AckCounter& ack = (*found)[i].ack;
           Napi::Array row = Napi::Array::New(env, 2);
           row.Set(0u, Napi::Number::New(env, double((*found)[i].queue_length)));
-          row.Set(1u, number_or_null(env, ack.existed && !ack.unreadable, double(ack.number)));
+          row.Set(1u, last_acked(env, (*found)[i].ack));
           out.Set(uint32_t(i), row);
         }
         return out;
@@ -163,7 +167,7 @@ Napi::Value DirectoryWrap::sample(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DirectoryWrap::sender_topics(const Napi::CallbackInfo& info) {
-  std::string sender = text_arg(info, 0, "sender");
+  std::string sender = string_arg(info, 0, "sender");
   auto found = std::make_shared<std::vector<std::string>>();
   return run(
       Value(), shared_, "liner.directory.senderTopics",
@@ -196,7 +200,7 @@ Napi::Value DirectoryWrap::unnamed_queues(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DirectoryWrap::stored_count(const Napi::CallbackInfo& info) {
-  std::string name = text_arg(info, 0, "name"), topic = text_arg(info, 1, "topic");
+  std::string name = string_arg(info, 0, "name"), topic = string_arg(info, 1, "topic");
   auto count = std::make_shared<uint64_t>(0);
   return run(
       Value(), shared_, "liner.directory.storedCount",
@@ -205,16 +209,16 @@ Napi::Value DirectoryWrap::stored_count(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DirectoryWrap::forget_peer(const Napi::CallbackInfo& info) {
-  std::string name = text_arg(info, 0, "name"), topic = text_arg(info, 1, "topic");
+  std::string name = string_arg(info, 0, "name"), topic = string_arg(info, 1, "topic");
   return run(Value(), shared_, "liner.directory.forgetPeer",
              [name, topic](liner::Store& store) { return liner::forget_peer(store, name, topic); });
 }
 
 // recordName(kind, ...parts): what the store calls that record (Redis: the key name).
 Napi::Value DirectoryWrap::record_name(const Napi::CallbackInfo& info) {
-  std::string kind = text_arg(info, 0, "record kind");
+  std::string kind = string_arg(info, 0, "record kind");
   std::string parts[3];
-  for (size_t i = 0; i < 3; ++i) parts[i] = text_arg(info, i + 1, "record name part", false);
+  for (size_t i = 0; i < 3; ++i) parts[i] = optional_string_arg(info, i + 1, "record name part");
   for (const auto& r : kRecords)
     if (kind == r.first)
       return Napi::String::New(info.Env(), shared_->store->record_name(r.second, parts[0], parts[1], parts[2]));

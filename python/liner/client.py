@@ -232,7 +232,11 @@ class Client:
             a new topic's directory failed) or ``ERR_BUSY`` (the receiver's queue is full:
             retry a little later).
         """
-        return self._send(self._lib.lnr_send_to, topic, data, at_least_once)
+        h = self._handle()
+        if not h:
+            return False
+        buf, n = data_arg(data)
+        return self._lib.lnr_send_to(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
 
     @old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")
     def send_all(self, topic, data, at_least_once=True):
@@ -242,15 +246,11 @@ class Client:
         copies are queued all the same. Retrying is safe: the next ``send_all`` from the same
         thread with the same topic, bytes and ``at_least_once`` sends only the copies
         that were refused; any other ``send_all`` from that thread ends the retry."""
-        return self._send(self._lib.lnr_send_all, topic, data, at_least_once)
-
-    def _send(self, send, topic, data, at_least_once):
-        """lnr_send_to or lnr_send_all, which take the same arguments."""
         h = self._handle()
         if not h:
             return False
         buf, n = data_arg(data)
-        return send(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
+        return self._lib.lnr_send_all(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
 
     @old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")
     def send_to_many(self, topic, messages, at_least_once=True):

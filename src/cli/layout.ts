@@ -63,12 +63,6 @@ export interface ChannelFilter {
   topic?: string;
 }
 
-// The core's wording of a URL's fault, where the command has always said it differently.
-const URL_FAULTS: Readonly<Record<string, string>> = {
-  'db must be a number': 'the database must be a number',
-  "unclosed '[' in host": "unclosed '[' in the host",
-};
-
 // The core's reasons for an unreachable Redis (hiredis's strerror text), as the command says them.
 function reachReason(why: string): string {
   if (/no such file or directory/i.test(why)) return 'no such socket';
@@ -77,26 +71,18 @@ function reachReason(why: string): string {
   return why.charAt(0).toLowerCase() + why.slice(1);
 }
 
-// The port text of a redis:// URL the core refused for a bad port, for the message.
-function portOf(url: string): string {
-  const authority = url.slice(url.indexOf('://') + 3).split('/')[0]!;
-  const host = authority.slice(authority.lastIndexOf('@') + 1);
-  return host.slice(host.lastIndexOf(host.startsWith('[') ? ']:' : ':') + (host.startsWith('[') ? 2 : 1));
-}
-
 /**
  * A failure of the addon (an Error with the core's `lnrCode`; its message never holds a
- * password) as the command's error; anything else unchanged. `url`: the URL the call was given.
+ * password) as the command's error; anything else unchanged.
  */
-export function cliErrorOf(error: unknown, url = ''): unknown {
+export function cliErrorOf(error: unknown): unknown {
   const lnrCode = (error as { lnrCode?: unknown } | undefined)?.lnrCode;
   if (!(error instanceof Error) || typeof lnrCode !== 'number') return error;
   const message = error.message;
   const code = codeOf(lnrCode);
   const bad = /^invalid redis url (.*): (.*)$/s.exec(message);
   if (code === 'INVALID_ARGUMENT' && bad) {
-    const fault = bad[2] === 'bad port' ? `bad port '${portOf(url)}'` : URL_FAULTS[bad[2]!] ?? bad[2];
-    return new CliError('BAD_URL', `invalid Redis URL ${bad[1]}: ${fault}`);
+    return new CliError('BAD_URL', `invalid Redis URL ${bad[1]}: ${bad[2]}`);
   }
   if (code !== 'STORE') return new CliError(code, message);
   const unreachable = /^redis unreachable at (.*?): (.*)$/s.exec(message);
@@ -119,7 +105,7 @@ export class Directory {
     try {
       this.#native = new addon.NativeDirectory(url);
     } catch (e) {
-      throw cliErrorOf(e, url);
+      throw cliErrorOf(e);
     }
   }
 
