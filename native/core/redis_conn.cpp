@@ -30,6 +30,11 @@ void to_argv(const RedisArgs& args, std::vector<const char*>* argv, std::vector<
   }
 }
 
+// A server that answers LOADING (it restarted and is reading its data, or a replica is
+// syncing) is not available yet: that is the outage going on, not an error over a working
+// connection, so the connection is dropped and retried like one that was refused.
+bool not_ready(const std::string& error_text) { return error_text.compare(0, 7, "LOADING") == 0; }
+
 }  // namespace
 
 RedisConn::RedisConn(RedisEndpoint endpoint, int timeout_ms)
@@ -86,9 +91,10 @@ bool RedisConn::connection_dropped() const {
 
 Status RedisConn::check_reply(redisReply* r) {
   if (!r) return fail("connection lost");
-  if (r->type == REDIS_REPLY_ERROR)
-    return Status(Err::store, "redis error: " + without_password(std::string(r->str, r->len)));
-  return Status();
+  if (r->type != REDIS_REPLY_ERROR) return Status();
+  std::string text = without_password(std::string(r->str, r->len));
+  if (not_ready(text)) return give_up("redis is not ready: " + text);
+  return Status(Err::store, "redis error: " + text);
 }
 
 Status RedisConn::connect() {
@@ -115,6 +121,9 @@ Status RedisConn::ensure_connected() {
     else setup.push_back({"AUTH", endpoint_.user, endpoint_.password});
   }
   if (endpoint_.db != 0) setup.push_back({"SELECT", db_text});
+  // The connection counts as up only once the server answers a command: one that accepts
+  // connections while it loads its data answers LOADING here, and the outage goes on.
+  setup.push_back({"PING"});
   for (auto& args : setup) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
@@ -122,7 +131,9 @@ Status RedisConn::ensure_connected() {
     RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
     if (!r) return fail("unreachable at " + where);
     if (r->type == REDIS_REPLY_ERROR) {
-      return give_up("redis " + std::string(args[0]) + " failed: " + without_password(std::string(r->str, r->len)));
+      std::string text = without_password(std::string(r->str, r->len));
+      if (not_ready(text)) return give_up("redis is not ready: " + text);
+      return give_up("redis " + std::string(args[0]) + " failed: " + text);
     }
   }
   set_health(true, "");
