@@ -360,6 +360,11 @@ LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uDat
  * - max send queue: messages per peer held in RAM (queued or awaiting acknowledgement) before
  *   sends fail with LNR_ERR_BUSY; 0<!-- value: maxSendQueueMessages --> (default) = no count limit. A byte limit of 8 MiB per peer
  *   always applies (lnr_set_max_send_queue_bytes).
+ * Every lnr_set_* of a limit (these and the store wait and lease below) returns TRUE, or FALSE
+ * for a value out of its range: then nothing changes, and the log (lnr_set_log_cb) gets one
+ * line saying why, in the words the Python and TypeScript bindings use too:
+ * "liner: lnr_set_max_message_size: max message size must be from 1 to 1073741803 bytes, not 0".
+ * (No handle records it: lnr_last_error_code() is about a client.)
  */
 LNR_API BOOL lnr_set_max_message_size(size_t bytes);
 LNR_API size_t lnr_get_max_message_size(void);

@@ -58,33 +58,34 @@ export function getLimits(): Limits {
  * setLimits({ maxMessageSize: 16 * 1024 * 1024, maxSendQueueBytes: 8 * 1024 * 1024 });
  * ```
  * @throws LinerError `INVALID_ARGUMENT` for a value that is not an integer in its range; then
- *   nothing is changed.
+ *   nothing is changed. The message is the core's, the same as C and Python log for the value:
+ *   `"max message size must be from 1 to 1073741803 bytes, not 0"`.
  */
 export function setLimits(limits: LimitsUpdate): void {
   if (typeof limits !== 'object' || limits === null) throw new LinerError('INVALID_ARGUMENT', 'limits must be an object');
   const update: Partial<NativeLimits> = {};
-  const take = (key: keyof LimitsUpdate, min: number, max: number): number | undefined => {
+  // Only what cannot be a size is refused here; the ranges are the core's, as in C and Python.
+  const take = (key: keyof LimitsUpdate): number | undefined => {
     const value = limits[key];
     if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new LinerError('INVALID_ARGUMENT', `${key} must be an integer from ${min} to ${max}, not ${String(value)}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new LinerError('INVALID_ARGUMENT', `${key} must be a non-negative integer, not ${String(value)}`);
     }
     return value;
   };
-  const big = Number.MAX_SAFE_INTEGER;
-  update.maxMessageSize = take('maxMessageSize', 1, addon.maxMessageSizeCeiling);
-  update.compressThreshold = take('compressThreshold', 1, big);
-  update.maxSendQueueBytes = take('maxSendQueueBytes', 1, big);
-  update.leaseMs = take('leaseMs', 3000, 3_600_000);
-  const messages = take('maxSendQueueMessages', 0, big);
-  const alias = take('maxSendQueue', 0, big);
+  update.maxMessageSize = take('maxMessageSize');
+  update.compressThreshold = take('compressThreshold');
+  update.maxSendQueueBytes = take('maxSendQueueBytes');
+  update.leaseMs = take('leaseMs');
+  const messages = take('maxSendQueueMessages');
+  const alias = take('maxSendQueue');
   if (messages !== undefined && alias !== undefined && messages !== alias) {
     throw new LinerError('INVALID_ARGUMENT', 'maxSendQueue and maxSendQueueMessages are the same limit: give one');
   }
   update.maxSendQueueMessages = messages ?? alias;
   for (const key of Object.keys(update) as (keyof NativeLimits)[]) if (update[key] === undefined) delete update[key];
   try {
-    addon.setLimits(update);
+    addon.setLimits(update); // all or none
   } catch (e) {
     throw fromNative(e);
   }

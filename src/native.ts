@@ -164,10 +164,8 @@ export interface NativeAddon {
   };
   NativeDirectory: new (url: string) => NativeDirectory;
   version: string;
-  /** The largest maxMessageSize there is (a frame body of 1 GiB, as liner_broker 1.3.1 accepts). */
-  maxMessageSizeCeiling: number;
   getLimits(): NativeLimits;
-  /** Sets the keys present, all or none (throws INVALID_ARG for a value out of range). */
+  /** Sets the keys present, all or none (throws INVALID_ARG with the core's message for a value out of range). */
   setLimits(limits: Partial<NativeLimits>): void;
 }
 

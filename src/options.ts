@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { checkName, describe, invalid } from './arguments.js';
-import { type NativeOptions, addon } from './native.js';
+import type { NativeOptions } from './native.js';
 import { redact } from './redact.js';
 
 /**
@@ -134,7 +134,7 @@ export function settingsOf(options: ClientOptions): ClientSettings {
     redis,
     advertise,
     // 0 and absent alike: the process-wide value (the core reads 0 so).
-    maxMessageSize: checkSize(options, 'maxMessageSize', addon.maxMessageSizeCeiling) || undefined,
+    maxMessageSize: checkSize(options, 'maxMessageSize') || undefined,
     compressThreshold: checkSize(options, 'compressThreshold') || undefined,
     maxSendQueueBytes: checkSize(options, 'maxSendQueueBytes') || undefined,
     maxSendQueueMessages: sendQueueMessages(options) || undefined,
@@ -146,11 +146,12 @@ export function settingsOf(options: ClientOptions): ClientSettings {
   return { native, maxInFlightBytes: inFlight, deliveryBudgetBytes: budget };
 }
 
-function checkSize(options: ClientOptions, key: keyof ClientOptions, max = Number.MAX_SAFE_INTEGER): number | undefined {
+/** What cannot be a size; the ranges of the limits are the core's (the addon checks them). */
+function checkSize(options: ClientOptions, key: keyof ClientOptions): number | undefined {
   const value = options[key];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
-    throw invalid(`option ${key} must be an integer from 0 to ${max}, not ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalid(`option ${key} must be a non-negative integer, not ${String(value)}`);
   }
   return value;
 }

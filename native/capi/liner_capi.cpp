@@ -20,6 +20,7 @@
 
 using liner::Client;
 using liner::Err;
+using liner::LimitId;
 using liner::Status;
 
 namespace {
@@ -119,6 +120,14 @@ const char* kept_string(lnr_hClient h, int which, std::string value) {
   // A plain OK over a plain OK changes nothing: the hot path skips the assignment.
   if (!ok || !slot.ok() || !s.message.empty() || !slot.message.empty()) slot = std::move(s);
   return ok ? TRUE : FALSE;
+}
+
+// A process-wide limit: no handle records the outcome, so a refusal is told in the log, as
+// the core words it ("lnr_set_lease: lease must be from 3000 to 3600000 ms, not 100").
+BOOL set_limit(const char* fn, liner::LimitId id, size_t value) {
+  Status s = liner::set_limit(id, value);
+  if (!s) liner::log_line(std::string(fn) + ": " + s.message);
+  return s ? TRUE : FALSE;
 }
 
 BOOL bad_handle(const char* fn) {
@@ -399,45 +408,30 @@ LNR_API BOOL lnr_pending_by_peer(lnr_hClient client, lnr_pending_cb cb, lnr_uDat
 }
 
 LNR_API BOOL lnr_set_max_message_size(size_t bytes) {
-  if (bytes == 0 || bytes > liner::kDefaultMaxBodySize - liner::kBodyHeaderSize) return FALSE;
-  liner::limits().max_message_size = bytes;
-  return TRUE;
+  return set_limit("lnr_set_max_message_size", LimitId::max_message_size, bytes);
 }
-LNR_API size_t lnr_get_max_message_size(void) { return liner::limits().max_message_size; }
+LNR_API size_t lnr_get_max_message_size(void) { return liner::get_limit(LimitId::max_message_size); }
 
 LNR_API BOOL lnr_set_compress_threshold(size_t bytes) {
-  if (bytes == 0) return FALSE;
-  liner::limits().compress_threshold = bytes;
-  return TRUE;
+  return set_limit("lnr_set_compress_threshold", LimitId::compress_threshold, bytes);
 }
-LNR_API size_t lnr_get_compress_threshold(void) { return liner::limits().compress_threshold; }
+LNR_API size_t lnr_get_compress_threshold(void) { return liner::get_limit(LimitId::compress_threshold); }
 
 LNR_API BOOL lnr_set_max_send_queue(size_t messages) {
-  liner::limits().max_send_queue = messages;
-  return TRUE;
+  return set_limit("lnr_set_max_send_queue", LimitId::max_send_queue, messages);
 }
-LNR_API size_t lnr_get_max_send_queue(void) { return liner::limits().max_send_queue; }
+LNR_API size_t lnr_get_max_send_queue(void) { return liner::get_limit(LimitId::max_send_queue); }
 
 LNR_API BOOL lnr_set_max_send_queue_bytes(size_t bytes) {
-  if (bytes == 0) return FALSE;
-  liner::limits().max_send_queue_bytes = bytes;
-  return TRUE;
+  return set_limit("lnr_set_max_send_queue_bytes", LimitId::max_send_queue_bytes, bytes);
 }
-LNR_API size_t lnr_get_max_send_queue_bytes(void) { return liner::limits().max_send_queue_bytes; }
+LNR_API size_t lnr_get_max_send_queue_bytes(void) { return liner::get_limit(LimitId::max_send_queue_bytes); }
 
-LNR_API BOOL lnr_set_store_wait(size_t ms) {
-  if (ms > liner::kMaxStoreWaitMs) return FALSE;
-  liner::limits().store_wait_ms = ms;
-  return TRUE;
-}
-LNR_API size_t lnr_get_store_wait(void) { return liner::limits().store_wait_ms; }
+LNR_API BOOL lnr_set_store_wait(size_t ms) { return set_limit("lnr_set_store_wait", LimitId::store_wait_ms, ms); }
+LNR_API size_t lnr_get_store_wait(void) { return liner::get_limit(LimitId::store_wait_ms); }
 
-LNR_API BOOL lnr_set_lease(size_t ms) {
-  if (ms < liner::kMinLeaseMs || ms > liner::kMaxLeaseMs) return FALSE;
-  liner::limits().lease_ms = ms;
-  return TRUE;
-}
-LNR_API size_t lnr_get_lease(void) { return liner::limits().lease_ms; }
+LNR_API BOOL lnr_set_lease(size_t ms) { return set_limit("lnr_set_lease", LimitId::lease_ms, ms); }
+LNR_API size_t lnr_get_lease(void) { return liner::get_limit(LimitId::lease_ms); }
 
 LNR_API BOOL lnr_set_advertise_addr(lnr_hClient client, const char* addr) {
   return with_client(client, "lnr_set_advertise_addr", [&](Client& c) {

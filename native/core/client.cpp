@@ -65,9 +65,12 @@ Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
   int port = 0;
   s = split_host_port(o.localhost, &host, &port);
   if (!s) return s;
-  if (o.store_wait_ms > int64_t(kMaxStoreWaitMs))
-    return Status(Err::invalid_arg, "store wait " + std::to_string(o.store_wait_ms) + " ms is over the most, " +
-                                        std::to_string(kMaxStoreWaitMs) + " ms");
+  if (o.store_wait_ms >= 0) s = check_limit(LimitId::store_wait_ms, size_t(o.store_wait_ms));
+  if (s) s = check_limit_option(LimitId::max_message_size, o.max_message_size);
+  if (s) s = check_limit_option(LimitId::compress_threshold, o.compress_threshold);
+  if (s) s = check_limit_option(LimitId::max_send_queue_bytes, o.max_send_queue_bytes);
+  if (s) s = check_limit_option(LimitId::max_send_queue, o.max_send_queue_messages);
+  if (!s) return s;
   std::unique_ptr<Store> store;
   s = open_store(o.store_url, &store);
   if (!s) return s;

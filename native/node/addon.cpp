@@ -4,7 +4,10 @@
 // process-wide limits (core/limits.hpp) are shared by every thread's clients, as in C.
 #include <napi.h>
 
-#include "core/frame.hpp"
+#include <cmath>
+#include <iterator>
+#include <string>
+
 #include "core/limits.hpp"
 #include "node/client_wrap.hpp"
 #include "node/directory_wrap.hpp"
@@ -12,52 +15,47 @@
 
 namespace {
 
-// The largest payload a frame may carry: liner_broker 1.3.1 peers refuse bigger bodies.
-constexpr size_t kMaxMessageSizeCeiling = liner::kDefaultMaxBodySize - liner::kBodyHeaderSize;
+// The process-wide limits TypeScript sees (src/limits.ts), by key. The store wait is not one:
+// a TS client takes its own (waitForRedis).
+struct JsLimit {
+  const char* key;
+  liner::LimitId id;
+};
+constexpr JsLimit kJsLimits[] = {
+    {"maxMessageSize", liner::LimitId::max_message_size},
+    {"compressThreshold", liner::LimitId::compress_threshold},
+    {"maxSendQueueMessages", liner::LimitId::max_send_queue},
+    {"maxSendQueueBytes", liner::LimitId::max_send_queue_bytes},
+    {"leaseMs", liner::LimitId::lease_ms},
+};
 
 // {maxMessageSize, compressThreshold, maxSendQueueMessages, maxSendQueueBytes, leaseMs} as they are now.
 Napi::Value get_limits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  liner::Limits& l = liner::limits();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("maxMessageSize", Napi::Number::New(env, double(l.max_message_size.load())));
-  out.Set("compressThreshold", Napi::Number::New(env, double(l.compress_threshold.load())));
-  out.Set("maxSendQueueMessages", Napi::Number::New(env, double(l.max_send_queue.load())));
-  out.Set("maxSendQueueBytes", Napi::Number::New(env, double(l.max_send_queue_bytes.load())));
-  out.Set("leaseMs", Napi::Number::New(env, double(l.lease_ms.load())));
+  for (const JsLimit& l : kJsLimits) out.Set(l.key, Napi::Number::New(env, double(liner::get_limit(l.id))));
   return out;
 }
 
-// Sets the keys present (src/limits.ts checks them first, with friendlier messages; the core
-// reads them at each use).
+// Sets the keys present, all or none. The ranges and their message are the core's
+// (limits.hpp); here only what cannot be a size is refused (src/limits.ts refuses it first,
+// with the value in its message).
 Napi::Value set_limits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) liner_node::throw_invalid(env, "limits must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
-  auto read = [&](const char* key, size_t min, size_t max, size_t* out) {
-    Napi::Value v = o.Get(key);
-    if (v.IsUndefined()) return false;
+  liner::LimitValue values[std::size(kJsLimits)];
+  size_t count = 0;
+  for (const JsLimit& l : kJsLimits) {
+    Napi::Value v = o.Get(l.key);
+    if (v.IsUndefined()) continue;
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= double(min) && d <= double(max)) || d != double(size_t(d)))
-      liner_node::throw_invalid(env, std::string(key) + " must be an integer in " + std::to_string(min) + ".." +
-                                         std::to_string(max));
-    *out = size_t(d);
-    return true;
-  };
-  const size_t any = size_t(1) << 53;
-  size_t message = 0, threshold = 0, count = 0, bytes = 0, lease = 0;
-  // All checked before any is set: a refused call changes nothing.
-  bool has_message = read("maxMessageSize", 1, kMaxMessageSizeCeiling, &message);
-  bool has_threshold = read("compressThreshold", 1, any, &threshold);
-  bool has_count = read("maxSendQueueMessages", 0, any, &count);
-  bool has_bytes = read("maxSendQueueBytes", 1, any, &bytes);
-  bool has_lease = read("leaseMs", liner::kMinLeaseMs, liner::kMaxLeaseMs, &lease);
-  liner::Limits& l = liner::limits();
-  if (has_message) l.max_message_size = message;
-  if (has_threshold) l.compress_threshold = threshold;
-  if (has_count) l.max_send_queue = count;
-  if (has_bytes) l.max_send_queue_bytes = bytes;
-  if (has_lease) l.lease_ms = lease;
+    if (!(d >= 0 && d < 18446744073709551616.0) || d != std::floor(d))
+      liner_node::throw_invalid(env, std::string(l.key) + " must be a non-negative integer");
+    values[count++] = {l.id, size_t(d)};
+  }
+  liner::Status s = liner::set_limits(values, count);
+  if (!s) throw liner_node::status_error(env, s);
   return env.Undefined();
 }
 
@@ -70,8 +68,6 @@ class LinerAddon : public Napi::Addon<LinerAddon> {
                              InstanceValue("NativeClient", liner_node::ClientWrap::define(env), napi_enumerable),
                              InstanceValue("NativeDirectory", liner_node::DirectoryWrap::define(env), napi_enumerable),
                              InstanceValue("version", Napi::String::New(env, LINER_NODE_VERSION), napi_enumerable),
-                             InstanceValue("maxMessageSizeCeiling",
-                                           Napi::Number::New(env, double(kMaxMessageSizeCeiling)), napi_enumerable),
                              InstanceMethod<&LinerAddon::GetLimits>("getLimits", napi_enumerable),
                              InstanceMethod<&LinerAddon::SetLimits>("setLimits", napi_enumerable),
                          });

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "core/names.hpp"
 #include "node/async_task.hpp"
 #include "node/errors.hpp"
@@ -29,6 +30,14 @@ size_t size_option(const Napi::Object& o, const char* key, size_t fallback) {
   if (!(d >= 0) || d > 9007199254740991.0)
     throw_invalid(o.Env(), std::string("option ") + key + " must be a non-negative integer");
   return size_t(d);
+}
+
+// A limit option (0: the process-wide value), in the range the core gives it (limits.hpp).
+size_t limit_option(const Napi::Object& o, const char* key, liner::LimitId id) {
+  size_t value = size_option(o, key, 0);
+  liner::Status s = liner::check_limit_option(id, value);
+  if (!s) throw status_error(o.Env(), s);
+  return value;
 }
 
 // The core's rule (names.hpp), checked on the JS thread: it needs no lookup.
@@ -115,10 +124,10 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.store_url = string_option(o, "redis", true);
   advertise_ = string_option(o, "advertise", false);
   check_advertise(info.Env(), advertise_);
-  options_.max_message_size = size_option(o, "maxMessageSize", 0);
-  options_.compress_threshold = size_option(o, "compressThreshold", 0);
-  options_.max_send_queue_bytes = size_option(o, "maxSendQueueBytes", 0);
-  options_.max_send_queue_messages = size_option(o, "maxSendQueueMessages", 0);
+  options_.max_message_size = limit_option(o, "maxMessageSize", liner::LimitId::max_message_size);
+  options_.compress_threshold = limit_option(o, "compressThreshold", liner::LimitId::compress_threshold);
+  options_.max_send_queue_bytes = limit_option(o, "maxSendQueueBytes", liner::LimitId::max_send_queue_bytes);
+  options_.max_send_queue_messages = limit_option(o, "maxSendQueueMessages", liner::LimitId::max_send_queue);
   options_.max_receive_queue_bytes = size_option(o, "maxReceiveQueueBytes", 0);
   // Absent: the process-wide value, as for the C API (the TS layer always gives one).
   if (!o.Get("storeWaitMs").IsUndefined()) options_.store_wait_ms = int64_t(size_option(o, "storeWaitMs", 0));

@@ -1,8 +1,11 @@
 """Process-wide settings: where log lines go, and the limits that apply to every client.
 
 Each limit is a ``set_*``/``get_*`` pair over the library's ``lnr_set_*``/``lnr_get_*``: the
-library owns the ranges and the defaults (a setter returns False for a value out of range and
-changes nothing); here sizes are only checked to be ints that fit a ``size_t``.
+library owns the ranges and the defaults. A setter returns False for a value out of range and
+changes nothing; the library logs why, in the words every face uses (``"liner:
+lnr_set_lease: lease must be from 3000 to 3600000 ms, not 100"``: see ``set_log_callback``).
+Here sizes are only checked to be ints that fit a ``size_t`` (a negative one, or one of 2**64
+or more, returns False without reaching the library).
 """
 import ctypes
 
@@ -57,6 +60,13 @@ def restore_stderr_logging():
             pass
 
 
+def _set_limit(name, value, arg):
+    """lnr_set_<name>(value): True, or False for a value the library refuses (it logs why) or
+    that no ``size_t`` holds."""
+    n = size_arg(value, arg)
+    return n >= 0 and getattr(loaded_lib(), "lnr_set_" + name)(n) != 0
+
+
 def set_max_message_size(nbytes):
     """Sets the largest payload, in bytes, that ``send_to``/``send_all`` accept (larger ones are
     refused with ``ERR_INVALID_ARG``) and that a listener reads (a larger frame closes the
@@ -65,8 +75,7 @@ def set_max_message_size(nbytes):
     Returns:
         True, or False for 0, a negative value or more than the default (1 GiB - 21 bytes).
     """
-    n = size_arg(nbytes, "nbytes")
-    return n > 0 and loaded_lib().lnr_set_max_message_size(n) != 0
+    return _set_limit("max_message_size", nbytes, "nbytes")
 
 
 def get_max_message_size():
@@ -77,8 +86,7 @@ def get_max_message_size():
 def set_compress_threshold(nbytes):
     """Payloads strictly larger than ``nbytes`` are zstd-compressed on the wire (default 1 MiB).
     Process-wide, read at every send. Returns False for 0 or a negative value."""
-    n = size_arg(nbytes, "nbytes")
-    return n > 0 and loaded_lib().lnr_set_compress_threshold(n) != 0
+    return _set_limit("compress_threshold", nbytes, "nbytes")
 
 
 def get_compress_threshold():
@@ -90,8 +98,7 @@ def set_max_send_queue(messages):
     """Messages per peer held in RAM (queued, or written and awaiting acknowledgement) before
     sends to that peer fail with ``ERR_BUSY``; 0 (the default) means no count limit.
     Process-wide, read at every send. Returns False for a negative value."""
-    n = size_arg(messages, "messages")
-    return n >= 0 and loaded_lib().lnr_set_max_send_queue(n) != 0
+    return _set_limit("max_send_queue", messages, "messages")
 
 
 def get_max_send_queue():
@@ -103,8 +110,7 @@ def set_max_send_queue_bytes(nbytes):
     """liner: bytes per peer held in RAM before sends fail with ``ERR_BUSY`` (default 8 MiB;
     always enforced). Process-wide, read at every send. Returns False for 0 or a negative
     value."""
-    n = size_arg(nbytes, "nbytes")
-    return n > 0 and loaded_lib().lnr_set_max_send_queue_bytes(n) != 0
+    return _set_limit("max_send_queue_bytes", nbytes, "nbytes")
 
 
 def get_max_send_queue_bytes():
@@ -119,8 +125,7 @@ def set_store_wait(ms):
     at once, as liner_broker does. Process-wide, read when a client is created or run.
     Returns False (and changes nothing) for a negative value or one over 3,600,000 (an hour).
     """
-    n = size_arg(ms, "ms")
-    return n >= 0 and loaded_lib().lnr_set_store_wait(n) != 0
+    return _set_limit("store_wait", ms, "ms")
 
 
 def get_store_wait():
@@ -135,8 +140,7 @@ def set_lease(ms):
     long after, and registers again by itself if it was only cut off. Default 7000; from 3000
     to 3,600,000. Process-wide, read at each renewal. Returns False (and changes nothing)
     outside that range."""
-    n = size_arg(ms, "ms")
-    return n >= 0 and loaded_lib().lnr_set_lease(n) != 0
+    return _set_limit("lease", ms, "ms")
 
 
 def get_lease():

@@ -109,6 +109,19 @@ test('limit options are checked by the constructor', () => {
   }
 });
 
+test("a limit option out of range throws the core's message, which says 0 is the process-wide value", () => {
+  const base = { name: 'c', topic: 'c_topic', redis: redisUrl };
+  expect(() => new Client({ ...base, maxMessageSize: 2 ** 30 })).toThrow(
+    expect.objectContaining({
+      code: 'INVALID_ARGUMENT',
+      reason: 'max message size must be from 1 to 1073741803 bytes, or 0 for the process-wide value, not 1073741824',
+    }),
+  );
+  expect(() => setLimits({ maxMessageSize: -1 })).toThrow(
+    expect.objectContaining({ code: 'INVALID_ARGUMENT', reason: 'maxMessageSize must be a non-negative integer, not -1' }),
+  );
+});
+
 test('maxMessageSize: the sender refuses a larger payload with INVALID_ARGUMENT (own option, else process-wide)', async () => {
   const listener = mesh.client('listener', 'listener_topic');
   const inbox = new Inbox(listener);
