@@ -1,7 +1,7 @@
 // The store: phone book (topic -> addresses), key allocator, offline queue and
 // acknowledgement ledger. The sender and listener only see this interface; Redis is one
-// implementation (redis_store.cpp). Each thread of a client owns its own Store instance.
-// Names and encodings follow liner_broker 1.3.1 (compat spec §2); see redis_store.cpp.
+// implementation (redis_store.hpp). Each thread of a client owns its own Store instance.
+// Names and encodings follow liner_broker 1.3.1 (compat spec §2); see redis_store.hpp.
 #pragma once
 #include <cstdint>
 #include <functional>

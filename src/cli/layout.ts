@@ -1,9 +1,9 @@
 /**
  * How the `liner` command reads and cleans a mesh's store: through the native addon's
  * NativeDirectory, so with the core's Redis client, URL parser and key layout
- * (native/core/directory_inspect.hpp over native/core/redis_store.cpp). What is left here is
- * the commands' view: the directory of topics and the channels (sender → listener) joined with
- * it, and the core's failures as the command's one-line errors.
+ * (native/core/directory_inspect.hpp over native/core/redis_store_inspect.cpp). What is left here
+ * is the commands' view: the directory of topics and the channels (sender → listener) joined
+ * with it, and the core's failures as the command's one-line errors.
  *
  * @internal
  * @packageDocumentation

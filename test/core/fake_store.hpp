@@ -230,7 +230,7 @@ class FakeStore : public UnusedStore {
   }
   Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
                           uint64_t* popped) override {
-    // Redis's check (redis_store.cpp): the count-th element is still that frame, acknowledged.
+    // Redis's check (redis_store_channels.cpp): the count-th element is still that frame, acknowledged.
     auto work = [this, ck, count, last_number, acked](uint64_t* n) {
       *n = 0;
       auto& list = queues[ck];

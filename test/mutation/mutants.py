@@ -172,7 +172,7 @@ MUTANTS = [
            "  if (!refresh_store_->renew_registration(registration(), &complete) || complete) return;",
            "  return;",
            pytest("test/fault/test_redis_restart.py::test_keys_deleted_by_hand_come_back_but_an_unsubscribe_stays")),
-    mutant("lease-never-lapses", "native/core/redis_store.cpp", "a crashed peer stays in the directory forever",
+    mutant("lease-never-lapses", "native/core/redis_store_directory.cpp", "a crashed peer stays in the directory forever",
            "  if due and due < now then",
            "  if due and due < 0 then",
            pytest("test/fault/test_crashed_peer_leaves.py::test_a_killed_replica_leaves_the_directory_and_gets_no_more_work")),
@@ -201,12 +201,12 @@ MUTANTS = [
            "(void)need;",
            ctest("compress_test")),
 
-    # ---- store layout (native/core/redis_store.cpp) -----------------------------------------------
-    mutant("sender-listener-key", "native/core/redis_store.cpp", "the sender's remembered-listeners key is misnamed",
+    # ---- store layout (native/core/redis_store.hpp) -----------------------------------------------
+    mutant("sender-listener-key", "native/core/redis_store.hpp", "the sender's remembered-listeners key is misnamed",
            'return "lnr_sender:" + u + ":" + s + ":listener";',
            'return "lnr_sender:" + u + ":" + s + ":listeners";',
            pytest(PY + "test_redis_keys.py")),
-    mutant("topic-addr-key", "native/core/redis_store.cpp", "the topic's address key is misnamed",
+    mutant("topic-addr-key", "native/core/redis_store.hpp", "the topic's address key is misnamed",
            'return "lnr_topic:" + t + ":addr"; }',
            'return "lnr_topic:" + t + ":address"; }',
            ctest("redis_store_test")),

@@ -1,0 +1,181 @@
+// Store on Redis, key-compatible with liner_broker 1.3.1 (compat spec §2.2):
+//   lnr_unique_key                      counter for topic and connection keys
+//   lnr_topic:{topic}:addr              hash  addr -> unique_name
+//   lnr_topic:{topic}:key               decimal i32
+//   lnr_connection:{U}:{S}:{L}:key      decimal i32 (sender U with source topic S -> listener L)
+//   lnr_connection:{ck}:sender          the sender's source topic
+//   lnr_connection:{ck}:mess_number     last number_mess the listener delivered (the ack)
+//   lnr_connection:{ck}:messages        list of whole frames (the offline queue)
+//   lnr_connection:{ck}:refused         liner only: "number reason" of the newest 100 messages
+//                                       its listener refused for good (too big for it)
+//   lnr_connection:{ck}:handover        liner only: list of "first-last" number ranges of the
+//                                       offline queue's frames sent with send_to (another
+//                                       replica may take them when the peer leaves); deleted
+//                                       with the queue's last frame
+//   lnr_sender:{U}:{S}:listener         hash  listener addr -> listener topic
+//   lnr_sender:{U}:{S}:listener_name    liner only: hash  listener addr -> listener unique name
+//                                       (a restarted sender finds the channel of a listener
+//                                       that is offline: compat spec §6.1 rule 3)
+//   lnr_topic:{topic}:unsubscribed      liner only: hash  addr -> "1" of peers that left the
+//                                       topic by unsubscribing (not by stopping), until a peer
+//                                       registers that address for the topic again
+//   lnr_topic:{topic}:lease             liner only: hash  addr -> when (ms, Redis's clock) the
+//                                       entry lapses unless its running peer renews it
+// Directory changes are also PUBLISHed on the channel "lnr_directory:{db}" (not a key), so
+// running liner peers learn of them at once.
+//
+// What the operations keep true, so that a timeout, a late reply or a retry shifts or drops nothing:
+// - A topic or connection key is written only where absent (SET NX), so peers that race to create
+//   it agree on one value; the counter is raised, never lowered: no key in use is handed out again.
+// - A directory entry lapses only when its lease is a time past on Redis's clock (peers' clocks
+//   never matter); an entry without a lease (a liner_broker peer) never lapses. An unsubscribe is
+//   marked before it is announced.
+// - The offline queue grows at its tail only. Its head goes only if Redis finds there the frame the
+//   caller read, acknowledged (pop_acknowledged); other frames go only by their exact bytes. The
+//   hand-over marks are written before their frames and go with the queue's last frame.
+//
+// The class, by concept:
+//   redis_store.cpp            opening (open_store), health, the directory change feed, and the
+//                              reply parsing the other files share
+//   redis_store_directory.cpp  topics' addresses, unsubscribe marks, leases, putting back a
+//                              running peer's registration
+//   redis_store_channels.cpp   keys, a channel's metadata and ack, the listeners a sender
+//                              remembers, the offline queue, hand-over marks and refusals
+//   redis_store_inspect.cpp    reads of the whole store for tools, and record names
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/redis_conn.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+
+class RedisStore final : public Store {
+ public:
+  explicit RedisStore(RedisEndpoint ep);
+
+  // redis_store.cpp
+  void on_health(HealthFn fn) override;
+  Status ping() override;
+  Status wait_directory_events(int timeout_ms, std::vector<DirectoryEvent>* events) override;
+
+  // redis_store_directory.cpp
+  Status register_address(const std::string& topic, const std::string& addr, const std::string& unique_name,
+                          DirectoryEvent::Kind why) override;
+  Status unregister_address(const std::string& topic, const std::string& addr, DirectoryEvent::Kind why) override;
+  Status unsubscribed_from_topic(const std::string& topic, std::vector<std::string>* addrs) override;
+  Status addresses_of_topic(const std::string& topic, std::vector<TopicAddress>* out) override;
+  Status delete_topic_addresses(const std::string& topic) override;
+  Status renew_registration(const Registration& r, bool* complete) override;
+  Status sweep_lapsed(const std::string& topic, std::vector<TopicAddress>* out) override;
+  Status restore_registration(const Registration& r, size_t* restored) override;
+
+  // redis_store_channels.cpp
+  Status topic_key(const std::string& topic, int32_t* key) override;
+  Status connection_key(const std::string& u, const std::string& s, const std::string& l, bool allocate,
+                        int32_t* ck, bool* found) override;
+  Status set_sender_topic(int32_t ck, const std::string& sender_topic) override;
+  Status sender_topic(int32_t ck, std::string* sender_topic, bool* found) override;
+  Status read_ack(int32_t ck, bool create, AckCounter* out) override;
+  Status set_last_mess_number(int32_t ck, uint64_t number) override;
+  Status save_listener_for_sender(const std::string& u, const std::string& s, const std::string& addr,
+                                  const std::string& listener_topic, const std::string& listener_unique) override;
+  Status listeners_of_sender(const std::string& u, const std::string& s,
+                             std::vector<RememberedListener>* out) override;
+  Status connection_keys_of_sender(const std::string& u, const std::string& s,
+                                   std::vector<std::pair<std::string, int32_t>>* out) override;
+  Status delete_listeners_of_sender(const std::string& u, const std::string& s) override;
+  Status push_messages(int32_t ck, const std::vector<const std::string*>& frames,
+                       const NumberRanges& handover) override;
+  Status handover_marks(int32_t ck, NumberRanges* out) override;
+  Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) override;
+  Status queue_length(int32_t ck, uint64_t* length) override;
+  Status read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override;
+  Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
+                          uint64_t* popped) override;
+  Status last_stored_message(int32_t ck, std::string* frame, bool* found) override;
+  Status clear_channel(int32_t ck) override;
+  Status report_refused(int32_t ck, uint64_t number, const std::string& reason) override;
+
+  // redis_store_inspect.cpp
+  Status list_topics(std::vector<std::string>* topics) override;
+  Status read_topics(const std::vector<std::string>& topics, std::vector<TopicState>* out) override;
+  Status list_channels(const std::string& sender_unique, std::vector<ChannelName>* out) override;
+  Status read_channels(const std::vector<int32_t>& keys, bool with_head, std::vector<ChannelState>* out) override;
+  Status source_topics_of_sender(const std::string& u, std::vector<std::string>* out) override;
+  Status queued_channels(std::vector<int32_t>* keys) override;
+  Status forget_channel(const ChannelName& c) override;
+  Status delete_topic_key(const std::string& topic) override;
+  std::string record_name(StoreRecord what, const std::string& a, const std::string& b,
+                          const std::string& c) const override;
+
+ private:
+  // ---- Key names (the layout above) ------------------------------------------------------------
+  static constexpr char kKeyCounter[] = "lnr_unique_key";
+  static constexpr char kSep = '\x1f';  // between the fields of a PUBLISHed directory change
+
+  static std::string topic_addr_key(const std::string& t) { return "lnr_topic:" + t + ":addr"; }
+  static std::string topic_key_key(const std::string& t) { return "lnr_topic:" + t + ":key"; }
+  // `ck` as text: a number, or "*" in a pattern shown to people (record_name).
+  static std::string conn_key(const std::string& ck, const char* what) { return "lnr_connection:" + ck + ":" + what; }
+  static std::string conn_key(int32_t ck, const char* what) { return conn_key(std::to_string(ck), what); }
+  static std::string topic_unsubscribed_key(const std::string& t) { return "lnr_topic:" + t + ":unsubscribed"; }
+  static std::string topic_lease_key(const std::string& t) { return "lnr_topic:" + t + ":lease"; }
+  static std::string connection_name_key(const std::string& u, const std::string& s, const std::string& l) {
+    return "lnr_connection:" + u + ":" + s + ":" + l + ":key";
+  }
+  static std::string sender_listener_key(const std::string& u, const std::string& s) {
+    return "lnr_sender:" + u + ":" + s + ":listener";
+  }
+  static std::string sender_listener_name_key(const std::string& u, const std::string& s) {
+    return "lnr_sender:" + u + ":" + s + ":listener_name";
+  }
+
+  // Owns the strings a list of RedisArgs (views) points at until the pipeline returned; a deque,
+  // so that adding one moves none of those already kept.
+  class KeptStrings {
+   public:
+    std::string_view operator()(std::string v) { return kept_.emplace_back(std::move(v)); }
+
+   private:
+    std::deque<std::string> kept_;
+  };
+
+  // ---- Helpers: in redis_store.cpp unless said --------------------------------------------------
+  // Digits only, at most a u64.
+  static bool parse_u64(std::string_view text, uint64_t* out);
+  static bool parse_u64(const redisReply* r, uint64_t* out);
+  // Decimal text of an i32, as liner_broker writes keys.
+  static bool parse_i32(std::string_view text, int32_t* out);
+  static bool parse_i32(const redisReply* r, int32_t* out);
+  // The part of `name` between `prefix` and `suffix`, when it has both.
+  static bool between(const std::string& name, const std::string& prefix, const char* suffix, std::string* middle);
+  static Status corrupt(const std::string& key);
+  static std::string glob_escape(const std::string& text);
+  // The payload PUBLISHed for a directory change (wait_directory_events reads it).
+  static std::string event(const char* kind, const std::string& topic, const std::string& addr);
+  // Every key name matching a glob `pattern`, sorted. SCAN, never KEYS: it does not block Redis
+  // for other clients on a big keyspace.
+  Status scan(const std::string& pattern, std::vector<std::string>* names);
+  // redis_store_directory.cpp: a topic's directory from the reply of HGETALL
+  // lnr_topic:{topic}:addr (`key`).
+  static Status read_directory(const redisReply* r, const std::string& key, std::vector<TopicAddress>* out);
+  // redis_store_channels.cpp: GET; if absent: INCRBY the global counter and SET NX, then GET
+  // again, so two peers that race to create the same key agree on one value. A failed GET is an
+  // error, never "absent".
+  Status get_or_allocate(const std::string& key, bool allocate, int32_t* value, bool* found);
+  // redis_store_inspect.cpp: the channel names "lnr_connection:{U}:{S}:{L}:key" of one sender
+  // ("" for all), by name; keys not read.
+  Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
+
+  std::string channel_;
+  RedisConn conn_;
+  bool subscribed_ = false;
+};
+
+}  // namespace liner
