@@ -47,7 +47,7 @@ Client::Client(ClientOptions options, std::unique_ptr<Store> store)
 
 Client::~Client() {
   stop();
-  routes_changed();  // another client may be allocated where this one was
+  RouteTable::changed();  // another client may be allocated where this one was
 }
 
 Status Client::create(const ClientOptions& o, std::unique_ptr<Client>* out) {
@@ -171,7 +171,7 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
     s = api_store_->topic_key(opt_.topic, &own_key);
     if (s) {
       delivery_->set_topic(own_key, opt_.topic);
-      std::lock_guard<std::mutex> lock(route_mu_);
+      std::lock_guard<std::mutex> lock(topics_mu_);
       subs = subscriptions_;
       listen_keys_.clear();
       listen_keys_[opt_.topic] = own_key;
@@ -216,7 +216,7 @@ Status Client::run(ReceiveFn receive, BatchDoneFn batch_done) {
       }));
   if (handover_on_)
     handover_.reset(new Handover(*sender_, [this](const std::string& topic, std::vector<TopicAddress>* addrs,
-                                                  int32_t* key) { return cached_route(topic, addrs, key); }));
+                                                  int32_t* key) { return routes_.cached(topic, addrs, key); }));
   s = delivery_->start();
   if (s) s = listener_->start();
   if (s) s = sender_->start();
@@ -245,7 +245,7 @@ Status Client::stop() {
 void Client::unregister_all() {
   std::set<std::string> subs;
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     subs = subscriptions_;
   }
   std::lock_guard<std::mutex> api(api_mu_);
@@ -281,9 +281,7 @@ void Client::teardown() {
   listener_.reset();
   delivery_.reset();
   refresh_store_.reset();
-  std::lock_guard<std::mutex> lock(route_mu_);
-  routes_.clear();
-  routes_changed();
+  routes_.clear_addresses();
 }
 
 void Client::restore_channels() {
@@ -327,7 +325,7 @@ bool Client::stores_for(Store& store, const std::string& listener_unique) {
 
 void Client::listen_as(const std::string& topic, int32_t key) {
   delivery_->set_topic(key, topic);
-  std::lock_guard<std::mutex> lock(route_mu_);
+  std::lock_guard<std::mutex> lock(topics_mu_);
   listen_keys_[topic] = key;
 }
 
@@ -340,14 +338,14 @@ Registration Client::registration() const {
   // uses the topic (each sweeps once a second): about lease_ms after its last renewal.
   r.lease_ms = int(limits().lease_ms.load());
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     for (const auto& k : listen_keys_) {
       bool own = k.first == opt_.topic;
       if (own || subscriptions_.count(k.first))
         r.entries.push_back({k.first, k.second, own ? DirectoryEvent::join : DirectoryEvent::subscribe});
     }
-    r.sent_topic_keys.assign(topic_keys_.begin(), topic_keys_.end());
   }
+  r.sent_topic_keys = routes_.keys();
   if (sender_)  // none yet in run(), before the first renewal
     for (const auto& c : sender_->channels()) r.channels.push_back({c.listener_unique, c.connection_key, c.addr, c.topic});
   for (const auto& e : r.entries) r.highest_key = std::max(r.highest_key, e.topic_key);

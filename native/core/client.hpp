@@ -4,9 +4,9 @@
 // client_introspection.cpp.
 //
 // Locks: api_mu_ serialises store round trips made on behalf of API calls (one store
-// connection); route_mu_ guards the address cache and topic keys, and is never held across
-// a store round trip; life_mu_ serialises run/stop. The hot send path takes route_mu_
-// and the sender's lock only.
+// connection); topics_mu_ guards the topics it listens on and is never held across a store
+// round trip; life_mu_ serialises run/stop. The hot send path takes the route table's lock
+// (route_table.hpp) and the sender's, one after the other, never both.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -24,6 +24,7 @@
 #include "core/handover.hpp"
 #include "core/limits.hpp"
 #include "core/listener.hpp"
+#include "core/route_table.hpp"
 #include "core/sender.hpp"
 #include "core/status.hpp"
 #include "core/status_event.hpp"
@@ -115,20 +116,12 @@ class Client {
   bool in_callback() const;
 
  private:
-  struct Route {
-    std::vector<TopicAddress> addrs;  // empty: nobody served the topic when it was last read
-    size_t next = 0;                  // round-robin position
-    std::chrono::steady_clock::time_point read_at{};  // when the directory said so
-  };
-
   explicit Client(ClientOptions options, std::unique_ptr<Store> store);
   Status check_topic(const std::string& topic, const char* action) const;
   size_t store_wait_ms() const;
   // send_to, send_all (count 1) and send_to_many. *queued (may be null) as send_to_many's.
   Status send(const std::string& topic, const Payload* messages, size_t count, bool at_least_once, bool all,
               size_t* queued);
-  // Queues `messages` on the sender's channel to `t`, opening the channel first when there is
-  // none (Sender::enqueue's hint and *done as there).
   // How a send meets a channel that is not open: the caller never opens one (store round trips)
   // itself. `wait`: the messages wait in waiting_ while it opens the channel. `wait_locked`: the
   // same, and the caller holds waiting_->lock(), so the messages also wait behind any already
@@ -138,15 +131,18 @@ class Client {
   // Whether a send's messages may be handed to another peer of their topic (Sender::enqueue's
   // `handover`): at-least-once messages of send_to while hand-over is on; a send_all copy never.
   bool hands_over(bool at_least_once, bool all) const { return at_least_once && !all && handover_on_; }
-  // `handover` as Sender::enqueue's.
+  // Queues `messages` on the sender's channel to `t`, or, when there is none, has one opened
+  // as `opening` says. `handover` and `channel` as Sender::enqueue's; *done (may be null)
+  // counts the messages queued or waiting.
   Status enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                          const Payload* messages, size_t count, bool at_least_once, bool handover,
-                         Sender::Channel** hint, size_t* done, Opening opening = Opening::wait);
+                         Sender::ChannelRef* channel, size_t* done, Opening opening = Opening::wait);
   // enqueue_opening()'s half for a channel that is not open (out of line: the send path stays
   // as small as it was).
   [[gnu::noinline]] Status enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                            const Payload* messages, size_t count, bool at_least_once,
-                                           bool handover, Sender::Channel** hint, size_t* done, Opening opening);
+                                           bool handover, Sender::ChannelRef* channel, size_t* done,
+                                           Opening opening);
   // send()'s path while messages wait in waiting_ (or must start to): under its lock, so that
   // a send never overtakes an earlier one waiting for the same route or channel.
   // targets null: the route is not known; the messages wait for its look-up (started here if
@@ -177,6 +173,9 @@ class Client {
   // is not in the cache and opt_.lookup_off_thread: nothing was picked, the message must wait.
   Status pick_targets(const std::string& topic, bool at_least_once, bool all,
                       std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single, bool* look_up);
+  // Out of `candidates` (round-robin's order), the first peer the sender can reach, or the
+  // first when none is; it alone is left, and round-robin goes on after it.
+  void choose_reachable(const std::string& topic, std::vector<TopicAddress>* candidates);
   // Peers that served `topic` (their channels queue offline); false when there are none.
   bool offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets);
   // Opens channels to the listeners of `topic` this sender remembers in the store (an earlier
@@ -185,7 +184,6 @@ class Client {
   // Peers at `addrs` left `topic` by unsubscribing: no longer an offline route for it.
   void forget_unsubscribed(const std::string& topic, const std::vector<std::string>& addrs);
   void follow_moved_listener(const DirectoryEvent& e);
-  void store_route(const std::string& topic, std::vector<TopicAddress> addrs);
   void restore_channels();
   // This sender's offline queue for that listener holds messages (on `store`'s thread).
   bool stores_for(Store& store, const std::string& listener_unique);
@@ -198,8 +196,6 @@ class Client {
   void keep_registered();
   void on_directory_event(const DirectoryEvent& e);
   void refresh_routes();
-  // Handover's view of the route cache (Handover::RouteFn).
-  bool cached_route(const std::string& topic, std::vector<TopicAddress>* addrs, int32_t* key) const;
   void unregister_all();
   void teardown();
   std::shared_lock<std::shared_mutex> lock_shared_state() const;
@@ -209,12 +205,9 @@ class Client {
   std::unique_ptr<Store> api_store_;
   std::mutex api_mu_;
 
-  mutable std::mutex route_mu_;
-  std::map<std::string, Route> routes_;
-  std::map<std::string, int32_t> topic_keys_;   // topics sent to
+  RouteTable routes_;  // topics sent to, refreshed or listed: kept current, their peers reported
+  mutable std::mutex topics_mu_;
   std::map<std::string, int32_t> listen_keys_;  // its source topic and subscriptions, while running
-  // Topics this client sent to, refreshed or listed: kept current, and their peers reported.
-  std::set<std::string> watched_;
   std::set<std::string> subscriptions_;
 
   // run/stop hold it exclusively; every other call holds it shared, so that a call never

@@ -8,32 +8,7 @@
 
 namespace liner {
 
-namespace {
-
-// An at-least-once send to a topic nobody serves goes to the offline queue of the peers that
-// served it. How long "nobody" read from the directory is trusted before the next such send
-// reads it again: without it every send paid a directory round trip. A peer that comes
-// back is seen sooner through its directory event, and nothing is lost meanwhile: its queue
-// is delivered when it reconnects.
-constexpr auto kUnservedFor = std::chrono::milliseconds(200);
-
-}  // namespace
-
-std::atomic<uint64_t> g_route_epoch{1};
-
 // ---- directory -----------------------------------------------------------------------------
-
-void Client::store_route(const std::string& topic, std::vector<TopicAddress> addrs) {
-  std::lock_guard<std::mutex> lock(route_mu_);
-  Route& r = routes_[topic];
-  // The directory watch re-reads every watched topic each second: only a real change may
-  // send every thread's remembered route back to the slow path.
-  if (r.addrs != addrs) {
-    r.addrs = std::move(addrs);  // empty is remembered too: see kUnservedFor
-    routes_changed();
-  }
-  r.read_at = std::chrono::steady_clock::now();
-}
 
 // Reads a topic's directory and key from the store into the cache (first send to a topic).
 Status Client::load_route(Store& store, const std::string& topic) {
@@ -44,25 +19,11 @@ Status Client::load_route(Store& store, const std::string& topic) {
 
 Status Client::cache_route(Store& store, const std::string& topic, std::vector<TopicAddress> addrs) {
   int32_t key = 0;
-  bool key_known = false;
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    auto it = topic_keys_.find(topic);
-    if (it != topic_keys_.end()) {
-      key = it->second;
-      key_known = true;
-    }
+  if (!routes_.key_of(topic, &key)) {
+    Status s = store.topic_key(topic, &key);
+    if (!s) return s;
   }
-  Status s;
-  if (!key_known) s = store.topic_key(topic, &key);
-  if (!s) return s;
-  std::lock_guard<std::mutex> lock(route_mu_);
-  topic_keys_[topic] = key;
-  watched_.insert(topic);
-  Route& r = routes_[topic];
-  r.addrs = std::move(addrs);
-  r.read_at = std::chrono::steady_clock::now();
-  routes_changed();
+  routes_.cache(topic, key, std::move(addrs));
   return Status();
 }
 
@@ -73,52 +34,32 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
                             std::vector<TopicAddress>* targets, int32_t* topic_key, bool* single, bool* look_up) {
   *single = false;
   *look_up = false;
+  // Reachability matters only when some peer is unreachable: then round-robin's candidates
+  // come back, and the first reachable one is chosen here, outside the table's lock.
+  RouteTable::Pick how = all                             ? RouteTable::Pick::all
+                         : sender_->unreachable_peers() ? RouteTable::Pick::candidates
+                                                        : RouteTable::Pick::next;
   // The cache first; on a miss (unknown topic, or nobody known to serve it) ask the store once,
   // as liner_broker does.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    {
-      std::lock_guard<std::mutex> lock(route_mu_);
-      auto key = topic_keys_.find(topic);
-      auto it = routes_.find(topic);
-      if (key != topic_keys_.end() && it != routes_.end() && it->second.addrs.empty() &&
-          at_least_once && std::chrono::steady_clock::now() - it->second.read_at < kUnservedFor &&
-          offline_targets(topic, all, targets)) {
-        *topic_key = key->second;  // nobody serves it, as read a moment ago
+    RouteTable::Lookup found = routes_.pick(topic, how, targets);
+    if (found.key) *topic_key = found.topic_key;
+    if (found.served()) {
+      *single = !all && found.addresses == 1;
+      if (how == RouteTable::Pick::candidates) choose_reachable(topic, targets);
+      return Status();
+    }
+    if (found.route && found.key && found.unserved_lately && at_least_once && offline_targets(topic, all, targets))
+      return Status();  // nobody serves it, as read a moment ago
+    if (attempt == 1) break;
+    if (opt_.lookup_off_thread) {
+      // Not in the cache: waiting_ looks it up. In the cache with nobody serving it (read by
+      // a send or a refresh): the directory thread keeps that current, so it is the answer.
+      if (!found.route || (!found.key && !(found.addresses == 0 && sender_->channel_addresses(topic).empty()))) {
+        *look_up = true;
         return Status();
       }
-      if (key != topic_keys_.end() && it != routes_.end() && !it->second.addrs.empty()) {
-        *topic_key = key->second;
-        Route& r = it->second;
-        if (all) {
-          *targets = r.addrs;
-          return Status();
-        }
-        size_t n = r.addrs.size(), pick = r.next % n;
-        *single = n == 1;
-        for (size_t i = 0; n > 1 && i < n; ++i) {  // one address: nothing to choose from
-          size_t j = (r.next + i) % n;
-          if (sender_->reachable(r.addrs[j].addr)) {
-            pick = j;
-            break;
-          }
-        }
-        r.next = pick + 1;
-        targets->resize(1);  // assigned, not rebuilt: the element keeps its capacity
-        (*targets)[0] = r.addrs[pick];
-        return Status();
-      }
-      if (key != topic_keys_.end()) *topic_key = key->second;
-      if (attempt == 1) break;
-      if (opt_.lookup_off_thread) {
-        // Not in the cache: waiting_ looks it up. In the cache with nobody serving it (read by
-        // a send or a refresh): the directory thread keeps that current, so it is the answer.
-        bool unserved = it != routes_.end() && it->second.addrs.empty();
-        if (it == routes_.end() || (key == topic_keys_.end() && !(unserved && sender_->channel_addresses(topic).empty()))) {
-          *look_up = true;
-          return Status();
-        }
-        break;
-      }
+      break;
     }
     std::lock_guard<std::mutex> api(api_mu_);
     Status s = load_route(*api_store_, topic);
@@ -138,6 +79,19 @@ Status Client::pick_targets(const std::string& topic, bool at_least_once, bool a
     if (offline_targets(topic, all, targets)) return Status();
   }
   return Status(Err::no_addr, "not found addr for topic " + topic);
+}
+
+void Client::choose_reachable(const std::string& topic, std::vector<TopicAddress>* candidates) {
+  size_t pick = 0;  // none reachable: round-robin's own pick
+  for (size_t i = 0; i < candidates->size(); ++i) {
+    if (sender_->reachable((*candidates)[i].addr)) {
+      pick = i;
+      break;
+    }
+  }
+  routes_.settle(topic, (*candidates)[pick].addr);
+  if (pick) (*candidates)[0] = std::move((*candidates)[pick]);
+  candidates->resize(1);
 }
 
 Status Client::open_remembered_channels(Store& store, const std::string& topic) {
@@ -162,7 +116,7 @@ Status Client::open_remembered_channels(Store& store, const std::string& topic) 
 
 void Client::forget_unsubscribed(const std::string& topic, const std::vector<std::string>& addrs) {
   for (const auto& addr : addrs) sender_->forget_topic(topic, addr);
-  if (!addrs.empty()) routes_changed();  // a thread's remembered route may still name one of them
+  if (!addrs.empty()) RouteTable::changed();  // a thread's remembered route may still name one of them
 }
 
 bool Client::offline_targets(const std::string& topic, bool all, std::vector<TopicAddress>* targets) {
@@ -202,16 +156,15 @@ void Client::on_directory_event(const DirectoryEvent& e) {
     return;
   }
   if (e.addr == published_) return;  // our own announcements
-  bool cached, interesting;
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    cached = watched_.count(e.topic) != 0;
-    interesting = cached || subscriptions_.count(e.topic) != 0 || e.topic == opt_.topic;
+  bool cached = routes_.watches(e.topic), interesting = cached || e.topic == opt_.topic;
+  if (!interesting) {
+    std::lock_guard<std::mutex> lock(topics_mu_);
+    interesting = subscriptions_.count(e.topic) != 0;
   }
   // Refresh the route before the sender forgets the topic, so that no send can still pick the
   // address after an unsubscribe (the sender also refuses to re-learn a forgotten topic).
   std::vector<TopicAddress> addrs;
-  if (cached && refresh_store_->addresses_of_topic(e.topic, &addrs)) store_route(e.topic, addrs);
+  if (cached && refresh_store_->addresses_of_topic(e.topic, &addrs)) routes_.store(e.topic, addrs);
   if (e.kind == DirectoryEvent::unsubscribe) forget_unsubscribed(e.topic, {e.addr});
   if (e.kind == DirectoryEvent::join || e.kind == DirectoryEvent::subscribe) {
     follow_moved_listener(e);
@@ -229,27 +182,15 @@ void Client::refresh_routes() {
   if (!running_) return;
   // Every topic this client uses is swept of peers whose lease lapsed as it is read: those it
   // sends to (their routes are refreshed from the same reply), its own and its subscriptions.
-  std::set<std::string> watched, topics;
+  std::set<std::string> watched = routes_.watched(), topics = watched;
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    watched = watched_;
-    topics = watched_;
+    std::lock_guard<std::mutex> lock(topics_mu_);
     for (const auto& k : listen_keys_) topics.insert(k.first);
   }
   for (const auto& t : topics) {
     std::vector<TopicAddress> addrs;
-    if (refresh_store_->sweep_lapsed(t, &addrs) && watched.count(t)) store_route(t, std::move(addrs));
+    if (refresh_store_->sweep_lapsed(t, &addrs) && watched.count(t)) routes_.store(t, std::move(addrs));
   }
-}
-
-bool Client::cached_route(const std::string& topic, std::vector<TopicAddress>* addrs, int32_t* key) const {
-  std::lock_guard<std::mutex> lock(route_mu_);
-  auto route = routes_.find(topic);
-  auto k = topic_keys_.find(topic);
-  if (route == routes_.end() || k == topic_keys_.end()) return false;
-  *addrs = route->second.addrs;
-  *key = k->second;
-  return true;
 }
 
 Status Client::refresh_address_topic(const std::string& topic) {
@@ -263,15 +204,12 @@ Status Client::refresh_address_topic(const std::string& topic) {
     if (s) s = api_store_->unsubscribed_from_topic(topic, &unsubscribed);
     if (!s) return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    watched_.insert(topic);
-  }
+  routes_.watch(topic);
   // Peers that unsubscribed stop being waited for as soon as this returns, whether or not
   // their notification arrived yet (compat spec §6.1).
   forget_unsubscribed(topic, unsubscribed);
   bool found = !addrs.empty();
-  store_route(topic, std::move(addrs));
+  routes_.store(topic, std::move(addrs));
   return found ? Status() : Status(Err::no_addr, "not found addr for topic " + topic);
 }
 
@@ -282,11 +220,8 @@ Status Client::list_addresses(const std::string& topic, std::vector<TopicAddress
     Status s = api_store_->addresses_of_topic(topic, out);
     if (!s) return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    watched_.insert(topic);
-  }
-  store_route(topic, *out);
+  routes_.watch(topic);
+  routes_.store(topic, *out);
   return Status();
 }
 

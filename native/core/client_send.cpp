@@ -26,7 +26,7 @@ struct RememberedRoute {
   std::string topic;
   int32_t topic_key = 0;
   std::vector<TopicAddress> targets;  // exactly one
-  Sender::Channel* channel = nullptr; // the sender's channel to it, once enqueue found it
+  Sender::ChannelRef channel;          // the sender's channel to it, once enqueue found it
   std::vector<TopicAddress> picked;   // pick_targets' output, reused (keeps its capacity)
 };
 
@@ -100,15 +100,15 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   RememberedRoute& remembered = PerThread<RememberedRoute>::get();  // one TLS look-up
   std::vector<TopicAddress>& picked = remembered.picked;
   const std::vector<TopicAddress>* targets = &picked;
-  Sender::Channel** channel_hint = nullptr;
+  Sender::ChannelRef* channel = nullptr;
   int32_t topic_key = 0;
   // Read before the route lock: a change made after this read leaves the remembered route
   // stale for the next send.
-  uint64_t epoch = g_route_epoch.load(std::memory_order_acquire);
+  uint64_t epoch = RouteTable::epoch();
   if (!all && remembered.client == this && remembered.epoch == epoch && remembered.topic == topic) {
     targets = &remembered.targets;
     topic_key = remembered.topic_key;
-    channel_hint = &remembered.channel;
+    channel = &remembered.channel;
   } else {
     bool single = false, look_up = false;
     s = pick_targets(topic, at_least_once, all, &picked, &topic_key, &single, &look_up);
@@ -124,7 +124,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
       remembered.topic = topic;
       remembered.topic_key = topic_key;
       remembered.targets = picked;
-      remembered.channel = nullptr;
+      remembered.channel.reset();
     }
   }
 
@@ -133,7 +133,7 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
   // send_to and send_to_many have exactly one target (pick_targets); send_all went above.
   size_t done = 0;
   Status st = enqueue_opening((*targets)[0], topic, topic_key, messages, count, at_least_once,
-                              hands_over(at_least_once, false), channel_hint, &done);
+                              hands_over(at_least_once, false), channel, &done);
   if (queued) *queued = done;
   if (st.ok()) return Status();  // built in place: no Status moved on success
   return st;
@@ -141,21 +141,23 @@ Status Client::send_to_many(const std::string& topic, const Payload* messages, s
 
 Status Client::enqueue_opening(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                const Payload* messages, size_t count, bool at_least_once, bool handover,
-                               Sender::Channel** hint, size_t* done, Opening opening) {
+                               Sender::ChannelRef* channel, size_t* done, Opening opening) {
   // The channel almost always exists: try the one-lock enqueue first (unless messages wait
-  // for that channel: then this one waits behind them). One named result, returned once: no
-  // Status is moved on the way out (the send path).
-  Status st = opening == Opening::wait_locked && waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr})
-                  ? Status(Err::no_addr, std::string())
-                  : sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, hint, done);
-  if (!st && st.code == Err::no_addr && !t.unique_name.empty())
-    st = enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, handover, hint, done, opening);
-  return st;
+  // for that channel: then this one waits behind them).
+  if (opening == Opening::wait_locked && waiting_->has_locked({WaitingSends::KeyKind::channel, t.addr}))
+    return enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, handover, channel, done, opening);
+  Sender::Enqueued e = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, channel);
+  if (done) *done = e.queued;
+  if (e.status.ok() && !e.no_channel) return Status();  // built in place: the send path moves no Status
+  if (!e.no_channel) return std::move(e.status);
+  // A liner_broker 1.3.1 entry names no listener: there is no channel to open.
+  if (t.unique_name.empty()) return Status(Err::no_addr, "no channel to " + t.addr);
+  return enqueue_waiting(t, topic, topic_key, messages, count, at_least_once, handover, channel, done, opening);
 }
 
 Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, int32_t topic_key,
                                const Payload* messages, size_t count, bool at_least_once, bool handover,
-                               Sender::Channel** hint, size_t* done, Opening opening) {
+                               Sender::ChannelRef* channel, size_t* done, Opening opening) {
   if (opening == Opening::never) return Status(Err::store, "no channel to " + t.addr + " yet");
   // No channel to that peer yet (or messages wait for it): it is opened off this thread (store
   // round trips: the connection key, the ack counter), and the messages wait for it.
@@ -167,8 +169,9 @@ Status Client::enqueue_waiting(const TopicAddress& t, const std::string& topic, 
     lock = waiting_->lock();
     if (!waiting_->has_locked(key)) {
       // Opened meanwhile, with nothing left waiting for it: queue now.
-      st = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, hint, done);
-      if (st.code != Err::no_addr) return st;
+      Sender::Enqueued e = sender_->enqueue(t.addr, topic, topic_key, messages, count, at_least_once, handover, channel);
+      if (done) *done = e.queued;
+      if (!e.no_channel) return std::move(e.status);
     }
   }
   size_t added = 0;
@@ -234,10 +237,8 @@ Status Client::resolve_waiting(Store& store, const WaitingSends::Key& key, const
   Status s = load_route(store, key.name);
   if (!s) return s;
   std::vector<TopicAddress> addrs;
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    addrs = routes_[key.name].addrs;
-  }
+  int32_t topic_key = 0;
+  routes_.cached(key.name, &addrs, &topic_key);
   // The channels to all its peers, so that flushing never waits for one (whichever round-robin
   // picks). Nobody serves it: the listeners this sender remembers from an earlier run get its
   // at-least-once messages, as on the caller's thread (pick_targets).

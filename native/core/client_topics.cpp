@@ -17,7 +17,7 @@ Status Client::subscribe(const std::string& topic) {
   auto life = lock_shared_state();
   if (!life.owns_lock()) return not_running("subscribe");
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     subscriptions_.insert(topic);
   }
   if (!running_) return Status();  // registered by run(), once the address is bound
@@ -29,7 +29,7 @@ Status Client::subscribe(const std::string& topic) {
     if (s) s = api_store_->register_address(topic, published_, opt_.unique_name, DirectoryEvent::subscribe);
   }
   if (!s) {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     subscriptions_.erase(topic);
   }
   return s;
@@ -42,7 +42,7 @@ Status Client::unsubscribe(const std::string& topic) {
   auto life = lock_shared_state();
   if (!life.owns_lock()) return not_running("unsubscribe");
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     subscriptions_.erase(topic);
   }
   if (!running_) return Status();
@@ -50,7 +50,7 @@ Status Client::unsubscribe(const std::string& topic) {
   s = api_store_->unregister_address(topic, published_, DirectoryEvent::unsubscribe);
   int32_t key = 0;
   {
-    std::lock_guard<std::mutex> lock(route_mu_);
+    std::lock_guard<std::mutex> lock(topics_mu_);
     auto it = listen_keys_.find(topic);
     if (it != listen_keys_.end()) key = it->second;
     listen_keys_.erase(topic);

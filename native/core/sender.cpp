@@ -123,7 +123,7 @@ Status Sender::open_channel(Store& store, const std::string& addr, const std::st
       by_addr_.erase(ch->addr);
       ch->addr = addr;
       ch->readdress = true;
-      ch->unreachable = false;  // a new address deserves a fresh try
+      mark_unreachable_locked(ch, false);  // a new address deserves a fresh try
     } else {
       auto fresh = std::make_unique<Channel>();
       ch = fresh.get();
@@ -202,6 +202,12 @@ std::vector<ChannelInfo> Sender::channels() const {
                    ch->listener_unique, ch->ck, ch->connected, uint64_t(ch->held_count.get())});
   }
   return out;
+}
+
+void Sender::mark_unreachable_locked(Channel* ch, bool unreachable) {
+  if (ch->unreachable == unreachable) return;
+  ch->unreachable = unreachable;
+  unreachable_peers_.fetch_add(unreachable ? 1 : size_t(-1), std::memory_order_relaxed);
 }
 
 bool Sender::reachable(const std::string& addr) const {

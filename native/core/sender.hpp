@@ -106,20 +106,37 @@ class Sender {
   // Address of the channel to that listener ("" if none).
   std::string address_of(const std::string& listener_unique) const;
   // One peer's queue, opaque outside the sender. Channels live as long as the Sender (a peer
-  // that moves keeps its channel under the new address), so a pointer to one stays valid.
+  // that moves keeps its channel under the new address).
   struct Channel;
+  // A caller's handle on the channel enqueue last found for an address, so that its next
+  // enqueue to that address skips the look-up. Opaque; it is only ever read under the
+  // sender's lock, valid while the Sender that filled it lives, and one whose channel moved
+  // to another address is looked up again.
+  class ChannelRef {
+   public:
+    void reset() { channel_ = nullptr; }
 
-  // Queues `count` messages in order under one lock, stopping at the first that does not fit:
-  // Err::busy when the peer's queue is full. *queued (when given) counts those queued, also
-  // when the answer is busy; any other error comes before the first message.
-  // `topic` is remembered for the channel, so at-least-once sends to it keep working while
-  // the peer is offline. `handover`: at-least-once messages of a send_to, which another
-  // replica of the topic may take if this peer leaves it (handover.hpp); never a send_all copy.
-  // `hint`, when given, remembers the channel `addr` led to: the next call with the same hint
-  // checks that channel's address instead of looking it up.
-  Status enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                 const Payload* messages, size_t count, bool at_least_once, bool handover,
-                 Channel** hint = nullptr, size_t* queued = nullptr);
+   private:
+    friend class Sender;
+    Channel* channel_ = nullptr;
+  };
+
+  // What enqueue did. `no_channel`: there is no channel to that address (none was opened, or
+  // its peer moved): nothing was queued and `status` is OK; the caller opens one
+  // (open_channel) and enqueues again. Otherwise `queued` messages were queued, and `status`
+  // says why the rest were not (Err::busy: the peer's queue is full).
+  struct Enqueued {
+    Status status;
+    size_t queued = 0;
+    bool no_channel = false;
+  };
+  // Queues `count` messages to `addr` in order under one lock, stopping at the first that
+  // does not fit. `topic` is remembered for the channel, so at-least-once sends to it keep
+  // working while the peer is offline. `handover`: at-least-once messages of a send_to, which
+  // another replica of the topic may take if this peer leaves it (handover.hpp); never a
+  // send_all copy. `ref` (optional): see ChannelRef.
+  Enqueued enqueue(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,
+                   size_t count, bool at_least_once, bool handover, ChannelRef* ref = nullptr);
   // Queues one message handed over from another peer's queue (enqueue, with `handover`), and
   // says which channel took it and a number its ack must reach to cover it.
   Status enqueue_handed_over(const std::string& addr, const std::string& topic, int32_t topic_key,
@@ -130,6 +147,9 @@ class Sender {
   void release_peer(const std::string& addr);
 
   bool reachable(const std::string& addr) const;
+  // How many peers are unreachable now (their last connect failed), read without a lock: a
+  // caller choosing among peers asks reachable() only when some are.
+  size_t unreachable_peers() const { return unreachable_peers_.load(std::memory_order_relaxed); }
   // Addresses of channels that served `topic` (for at-least-once sends to an offline peer).
   std::vector<std::string> channel_addresses(const std::string& topic) const;
   void forget_topic(const std::string& topic, const std::string& addr);
@@ -166,14 +186,16 @@ class Sender {
   void on_socket_event(Channel* ch, uint32_t events);
   // enqueue's body; kSingle: count is 1.
   template <bool kSingle>
-  Status enqueue_impl(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,
-                      size_t count, bool at_least_once, bool handover, Channel** hint, size_t* queued);
+  Enqueued enqueue_impl(const std::string& addr, const std::string& topic, int32_t topic_key, const Payload* messages,
+                        size_t count, bool at_least_once, bool handover, ChannelRef* ref);
   // Under mu_: appends one frame to the channel's incoming segments. `big`, when not empty,
   // holds the frame already encoded (outside the lock) and becomes its segment.
   void append_locked(Channel* ch, FrameHeader& h, const void* payload, size_t payload_size, size_t cost,
                      bool at_least_once, bool handover, Bytes& big);
   // Under mu_: the sender thread looks at `ch` on its next pass (take_incoming).
   void mark_dirty_locked(Channel* ch);
+  // Under mu_: sets the channel's `unreachable`, keeping unreachable_peers_ in step.
+  void mark_unreachable_locked(Channel* ch, bool unreachable);
   void take_incoming(Channel* ch);
   void start_connect(Channel* ch);
   void on_connected(Channel* ch);
@@ -257,6 +279,7 @@ class Sender {
   alignas(kCacheLine) mutable AdaptiveMutex mu_;
   std::map<int32_t, std::unique_ptr<Channel>> channels_;
   std::map<std::string, Channel*> by_addr_;
+  std::atomic<size_t> unreachable_peers_{0};  // channels with `unreachable` set; changed under mu_
   std::vector<Channel*> dirty_;
   std::vector<Channel*> ready_;  // sender thread: channels with more to write right away
   size_t taken_bytes_ = 0;       // sender thread: bytes take_incoming took in the last pass

@@ -163,7 +163,7 @@ void Sender::opened(Channel* ch) {
   ch->last_ack_poll = Clock::now();
   {
     YieldingLock lock(mu_);
-    ch->unreachable = false;
+    mark_unreachable_locked(ch, false);
     ch->connected = true;
   }
   emit(StatusKind::peer_connected, ch, "connected");
@@ -225,7 +225,7 @@ void Sender::fail(Channel* ch, const std::string& why, bool was_connected) {
   forget_backlog(ch);
   {
     YieldingLock lock(mu_);
-    ch->unreachable = true;
+    mark_unreachable_locked(ch, true);
     ch->connected = false;
   }
   if (was_connected) {

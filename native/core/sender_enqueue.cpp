@@ -60,13 +60,13 @@ constexpr size_t kFirstSegmentReserve = 4 * 1024;
 }
 
 template <bool kSingle>
-[[gnu::always_inline]] inline Status Sender::enqueue_impl(const std::string& addr, const std::string& topic,
-                                                          int32_t topic_key, const Payload* messages, size_t count,
-                                                          bool at_least_once, bool handover, Channel** hint,
-                                                          size_t* queued) {
+[[gnu::always_inline]] inline Sender::Enqueued Sender::enqueue_impl(const std::string& addr, const std::string& topic,
+                                                                    int32_t topic_key, const Payload* messages,
+                                                                    size_t count, bool at_least_once, bool handover,
+                                                                    ChannelRef* ref) {
   if (kSingle) count = 1;
-  size_t done = 0;
-  Status result;
+  Enqueued result;  // one named result, returned once: nothing is moved on the way out
+  size_t& done = result.queued;
   FrameHeader h;
   h.topic_key = topic_key;
   const size_t compress_above = effective(opt_.compress_threshold, limits().compress_threshold);
@@ -91,16 +91,18 @@ template <bool kSingle>
     }
     if (!lock.owns_lock()) lock.lock();
     if (!ch) {
-      // A channel's address and by_addr_ change together: the hinted channel is the one
+      // A channel's address and by_addr_ change together: the referred channel is the one
       // by_addr_ would find exactly when its address is still `addr`. Looked up once per
       // call: channels live as long as the sender.
-      ch = hint ? *hint : nullptr;
+      ch = ref ? ref->channel_ : nullptr;
       if (!ch || ch->addr != addr) {
         auto it = by_addr_.find(addr);
-        // Client::send relies on this code meaning "open the channel first".
-        if (it == by_addr_.end()) return Status(Err::no_addr, "no channel to " + addr);
+        if (it == by_addr_.end()) {
+          result.no_channel = true;
+          return result;
+        }
         ch = it->second;
-        if (hint) *hint = ch;
+        if (ref) ref->channel_ = ch;
       }
       if (topic_key == 0 || ch->last_topic_key != topic_key) {
         if (ch->last_topic != topic && !ch->forgotten.count(topic)) {
@@ -113,7 +115,7 @@ template <bool kSingle>
     size_t frame_size = kFrameOverhead + payload_size;
     size_t cost = frame_size + kPerMessageOverhead;
     if (!has_room_locked(ch, cost)) {
-      result = refuse_locked(ch, &first_busy);
+      result.status = refuse_locked(ch, &first_busy);
       break;
     }
     if (ch->unreachable && !at_least_once) {
@@ -132,39 +134,37 @@ template <bool kSingle>
     append_locked(ch, h, payload, payload_size, cost, at_least_once, handover, big);
   }
   if (lock.owns_lock()) lock.unlock();
-  if (queued) *queued = done;
-  if (first_busy) report_busy(ch, result);
+  if (first_busy) report_busy(ch, result.status);
   // A running sender thread finds the messages on its next pass: only a parked one needs the
   // (comparatively costly) eventfd write, and only once: the first caller to see it parked
   // takes the flag down. Without that, a stream wrote once per message until the thread was
   // back on a core, and fell into a mode where it paid a syscall every ~20 messages. See the
   // matching check in loop().
   if (done > 0 && parked_.load(std::memory_order_relaxed) && parked_.exchange(false)) waker_.wake();
-  if (result.ok()) return Status();  // built in place: no Status moved on success
   return result;
 }
 
-Status Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
-                       const Payload* messages, size_t count, bool at_least_once, bool handover, Channel** hint,
-                       size_t* queued) {
+Sender::Enqueued Sender::enqueue(const std::string& addr, const std::string& topic, int32_t topic_key,
+                                 const Payload* messages, size_t count, bool at_least_once, bool handover,
+                                 ChannelRef* ref) {
   // A single message (every lnr_send_to) gets its own copy of the body, without the batch
   // loop's bookkeeping.
-  return count == 1 ? enqueue_impl<true>(addr, topic, topic_key, messages, 1, at_least_once, handover, hint, queued)
-                    : enqueue_impl<false>(addr, topic, topic_key, messages, count, at_least_once, handover, hint,
-                                          queued);
+  return count == 1 ? enqueue_impl<true>(addr, topic, topic_key, messages, 1, at_least_once, handover, ref)
+                    : enqueue_impl<false>(addr, topic, topic_key, messages, count, at_least_once, handover, ref);
 }
 
 Status Sender::enqueue_handed_over(const std::string& addr, const std::string& topic, int32_t topic_key,
                                    const Payload& message, int32_t* connection_key, uint64_t* covered_by) {
-  Channel* ch = nullptr;
-  Status s = enqueue(addr, topic, topic_key, &message, 1, true, true, &ch);
-  if (!s) return s;
+  ChannelRef ref;
+  Enqueued e = enqueue(addr, topic, topic_key, &message, 1, true, true, &ref);
+  if (e.no_channel) return Status(Err::no_addr, "no channel to " + addr);
+  if (!e.status) return e.status;
   // Read after the enqueue: a send racing it may have taken a higher number since, and an ack
   // that reaches the higher one covers this message too.
   std::lock_guard<AdaptiveMutex> lock(mu_);
-  *connection_key = ch->ck;
-  *covered_by = ch->last_number;
-  return s;
+  *connection_key = ref.channel_->ck;
+  *covered_by = ref.channel_->last_number;
+  return Status();
 }
 
 bool Sender::has_room_locked(const Channel* ch, size_t cost) const {

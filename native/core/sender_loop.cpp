@@ -127,7 +127,7 @@ void Sender::loop() {
         } else {
           ch->state = State::idle;  // the next send tries again
           YieldingLock lock(mu_);
-          ch->unreachable = false;
+          mark_unreachable_locked(ch, false);
         }
       } else if (ch->state == State::connected && !ch->store_busy &&
                  (!ch->unacked.empty() || ch->queue.has_unpopped) && now >= next_ack_poll(ch)) {

@@ -53,7 +53,9 @@ class Rig {
   Status open() { return sender->open_channel(*store, addr, "L", "T"); }
   Status send(const std::string& data, bool at_least_once, bool handover = false) {
     Payload p{data.data(), data.size()};
-    return sender->enqueue(addr, "T", 3, &p, 1, at_least_once, handover);
+    Sender::Enqueued e = sender->enqueue(addr, "T", 3, &p, 1, at_least_once, handover);
+    EXPECT_FALSE(e.no_channel);
+    return e.status;
   }
   size_t events(StatusKind kind) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -99,11 +101,35 @@ TEST(Sender, ABatchStopsAtTheFirstMessageThatDoesNotFit) {
   ASSERT_TRUE(r.open().ok());
   std::string a = "a";
   std::vector<Payload> five(5, Payload{a.data(), a.size()});
-  size_t queued = 0;
-  Status s = r.sender->enqueue(r.addr, "T", 3, five.data(), five.size(), true, false, nullptr, &queued);
-  EXPECT_EQ(s.code, Err::busy);
-  EXPECT_EQ(queued, 3u);
+  Sender::Enqueued e = r.sender->enqueue(r.addr, "T", 3, five.data(), five.size(), true, false);
+  EXPECT_EQ(e.status.code, Err::busy);
+  EXPECT_EQ(e.queued, 3u);
   EXPECT_EQ(r.sender->stats().queued_messages, 3u);
+}
+
+// The caller opens channels (store round trips it may not make on its thread): an address
+// without one is said so, distinctly from an error, and nothing is queued. A handle on a
+// channel is looked up again once the channel is no longer at its address.
+TEST(Sender, AnAddressWithoutAChannelIsSaidSoAndNothingIsQueued) {
+  Rig r;
+  std::string m = "m";
+  Payload p{m.data(), m.size()};
+  Sender::ChannelRef ref;
+  Sender::Enqueued e = r.sender->enqueue(r.addr, "T", 3, &p, 1, true, false, &ref);
+  EXPECT_TRUE(e.no_channel);
+  EXPECT_TRUE(e.status.ok());
+  EXPECT_EQ(e.queued, 0u);
+  EXPECT_EQ(r.sender->stats().queued_messages, 0u);
+
+  ASSERT_TRUE(r.open().ok());
+  e = r.sender->enqueue(r.addr, "T", 3, &p, 1, true, false, &ref);
+  EXPECT_FALSE(e.no_channel);
+  EXPECT_TRUE(e.status.ok());
+  EXPECT_EQ(e.queued, 1u);
+  // The same handle, another address: not that channel's.
+  e = r.sender->enqueue("127.0.0.1:1", "T", 3, &p, 1, true, false, &ref);
+  EXPECT_TRUE(e.no_channel);
+  EXPECT_EQ(r.sender->stats().queued_messages, 1u);
 }
 
 TEST(Sender, SpillsAtLeastOnceFramesOfAnUnreachablePeerAndDropsBestEffortOnes) {
