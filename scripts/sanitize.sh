@@ -30,19 +30,9 @@ case "$which" in
 esac
 jobs=$(nproc 2>/dev/null || echo 2)
 
-. scripts/lib/redis.sh
-trap stop_throwaway_redis EXIT
-start_throwaway_redis || exit 1
-export LINER_TEST_REDIS_URL=$LINER_REDIS_URL
-echo "liner: redis-server on $LINER_TEST_REDIS_URL"
-
-summary=()
-failed=0
-record() {
-  local verdict=passed
-  [ "$2" -eq 0 ] || { verdict="FAILED (exit $2)"; failed=1; }
-  summary+=("$(printf '%-12s %s  %s' "$1" "$verdict" "${3:-}")")
-}
+SUITE_NAME_WIDTH=12
+. scripts/lib/suites.sh
+start_suites_redis
 
 # configure DIR ARGS...: configures DIR once (an existing tree keeps its options) and builds it.
 configure_and_build() {
@@ -117,7 +107,4 @@ if [ "$which" != asan ]; then
   fi
 fi
 
-echo
-echo "=== summary"
-for line in "${summary[@]}"; do echo "$line"; done
-exit "$failed"
+finish_suites

@@ -38,21 +38,8 @@ esac
 
 scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
 
-. scripts/lib/redis.sh
-trap stop_throwaway_redis EXIT
-start_throwaway_redis || exit 1
-export LINER_TEST_REDIS_URL=$LINER_REDIS_URL
-echo "liner: redis-server on $LINER_TEST_REDIS_URL"
-
-summary=()
-failed=0
-
-# record NAME STATUS DETAIL: remembers one suite's outcome for the final report.
-record() {
-  local verdict=passed
-  [ "$2" -eq 0 ] || { verdict="FAILED (exit $2)"; failed=1; }
-  summary+=("$(printf '%-9s %s  %s' "$1" "$verdict" "$3")")
-}
+. scripts/lib/suites.sh
+start_suites_redis
 
 # record_counts NAME STATUS PASSED SKIPPED DETAIL: like record, but a suite that passed no test
 # fails unless LINER_EXPECTED_SKIPS names it.
@@ -60,7 +47,7 @@ record_counts() {
   local name=$1 status=$2 passed=${3:-0} skipped=${4:-0} detail=$5
   if [ "$status" -eq 0 ] && [ "$passed" -eq 0 ]; then
     if [[ " ${LINER_EXPECTED_SKIPS:-} " == *" $name "* ]]; then
-      summary+=("$(printf '%-9s %s  %s' "$name" "skipped (declared expected: LINER_EXPECTED_SKIPS)" "$detail")")
+      summary_line "$name" "skipped (declared expected: LINER_EXPECTED_SKIPS)" "$detail"
       return
     fi
     echo "liner: suite $name ran no test ($skipped skipped); see the skip reasons above" >&2
@@ -160,7 +147,4 @@ if [ "$which" = all ] || [ "$which" = mutation ]; then
   rm -f "$log"
 fi
 
-echo
-echo "=== summary"
-for line in "${summary[@]}"; do echo "$line"; done
-exit "$failed"
+finish_suites

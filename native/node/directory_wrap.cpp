@@ -1,5 +1,6 @@
 #include "node/directory_wrap.hpp"
 
+#include <initializer_list>
 #include <set>
 #include <utility>
 #include <vector>
@@ -37,6 +38,22 @@ std::vector<int32_t> keys_arg(const Napi::CallbackInfo& info, size_t i) {
 
 Napi::Value number_or_null(Napi::Env env, bool has, double value) {
   return has ? Napi::Value(Napi::Number::New(env, value)) : env.Null();
+}
+
+// [row(items[0]), row(items[1]), …]: how every answer of the directory reaches JS.
+template <class Item, class Row>
+Napi::Array array_of(Napi::Env env, const std::vector<Item>& items, Row row) {
+  Napi::Array out = Napi::Array::New(env, items.size());
+  for (size_t i = 0; i < items.size(); ++i) out.Set(uint32_t(i), row(items[i]));
+  return out;
+}
+
+// One fixed-length row, [a, b, …].
+Napi::Array tuple(Napi::Env env, std::initializer_list<Napi::Value> values) {
+  Napi::Array row = Napi::Array::New(env, values.size());
+  uint32_t i = 0;
+  for (const Napi::Value& v : values) row.Set(i++, v);
+  return row;
 }
 
 // Runs `work` on the pool with the store to itself; `result` (JS thread) makes the value.
@@ -100,23 +117,12 @@ Napi::Value DirectoryWrap::topics(const Napi::CallbackInfo& info) {
         return one ? liner::inspect_topic(store, only, found.get()) : liner::inspect_topics(store, found.get());
       },
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, found->size());
-        for (size_t i = 0; i < found->size(); ++i) {
-          const liner::TopicView& t = (*found)[i];
-          Napi::Array addresses = Napi::Array::New(env, t.addresses.size());
-          for (size_t j = 0; j < t.addresses.size(); ++j) {
-            Napi::Array row = Napi::Array::New(env, 2);
-            row.Set(0u, t.addresses[j].addr);
-            row.Set(1u, t.addresses[j].unique_name);
-            addresses.Set(uint32_t(j), row);
-          }
-          Napi::Array row = Napi::Array::New(env, 3);
-          row.Set(0u, t.topic);
-          row.Set(1u, number_or_null(env, t.has_key, t.key));
-          row.Set(2u, addresses);
-          out.Set(uint32_t(i), row);
-        }
-        return out;
+        return array_of(env, *found, [env](const liner::TopicView& t) {
+          Napi::Array addresses = array_of(env, t.addresses, [env](const auto& a) {
+            return tuple(env, {Napi::String::New(env, a.addr), Napi::String::New(env, a.unique_name)});
+          });
+          return tuple(env, {Napi::String::New(env, t.topic), number_or_null(env, t.has_key, t.key), addresses});
+        });
       });
 }
 
@@ -129,21 +135,13 @@ Napi::Value DirectoryWrap::channels(const Napi::CallbackInfo& info) {
       Value(), shared_, "liner.directory.channels",
       [sender, found](liner::Store& store) { return liner::inspect_channels(store, sender, found.get()); },
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, found->size());
-        for (size_t i = 0; i < found->size(); ++i) {
-          const liner::ChannelView& c = (*found)[i];
-          Napi::Array row = Napi::Array::New(env, 8);
-          row.Set(0u, Napi::Number::New(env, c.name.key));
-          row.Set(1u, c.name.sender_unique);
-          row.Set(2u, c.name.sender_topic);
-          row.Set(3u, c.name.listener_unique);
-          row.Set(4u, c.state.has_sender_topic ? Napi::Value(Napi::String::New(env, c.state.sender_topic)) : env.Null());
-          row.Set(5u, last_acked(env, c.state.ack));
-          row.Set(6u, Napi::Number::New(env, double(c.state.queue_length)));
-          row.Set(7u, number_or_null(env, c.has_queued_topic_key, c.queued_topic_key));
-          out.Set(uint32_t(i), row);
-        }
-        return out;
+        return array_of(env, *found, [env](const liner::ChannelView& c) {
+          return tuple(env, {Napi::Number::New(env, c.name.key), Napi::String::New(env, c.name.sender_unique),
+                             Napi::String::New(env, c.name.sender_topic), Napi::String::New(env, c.name.listener_unique),
+                             c.state.has_sender_topic ? Napi::Value(Napi::String::New(env, c.state.sender_topic)) : env.Null(),
+                             last_acked(env, c.state.ack), Napi::Number::New(env, double(c.state.queue_length)),
+                             number_or_null(env, c.has_queued_topic_key, c.queued_topic_key)});
+        });
       });
 }
 
@@ -155,14 +153,9 @@ Napi::Value DirectoryWrap::sample(const Napi::CallbackInfo& info) {
       Value(), shared_, "liner.directory.sample",
       [keys, found](liner::Store& store) { return store.read_channels(keys, false, found.get()); },
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, found->size());
-        for (size_t i = 0; i < found->size(); ++i) {
-          Napi::Array row = Napi::Array::New(env, 2);
-          row.Set(0u, Napi::Number::New(env, double((*found)[i].queue_length)));
-          row.Set(1u, last_acked(env, (*found)[i].ack));
-          out.Set(uint32_t(i), row);
-        }
-        return out;
+        return array_of(env, *found, [env](const liner::ChannelState& c) {
+          return tuple(env, {Napi::Number::New(env, double(c.queue_length)), last_acked(env, c.ack)});
+        });
       });
 }
 
@@ -173,9 +166,7 @@ Napi::Value DirectoryWrap::sender_topics(const Napi::CallbackInfo& info) {
       Value(), shared_, "liner.directory.senderTopics",
       [sender, found](liner::Store& store) { return store.source_topics_of_sender(sender, found.get()); },
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, found->size());
-        for (size_t i = 0; i < found->size(); ++i) out.Set(uint32_t(i), (*found)[i]);
-        return out;
+        return array_of(env, *found, [env](const std::string& topic) { return Napi::String::New(env, topic); });
       });
 }
 
@@ -188,14 +179,9 @@ Napi::Value DirectoryWrap::unnamed_queues(const Napi::CallbackInfo& info) {
       Value(), shared_, "liner.directory.unnamedQueues",
       [known, found](liner::Store& store) { return liner::unnamed_queues(store, known, found.get()); },
       [found](Napi::Env env, const liner::Status&) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, found->size());
-        for (size_t i = 0; i < found->size(); ++i) {
-          Napi::Array row = Napi::Array::New(env, 2);
-          row.Set(0u, Napi::Number::New(env, (*found)[i].first));
-          row.Set(1u, Napi::Number::New(env, double((*found)[i].second)));
-          out.Set(uint32_t(i), row);
-        }
-        return out;
+        return array_of(env, *found, [env](const std::pair<int32_t, uint64_t>& q) {
+          return tuple(env, {Napi::Number::New(env, q.first), Napi::Number::New(env, double(q.second))});
+        });
       });
 }
 

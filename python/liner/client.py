@@ -28,6 +28,22 @@ def _close_live_clients():
     settings.restore_stderr_logging()
 
 
+def _send_method(name, c_function, doc):
+    """``Client.send_to`` or ``Client.send_all``: the same body around ``lnr_send_to`` or
+    ``lnr_send_all``, which take the same arguments. The body is written once here but is the
+    method itself, not a helper it calls: a send pays no extra Python frame."""
+    def send(self, topic, data, at_least_once=True):
+        h = self._handle()
+        if not h:
+            return False
+        buf, n = data_arg(data)
+        return getattr(self._lib, c_function)(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
+    send.__name__ = name
+    send.__qualname__ = "Client." + name
+    send.__doc__ = doc
+    return old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")(send)
+
+
 class Client:
     """One liner peer: a listener on ``localhost`` plus a sender, sharing one Redis store.
 
@@ -205,8 +221,8 @@ class Client:
     # liner_broker 1.3.1 named the parameters to_topic and at_least_once_delivery: those
     # keywords are accepted too.
 
-    @old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")
-    def send_to(self, topic, data, at_least_once=True):
+    send_to = _send_method(
+        "send_to", "lnr_send_to",
         """Sends one message to one peer serving ``topic`` (round-robin over its replicas).
 
         Args:
@@ -231,26 +247,16 @@ class Client:
             ``ERR_SELF_TOPIC``, ``ERR_NOT_RUNNING``, ``ERR_INVALID_ARG``, ``ERR_STORE`` (reading
             a new topic's directory failed) or ``ERR_BUSY`` (the receiver's queue is full:
             retry a little later).
-        """
-        h = self._handle()
-        if not h:
-            return False
-        buf, n = data_arg(data)
-        return self._lib.lnr_send_to(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
+        """)
 
-    @old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")
-    def send_all(self, topic, data, at_least_once=True):
+    send_all = _send_method(
+        "send_all", "lnr_send_all",
         """Sends one copy of the message to every peer serving ``topic`` (its source owners
         and its subscribers). Same arguments as ``send_to``; True only if every copy was
         queued. A peer whose queue is full (``ERR_BUSY``) does not hold the others up: their
         copies are queued all the same. Retrying is safe: the next ``send_all`` from the same
         thread with the same topic, bytes and ``at_least_once`` sends only the copies
-        that were refused; any other ``send_all`` from that thread ends the retry."""
-        h = self._handle()
-        if not h:
-            return False
-        buf, n = data_arg(data)
-        return self._lib.lnr_send_all(h, name_arg(topic), buf, n, 1 if at_least_once else 0) != 0
+        that were refused; any other ``send_all`` from that thread ends the retry.""")
 
     @old_keywords(to_topic="topic", at_least_once_delivery="at_least_once")
     def send_to_many(self, topic, messages, at_least_once=True):

@@ -26,12 +26,27 @@ export interface Parsed {
   positionals: string[];
 }
 
+/** A `--name VALUE` option; `value` names the value in the help text (`URL`, `T`, …). */
+export function valueOption(value: string, help: string): OptionSpec {
+  return { kind: 'string', value, help };
+}
+
+/** A repeatable `--name VALUE` option. */
+export function listOption(value: string, help: string): OptionSpec {
+  return { kind: 'list', value, help };
+}
+
+/** A `--name` flag (no value), with an optional one-letter alias. */
+export function flagOption(help: string, short?: string): OptionSpec {
+  return short === undefined ? { kind: 'flag', help } : { kind: 'flag', short, help };
+}
+
 /** Options every command understands. */
 export const GLOBAL_OPTIONS: OptionSpecs = {
-  redis: { kind: 'string', value: 'URL', help: 'Redis of the mesh (default: $LINER_REDIS_URL or redis://127.0.0.1:6379/0)' },
-  json: { kind: 'flag', help: 'print JSON for scripts instead of text' },
-  'no-color': { kind: 'flag', help: 'no colour even on a terminal (NO_COLOR=1 does the same)' },
-  help: { kind: 'flag', short: 'h', help: 'show this help' },
+  redis: valueOption('URL', 'Redis of the mesh (default: $LINER_REDIS_URL or redis://127.0.0.1:6379/0)'),
+  json: flagOption('print JSON for scripts instead of text'),
+  'no-color': flagOption('no colour even on a terminal (NO_COLOR=1 does the same)'),
+  help: flagOption('show this help', 'h'),
 };
 
 /** Parses `argv` against `specs` (plus the global options). Throws CliError `USAGE`. */
@@ -98,6 +113,11 @@ export function secondsOption(parsed: Parsed, name: string): number | undefined 
   const s = String(raw);
   if (!/^\d+(\.\d+)?$/.test(s)) throw usage(`--${name} must be a number of seconds, not '${s}'`);
   return Math.round(Number(s) * 1000);
+}
+
+/** Refuses positional arguments, for commands that take none. */
+export function noPositionals(parsed: Parsed): void {
+  if (parsed.positionals.length > 0) throw usage(`unexpected argument '${parsed.positionals[0]}'`);
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

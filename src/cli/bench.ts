@@ -6,12 +6,12 @@
  * @internal
  * @packageDocumentation
  */
-import { intOption, secondsOption } from './args.js';
+import { flagOption, intOption, noPositionals, secondsOption, valueOption } from './args.js';
 import type { Command } from './command.js';
-import { clientBase, openRedis, shownUrl } from './command.js';
+import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
 import { ProgressBar, bytes, count } from './output.js';
-import { ephemeralName, liner, sendPatiently } from './peer.js';
+import { ephemeralName, openClient, sendPatiently } from './peer.js';
 
 export const bench: Command = {
   name: 'bench',
@@ -23,24 +23,23 @@ export const bench: Command = {
     'peers register in the given Redis like any other and remove their keys afterwards.',
   ].join('\n'),
   options: {
-    count: { kind: 'string', value: 'N', help: 'messages to send (default 500000)' },
-    size: { kind: 'string', value: 'BYTES', help: 'payload size (default 100)' },
-    'best-effort': { kind: 'flag', help: 'at-most-once messages (default: at-least-once)' },
-    timeout: { kind: 'string', value: 'SECONDS', help: 'give up after this time (default 60)' },
+    count: valueOption('N', 'messages to send (default 500000)'),
+    size: valueOption('BYTES', 'payload size (default 100)'),
+    'best-effort': flagOption('at-most-once messages (default: at-least-once)'),
+    timeout: valueOption('SECONDS', 'give up after this time (default 60)'),
   },
   async run(ctx) {
     const { out, parsed } = ctx;
-    if (parsed.positionals.length > 0) throw new CliError('USAGE', `unexpected argument '${parsed.positionals[0]}'`);
+    noPositionals(parsed);
     const total = intOption(parsed, 'count', 1, 100_000_000) ?? 500_000;
     const size = intOption(parsed, 'size', 1, 64 << 20) ?? 100;
     const atLeastOnce = parsed.options['best-effort'] !== true;
     const timeoutMs = secondsOption(parsed, 'timeout') ?? 60_000;
     const redis = await openRedis(ctx);
-    const { Client } = liner();
     const sinkName = ephemeralName('bench-sink');
     const sourceName = ephemeralName('bench-source');
-    const sink = new Client({ name: sinkName, topic: sinkName, ...clientBase(ctx) });
-    const source = new Client({ name: sourceName, topic: sourceName, ...clientBase(ctx) });
+    const sink = openClient(ctx, sinkName, sinkName);
+    const source = openClient(ctx, sourceName, sourceName);
     const bar = new ProgressBar(total, !out.json && process.stderr.isTTY === true);
     let received = 0;
     let busy = 0;

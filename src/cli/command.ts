@@ -31,14 +31,6 @@ export interface Command {
   run(ctx: Context): Promise<number | void>;
 }
 
-/**
- * The options every client a command runs shares: its Redis, and no wait for a Redis that
- * is down (an operator's command says so at once, instead of the library's 10 s wait).
- */
-export function clientBase(ctx: Context): { redis: string; waitForRedis: number } {
-  return { redis: ctx.redisUrl, waitForRedis: 0 };
-}
-
 /** Opens the command's view of Redis; a clear one-line error when Redis is not there. */
 export async function openRedis(ctx: Context): Promise<Directory> {
   const directory = new Directory(ctx.redisUrl);

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
 import { hideSecrets, passwordsIn, redact } from '../redact.js';
+import { noPositionals } from './args.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
@@ -74,7 +75,7 @@ export const demo: Command = {
   options: {},
   async run(ctx) {
     const { out } = ctx;
-    if (ctx.parsed.positionals.length > 0) throw new CliError('USAGE', `unexpected argument '${ctx.parsed.positionals[0]}'`);
+    noPositionals(ctx.parsed);
     const program = demoProgram();
     let server: ThrowawayRedis | undefined;
     let url = ctx.redisUrl;

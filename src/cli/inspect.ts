@@ -6,7 +6,7 @@
  * @internal
  * @packageDocumentation
  */
-import { secondsOption, stringOption } from './args.js';
+import { flagOption, secondsOption, stringOption, valueOption } from './args.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 import { CliError } from './errors.js';
@@ -52,10 +52,10 @@ export const inspect: Command = {
     'draining, with the likely reason (sender or listener not running).',
   ].join('\n'),
   options: {
-    topic: { kind: 'string', value: 'T', help: 'only channels to or from topic T (and show who serves T)' },
-    sender: { kind: 'string', value: 'NAME', help: 'only channels of the sender with unique name NAME' },
-    interval: { kind: 'string', value: 'SECONDS', help: 'time between the two samples (default 1; 0: one sample, no verdict)' },
-    check: { kind: 'flag', help: 'exit with status 1 when a queue is not draining (for monitoring)' },
+    topic: valueOption('T', 'only channels to or from topic T (and show who serves T)'),
+    sender: valueOption('NAME', 'only channels of the sender with unique name NAME'),
+    interval: valueOption('SECONDS', 'time between the two samples (default 1; 0: one sample, no verdict)'),
+    check: flagOption('exit with status 1 when a queue is not draining (for monitoring)'),
   },
   async run(ctx) {
     const { out, parsed } = ctx;

@@ -5,12 +5,12 @@
  * @internal
  * @packageDocumentation
  */
-import { intOption, secondsOption, stringOption } from './args.js';
+import { flagOption, intOption, listOption, noPositionals, secondsOption, stringOption, valueOption } from './args.js';
 import type { Command } from './command.js';
-import { clientBase, openRedis } from './command.js';
+import { openRedis } from './command.js';
 import { CliError, usage } from './errors.js';
 import { bytes, escapeText, preview } from './output.js';
-import { checkName, ephemeralName, liner } from './peer.js';
+import { checkName, ephemeralName, nameOption, openClient } from './peer.js';
 
 function clock(d: Date): string {
   return d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0');
@@ -27,25 +27,23 @@ export const listen: Command = {
     'Messages are acknowledged once printed. With --json, one JSON object per line.',
   ].join('\n'),
   options: {
-    topic: { kind: 'string', value: 'T', help: "the listening peer's own topic (required)" },
-    subscribe: { kind: 'list', value: 'S', help: 'also receive messages sent to topic S (repeatable)' },
-    name: { kind: 'string', value: 'NAME', help: 'unique name of the peer (default liner-listen-<host>-<pid>)' },
-    listen: { kind: 'string', value: 'ADDR', help: 'TCP address to listen on (default 127.0.0.1:0)' },
-    count: { kind: 'string', value: 'N', help: 'leave after N messages (those arriving meanwhile are printed too); status 1 if --timeout comes first' },
-    timeout: { kind: 'string', value: 'SECONDS', help: 'stop listening after this time' },
-    preview: { kind: 'string', value: 'BYTES', help: 'bytes of each payload shown (default 64)' },
-    full: { kind: 'flag', help: 'print whole payloads (JSON: base64 in "data")' },
+    topic: valueOption('T', "the listening peer's own topic (required)"),
+    subscribe: listOption('S', 'also receive messages sent to topic S (repeatable)'),
+    name: valueOption('NAME', 'unique name of the peer (default liner-listen-<host>-<pid>)'),
+    listen: valueOption('ADDR', 'TCP address to listen on (default 127.0.0.1:0)'),
+    count: valueOption('N', 'leave after N messages (those arriving meanwhile are printed too); status 1 if --timeout comes first'),
+    timeout: valueOption('SECONDS', 'stop listening after this time'),
+    preview: valueOption('BYTES', 'bytes of each payload shown (default 64)'),
+    full: flagOption('print whole payloads (JSON: base64 in "data")'),
   },
   async run(ctx) {
     const { out, parsed } = ctx;
-    const topic = stringOption(parsed, 'topic');
+    noPositionals(parsed);
+    const topic = nameOption(parsed, 'topic');
     if (topic === undefined) throw usage('--topic T is required (the topic to listen on)');
-    if (parsed.positionals.length > 0) throw usage(`unexpected argument '${parsed.positionals[0]}'`);
-    checkName('topic', topic);
     const subscriptions = ((parsed.options.subscribe as string[] | undefined) ?? []).map((s) => checkName('subscribe', s));
     if (subscriptions.includes(topic)) throw usage(`--subscribe ${topic} is the peer's own topic already`);
-    const given = stringOption(parsed, 'name');
-    const name = given === undefined ? ephemeralName('listen') : checkName('name', given);
+    const name = nameOption(parsed, 'name') ?? ephemeralName('listen');
     const limit = intOption(parsed, 'count', 1);
     const timeoutMs = secondsOption(parsed, 'timeout');
     const previewBytes = intOption(parsed, 'preview', 1, 1 << 20) ?? 64;
@@ -55,8 +53,7 @@ export const listen: Command = {
     const [served] = await (await openRedis(ctx)).readTopics(topic);
     const others = served?.addresses.length ?? 0;
 
-    const { Client } = liner();
-    const client = new Client({ name, topic, ...clientBase(ctx), listen: stringOption(parsed, 'listen') });
+    const client = openClient(ctx, name, topic, stringOption(parsed, 'listen'));
     let received = 0;
     let finish: (status: number) => void = () => undefined;
     const finished = new Promise<number>((resolve) => (finish = resolve));

@@ -10,12 +10,24 @@
 import * as os from 'node:os';
 
 import type { Client, Payload } from '../index.js';
+import type { Parsed } from './args.js';
+import { stringOption } from './args.js';
+import type { Context } from './command.js';
 import { CliError, usage } from './errors.js';
 
 /** The liner API, loaded on first use (it loads the native addon). */
 export function liner(): typeof import('../index.js') {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require('../index.js') as typeof import('../index.js');
+}
+
+/**
+ * A client of the command's Redis, not started. It does not wait for a Redis that is down: an
+ * operator's command says so at once, instead of the library's 10 s wait.
+ */
+export function openClient(ctx: Context, name: string, topic: string, listen?: string): Client {
+  const { Client } = liner();
+  return new Client({ name, topic, redis: ctx.redisUrl, waitForRedis: 0, listen });
 }
 
 /**
@@ -43,6 +55,12 @@ export function checkName(option: string, name: string): string {
     throw usage(e instanceof Error ? e.message : String(e));
   }
   return name;
+}
+
+/** The name given with `--option`, checked as checkName does (undefined when absent). */
+export function nameOption(parsed: Parsed, option: string): string | undefined {
+  const given = stringOption(parsed, option);
+  return given === undefined ? undefined : checkName(option, given);
 }
 
 /** sendTo/sendAll that waits with drain() while the peer's queue is full, up to `deadline`. */

@@ -11,13 +11,13 @@
  */
 import * as readline from 'node:readline/promises';
 
-import { stringOption } from './args.js';
+import { flagOption, noPositionals, valueOption } from './args.js';
 import type { Command, Context } from './command.js';
-import { clientBase, openRedis, shownUrl } from './command.js';
+import { openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
 import type { Directory } from './layout.js';
 import { count } from './output.js';
-import { checkName, ephemeralName, liner } from './peer.js';
+import { ephemeralName, nameOption, openClient } from './peer.js';
 
 interface Plan {
   /** What purge will do, for people. */
@@ -60,8 +60,7 @@ async function topicPlan(ctx: Context, redis: Directory, topic: string): Promise
     empty: info.addresses.length === 0,
     execute: async () => {
       // A throwaway client of the topic: clearAddressesOfTopic works on the client's own topic.
-      const { Client } = liner();
-      const client = new Client({ name: ephemeralName('purge'), topic, ...clientBase(ctx) });
+      const client = openClient(ctx, ephemeralName('purge'), topic);
       try {
         await client.clearAddressesOfTopic();
       } finally {
@@ -105,10 +104,9 @@ async function senderPlan(ctx: Context, redis: Directory, sender: string, force:
     keys: doomed,
     empty: false,
     execute: async () => {
-      const { Client } = liner();
       for (const s of sourceTopics) {
         // The sender's own identity, never started: clearStoredMessages needs a stopped client.
-        const client = new Client({ name: sender, topic: s, ...clientBase(ctx) });
+        const client = openClient(ctx, sender, s);
         try {
           await client.clearStoredMessages();
         } finally {
@@ -132,19 +130,17 @@ export const purge: Command = {
     'Shows the plan and asks for confirmation; --yes skips the question (needed off a terminal).',
   ].join('\n'),
   options: {
-    topic: { kind: 'string', value: 'T', help: 'delete the directory (addresses) of topic T' },
-    sender: { kind: 'string', value: 'NAME', help: 'delete the stored messages of sender NAME' },
-    yes: { kind: 'flag', short: 'y', help: 'do not ask' },
-    force: { kind: 'flag', help: 'with --sender: even if NAME is registered (it crashed)' },
+    topic: valueOption('T', 'delete the directory (addresses) of topic T'),
+    sender: valueOption('NAME', 'delete the stored messages of sender NAME'),
+    yes: flagOption('do not ask', 'y'),
+    force: flagOption('with --sender: even if NAME is registered (it crashed)'),
   },
   async run(ctx) {
     const { out, parsed } = ctx;
-    const topic = stringOption(parsed, 'topic');
-    const sender = stringOption(parsed, 'sender');
-    if ((topic === undefined) === (sender === undefined)) throw usage('give either --topic T or --sender NAME');
-    if (parsed.positionals.length > 0) throw usage(`unexpected argument '${parsed.positionals[0]}'`);
-    if (topic !== undefined) checkName('topic', topic);
-    if (sender !== undefined) checkName('sender', sender);
+    if ((parsed.options.topic === undefined) === (parsed.options.sender === undefined)) throw usage('give either --topic T or --sender NAME');
+    noPositionals(parsed);
+    const topic = nameOption(parsed, 'topic');
+    const sender = nameOption(parsed, 'sender');
     const redis = await openRedis(ctx);
     const plan = topic !== undefined ? await topicPlan(ctx, redis, topic) : await senderPlan(ctx, redis, sender!, parsed.options.force === true);
     const report = (done: boolean): void => {

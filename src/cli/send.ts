@@ -7,12 +7,12 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { secondsOption, stringOption } from './args.js';
+import { flagOption, secondsOption, stringOption, valueOption } from './args.js';
 import type { Command } from './command.js';
-import { clientBase, openRedis, shownUrl } from './command.js';
+import { openRedis, shownUrl } from './command.js';
 import { CliError, usage } from './errors.js';
 import { bytes } from './output.js';
-import { checkName, ephemeralName, liner, sendPatiently } from './peer.js';
+import { checkName, ephemeralName, liner, openClient, sendPatiently } from './peer.js';
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -48,11 +48,11 @@ export const send: Command = {
     'liner-send-<host>-<pid>, whose keys are removed again once everything was acknowledged.',
   ].join('\n'),
   options: {
-    to: { kind: 'string', value: 'T', help: 'topic to send to (required)' },
-    all: { kind: 'flag', help: 'one copy to every peer serving T (sendAll)' },
-    'best-effort': { kind: 'flag', help: 'at-most-once: no acknowledgement, dropped if the peer is down' },
-    from: { kind: 'string', value: 'NAME', help: 'unique name and topic of the sending peer (to resume its stored messages)' },
-    timeout: { kind: 'string', value: 'SECONDS', help: 'give up when the send queue stays full this long (default 10)' },
+    to: valueOption('T', 'topic to send to (required)'),
+    all: flagOption('one copy to every peer serving T (sendAll)'),
+    'best-effort': flagOption('at-most-once: no acknowledgement, dropped if the peer is down'),
+    from: valueOption('NAME', 'unique name and topic of the sending peer (to resume its stored messages)'),
+    timeout: valueOption('SECONDS', 'give up when the send queue stays full this long (default 10)'),
   },
   async run(ctx) {
     const { out, parsed } = ctx;
@@ -70,8 +70,8 @@ export const send: Command = {
     if (data.length === 0) throw usage('the message is empty: liner sends at least 1 byte');
 
     const redis = await openRedis(ctx);
-    const { Client, LinerError } = liner();
-    const client = new Client({ name, topic: name, ...clientBase(ctx) });
+    const { LinerError } = liner();
+    const client = openClient(ctx, name, name);
     const started = Date.now();
     let copies = 1;
     try {

@@ -5,6 +5,7 @@
  * @internal
  * @packageDocumentation
  */
+import { flagOption } from './args.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
 
@@ -18,7 +19,7 @@ export const topics: Command = {
     'no address has been used, but nobody serves it now.',
   ].join('\n'),
   options: {
-    served: { kind: 'flag', help: 'only topics that at least one peer serves now' },
+    served: flagOption('only topics that at least one peer serves now'),
   },
   async run(ctx) {
     let list = await (await openRedis(ctx)).readTopics();

@@ -63,6 +63,14 @@ class Rig {
     ASSERT_TRUE(delivery_->start().ok());
     started_ = true;
   }
+  // Sender 1 ("alice"), and with and_bob sender 2 ("bob"), known to the store, the delivery
+  // started and channel ck opened on connection ck: where most tests begin.
+  bool start_with_alice(bool and_bob = false) {
+    store->senders[1] = "alice";
+    if (and_bob) store->senders[2] = "bob";
+    start();
+    return open(1, 1) && (!and_bob || open(2, 2));
+  }
   void stop() {
     for (Op op : {Op::ack_write, Op::sender_topic, Op::read_ack, Op::report_refused}) store->release(op);
     delivery_->stop();
@@ -142,6 +150,12 @@ class Rig {
     for (const auto& g : got) out.push_back(g.data);
     return out;
   }
+  // "<from>:<data>" of every message handed to the callback, in order.
+  std::vector<std::string> from_and_data() const {
+    std::vector<std::string> out;
+    for (const auto& g : got) out.push_back(g.from + ":" + g.data);
+    return out;
+  }
   size_t events(StatusKind kind, const std::string& containing = "") const {
     size_t n = 0;
     for (const auto& e : events_)
@@ -173,9 +187,7 @@ std::vector<Inbound> operator+(std::vector<Inbound> a, const std::vector<Inbound
 
 TEST(Delivery, DropsANumberItAlreadyDelivered) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.deliver(r.frames(1, 1, 1, 3));
   r.deliver(r.frames(1, 1, 2, 4));  // a sender resending what it still holds
   EXPECT_EQ(r.data(), numbers(1, 4));
@@ -188,9 +200,7 @@ TEST(Delivery, DropsANumberItAlreadyDelivered) {
 TEST(Delivery, ALowerNumberAfterAHigherOneIsADuplicate) {
   // Numbers only grow on a channel: one that goes back was delivered (or skipped) before.
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.deliver({r.frame(1, 1, 1), r.frame(1, 1, 3), r.frame(1, 1, 2), r.frame(1, 1, 4)});
   EXPECT_EQ(r.data(), (std::vector<std::string>{"1", "3", "4"}));
   EXPECT_EQ(r.d().stats().duplicates, 1u);
@@ -210,15 +220,9 @@ TEST(Delivery, StartsAfterTheNumberTheStoreHoldsAsAcknowledged) {
 TEST(Delivery, KeepsOneBaselinePerChannel) {
   // Dedup is keyed by connection key: channel 2's numbers are not compared with channel 1's.
   Rig r;
-  r.store->senders[1] = "alice";
-  r.store->senders[2] = "bob";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
-  ASSERT_TRUE(r.open(2, 2));
+  ASSERT_TRUE(r.start_with_alice(true));
   r.deliver({r.frame(1, 1, 1), r.frame(1, 1, 2), r.frame(2, 2, 1), r.frame(1, 1, 3), r.frame(2, 2, 2)});
-  std::vector<std::string> order;
-  for (const auto& g : r.got) order.push_back(g.from + ":" + g.data);
-  EXPECT_EQ(order, (std::vector<std::string>{"alice:1", "alice:2", "bob:1", "alice:3", "bob:2"}));
+  EXPECT_EQ(r.from_and_data(), (std::vector<std::string>{"alice:1", "alice:2", "bob:1", "alice:3", "bob:2"}));
   ASSERT_TRUE(r.settle([&] { return r.store->ack(1) == 3 && r.store->ack(2) == 2; }));
 }
 
@@ -259,9 +263,7 @@ TEST(Delivery, WritesTheAckOnlyAfterTheCallbackReturned) {
 
 TEST(Delivery, ASlowAckWriteHoldsBackNoDelivery) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.store->hold(Op::ack_write);
   r.deliver(r.frames(1, 1, 1, 3));
   ASSERT_TRUE(r.settle([&] { return r.store->waiting(Op::ack_write) == 1; }));
@@ -275,9 +277,7 @@ TEST(Delivery, ASlowAckWriteHoldsBackNoDelivery) {
 
 TEST(Delivery, RetriesAFailedAckWriteAndReportsIt) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.store->fail_next(Op::ack_write, 2);
   r.deliver(r.frames(1, 1, 1, 3));
   ASSERT_TRUE(r.settle([&] { return r.store->ack(1) == 3; }));
@@ -290,9 +290,7 @@ TEST(Delivery, AReconnectBeforeTheAckIsWrittenDeliversNothingTwice) {
   // reconnects and resends what the listener delivered but could not acknowledge yet gets no
   // duplicate, whatever the store's counter still says.
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.store->fail_next(Op::ack_write, 3);
   r.deliver(r.frames(1, 1, 1, 5) + std::vector<Inbound>{Rig::closed(1)});
   ASSERT_TRUE(r.settle([&] { return r.store->count(Op::ack_write) >= 1; }));
@@ -304,9 +302,7 @@ TEST(Delivery, AReconnectBeforeTheAckIsWrittenDeliversNothingTwice) {
 
 TEST(Delivery, ASenderThatClearedItsChannelStartsOverOnceTheAcksAreWritten) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.deliver(r.frames(1, 1, 1, 5) + std::vector<Inbound>{Rig::closed(1)});
   ASSERT_TRUE(r.settle([&] { return r.store->ack(1) == 5; }));
   {
@@ -320,9 +316,7 @@ TEST(Delivery, ASenderThatClearedItsChannelStartsOverOnceTheAcksAreWritten) {
 
 TEST(Delivery, RefusesAnOversizeFrameAloneAcknowledgesAndReportsIt) {
   Rig r(1000);
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   Inbound big = r.frame(1, 1, 2);
   big.oversize = true;  // the listener skipped its body
   big.payload = nullptr;
@@ -340,9 +334,7 @@ TEST(Delivery, RefusesAnOversizeFrameAloneAcknowledgesAndReportsIt) {
 
 TEST(Delivery, RefusesAnUndecodableCompressedFrameAndDecompressesAGoodOne) {
   Rig r(1000);
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   std::string garbage = "not a zstd frame";
   std::string good, bomb;
   ASSERT_TRUE(zstd_compress("hello", 5, good));
@@ -361,20 +353,14 @@ TEST(Delivery, RefusesAnUndecodableCompressedFrameAndDecompressesAGoodOne) {
 
 TEST(Delivery, RefusesANumberFarAheadAndTheRestOfItsConnection) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.store->senders[2] = "bob";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
-  ASSERT_TRUE(r.open(2, 2));
+  ASSERT_TRUE(r.start_with_alice(true));
   r.deliver({r.frame(1, 1, 1), r.frame(2, 2, 1)});
   // Channel 2 may jump exactly kMaxNumberJump; channel 1 one more is a forgery.
   auto refused = r.deliver({r.frame(1, 1, 2 + kMaxNumberJump), r.frame(1, 1, 2), r.frame(2, 2, 1 + kMaxNumberJump)});
   EXPECT_EQ(refused, std::vector<uint64_t>{1});
   refused = r.deliver({r.frame(1, 1, 3)});  // more of that connection before it is closed
   EXPECT_TRUE(refused.empty());
-  std::vector<std::string> order;
-  for (const auto& g : r.got) order.push_back(g.from + ":" + g.data);
-  EXPECT_EQ(order, (std::vector<std::string>{"alice:1", "bob:1", "bob:" + std::to_string(1 + kMaxNumberJump)}));
+  EXPECT_EQ(r.from_and_data(), (std::vector<std::string>{"alice:1", "bob:1", "bob:" + std::to_string(1 + kMaxNumberJump)}));
   r.deliver({Rig::closed(1)});
   r.stop();
   EXPECT_EQ(r.store->ack(1), 1u) << "nothing after the forged number is acknowledged";
@@ -383,9 +369,7 @@ TEST(Delivery, RefusesANumberFarAheadAndTheRestOfItsConnection) {
 
 TEST(Delivery, RefusesAnAtLeastOnceFrameForATopicItDoesNotServe) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   auto refused = r.deliver({r.frame(1, 1, 1), r.frame(1, 1, 2, kFlagAtLeastOnce, 99), r.frame(1, 1, 3)});
   EXPECT_EQ(refused, std::vector<uint64_t>{1});
   EXPECT_EQ(r.data(), numbers(1, 1));
@@ -447,12 +431,10 @@ TEST(Delivery, RewritesACounterThatIsNotANumber) {
 
 TEST(Delivery, ACallbackThatThrowsStillCountsItsMessageAsDelivered) {
   Rig r;
-  r.store->senders[1] = "alice";
   r.on_receive = [](const Got& g) {
     if (g.data == "2") throw std::runtime_error("user bug");
   };
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.deliver(r.frames(1, 1, 1, 3));
   r.deliver(r.frames(1, 1, 2, 2));
   EXPECT_EQ(r.data(), numbers(1, 3));
@@ -461,9 +443,7 @@ TEST(Delivery, ACallbackThatThrowsStillCountsItsMessageAsDelivered) {
 
 TEST(Delivery, StopWritesTheFinalAcks) {
   Rig r;
-  r.store->senders[1] = "alice";
-  r.start();
-  ASSERT_TRUE(r.open(1, 1));
+  ASSERT_TRUE(r.start_with_alice());
   r.deliver(r.frames(1, 1, 1, 3));
   r.stop();
   EXPECT_EQ(r.store->ack(1), 3u);

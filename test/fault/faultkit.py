@@ -2,6 +2,7 @@
 SIGKILL, SIGSTOP and SIGCONT, a private redis-server that a test may stop and start again on the
 same port, and readers of /proc (CPU time, RSS, file descriptors, threads)."""
 import collections
+import contextlib
 import os
 import resource
 import queue
@@ -15,13 +16,15 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PEER_SCRIPT = os.path.join(HERE, "fault_peer.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 sys.path.insert(0, os.path.join(ROOT, "test", "python"))
-from liner_testkit import free_port, wait_until  # noqa: E402,F401  (one implementation for all suites)
+from liner_testkit import end_process, free_port, made_and_closed, wait_until  # noqa: E402,F401  (one implementation for all suites)
 
 
 def report(name, **numbers):
@@ -46,12 +49,17 @@ def cpu_share(pid, seconds=2.0):
     return (cpu_seconds(pid) - before) / seconds
 
 
-def rss_kib(pid):
+def status_kib(pid, field):
+    """A size field of /proc/PID/status in KiB (VmRSS, VmHWM, ...); 0 when it is missing."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
 
 
 def under_sanitizer(pid):
@@ -236,18 +244,16 @@ class Peer:
         Returns the exit code (negative: killed by that signal)."""
         if self.stopped:
             self.signal(signal.SIGCONT)
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout)
-            except Exception:
-                self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                stream.close()
-            except Exception:
-                pass
+        end_process(self.proc, timeout, self.kill)
         return self.proc.returncode
+
+
+@pytest.fixture
+def peers():
+    """Factory of fault_peer.py processes: peers(role, unique, topic, redis_url, *options). Every
+    process is resumed if stopped, asked to close, and killed if it does not, after the test.
+    The fault and hostile suites' conftests import it."""
+    yield from made_and_closed(Peer)
 
 
 # ---- a private redis-server ---------------------------------------------------------------
@@ -317,6 +323,14 @@ class PrivateRedis:
         return out.stdout.decode("utf-8", "replace").rstrip("\n")
 
 
+def listener_at(peers, redis_url, name, addr, out, *options):
+    """A `fault_peer.py listen` peer "<name>_listener" of topic "<name>_topic" on the fixed
+    address `addr` (where a sender expects it back), its records in `out`; ready when returned."""
+    listener = peers("listen", name + "_listener", name + "_topic", redis_url, "--addr", addr, "--out", out, *options)
+    assert listener.expect("READY") == addr
+    return listener
+
+
 def stored_backlog(peers, redis_url, name, out, count, size=0, sender_url=None):
     """A backlog in the offline queue: a listener "<name>_listener" (its own process, a fixed
     address, records in `out`) serves "<name>_topic" and receives one warm-up message (tag w)
@@ -326,8 +340,7 @@ def stored_backlog(peers, redis_url, name, out, count, size=0, sender_url=None):
     import liner
     from liner_testkit import Inbox
     addr = "127.0.0.1:%d" % free_port()
-    listener = peers("listen", name + "_listener", name + "_topic", redis_url, "--addr", addr, "--out", out)
-    assert listener.expect("READY") == addr
+    listener = listener_at(peers, redis_url, name, addr, out)
     sender = liner.Client(name + "_sender", name + "_sender_topic", "127.0.0.1:0", sender_url or redis_url)
     assert sender.run(Inbox())
     assert sender.send_to(name + "_topic", b"w:0:0:", True)
@@ -342,3 +355,67 @@ def stored_backlog(peers, redis_url, name, out, count, size=0, sender_url=None):
         assert sender.last_error_code() == liner.OK, sender.last_error_message()
     assert wait_until(lambda: sender.pending_count() == count, 30), sender.pending_count()
     return addr, sender
+
+
+@contextlib.contextmanager
+def backlog_behind_a_late_pop(peers, redis, name, out, count, size):
+    """stored_backlog(name, count, size) whose sender reaches Redis through a RedisProxy that
+    holds back the reply to its first offline-queue pop for 2.5 s, past the client's 2 s time-out
+    (Redis ran the pop, the sender is not told). Yields (proxy, address, sender); the sender is
+    closed, then the proxy, when the block ends."""
+    from redis_proxy import RedisProxy
+    with RedisProxy(redis.port) as proxy:
+        addr, sender = stored_backlog(peers, redis.url, name, out, count, size, sender_url=proxy.url)
+        try:
+            proxy.delay_reply({"EVAL", "LPOP"}, seconds=2.5, times=1)
+            yield proxy, addr, sender
+        finally:
+            sender.close()
+
+
+# ---- the hostile suite's listener and its well-behaved sender -------------------------------
+
+def listener_under_attack(peers, redis, name, out, *options, **kwargs):
+    """A `fault_peer.py listen` peer "<name>_listener" of topic "<name>_topic", its records in
+    `out`: returns (the peer, the address it listens on, the topic's key)."""
+    listener = peers("listen", name + "_listener", name + "_topic", redis.url, "--out", out, *options, **kwargs)
+    addr = listener.expect("READY")
+    return listener, addr, int(redis.cli("GET", "lnr_topic:%s_topic:key" % name))
+
+
+class GoodPump:
+    """A real sender sending at-least-once messages good:<seq>:<time>: to `topic` every `every`
+    seconds on a thread of its own (as `with` block, or start() .. finish()), until finished or
+    `limit` messages were sent; `sent` lists the sequence numbers sent."""
+
+    def __init__(self, client, topic, every=0.002, limit=None):
+        self.client, self.topic, self.every, self.limit = client, topic, every, limit
+        self.sent = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        import liner
+        while not self.stop.is_set() and (self.limit is None or len(self.sent) < self.limit):
+            seq = len(self.sent) + 1
+            data = b"good:%d:%.6f:" % (seq, time.monotonic())
+            while not self.client.send_to(self.topic, data, True):
+                assert self.client.last_error_code() == liner.ERR_BUSY, self.client.last_error_message()
+                time.sleep(0.001)
+            self.sent.append(seq)
+            time.sleep(self.every)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def finish(self):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.finish()

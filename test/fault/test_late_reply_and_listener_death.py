@@ -9,8 +9,7 @@ replay job and its reconnect must not shift, skip or strand anything.
 """
 import time
 
-from faultkit import read_records, report, stored_backlog, wait_until
-from redis_proxy import RedisProxy
+from faultkit import backlog_behind_a_late_pop, listener_at, read_records, report, wait_until
 
 TOTAL = 1500
 SIZE = 64 * 1024
@@ -18,24 +17,16 @@ SIZE = 64 * 1024
 
 def test_a_late_pop_reply_during_a_listener_death_loses_nothing(peers, redis, tmp_path):
     out = str(tmp_path / "records.log")
-    with RedisProxy(redis.port) as proxy:
-        addr, sender = stored_backlog(peers, redis.url, "ld", out, TOTAL, SIZE, sender_url=proxy.url)
-        try:
-            proxy.delay_reply({"EVAL", "LPOP"}, seconds=2.5, times=1)
-            listener = peers("listen", "ld_listener", "ld_topic", redis.url, "--addr", addr,
-                             "--out", out, "--work-us", 300)
-            assert listener.expect("READY") == addr
-            assert wait_until(lambda: proxy.held, 20), "the sender never popped: nothing was tested"
-            listener.kill()  # while the pop's reply is held
-            time.sleep(0.5)
-            listener = peers("listen", "ld_listener", "ld_topic", redis.url, "--addr", addr, "--out", out)
-            assert listener.expect("READY") == addr
-            seen = lambda: {r.seq for r in read_records(out) if r.tag == "m"}  # noqa: E731
-            wait_until(lambda: len(seen()) >= TOTAL, 60)
-            wait_until(lambda: sender.pending_count() == 0, 15)
-            left = sender.pending_count()
-        finally:
-            sender.close()
+    with backlog_behind_a_late_pop(peers, redis, "ld", out, TOTAL, SIZE) as (proxy, addr, sender):
+        listener = listener_at(peers, redis.url, "ld", addr, out, "--work-us", 300)
+        assert wait_until(lambda: proxy.held, 20), "the sender never popped: nothing was tested"
+        listener.kill()  # while the pop's reply is held
+        time.sleep(0.5)
+        listener = listener_at(peers, redis.url, "ld", addr, out)
+        seen = lambda: {r.seq for r in read_records(out) if r.tag == "m"}  # noqa: E731
+        wait_until(lambda: len(seen()) >= TOTAL, 60)
+        wait_until(lambda: sender.pending_count() == 0, 15)
+        left = sender.pending_count()
     seqs = [r.seq for r in read_records(out) if r.tag == "m"]
     missing = sorted(set(range(1, TOTAL + 1)) - set(seqs))
     report("late_reply_and_listener_death", messages=TOTAL, delivered=len(set(seqs)),

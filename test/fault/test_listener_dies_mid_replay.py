@@ -8,7 +8,7 @@ message run stranded 22,355)."""
 import time
 
 
-from faultkit import read_records, report, stored_backlog, wait_until
+from faultkit import listener_at, read_records, report, stored_backlog, wait_until
 
 TOTAL = 1000
 KILLS = 3
@@ -24,9 +24,7 @@ def test_a_listener_killed_during_replay_gets_its_backlog_without_a_new_send(pee
             seen = len(read_records(out))
             # A slow consumer (2 ms a message): the whole backlog is written to the socket long
             # before it is delivered and acknowledged.
-            listener = peers("listen", "mr_listener", "mr_topic", redis.url, "--addr", addr,
-                             "--out", out, "--work-us", 2000)
-            assert listener.expect("READY") == addr
+            listener = listener_at(peers, redis.url, "mr", addr, out, "--work-us", 2000)
             ready = time.monotonic()
             assert wait_until(lambda: len(read_records(out)) > seen, 10), \
                 "life %d: nothing arrived in 10 s" % life

@@ -3,7 +3,7 @@ same identity (unique name, topic, address) receives every message at least once
 messages it receives twice are those it had not acknowledged when it died."""
 import time
 
-from faultkit import count_lines, free_port, read_records, report, wait_until
+from faultkit import count_lines, free_port, listener_at, read_records, report, wait_until
 
 TOTAL = 100_000
 KILL_AFTER = 30_000  # deliveries recorded before the SIGKILL
@@ -13,8 +13,7 @@ def test_listener_killed_mid_stream_gets_everything_and_repeats_only_unacknowled
         peers, redis, tmp_path):
     addr = "127.0.0.1:%d" % free_port()
     before, after = str(tmp_path / "before.log"), str(tmp_path / "after.log")
-    listener = peers("listen", "kl_listener", "kl_topic", redis.url, "--addr", addr, "--out", before)
-    assert listener.expect("READY") == addr
+    listener = listener_at(peers, redis.url, "kl", addr, before)
     started = time.monotonic()
     sender = peers("send", "kl_sender", "kl_sender_topic", redis.url, "--to", "kl_topic",
                    "--count", TOTAL, "--size", 64)
@@ -28,8 +27,7 @@ def test_listener_killed_mid_stream_gets_everything_and_repeats_only_unacknowled
     acked_at_kill = int(redis.cli("GET", "lnr_connection:%s:mess_number" % ck))
     first_life = read_records(before)
 
-    listener = peers("listen", "kl_listener", "kl_topic", redis.url, "--addr", addr, "--out", after)
-    assert listener.expect("READY") == addr
+    listener = listener_at(peers, redis.url, "kl", addr, after)
     assert sender.expect("DONE", timeout=30) == str(TOTAL)
     arrived = wait_until(lambda: len({r.seq for r in first_life} | {r.seq for r in read_records(after)})
                          >= TOTAL, 30)

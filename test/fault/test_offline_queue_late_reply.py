@@ -9,9 +9,7 @@ the queue ended empty.)
 """
 import time
 
-
-from faultkit import read_records, report, stored_backlog, wait_until
-from redis_proxy import RedisProxy
+from faultkit import backlog_behind_a_late_pop, listener_at, read_records, report, wait_until
 
 TOTAL = 1500
 SIZE = 64 * 1024
@@ -19,24 +17,17 @@ SIZE = 64 * 1024
 
 def test_a_late_pop_reply_loses_nothing(peers, redis, tmp_path):
     out = str(tmp_path / "records.log")
-    with RedisProxy(redis.port) as proxy:
-        addr, sender = stored_backlog(peers, redis.url, "lr", out, TOTAL, SIZE, sender_url=proxy.url)
-        try:
-            proxy.delay_reply({"EVAL", "LPOP"}, seconds=2.5, times=1)
-            started = time.monotonic()
-            listener = peers("listen", "lr_listener", "lr_topic", redis.url, "--addr", addr,
-                             "--out", out, "--work-us", 300)
-            assert listener.expect("READY") == addr
-            done = wait_until(lambda: len({r.seq for r in read_records(out) if r.tag == "m"}) >= TOTAL, 60)
-            elapsed = time.monotonic() - started
-            if done:
-                time.sleep(1.0)
-            left = sender.pending_count()
-            wait_until(lambda: sender.pending_count() == 0, 10)
-            left = sender.pending_count()
-        finally:
-            sender.close()
-        held = list(proxy.held)
+    with backlog_behind_a_late_pop(peers, redis, "lr", out, TOTAL, SIZE) as (proxy, addr, sender):
+        started = time.monotonic()
+        listener_at(peers, redis.url, "lr", addr, out, "--work-us", 300)
+        done = wait_until(lambda: len({r.seq for r in read_records(out) if r.tag == "m"}) >= TOTAL, 60)
+        elapsed = time.monotonic() - started
+        if done:
+            time.sleep(1.0)
+        left = sender.pending_count()
+        wait_until(lambda: sender.pending_count() == 0, 10)
+        left = sender.pending_count()
+    held = list(proxy.held)
     seqs = [r.seq for r in read_records(out) if r.tag == "m"]
     missing = sorted(set(range(1, TOTAL + 1)) - set(seqs))
     report("offline_queue_late_reply", messages=TOTAL, delivered=len(set(seqs)),

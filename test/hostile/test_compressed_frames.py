@@ -22,13 +22,12 @@ messages all arrive; the listener keeps running.
 """
 import socket
 import struct
-import threading
 import time
 
 import liner
 
 from extended_testkit import EventLog
-from faultkit import read_records, report, wait_until
+from faultkit import GoodPump, listener_under_attack, read_records, report, wait_until
 from test_listener_hostile_streams import frame  # the raw frame builder of this suite
 
 FLAG_COMPRESS = 0x01
@@ -78,39 +77,10 @@ LIES = [
 MAX_MESSAGE = 64 << 10
 
 
-class Pump:
-    """A real sender sending at-least-once messages good:<seq> to `topic` until stopped."""
-
-    def __init__(self, client, topic):
-        self.client, self.topic = client, topic
-        self.sent = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self):
-        while not self.stop.is_set() and self.sent < GOOD:
-            data = b"good:%d:%.6f:" % (self.sent + 1, time.monotonic())
-            while not self.client.send_to(self.topic, data, True):
-                assert self.client.last_error_code() == liner.ERR_BUSY, self.client.last_error_message()
-                time.sleep(0.001)
-            self.sent += 1
-            time.sleep(0.002)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 def test_lying_compressed_frames_are_refused_alone_on_a_known_channel(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = peers("listen", "cf_listener", "cf_topic", redis.url, "--out", out,
-                     "--max-message-size", str(MAX_MESSAGE))
-    host, port = listener.expect("READY").rsplit(":", 1)
-    tk = int(redis.cli("GET", "lnr_topic:cf_topic:key"))
+    listener, addr, tk = listener_under_attack(peers, redis, "cf", out, "--max-message-size", str(MAX_MESSAGE))
+    host, port = addr.rsplit(":", 1)
 
     opener = liner.Client("cf_attacker", "cf_attacker_topic", "127.0.0.1:0", redis.url)
     good = liner.Client("cf_good", "cf_good_topic", "127.0.0.1:0", redis.url)
@@ -146,7 +116,7 @@ def test_lying_compressed_frames_are_refused_alone_on_a_known_channel(peers, red
             stream.append(frame(number, ck, tk, payload, flags | FLAG_AT_LEAST_ONCE))
         last = number
 
-        with Pump(good, "cf_topic") as pump:
+        with GoodPump(good, "cf_topic", limit=GOOD) as pump:
             raw = socket.create_connection((host, int(port)), timeout=5)
             raw.sendall(b"".join(stream))
             assert wait_until(lambda: sum(r.tag == "atk" for r in read_records(out)) == atk, 10), \
@@ -159,7 +129,7 @@ def test_lying_compressed_frames_are_refused_alone_on_a_known_channel(peers, red
                 came = None
             assert came is None, "the listener closed the stream or wrote %r" % came
             pump.thread.join(30)
-        assert pump.sent == GOOD
+        assert len(pump.sent) == GOOD
         assert wait_until(lambda: sum(r.tag == "good" for r in read_records(out)) >= GOOD, 10)
         assert wait_until(lambda: redis.cli("GET", "lnr_connection:%d:mess_number" % ck) == str(last), 10)
         assert wait_until(lambda: len(events.matching(liner.SENDER_SEND_ERROR)) >= len(refused), 10), \

@@ -15,14 +15,13 @@ real channel's makes the listener drop that many real messages as duplicates; on
 authenticated peers (the secured mesh) close that.
 """
 import socket
-import threading
 import time
 
 import pytest
 
 import liner
 
-from faultkit import percentile, read_records, report, rss_kib, under_sanitizer, wait_until
+from faultkit import GoodPump, listener_under_attack, made_and_closed, percentile, read_records, report, rss_kib, under_sanitizer, wait_until
 from test_listener_hostile_streams import frame
 
 FLAG_AT_LEAST_ONCE = 0x02
@@ -41,60 +40,25 @@ def closed_by_listener(sock, timeout=5.0):
         return False
 
 
-class Pump:
-    """A real sender sending at-least-once messages to `topic` every `every` seconds."""
-
-    def __init__(self, client, topic, every=0.002):
-        self.client, self.topic, self.every = client, topic, every
-        self.sent = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self):
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            data = b"good:%d:%.6f:" % (seq, time.monotonic())
-            while not self.client.send_to(self.topic, data, True):
-                assert self.client.last_error_code() == liner.ERR_BUSY, self.client.last_error_message()
-                time.sleep(0.001)
-            self.sent.append(seq)
-            time.sleep(self.every)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 @pytest.fixture
 def target(peers, redis, tmp_path):
     """Makes the listener under attack (its own process) and a real sender in this process:
     target(name) -> (listener peer, record file, (host, port), topic key, sender)."""
-    made = []
-
     def make(name):
         out = str(tmp_path / (name + ".log"))
-        listener = peers("listen", name + "_listener", name + "_topic", redis.url, "--out", out)
-        host, port = listener.expect("READY").rsplit(":", 1)
-        tk = int(redis.cli("GET", "lnr_topic:%s_topic:key" % name))
+        listener, addr, tk = listener_under_attack(peers, redis, name, out)
+        host, port = addr.rsplit(":", 1)
         sender = liner.Client(name + "_sender", name + "_sender_topic", "127.0.0.1:0", redis.url)
-        made.append(sender)
         return listener, out, (host, int(port)), tk, sender
 
-    yield make
-    for sender in made:
-        sender.close()
+    yield from made_and_closed(make, close=lambda made: made[4].close())
 
 
 def test_a_forged_huge_number_cannot_silence_a_channel(target, redis):
     listener, out, (host, port), tk, sender = target("fn")
     try:
         assert sender.run(lambda *a: None)
-        with Pump(sender, "fn_topic") as pump:
+        with GoodPump(sender, "fn_topic") as pump:
             assert wait_until(lambda: len(read_records(out)) >= 50, 10)
             ck = int(redis.cli("GET", "lnr_connection:fn_sender:fn_sender_topic:fn_listener:key"))
             with socket.create_connection((host, int(port)), timeout=5) as raw:
@@ -119,7 +83,7 @@ def test_made_up_connection_keys_leave_no_state_and_do_not_slow_real_traffic(tar
     refused = [0]
     try:
         assert sender.run(lambda *a: None)
-        with Pump(sender, "fk_topic") as pump:
+        with GoodPump(sender, "fk_topic") as pump:
             assert wait_until(lambda: len(read_records(out)) >= 50, 10)
             time.sleep(0.5)
             keys_before = int(redis.cli("DBSIZE"))

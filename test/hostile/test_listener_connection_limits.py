@@ -24,7 +24,7 @@ import pytest
 
 import liner
 
-from faultkit import cpu_seconds, fd_count, read_records, report, wait_until
+from faultkit import cpu_seconds, fd_count, listener_under_attack, read_records, report, wait_until
 
 NOFILE = 256
 FLOOD = 400
@@ -206,10 +206,7 @@ def test_an_idle_flood_under_a_low_fd_limit_costs_little_and_spares_a_sender(
 
 def test_an_idle_connection_is_closed_and_its_sender_reconnects(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = peers("listen", "il_listener", "il_topic", redis.url, "--out", out,
-                     env={"LINER_LISTENER_IDLE_MS": str(IDLE_MS)})
-    addr = listener.expect("READY")
-    tk = int(redis.cli("GET", "lnr_topic:il_topic:key"))
+    listener, addr, tk = listener_under_attack(peers, redis, "il", out, env={"LINER_LISTENER_IDLE_MS": str(IDLE_MS)})
     redis.cli("SET", "lnr_connection:999101:sender", "chatty_topic")  # a key the listener accepts
     sender = liner.Client("il_sender", "il_sender_topic", "127.0.0.1:0", redis.url)
     socks = []

@@ -25,7 +25,7 @@ import time
 
 import liner
 
-from faultkit import read_records, report, rss_kib, under_sanitizer, wait_until
+from faultkit import GoodPump, listener_under_attack, read_records, report, rss_kib, under_sanitizer, wait_until
 
 IMMEDIATE_S = 2.0
 STALL_MIN_S = 9.5
@@ -86,26 +86,12 @@ class Attack:
         self.sock.close()
 
 
-def good_sender(client, stop, sent):
-    seq = 0
-    while not stop.is_set():
-        seq += 1
-        payload = b"good:%d:%.6f:" % (seq, time.monotonic())
-        while not client.send_to("hs_topic", payload, True):
-            assert client.last_error_code() == liner.ERR_BUSY, client.last_error_message()
-            time.sleep(0.001)
-        sent.append(seq)
-        time.sleep(0.005)
-
-
 def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = peers("listen", "hs_listener", "hs_topic", redis.url, "--out", out)
-    addr = listener.expect("READY")
-    tk = int(redis.cli("GET", "lnr_topic:hs_topic:key"))
+    listener, addr, tk = listener_under_attack(peers, redis, "hs", out)
     sender = liner.Client("hs_sender", "hs_sender_topic", "127.0.0.1:0", redis.url)
-    stop, sent = threading.Event(), []
-    pump = threading.Thread(target=good_sender, args=(sender, stop, sent))
+    pump = GoodPump(sender, "hs_topic", every=0.005)
+    sent = pump.sent
     attacks = []
     try:
         assert sender.run(lambda *a: None)
@@ -182,8 +168,7 @@ def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redi
         sampler.join()
         attack_s = time.monotonic() - started
         rss_after = rss_kib(listener.pid) * 1024
-        stop.set()
-        pump.join()
+        pump.finish()
 
         assert wait_until(lambda: len([r for r in read_records(out) if r.tag == "good"]) >= len(sent), 10)
         records = read_records(out)
@@ -229,9 +214,7 @@ def test_hostile_streams_are_closed_and_cost_no_more_than_they_carry(peers, redi
         assert len(trickle) == 1 and trickle[0].seq == 1, trickle
         assert listener.proc.poll() is None, "the listener died"
     finally:
-        stop.set()
-        if pump.is_alive():
-            pump.join()
+        pump.finish()
         for a in attacks:
             a.close()
         sender.close()

@@ -22,7 +22,7 @@ import time
 
 import liner
 
-from faultkit import cpu_seconds, read_records, report, rss_kib, under_sanitizer, wait_until
+from faultkit import cpu_seconds, listener_under_attack, read_records, report, rss_kib, status_kib, under_sanitizer, wait_until
 from test_listener_hostile_streams import frame  # the raw frame builder of this suite
 
 FLAG_COMPRESS = 0x01
@@ -46,11 +46,7 @@ def reset_peak_rss(pid):
 
 
 def peak_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return status_kib(pid, "VmHWM")
 
 
 def rle_bomb(blocks=8192):
@@ -63,9 +59,7 @@ def rle_bomb(blocks=8192):
 
 def test_zstd_bombs_are_dropped_at_a_small_bounded_cost(peers, redis, tmp_path):
     out = str(tmp_path / "listener.log")
-    listener = peers("listen", "zb_listener", "zb_topic", redis.url, "--out", out)
-    addr = listener.expect("READY")
-    tk = int(redis.cli("GET", "lnr_topic:zb_topic:key"))
+    listener, addr, tk = listener_under_attack(peers, redis, "zb", out)
 
     # The attacker's channel is a real one: a liner sender opens it (the store then knows its
     # connection key and source topic) and closes again; the raw stream below reuses its key.

@@ -35,7 +35,8 @@ import time
 import pytest
 
 import liner
-from liner_testkit import free_port  # the shared test kit (test/conftest.py puts it on the path)
+# The shared test kit (test/conftest.py puts it on the path).
+from liner_testkit import free_port, made_and_closed, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_DIR = os.path.join(HERE, "peer")
@@ -54,15 +55,6 @@ def gen_payload(seq, size):
     n = max(0, size - len(head))
     pattern = bytes((seq + j) & 0xff for j in range(256))
     return (head + pattern * (n // 256 + 1))[:size]
-
-
-def wait_for(condition, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def deliver(count, n, timeout, nudge=None, grace=15.0):
@@ -411,16 +403,10 @@ def peers(lbpeer_bin, redis, tmp_path):
 
     peers(name, topic, listen, *args, stdin=False, timeout_ms=60000) -> Peer
     """
-    made = []
-
     def make(name, topic, listen, *args, **kw):
-        peer = Peer(str(tmp_path), redis.url, name, topic, listen, *args, **kw)
-        made.append(peer)
-        return peer
+        return Peer(str(tmp_path), redis.url, name, topic, listen, *args, **kw)
 
-    yield make
-    for peer in made:
-        peer.kill()
+    yield from made_and_closed(make, close=Peer.kill)
 
 
 @pytest.fixture
@@ -429,31 +415,24 @@ def clients(redis):
 
     clients(name, topic, localhost="127.0.0.1:0") -> liner.Client
     """
-    made = []
-
     def make(name, topic, localhost="127.0.0.1:0"):
-        client = liner.Client(name, topic, localhost, redis.url)
-        made.append(client)
-        return client
+        return liner.Client(name, topic, localhost, redis.url)
 
-    yield make
-    for client in reversed(made):
-        client.close()
+    yield from made_and_closed(make, reverse=True)
 
 
 @pytest.fixture
 def taps():
     """Factory of TapProxy relays; all are closed after the test. taps(upstream) -> TapProxy"""
-    made = []
+    yield from made_and_closed(TapProxy)
 
-    def make(upstream):
-        tap = TapProxy(upstream)
-        made.append(tap)
-        return tap
 
-    yield make
-    for tap in made:
-        tap.close()
+def assert_flow(got, plan, source, log):
+    """The (to, from, data) triples `got` are the (topic, data, at-least-once) `plan`, in order:
+    the same topics, `source` as from, byte-identical payloads. log() explains a failure."""
+    assert [(to, frm) for to, frm, _ in got] == [(t, source) for t, _, _ in plan], log()
+    for i, ((_, _, data), (_, sent, _)) in enumerate(zip(got, plan)):
+        assert data == sent, "payload #%d differs: got %d bytes, sent %d" % (i, len(data), len(sent))
 
 
 def run_client(client, inbox):
@@ -506,10 +485,7 @@ def test_liner_sender_to_liner_broker_listener(peers, clients, taps, redis):
             nudge=lambda: sender.send_to("lb_nudge", b"nudge", False))
     assert lb.wait_exit(10) == 0, lb.log()
     got = lb.received()  # everything, including late duplicates during the linger
-    assert [(to, frm) for to, frm, _ in got] == [(t, "ln_topic") for t, _, _ in plan], lb.log()
-    for i, ((_, _, data), (_, sent, _)) in enumerate(zip(got, plan)):
-        assert data == sent, "payload #%d differs: got %d bytes, sent %d" % (
-            i, len(data), len(sent))
+    assert_flow(got, plan, "ln_topic", lb.log)
 
     ck = int(redis.cli("GET", "lnr_connection:ln_sender:ln_topic:lb_listener:key"))
     topic_keys = {t: int(redis.cli("GET", "lnr_topic:%s:key" % t)) for t in ("lb_topic", "lb_sub")}
@@ -537,11 +513,7 @@ def test_liner_broker_sender_to_liner_listener(peers, clients, taps, redis):
 
     inbox.wait_count(len(plan), FLOW_TIMEOUT)
     time.sleep(1.5)  # late duplicates would show up here
-    got = inbox.snapshot()
-    assert [(to, frm) for to, frm, _ in got] == [(t, "lb_topic") for t, _, _ in plan], lb.log()
-    for i, ((_, _, data), (_, sent, _)) in enumerate(zip(got, plan)):
-        assert data == sent, "payload #%d differs: got %d bytes, sent %d" % (
-            i, len(data), len(sent))
+    assert_flow(inbox.snapshot(), plan, "lb_topic", lb.log)
     # The relay saw the reference encoder's frames (the same checks, as a control) and not a
     # byte written back by liner.
     ck = int(redis.cli("GET", "lnr_connection:lb_sender:lb_topic:ln_listener:key"))
@@ -562,7 +534,7 @@ def assert_offline_queue_drained(redis, sender, sender_topic, listener):
     ck = redis.cli("GET", "lnr_connection:%s:%s:%s:key" % (sender, sender_topic, listener))
     assert ck, redis_dump(redis)
     key = "lnr_connection:%s:messages" % ck
-    assert wait_for(lambda: redis.cli("LLEN", key) == "0", 5), (
+    assert wait_until(lambda: redis.cli("LLEN", key) == "0", 5), (
         "%s still holds %s frames after delivery\n%s" % (key, redis.cli("LLEN", key),
                                                           redis_dump(redis)))
 
@@ -817,14 +789,14 @@ def pair_scenario(kind_sender, kind_listener, peers, clients, redis, tag):
             time.sleep(0.3)
         stop.insert(0, sp.quit)
 
-    assert wait_for(lambda: received() >= len(KEYS_MESSAGES), FLOW_TIMEOUT), (
+    assert wait_until(lambda: received() >= len(KEYS_MESSAGES), FLOW_TIMEOUT), (
         kind_sender, kind_listener, received())
     ck_key = "lnr_connection:%s:%s:%s:key" % (names["S_name"], names["S_topic"], names["L_name"])
-    ck = wait_for(lambda: redis.cli("GET", ck_key), 5)
+    ck = wait_until(lambda: redis.cli("GET", ck_key), 5)
     assert re.fullmatch(r"-?\d+", ck or ""), (ck_key, ck, redis.keys())
     ack_key = "lnr_connection:%s:mess_number" % ck
     # Acks are written about once a second after delivery.
-    assert wait_for(lambda: redis.cli("GET", ack_key) == str(len(KEYS_MESSAGES)), 5), (
+    assert wait_until(lambda: redis.cli("GET", ack_key) == str(len(KEYS_MESSAGES)), 5), (
         ack_key, redis.cli("GET", ack_key))
     time.sleep(1.5)  # let any periodic writer run once more before the snapshot
     snapshot = dump(redis, names, ck, {l_addr: "{L_addr}", s_addr: "{S_addr}"})

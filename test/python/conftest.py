@@ -2,7 +2,7 @@
 import pytest
 
 import liner
-from liner_testkit import Inbox, Resp
+from liner_testkit import Inbox, Resp, made_and_closed
 
 
 @pytest.fixture
@@ -11,16 +11,29 @@ def make_client(redis):
 
     make_client(unique_name, topic, localhost="127.0.0.1:0", url=None) -> liner.Client
     """
-    made = []
-
     def make(unique_name, topic, localhost="127.0.0.1:0", url=None):
-        client = liner.Client(unique_name, topic, localhost, url or redis.url)
-        made.append(client)
-        return client
+        return liner.Client(unique_name, topic, localhost, url or redis.url)
 
-    yield make
-    for client in reversed(made):
-        client.close()
+    yield from made_and_closed(make, reverse=True)
+
+
+@pytest.fixture
+def started_client(make_client):
+    """Factory of running clients (made by make_client, so closed after the test), each with an
+    Inbox for what it receives.
+
+    started_client(unique_name, topic, localhost="127.0.0.1:0", url=None, subscribe=())
+        -> (liner.Client, Inbox); the topics in `subscribe` are subscribed to before run.
+    """
+    def start(*args, subscribe=(), **kwargs):
+        client = make_client(*args, **kwargs)
+        for topic in subscribe:
+            assert client.subscribe(topic), client.last_error_message()
+        inbox = Inbox()
+        assert client.run(inbox), client.last_error_message()
+        return client, inbox
+
+    return start
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import liner
+from liner_testkit import end_process, made_and_closed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_SCRIPT = os.path.join(HERE, "peer_process.py")
@@ -155,32 +156,13 @@ class PeerProcess:
         self.proc.wait(10)
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()  # the peer closes its client and exits on EOF
-                self.proc.wait(10)
-            except Exception:
-                self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr, self.proc.stdin):
-            try:
-                stream.close()
-            except Exception:
-                pass
+        end_process(self.proc, 10, self.kill)  # the peer closes its client and exits on EOF
 
 
 @pytest.fixture
 def peer_processes():
     """Factory of PeerProcess objects; every process is ended after the test."""
-    made = []
-
-    def make(*args, **kwargs):
-        p = PeerProcess(*args, **kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    yield from made_and_closed(PeerProcess)
 
 
 @pytest.fixture

@@ -37,6 +37,59 @@ def free_port():
     raise RuntimeError("no fresh loopback port after 64 tries")
 
 
+def made_and_closed(make, reverse=False, close=lambda thing: thing.close()):
+    """The body of a factory fixture (``yield from made_and_closed(Peer)``): yields a factory
+    that passes its arguments to `make` and remembers what it made; after the test, closes every
+    one (the last made first with reverse=True), whether the test passed or not."""
+    made = []
+
+    def factory(*args, **kwargs):
+        thing = make(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    yield factory
+    for thing in (reversed(made) if reverse else made):
+        close(thing)
+
+
+def end_process(proc, timeout, kill):
+    """Ends a child that exits on stdin EOF: closes its stdin and waits up to `timeout` seconds,
+    calls kill() when it does not end in time, then closes its pipes."""
+    if proc.poll() is None:
+        try:
+            proc.stdin.close()
+            proc.wait(timeout)
+        except Exception:
+            kill()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            stream.close()
+        except Exception:
+            pass
+
+
+def loopback_server(handle, stop, backlog=16):
+    """A TCP server on 127.0.0.1 that passes every connection it accepts to handle(conn), on a
+    thread of its own, until `stop` (a threading.Event) is set. Returns its "127.0.0.1:port"."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(backlog)
+    srv.settimeout(0.2)
+
+    def serve():
+        with srv:
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except socket.timeout:
+                    continue
+                handle(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return "127.0.0.1:%d" % srv.getsockname()[1]
+
+
 def wait_until(condition, timeout=5.0, interval=0.01):
     """Polls `condition()` until it is truthy or `timeout` seconds passed; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -33,11 +33,9 @@ def test_a_garbage_ack_counter_is_reported_and_the_channel_flows(make_pair, rdb,
     assert len(not_a_number_lines(log_lines)) <= 2, not_a_number_lines(log_lines)
 
 
-def test_a_garbage_ack_counter_does_not_strand_the_offline_queue(make_client, rdb, log_lines):
+def test_a_garbage_ack_counter_does_not_strand_the_offline_queue(make_client, started_client, rdb, log_lines):
     addr = "127.0.0.1:%d" % free_port()
-    receiver = make_client("gq_listener", "gq_topic", addr)
-    inbox = Inbox()
-    assert receiver.run(inbox)
+    receiver, inbox = started_client("gq_listener", "gq_topic", addr)
     sender = make_client("gq_sender", "gq_sender_topic")
     tx_events = EventLog()
     assert sender.set_status_callback(tx_events)

@@ -12,9 +12,8 @@ SENDER_NAMES = "lnr_sender:sender:sender_topic:listener_name"  # liner only, bes
 CK_KEY = "lnr_connection:sender:sender_topic:listener:key"
 
 
-def test_clear_is_refused_while_running(make_client, rdb):
-    client = make_client("client", "client_topic")
-    assert client.run(Inbox())
+def test_clear_is_refused_while_running(started_client, rdb):
+    client, _ = started_client("client", "client_topic")
     before = rdb.dump_values()
     assert not client.clear_stored_messages()
     assert client.last_error_code() == liner.ERR_CLEAR_WHILE_RUNNING
@@ -78,13 +77,10 @@ def test_running_listener_accepts_restarted_numbering_after_clear(acked_channel,
     assert wait_until(lambda: rdb.get("lnr_connection:%s:mess_number" % ck) == "3", 3)
 
 
-def test_clear_stored_messages_of_an_offline_listener_drops_its_queue(make_client, rdb):
+def test_clear_stored_messages_of_an_offline_listener_drops_its_queue(make_client, started_client, rdb):
     addr = "127.0.0.1:%d" % free_port()
-    listener = make_client("listener", "listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    listener, inbox = started_client("listener", "listener_topic", addr)
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", seq_payload(1))
     assert inbox.wait_count(1) == 1
     assert listener.close()
@@ -107,20 +103,17 @@ def test_clear_stored_messages_of_an_offline_listener_drops_its_queue(make_clien
     assert set(before) - set(after) == deleted
     assert after == {k: v for k, v in before.items() if k not in deleted}
 
-    listener = make_client("listener", "listener_topic", addr)
-    inbox2 = Inbox()
-    assert listener.run(inbox2)
+    listener, inbox2 = started_client("listener", "listener_topic", addr)
     assert sender.run(Inbox())
     time.sleep(2.0)
     assert inbox2.snapshot() == []
 
 
-def test_clear_addresses_of_topic_deletes_every_replica(make_client, rdb):
+def test_clear_addresses_of_topic_deletes_every_replica(make_client, started_client, rdb):
     r1 = make_client("replica1", "jobs")
     r2 = make_client("replica2", "jobs")
     assert r1.run(Inbox()) and r2.run(Inbox())
-    other = make_client("other", "other_topic")
-    assert other.run(Inbox())
+    other, _ = started_client("other", "other_topic")
     assert len(rdb.hgetall("lnr_topic:jobs:addr")) == 2
     before = rdb.dump_values()
 

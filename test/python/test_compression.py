@@ -2,20 +2,16 @@
 Checked on the frames an offline listener's queue holds in Redis (spec sections 1.5, 1.8)."""
 import os
 
-from liner_testkit import (FLAG_AT_LEAST_ONCE, FLAG_COMPRESS, Inbox, free_port, parse_frame,
-                           wait_until)
+from liner_testkit import FLAG_AT_LEAST_ONCE, FLAG_COMPRESS, free_port, parse_frame, wait_until
 
 MIB = 1024 * 1024
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def test_only_payloads_above_1_mib_are_compressed(make_client, rdb):
+def test_only_payloads_above_1_mib_are_compressed(started_client, rdb):
     addr = "127.0.0.1:%d" % free_port()
-    listener = make_client("listener", "listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    listener, inbox = started_client("listener", "listener_topic", addr)
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"warm-up")
     assert inbox.wait_count(1) == 1
     assert listener.close()
@@ -41,8 +37,6 @@ def test_only_payloads_above_1_mib_are_compressed(make_client, rdb):
     assert n == 4 and flags & FLAG_AT_LEAST_ONCE
     assert data.startswith(ZSTD_MAGIC) if flags & FLAG_COMPRESS else data == incompressible
 
-    listener = make_client("listener", "listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
+    listener, inbox = started_client("listener", "listener_topic", addr)
     assert inbox.wait_count(3, 15) == 3
     assert inbox.payloads() == [exactly, above, incompressible]

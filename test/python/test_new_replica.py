@@ -5,23 +5,18 @@ import time
 from liner_testkit import Inbox, wait_until
 
 
-def start_first_replica_and_sender(make_client):
-    first = make_client("replica1", "jobs")
-    first_inbox = Inbox()
-    assert first.run(first_inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+def start_first_replica_and_sender(started_client):
+    _, first_inbox = started_client("replica1", "jobs")
+    sender, _ = started_client("sender", "sender_topic")
     for i in range(4):
         assert sender.send_to("jobs", b"warm %d" % i)
     assert first_inbox.wait_count(4) == 4
     return sender, first_inbox
 
 
-def test_new_replica_is_used_after_refresh_address_topic(make_client):
-    sender, first_inbox = start_first_replica_and_sender(make_client)
-    second = make_client("replica2", "jobs")
-    second_inbox = Inbox()
-    assert second.run(second_inbox)
+def test_new_replica_is_used_after_refresh_address_topic(started_client):
+    sender, first_inbox = start_first_replica_and_sender(started_client)
+    second, second_inbox = started_client("replica2", "jobs")
 
     assert sender.refresh_address_topic("jobs")
     for i in range(10):
@@ -32,11 +27,9 @@ def test_new_replica_is_used_after_refresh_address_topic(make_client):
     assert len(first_inbox) == 4 + 5
 
 
-def test_new_replica_is_used_within_a_second_without_refresh(make_client):
-    sender, first_inbox = start_first_replica_and_sender(make_client)
-    second = make_client("replica2", "jobs")
-    second_inbox = Inbox()
-    assert second.run(second_inbox)
+def test_new_replica_is_used_within_a_second_without_refresh(started_client):
+    sender, first_inbox = start_first_replica_and_sender(started_client)
+    second, second_inbox = started_client("replica2", "jobs")
     started = time.monotonic()
     sent = 0
     # A message every 20 ms until the new replica gets one; 1 s for the sender to notice plus

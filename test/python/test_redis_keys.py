@@ -2,12 +2,9 @@
 from liner_testkit import Inbox, wait_until
 
 
-def test_two_peer_exchange_writes_the_1_3_1_key_layout(make_client, rdb):
-    b = make_client("client2", "topic_client2")
-    a = make_client("client1", "topic_client1")
-    b_inbox = Inbox()
-    assert b.run(b_inbox)
-    assert a.run(Inbox())
+def test_two_peer_exchange_writes_the_1_3_1_key_layout(started_client, rdb):
+    b, b_inbox = started_client("client2", "topic_client2")
+    a, _ = started_client("client1", "topic_client1")
     b_addr, a_addr = b.bound_listen_addr(), a.bound_listen_addr()
     assert b_addr.startswith("127.0.0.1:") and a_addr.startswith("127.0.0.1:")
 

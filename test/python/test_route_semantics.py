@@ -9,17 +9,14 @@
   store), and arrive in order when it comes back.
 """
 import liner
-from liner_testkit import Inbox, free_port, wait_until
+from liner_testkit import free_port, wait_until
 
 ROUNDS = 10
 
 
-def test_after_unsubscribe_and_refresh_at_least_once_sends_fail_at_once(make_client):
-    consumer = make_client("rs_consumer", "rs_consumer_topic")
-    producer = make_client("rs_producer", "rs_producer_topic")
-    inbox = Inbox()
-    assert consumer.run(inbox)
-    assert producer.run(Inbox())
+def test_after_unsubscribe_and_refresh_at_least_once_sends_fail_at_once(started_client):
+    consumer, inbox = started_client("rs_consumer", "rs_consumer_topic")
+    producer, _ = started_client("rs_producer", "rs_producer_topic")
     for i in range(ROUNDS):
         topic = "rs_news_%d" % i
         assert consumer.subscribe(topic)
@@ -35,16 +32,12 @@ def test_after_unsubscribe_and_refresh_at_least_once_sends_fail_at_once(make_cli
         assert producer.pending_count() == pending
 
 
-def test_refresh_settles_an_unsubscribe_whose_notification_was_lost(make_client, rdb):
+def test_refresh_settles_an_unsubscribe_whose_notification_was_lost(started_client, rdb):
     # Pub/Sub is fire-and-forget: a sender whose watch connection was down misses the
     # notification. What unsubscribe wrote to the store is what refresh_address_topic reads:
     # here those writes are made without the PUBLISH.
-    consumer = make_client("rs4_consumer", "rs4_consumer_topic")
-    producer = make_client("rs4_producer", "rs4_producer_topic")
-    inbox = Inbox()
-    assert consumer.subscribe("rs4_news")
-    assert consumer.run(inbox)
-    assert producer.run(Inbox())
+    consumer, inbox = started_client("rs4_consumer", "rs4_consumer_topic", subscribe=["rs4_news"])
+    producer, _ = started_client("rs4_producer", "rs4_producer_topic")
     assert producer.send_to("rs4_news", b"before", True)
     assert inbox.wait_count(1) == 1
     addr = consumer.bound_listen_addr()
@@ -57,50 +50,39 @@ def test_refresh_settles_an_unsubscribe_whose_notification_was_lost(make_client,
     assert producer.pending_count() == pending
 
 
-def test_a_sender_started_after_an_unsubscribe_does_not_wait_for_that_peer(make_client):
-    consumer = make_client("rs2_consumer", "rs2_consumer_topic")
-    assert consumer.subscribe("rs2_news")
-    inbox = Inbox()
-    assert consumer.run(inbox)
-    producer = make_client("rs2_producer", "rs2_producer_topic")
-    assert producer.run(Inbox())
+def test_a_sender_started_after_an_unsubscribe_does_not_wait_for_that_peer(started_client):
+    consumer, inbox = started_client("rs2_consumer", "rs2_consumer_topic", subscribe=["rs2_news"])
+    producer, _ = started_client("rs2_producer", "rs2_producer_topic")
     assert producer.send_to("rs2_news", b"before", True)
     assert inbox.wait_count(1) == 1
     assert producer.close()
     assert consumer.unsubscribe("rs2_news")
 
-    again = make_client("rs2_producer", "rs2_producer_topic")
-    assert again.run(Inbox())
+    again, _ = started_client("rs2_producer", "rs2_producer_topic")
     assert not again.send_to("rs2_news", b"after", True)
     assert again.last_error_code() == liner.ERR_NO_ADDR
     assert again.pending_count() == 0
 
 
-def test_a_restarted_sender_keeps_messages_for_a_stopped_listener(make_client):
+def test_a_restarted_sender_keeps_messages_for_a_stopped_listener(started_client):
     # A sends to B; B closes; A sends (queued); A closes; A starts again and sends 2 more;
     # B starts: B gets all of them, in order.
     addr = "127.0.0.1:%d" % free_port()
-    b = make_client("rs3_b", "rs3_b_topic", addr)
-    inbox = Inbox()
-    assert b.run(inbox)
-    a = make_client("rs3_a", "rs3_a_topic")
-    assert a.run(Inbox())
+    b, inbox = started_client("rs3_b", "rs3_b_topic", addr)
+    a, _ = started_client("rs3_a", "rs3_a_topic")
     assert a.send_to("rs3_b_topic", b"1", True)
     assert inbox.wait_count(1) == 1
     assert b.close()
     assert a.send_to("rs3_b_topic", b"2", True), a.last_error_message()
     assert a.close()
 
-    a2 = make_client("rs3_a", "rs3_a_topic")
-    assert a2.run(Inbox())
+    a2, _ = started_client("rs3_a", "rs3_a_topic")
     for payload in (b"3", b"4"):
         assert a2.send_to("rs3_b_topic", payload, True), a2.last_error_message()
     assert not a2.send_to("rs3_b_topic", b"best effort", False)  # nobody to send it to now
     assert a2.last_error_code() == liner.ERR_NO_ADDR
 
-    b2 = make_client("rs3_b", "rs3_b_topic", addr)
-    inbox2 = Inbox()
-    assert b2.run(inbox2)
+    b2, inbox2 = started_client("rs3_b", "rs3_b_topic", addr)
     assert inbox2.wait_count(3, 15) == 3, inbox2.snapshot()
     assert inbox2.payloads() == [b"2", b"3", b"4"]
     assert wait_until(lambda: a2.pending_count() == 0, 5), a2.pending_count()

@@ -7,33 +7,24 @@ import sys
 import textwrap
 
 CHILD = textwrap.dedent("""
-    import signal, socket, sys, threading, time
+    import signal, sys, threading, time
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as in a C program
     import liner
     liner.loadLib()
-    from liner_testkit import Resp
+    from liner_testkit import Resp, loopback_server
 
     # A listener that reads a little and closes normally: liner's next write gets a RST back,
     # and a write after that is the one that raises SIGPIPE when nobody asked for MSG_NOSIGNAL.
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
     stop, accepted = threading.Event(), []
 
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            accepted.append(1)
-            conn.recv(1024)
-            conn.close()
+    def close_after_a_read(conn):
+        accepted.append(1)
+        conn.recv(1024)
+        conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    addr = loopback_server(close_after_a_read, stop)
     with Resp(sys.argv[1], int(sys.argv[2])) as rdb:
-        rdb("HSET", "lnr_topic:sigpipe_topic:addr", "127.0.0.1:%d" % srv.getsockname()[1], "closer")
+        rdb("HSET", "lnr_topic:sigpipe_topic:addr", addr, "closer")
     sender = liner.Client("sigpipe_sender", "sigpipe_sender_topic", "127.0.0.1:0", sys.argv[3])
     assert sender.run(lambda to, from_, data: None)
     deadline = time.monotonic() + 3

@@ -22,12 +22,9 @@ def test_a_new_client_has_zero_counters(make_client):
     assert all(v == 0 for v in c.stats().values())
 
 
-def test_counters_of_an_exchange(make_client):
-    listener = make_client("listener", "listener_topic")
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+def test_counters_of_an_exchange(started_client):
+    listener, inbox = started_client("listener", "listener_topic")
+    sender, _ = started_client("sender", "sender_topic")
     sizes = [1, 10, 100, 1000, 5000]
     for n in sizes:
         assert sender.send_to("listener_topic", b"s" * n, True)
@@ -53,13 +50,10 @@ def test_counters_of_an_exchange(make_client):
     assert r["messages_sent"] == 0 and r["bytes_sent"] == 0
 
 
-def test_offline_messages_are_persisted_then_reloaded(make_client):
+def test_offline_messages_are_persisted_then_reloaded(started_client):
     addr = "127.0.0.1:%d" % free_port()
-    listener = make_client("listener", "listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    listener, inbox = started_client("listener", "listener_topic", addr)
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"warm-up")
     assert inbox.wait_count(1) == 1
     assert wait_until(lambda: sender.stats()["send_queue_messages"] == 0, 10)
@@ -85,11 +79,10 @@ def test_offline_messages_are_persisted_then_reloaded(make_client):
     assert listener.stats()["duplicates"] == 0
 
 
-def test_best_effort_messages_to_an_unreachable_peer_are_dropped(make_client, rdb):
+def test_best_effort_messages_to_an_unreachable_peer_are_dropped(started_client, rdb):
     ghost = "127.0.0.1:%d" % free_port()  # in the directory, but nobody listens there
     rdb("HSET", "lnr_topic:ghost_topic:addr", ghost, "ghost")
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("ghost_topic", b"first", False)
     assert wait_until(lambda: sender.stats()["dropped"] == 1, 10), sender.stats()
     for _ in range(5):
@@ -99,12 +92,9 @@ def test_best_effort_messages_to_an_unreachable_peer_are_dropped(make_client, rd
     assert sender.pending_count() == 0
 
 
-def test_counters_add_up_across_stop_and_run(make_client):
-    listener = make_client("listener", "listener_topic")
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+def test_counters_add_up_across_stop_and_run(started_client):
+    listener, inbox = started_client("listener", "listener_topic")
+    sender, _ = started_client("sender", "sender_topic")
     for i in range(5):
         assert sender.send_to("listener_topic", b"a")
     assert inbox.wait_count(5) == 5
@@ -119,12 +109,9 @@ def test_counters_add_up_across_stop_and_run(make_client):
     assert wait_until(lambda: listener.stats()["messages_delivered"] == 10, 5), listener.stats()
 
 
-def test_duplicates_are_counted_not_delivered(make_client, rdb):
-    listener = make_client("listener", "listener_topic")
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+def test_duplicates_are_counted_not_delivered(started_client, rdb):
+    listener, inbox = started_client("listener", "listener_topic")
+    sender, _ = started_client("sender", "sender_topic")
     for i in range(3):
         assert sender.send_to("listener_topic", b"%d" % i)
     assert inbox.wait_count(3) == 3

@@ -10,7 +10,7 @@ import time
 
 import liner
 from extended_testkit import (EventLog, peer_processes, private_redis, within)  # noqa: F401
-from liner_testkit import Inbox, free_port, wait_until
+from liner_testkit import Inbox, free_port, loopback_server, wait_until
 
 LATENCY = 1.0  # seconds, as issue 6 asks
 
@@ -300,24 +300,12 @@ def _rst_server(stop, accepted):
     """Accepts connections, reads nothing for 200 ms, then resets them (SO_LINGER 0): a sender
     that streams has filled the socket buffers by then and waits for room to write when the
     reset lands, and that write fails."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-
-    def serve():
-        with srv:
-            while not stop.is_set():
-                try:
-                    conn, _ = srv.accept()
-                except socket.timeout:
-                    continue
-                accepted.append(1)
-                time.sleep(0.2)
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-    threading.Thread(target=serve, daemon=True).start()
-    return "127.0.0.1:%d" % srv.getsockname()[1]
+    def reset(conn):
+        accepted.append(1)
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    return loopback_server(reset, stop)
 
 
 def test_a_failed_write_is_a_send_error(make_client, rdb):

@@ -88,9 +88,8 @@ def test_stop_and_is_running_follow_the_lifecycle(make_client, rdb):
     assert rdb.hgetall("lnr_topic:t:addr") == {c.published_addr(): "u"}
 
 
-def test_a_closed_client_refuses_stop_and_is_not_running(make_client):
-    c = make_client("u", "t")
-    assert c.run(Inbox())
+def test_a_closed_client_refuses_stop_and_is_not_running(started_client):
+    c, _ = started_client("u", "t")
     assert c.close()
     assert not c.stop()
     assert c.last_error_code() == liner.ERR_INVALID_ARG
@@ -98,13 +97,12 @@ def test_a_closed_client_refuses_stop_and_is_not_running(make_client):
     assert not c.run(Inbox())
 
 
-def test_sender_stop_and_run_again_loses_and_doubles_nothing(make_client):
+def test_sender_stop_and_run_again_loses_and_doubles_nothing(make_client, started_client):
     listener = make_client("listener", "listener_topic")
     checker = SeqChecker()
     checker.expect_meta("listener_topic", "sender_topic")
     assert listener.run(checker)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
 
     for i in range(1, 501):
         send_retrying_busy(sender, "listener_topic", seq_payload(i))
@@ -118,12 +116,11 @@ def test_sender_stop_and_run_again_loses_and_doubles_nothing(make_client):
     assert checker.bad_meta == []
 
 
-def test_sender_stopped_mid_stream_and_run_again_loses_and_doubles_nothing(make_client):
+def test_sender_stopped_mid_stream_and_run_again_loses_and_doubles_nothing(make_client, started_client):
     listener = make_client("listener", "listener_topic")
     checker = SeqChecker()
     assert listener.run(checker)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
     first = 1
     for _ in range(3):
         pump = Pump(sender, "listener_topic", first)
@@ -139,15 +136,14 @@ def test_sender_stopped_mid_stream_and_run_again_loses_and_doubles_nothing(make_
 
 
 @pytest.mark.parametrize("same_address", [True, False], ids=["same_address", "new_address"])
-def test_listener_stop_and_run_again_mid_stream_loses_and_doubles_nothing(make_client, same_address):
+def test_listener_stop_and_run_again_mid_stream_loses_and_doubles_nothing(make_client, started_client, same_address):
     # same_address: a fixed listen port, bound again by run; else port 0, a new port each run.
     addr = "127.0.0.1:%d" % free_port() if same_address else "127.0.0.1:0"
     listener = make_client("listener", "listener_topic", addr)
     checker = SeqChecker()
     checker.expect_meta("listener_topic", "sender_topic")
     assert listener.run(checker)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
 
     pump = Pump(sender, "listener_topic")
     pump.start()
@@ -168,12 +164,11 @@ def test_listener_stop_and_run_again_mid_stream_loses_and_doubles_nothing(make_c
     assert checker.bad_meta == []
 
 
-def test_messages_stored_while_the_listener_was_stopped_reach_it_at_its_new_address(make_client):
+def test_messages_stored_while_the_listener_was_stopped_reach_it_at_its_new_address(make_client, started_client):
     listener = make_client("listener", "listener_topic")  # port 0: a new port at each run
     checker = SeqChecker()
     assert listener.run(checker)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
     send_retrying_busy(sender, "listener_topic", seq_payload(1))
     assert checker.wait_count(1, 10) == 1
 
@@ -189,13 +184,10 @@ def test_messages_stored_while_the_listener_was_stopped_reach_it_at_its_new_addr
     assert wait_until(lambda: sender.pending_count() == 0, 10)
 
 
-def test_listener_on_a_fixed_port_stop_and_run_again_receives_best_effort_messages(make_client):
+def test_listener_on_a_fixed_port_stop_and_run_again_receives_best_effort_messages(started_client):
     addr = "127.0.0.1:%d" % free_port()
-    listener = make_client("listener", "listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    listener, inbox = started_client("listener", "listener_topic", addr)
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"before", False)
     assert inbox.wait_count(1) == 1
 
@@ -211,12 +203,9 @@ def test_listener_on_a_fixed_port_stop_and_run_again_receives_best_effort_messag
     assert inbox.payloads()[1] == b"after"
 
 
-def test_listener_restart_with_a_new_address_receives_best_effort_messages(make_client):
-    listener = make_client("listener", "listener_topic")
-    inbox = Inbox()
-    assert listener.run(inbox)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+def test_listener_restart_with_a_new_address_receives_best_effort_messages(started_client):
+    listener, inbox = started_client("listener", "listener_topic")
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"before", False)
     assert inbox.wait_count(1) == 1
 
@@ -229,12 +218,11 @@ def test_listener_restart_with_a_new_address_receives_best_effort_messages(make_
     assert len(inbox) >= 2, "no best-effort message delivered in 10 s after the listener restarted"
 
 
-def test_run_after_stop_takes_the_new_callback(make_client):
+def test_run_after_stop_takes_the_new_callback(make_client, started_client):
     listener = make_client("listener", "listener_topic")
     first, second = Inbox(), Inbox()
     assert listener.run(first)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"one")
     assert first.wait_count(1) == 1
     assert listener.stop()
@@ -245,7 +233,7 @@ def test_run_after_stop_takes_the_new_callback(make_client):
     assert second.payloads() == [b"two"] and first.payloads() == [b"one"]
 
 
-def test_stop_from_the_own_receive_callback_is_refused(make_client):
+def test_stop_from_the_own_receive_callback_is_refused(make_client, started_client):
     listener = make_client("listener", "listener_topic")
     outcome = []
 
@@ -253,17 +241,15 @@ def test_stop_from_the_own_receive_callback_is_refused(make_client):
         outcome.append((listener.stop(), listener.last_error_code(), listener.is_running()))
 
     assert listener.run(on_message)
-    sender = make_client("sender", "sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("sender", "sender_topic")
     assert sender.send_to("listener_topic", b"stop yourself")
     assert wait_until(lambda: outcome, 5)
     assert outcome == [(False, liner.ERR_INVALID_ARG, True)]
     assert listener.is_running()
 
 
-def test_run_again_while_redis_is_down_fails_then_works(make_client, private_redis):
-    c = make_client("u", "t", url=private_redis.url)
-    assert c.run(Inbox())
+def test_run_again_while_redis_is_down_fails_then_works(started_client, private_redis):
+    c, _ = started_client("u", "t", url=private_redis.url)
     assert c.stop()
     private_redis.stop()
     assert not c.run(Inbox())

@@ -6,13 +6,9 @@ import liner
 from liner_testkit import Inbox, wait_until
 
 
-def test_subscribe_before_run(make_client, rdb):
-    consumer = make_client("consumer", "consumer_topic")
-    producer = make_client("producer", "producer_topic")
-    inbox = Inbox()
-    assert consumer.subscribe("news")
-    assert consumer.run(inbox)
-    assert producer.run(Inbox())
+def test_subscribe_before_run(started_client, rdb):
+    consumer, inbox = started_client("consumer", "consumer_topic", subscribe=["news"])
+    producer, _ = started_client("producer", "producer_topic")
     # The directory holds the bound address, not the "127.0.0.1:0" given at creation.
     assert rdb.hgetall("lnr_topic:news:addr") == {consumer.bound_listen_addr(): "consumer"}
     assert producer.send_to("news", b"n1")
@@ -22,12 +18,9 @@ def test_subscribe_before_run(make_client, rdb):
                                                ("consumer_topic", "producer_topic", b"direct")])
 
 
-def test_subscribe_after_run(make_client, rdb):
-    consumer = make_client("consumer", "consumer_topic")
-    producer = make_client("producer", "producer_topic")
-    inbox = Inbox()
-    assert consumer.run(inbox)
-    assert producer.run(Inbox())
+def test_subscribe_after_run(started_client, rdb):
+    consumer, inbox = started_client("consumer", "consumer_topic")
+    producer, _ = started_client("producer", "producer_topic")
     assert not producer.send_to("news", b"nobody yet")
     assert producer.last_error_code() == liner.ERR_NO_ADDR
     assert consumer.subscribe("news")
@@ -48,13 +41,9 @@ def test_subscribe_own_topic_is_refused(make_client):
     assert consumer.last_error_code() == liner.ERR_SELF_TOPIC
 
 
-def test_unsubscribe_at_runtime_stops_delivery_and_later_sends_fail(make_client, rdb):
-    consumer = make_client("consumer", "consumer_topic")
-    producer = make_client("producer", "producer_topic")
-    inbox = Inbox()
-    assert consumer.subscribe("news")
-    assert consumer.run(inbox)
-    assert producer.run(Inbox())
+def test_unsubscribe_at_runtime_stops_delivery_and_later_sends_fail(started_client, rdb):
+    consumer, inbox = started_client("consumer", "consumer_topic", subscribe=["news"])
+    producer, _ = started_client("producer", "producer_topic")
     assert producer.send_to("news", b"before")
     assert inbox.wait_count(1) == 1
 

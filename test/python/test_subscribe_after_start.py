@@ -31,12 +31,10 @@ def stored_for_topic(make_client, addr, topic):
 
 
 @pytest.mark.parametrize("delay", [0.005, 0.05])
-def test_backlog_of_a_topic_subscribed_after_start_arrives(make_client, delay):
+def test_backlog_of_a_topic_subscribed_after_start_arrives(make_client, started_client, delay):
     addr = "127.0.0.1:%d" % free_port()
     sender = stored_for_topic(make_client, addr, "late_topic")
-    listener = make_client("late_listener", "late_listener_topic", addr)
-    inbox = Inbox()
-    assert listener.run(inbox)
+    listener, inbox = started_client("late_listener", "late_listener_topic", addr)
     time.sleep(delay)
     assert listener.subscribe("late_topic")
     assert inbox.wait_count(N, 15) == N, "%d of %d delivered" % (len(inbox), N)
@@ -46,13 +44,12 @@ def test_backlog_of_a_topic_subscribed_after_start_arrives(make_client, delay):
     assert wait_until(lambda: sender.pending_count() == 0, 5), sender.pending_count()
 
 
-def test_frames_for_a_topic_left_on_purpose_are_acknowledged(make_client, rdb):
+def test_frames_for_a_topic_left_on_purpose_are_acknowledged(make_client, started_client, rdb):
     listener = make_client("left_listener", "left_listener_topic")
     assert listener.subscribe("left_topic")
     inbox = Inbox()
     assert listener.run(inbox)
-    sender = make_client("left_sender", "left_sender_topic")
-    assert sender.run(Inbox())
+    sender, _ = started_client("left_sender", "left_sender_topic")
     assert sender.send_to("left_topic", b"one")
     assert inbox.wait_count(1) == 1
     assert listener.unsubscribe("left_topic")

@@ -2,29 +2,16 @@
 // length of every channel, sampled twice to tell the queues that do not drain (and why).
 import { expect, test } from 'vitest';
 
+import type { InspectedChannel } from '../../dist/cli/inspect.js';
 import { ANSI, deadRedisUrl, expectFailure, liner, linerJson, ownLines } from './support/cli.js';
 import { Inbox, redisUrl, useMesh, waitUntil } from './support/testkit.js';
 
 const mesh = useMesh();
 
-interface Channel {
-  connectionKey: number;
-  connectionKeyName: string;
-  sender: string;
-  senderTopic: string;
-  storedSenderTopic: string | null;
-  listener: string;
-  lastAcked: number | null;
-  queueLength: number;
-  queueLengthBefore: number;
-  queuedFor: string | null;
-  state: string;
-  reason: string | null;
-}
 interface InspectJson {
   sampledMs: number;
   topic?: { topic: string; addresses: { address: string; name: string }[] };
-  channels: Channel[];
+  channels: InspectedChannel[];
   notDraining: number[];
   unnamedQueues: { connectionKey: number; queueLength: number }[];
 }

@@ -30,17 +30,13 @@ async function expectExactlyOnceAndDrained(checker: SeqChecker, last: number): P
 
 test('a sender restart mid-stream loses and doubles nothing', async () => {
   const checker = new SeqChecker(['listener_topic', 'sender_topic']);
-  const listener = mesh.client('listener', 'listener_topic');
-  listener.on('message', checker.push);
-  await listener.start();
+  await mesh.started('listener', 'listener_topic', checker.push);
 
-  let sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  let sender = await mesh.started('sender', 'sender_topic');
   let seq = await pump(sender, 1, PHASE_MS);
   await sender.close();
 
-  sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  sender = await mesh.started('sender', 'sender_topic');
   seq = await pump(sender, seq, PHASE_MS);
   await expectExactlyOnceAndDrained(checker, seq - 1);
 });
@@ -48,19 +44,14 @@ test('a sender restart mid-stream loses and doubles nothing', async () => {
 test('a listener restart mid-stream loses and doubles nothing', async () => {
   const addr = `127.0.0.1:${await freePort()}`;
   const checker = new SeqChecker(['listener_topic', 'sender_topic']);
-  let listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  listener.on('message', checker.push);
-  await listener.start();
+  let listener = await mesh.started('listener', 'listener_topic', checker.push, { listen: addr });
 
-  const sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  const sender = await mesh.started('sender', 'sender_topic');
   let seq = await pump(sender, 1, PHASE_MS);
   await listener.close();
   seq = await pump(sender, seq, 100); // while nobody listens
 
-  listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  listener.on('message', checker.push);
-  await listener.start();
+  listener = await mesh.started('listener', 'listener_topic', checker.push, { listen: addr });
   expect(listener.address).toBe(addr);
   seq = await pump(sender, seq, PHASE_MS);
   await expectExactlyOnceAndDrained(checker, seq - 1);
@@ -69,21 +60,15 @@ test('a listener restart mid-stream loses and doubles nothing', async () => {
 test('both restarting mid-stream lose and double nothing', async () => {
   const addr = `127.0.0.1:${await freePort()}`;
   const checker = new SeqChecker();
-  let listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  listener.on('message', checker.push);
-  await listener.start();
-  let sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
+  let listener = await mesh.started('listener', 'listener_topic', checker.push, { listen: addr });
+  let sender = await mesh.started('sender', 'sender_topic');
   let seq = await pump(sender, 1, PHASE_MS);
   await listener.close();
   seq = await pump(sender, seq, 100);
   await sender.close();
 
-  sender = mesh.client('sender', 'sender_topic');
-  await sender.start();
-  listener = mesh.client('listener', 'listener_topic', { listen: addr });
-  listener.on('message', checker.push);
-  await listener.start();
+  sender = await mesh.started('sender', 'sender_topic');
+  listener = await mesh.started('listener', 'listener_topic', checker.push, { listen: addr });
   seq = await pump(sender, seq, PHASE_MS);
   await expectExactlyOnceAndDrained(checker, seq - 1);
 });

@@ -41,6 +41,23 @@ class EventLog {
     expect(found, `${JSON.stringify(match)} in ${JSON.stringify(this.items.slice(since))}`).toBeDefined();
     return found!;
   }
+
+  /**
+   * Runs `action`; returns what it returned, the mark and time just before and after it, and
+   * `next(match)`: the first event since then that matches, checked to have come within a
+   * second of the action's end.
+   */
+  async after<T>(action: () => T | Promise<T>) {
+    const mark = this.mark();
+    const result = await action();
+    const done = Date.now();
+    const next = async (match: Partial<StatusEvent> & { event: string }) => {
+      const e = await this.next(mark, match);
+      expect(e.at - done).toBeLessThan(SECOND);
+      return e;
+    };
+    return { result, mark, done, next };
+  }
 }
 
 /** The child peer: commands in, one answer line per command out. */
@@ -91,15 +108,27 @@ class ChildPeer {
   }
 }
 
-/** A listener and a sender on a Redis of their own (tests that stop it), all closed after `body`. */
+/**
+ * A listener and a sender on a Redis of their own (tests that stop it), all closed after `body`.
+ * `connect(first)` starts both (once `body` attached its handlers) and sends `first` from the
+ * sender to the listener; it resolves to the listener's Inbox once that message arrived.
+ */
 async function onPrivateRedis(
-  body: (pair: { redis: PrivateRedis; listener: Client; sender: Client }) => Promise<void>,
+  body: (pair: { redis: PrivateRedis; listener: Client; sender: Client; connect: (first: string) => Promise<Inbox> }) => Promise<void>,
 ): Promise<void> {
   const redis = await PrivateRedis.start();
   const listener = new Client({ name: 'listener', topic: 'listener_topic', redis: redis.url });
   const sender = new Client({ name: 'sender', topic: 'sender_topic', redis: redis.url });
+  const connect = async (first: string): Promise<Inbox> => {
+    const inbox = new Inbox(listener);
+    await listener.start();
+    await sender.start();
+    sender.sendTo('listener_topic', first);
+    expect(await inbox.waitCount(1)).toBe(1);
+    return inbox;
+  };
   try {
-    await body({ redis, listener, sender });
+    await body({ redis, listener, sender, connect });
   } finally {
     await sender.close();
     await listener.close();
@@ -129,60 +158,37 @@ test('a peer that starts, subscribes, unsubscribes, stops, starts again and is k
   await child.line('ready');
 
   // Starts: the directory says it joined the topic.
-  let mark = log.mark();
-  let addr = await child.run('start');
-  let done = Date.now();
-  let e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
-  expect(e.kind).toBe('peerConnected');
-  expect(e.at - done).toBeLessThan(SECOND);
+  let step = await log.after(() => child.run('start'));
+  let addr = step.result;
+  expect((await step.next({ event: 'peer-connected', topic: 'peer_topic', peer: addr })).kind).toBe('peerConnected');
 
   // Subscribes and unsubscribes.
-  mark = log.mark();
-  await child.run('subscribe news');
-  done = Date.now();
-  e = await log.next(mark, { event: 'subscribed', topic: 'news', peer: addr });
-  expect(e.kind).toBe('peerSubscribed');
-  expect(e.at - done).toBeLessThan(SECOND);
-  mark = log.mark();
-  await child.run('unsubscribe news');
-  done = Date.now();
-  e = await log.next(mark, { event: 'unsubscribed', topic: 'news', peer: addr });
-  expect(e.kind).toBe('peerUnsubscribed');
-  expect(e.at - done).toBeLessThan(SECOND);
+  step = await log.after(() => child.run('subscribe news'));
+  expect((await step.next({ event: 'subscribed', topic: 'news', peer: addr })).kind).toBe('peerSubscribed');
+  step = await log.after(() => child.run('unsubscribe news'));
+  expect((await step.next({ event: 'unsubscribed', topic: 'news', peer: addr })).kind).toBe('peerUnsubscribed');
 
   // Connections both ways: the child's sender to the observer (listener side: only its topic
   // is known), the observer's sender to the child.
-  mark = log.mark();
-  await child.run('send observer_topic hello');
-  done = Date.now();
-  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: '' });
-  expect(e.at - done).toBeLessThan(SECOND);
+  step = await log.after(() => child.run('send observer_topic hello'));
+  await step.next({ event: 'peer-connected', topic: 'peer_topic', peer: '' });
   expect(await inbox.waitCount(1)).toBe(1);
-  mark = log.mark();
-  observer.sendTo('peer_topic', 'hi');
-  done = Date.now();
-  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
-  expect(e.at - done).toBeLessThan(SECOND);
+  const hi = await log.after(() => observer.sendTo('peer_topic', 'hi'));
+  await hi.next({ event: 'peer-connected', topic: 'peer_topic', peer: addr });
   await child.line('message observer_topic hi');
   // Acknowledged (the sender reads acknowledgements from Redis every second): nothing in flight.
   expect(await waitUntil(() => observer.stats().sendQueueMessages === 0, 5000)).toBe(true);
 
   // Stops: it leaves the directory, and both connections end.
-  mark = log.mark();
-  await child.run('stop');
-  done = Date.now();
-  const left = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
-  const hungUp = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
-  expect(left.at - done).toBeLessThan(SECOND);
-  expect(hungUp.at - done).toBeLessThan(SECOND);
-  expect(log.items.slice(mark).filter((x) => x.event === 'route-lost')).toEqual([]); // nothing was in flight
+  step = await log.after(() => child.run('stop'));
+  await step.next({ event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
+  await step.next({ event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
+  expect(log.items.slice(step.mark).filter((x) => x.event === 'route-lost')).toEqual([]); // nothing was in flight
 
   // Starts again (the same client, maybe another port) and talks again.
-  mark = log.mark();
-  addr = await child.run('start');
-  done = Date.now();
-  e = await log.next(mark, { event: 'peer-connected', topic: 'peer_topic', peer: addr });
-  expect(e.at - done).toBeLessThan(SECOND);
+  step = await log.after(() => child.run('start'));
+  addr = step.result;
+  await step.next({ event: 'peer-connected', topic: 'peer_topic', peer: addr });
   await child.run('send observer_topic again');
   expect(await inbox.waitCount(2)).toBe(2);
   observer.sendTo('peer_topic', 'hi again');
@@ -194,23 +200,19 @@ test('a peer that starts, subscribes, unsubscribes, stops, starts again and is k
   await sleep(100);
   observer.sendTo('peer_topic', 'in flight');
   await sleep(200);
-  mark = log.mark();
-  child.kill('SIGKILL');
-  done = Date.now();
+  const killed = await log.after(() => child.kill('SIGKILL'));
   await child.exited();
-  const lost = await log.next(mark, { event: 'route-lost', topic: 'peer_topic', peer: addr });
-  const dropped = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
-  const gone = await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
-  expect(lost.kind).toBe('routeLost');
-  for (const x of [lost, dropped, gone]) expect(x.at - done).toBeLessThan(SECOND);
+  expect((await killed.next({ event: 'route-lost', topic: 'peer_topic', peer: addr })).kind).toBe('routeLost');
+  await killed.next({ event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
+  await killed.next({ event: 'peer-disconnected', topic: 'peer_topic', peer: '' });
   // The message in flight is kept for it in Redis.
   expect(await waitUntil(async () => (await observer.pendingCount()) === 1, 3000)).toBe(true);
   // Its lease lapses (7 s after its last renewal): it leaves the directory within 10 s, and
   // the observer, which uses the topic, is told.
-  mark = log.mark();
+  const mark = log.mark();
   expect(await waitUntil(async () => !(await observer.listAddresses('peer_topic')).some((a) => a.address === addr),
     10 * SECOND, 250)).toBe(true);
-  expect(Date.now() - done).toBeLessThan(10 * SECOND);
+  expect(Date.now() - killed.done).toBeLessThan(10 * SECOND);
   await log.next(mark, { event: 'peer-disconnected', topic: 'peer_topic', peer: addr });
 }, 30_000);
 
@@ -271,18 +273,14 @@ test("'busy' and 'writable' name the peer whose queue filled and drained", async
 });
 
 test("Redis going down under running clients comes as 'error' (LinerStatusError, code STORE) on both sides", async () => {
-  await onPrivateRedis(async ({ redis, listener, sender }) => {
+  await onPrivateRedis(async ({ redis, listener, sender, connect }) => {
     const listenerErrors: LinerStatusError[] = [];
     const senderErrors: LinerStatusError[] = [];
     const senderStatus: StatusEvent[] = [];
     listener.on('error', (e) => listenerErrors.push(e as LinerStatusError));
     sender.on('error', (e) => senderErrors.push(e as LinerStatusError));
     sender.on('status', (e) => senderStatus.push(e));
-    const inbox = new Inbox(listener);
-    await listener.start();
-    await sender.start();
-    sender.sendTo('listener_topic', 'before');
-    expect(await inbox.waitCount(1)).toBe(1);
+    const inbox = await connect('before');
 
     await redis.stop();
     const down = Date.now();
@@ -307,14 +305,10 @@ test("Redis going down under running clients comes as 'error' (LinerStatusError,
 });
 
 test("without an 'error' listener a store failure is only a 'status' event (nothing is thrown)", async () => {
-  await onPrivateRedis(async ({ redis, listener, sender }) => {
+  await onPrivateRedis(async ({ redis, listener, sender, connect }) => {
     const heard: StatusEvent[] = [];
     listener.on('status', (e) => heard.push(e));
-    const inbox = new Inbox(listener);
-    await listener.start();
-    await sender.start();
-    sender.sendTo('listener_topic', 'before');
-    expect(await inbox.waitCount(1)).toBe(1);
+    await connect('before');
     await redis.stop();
     sender.sendTo('listener_topic', 'after');
     expect(await waitUntil(() => heard.some((e) => e.kind === 'listenerStoreError'), 5000)).toBe(true);
@@ -323,18 +317,14 @@ test("without an 'error' listener a store failure is only a 'status' event (noth
 });
 
 test("a Redis outage is one 'error' per side, then one 'store-recovered' per side when Redis is back", async () => {
-  await onPrivateRedis(async ({ redis, listener, sender }) => {
+  await onPrivateRedis(async ({ redis, listener, sender, connect }) => {
     const errors = { listener: [] as LinerStatusError[], sender: [] as LinerStatusError[] };
     const recovered = { listener: [] as StatusEvent[], sender: [] as StatusEvent[] };
     listener.on('error', (e) => errors.listener.push(e as LinerStatusError));
     sender.on('error', (e) => errors.sender.push(e as LinerStatusError));
     listener.on('store-recovered', (e) => recovered.listener.push(e));
     sender.on('store-recovered', (e) => recovered.sender.push(e));
-    const inbox = new Inbox(listener);
-    await listener.start();
-    await sender.start();
-    sender.sendTo('listener_topic', 'm0');
-    expect(await inbox.waitCount(1)).toBe(1);
+    const inbox = await connect('m0');
 
     await redis.stop();
     let n = 1;

@@ -179,6 +179,7 @@ export async function expectExactlyOnceInOrder(checker: SeqChecker, last: number
  */
 export function useMesh(): {
   client: (name: string, topic: string, options?: Partial<ClientOptions>) => Client;
+  started: (name: string, topic: string, onMessage?: (m: Message) => void, options?: Partial<ClientOptions>) => Promise<Client>;
   listenerAndSender: (
     onMessage?: (m: Message) => void,
     listenerOptions?: Partial<ClientOptions>,
@@ -203,18 +204,23 @@ export function useMesh(): {
     made.push(c);
     return c;
   };
+  /** A client of the mesh, started; its messages go to `onMessage` from before it starts. */
+  const started = async (name: string, topic: string, onMessage?: (m: Message) => void, options: Partial<ClientOptions> = {}) => {
+    const c = client(name, topic, options);
+    if (onMessage) c.on('message', onMessage);
+    await c.start();
+    return c;
+  };
   return {
     client,
+    started,
     /**
      * The usual pair, started in this order: 'listener' on 'listener_topic' (its messages go to
      * `onMessage` from before it starts), then 'sender' on 'sender_topic'.
      */
     async listenerAndSender(onMessage, listenerOptions = {}) {
-      const listener = client('listener', 'listener_topic', listenerOptions);
-      if (onMessage) listener.on('message', onMessage);
-      await listener.start();
-      const sender = client('sender', 'sender_topic');
-      await sender.start();
+      const listener = await started('listener', 'listener_topic', onMessage, listenerOptions);
+      const sender = await started('sender', 'sender_topic');
       return { listener, sender };
     },
     rdb: () => rdb!,
