@@ -65,8 +65,8 @@ template <bool kSingle>
                                                                     size_t count, bool at_least_once, bool handover,
                                                                     ChannelRef* ref) {
   if (kSingle) count = 1;
-  Enqueued result;  // one named result, returned once: nothing is moved on the way out
-  size_t& done = result.queued;
+  Enqueued result;  // one named result: nothing is moved on the way out
+  size_t done = 0;  // a local, not result.queued: the loop keeps it in a register
   FrameHeader h;
   h.topic_key = topic_key;
   const size_t compress_above = effective(opt_.compress_threshold, limits().compress_threshold);
@@ -134,6 +134,7 @@ template <bool kSingle>
     append_locked(ch, h, payload, payload_size, cost, at_least_once, handover, big);
   }
   if (lock.owns_lock()) lock.unlock();
+  result.queued = done;
   if (first_busy) report_busy(ch, result.status);
   // A running sender thread finds the messages on its next pass: only a parked one needs the
   // (comparatively costly) eventfd write, and only once: the first caller to see it parked
