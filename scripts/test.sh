@@ -14,7 +14,7 @@
 #                              builds, speaks bench/PROTOCOL.md and delivers everything
 #   scripts/test.sh mutation   the mutation check (test/mutation/mutate.py): curated bugs planted
 #                              in a copy of the tree, each of which the fast tests must catch;
-#                              a daily sample within LINER_MUTANTS_BUDGET seconds (default 360)
+#                              a daily sample within LINER_MUTANTS_BUDGET seconds (default 240)
 #
 # Every selected suite runs even if an earlier one failed; the script ends with one line per suite
 # (with its passed/skipped counts) and exits non-zero if any of them failed. A suite in which no
@@ -140,7 +140,7 @@ if [ "$which" = all ] || [ "$which" = bench ]; then
 fi
 
 if [ "$which" = all ] || [ "$which" = mutation ]; then
-  echo; echo "=== mutation: python3 test/mutation/mutate.py (budget ${LINER_MUTANTS_BUDGET:-360} s)"
+  echo; echo "=== mutation: python3 test/mutation/mutate.py (budget ${LINER_MUTANTS_BUDGET:-240} s)"
   log=$(mktemp)
   python3 test/mutation/mutate.py 2>&1 | tee "$log"
   record mutation "${PIPESTATUS[0]}" "$(grep -E '^mutation: [0-9]+ of' "$log" | tail -n 1 | sed 's/^mutation: //')"

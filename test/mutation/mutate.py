@@ -3,7 +3,7 @@
 the tests named with it to fail.
 
     python3 test/mutation/mutate.py                 a sample that fits the time budget, chosen
-                                                    by day (--budget, default 360 s)
+                                                    by day (--budget, default 240 s)
     python3 test/mutation/mutate.py --all           every mutant, whatever it takes
     python3 test/mutation/mutate.py --only ID,ID     these mutants
     python3 test/mutation/mutate.py --list          the list, without running anything
@@ -188,8 +188,8 @@ def main():
     ap.add_argument("--all", action="store_true", help="run every mutant, ignoring the budget")
     ap.add_argument("--only", help="comma-separated mutant ids")
     ap.add_argument("--list", action="store_true", help="print the list and exit")
-    ap.add_argument("--budget", type=float, default=float(os.environ.get("LINER_MUTANTS_BUDGET", 360)),
-                    help="seconds for the sampled run, set-up included (default 360)")
+    ap.add_argument("--budget", type=float, default=float(os.environ.get("LINER_MUTANTS_BUDGET", 240)),
+                    help="seconds for the sampled run, set-up included (default 240)")
     ap.add_argument("--per-day", type=int, default=12, help="how far the daily window moves")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "build-mutants"))
     args = ap.parse_args()
