@@ -131,6 +131,14 @@ RedisEndpoint endpoint_of(const LoadingRedis& server) {
   return e;
 }
 
+// A connection to a fake server, its health changes logged.
+struct Rig {
+  LoadingRedis server;
+  HealthLog health;  // before conn: conn's callback refers to it
+  RedisConn conn{endpoint_of(server), 1000};
+  Rig() { conn.on_health(std::ref(health)); }
+};
+
 // Calls GET until it succeeds (reconnects are paused by the back-off) or 10 s passed.
 Status command_until_ok(RedisConn& conn) {
   Status s;
@@ -141,50 +149,41 @@ Status command_until_ok(RedisConn& conn) {
 }  // namespace
 
 TEST(RedisConnHealth, AServerThatIsLoadingIsNotUpUntilItAnswers) {
-  LoadingRedis server;
-  server.answer_loading(3);
-  RedisConn conn(endpoint_of(server), 1000);
-  HealthLog health;
-  conn.on_health(std::ref(health));
+  Rig r;
+  r.server.answer_loading(3);
 
-  Status first = conn.connect();
+  Status first = r.conn.connect();
   EXPECT_EQ(first.code, Err::store);
   EXPECT_NE(first.message.find("not ready"), std::string::npos) << first.message;
-  EXPECT_EQ(health.seen(), std::vector<bool>{false});
+  EXPECT_EQ(r.health.seen(), std::vector<bool>{false});
 
-  ASSERT_TRUE(command_until_ok(conn));
-  EXPECT_EQ(health.seen(), (std::vector<bool>{false, true})) << "one loss, one recovery, nothing between";
+  ASSERT_TRUE(command_until_ok(r.conn));
+  EXPECT_EQ(r.health.seen(), (std::vector<bool>{false, true})) << "one loss, one recovery, nothing between";
 }
 
 TEST(RedisConnHealth, LoadingOverAWorkingConnectionIsALossNotAnErrorReply) {
-  LoadingRedis server;
-  RedisConn conn(endpoint_of(server), 1000);
-  HealthLog health;
-  conn.on_health(std::ref(health));
-  ASSERT_TRUE(conn.connect());
-  ASSERT_TRUE(conn.command({"GET", "k"}));
-  EXPECT_TRUE(health.seen().empty()) << "the first connect is not a recovery";
+  Rig r;
+  ASSERT_TRUE(r.conn.connect());
+  ASSERT_TRUE(r.conn.command({"GET", "k"}));
+  EXPECT_TRUE(r.health.seen().empty()) << "the first connect is not a recovery";
 
-  server.answer_loading(2);  // this command, then the PING of the reconnect
-  Status s = conn.command({"GET", "k"});
+  r.server.answer_loading(2);  // this command, then the PING of the reconnect
+  Status s = r.conn.command({"GET", "k"});
   EXPECT_EQ(s.code, Err::store);
   EXPECT_NE(s.message.find("not ready"), std::string::npos) << s.message;
-  EXPECT_EQ(health.seen(), std::vector<bool>{false});
+  EXPECT_EQ(r.health.seen(), std::vector<bool>{false});
 
-  ASSERT_TRUE(command_until_ok(conn));
-  EXPECT_EQ(health.seen(), (std::vector<bool>{false, true}));
+  ASSERT_TRUE(command_until_ok(r.conn));
+  EXPECT_EQ(r.health.seen(), (std::vector<bool>{false, true}));
 }
 
 TEST(RedisConnHealth, OtherErrorRepliesLeaveTheConnectionUp) {
-  LoadingRedis server;
-  RedisConn conn(endpoint_of(server), 1000);
-  HealthLog health;
-  conn.on_health(std::ref(health));
-  ASSERT_TRUE(conn.connect());
-  server.answer_error(1, "WRONGTYPE Operation against a key holding the wrong kind of value");
-  Status s = conn.command({"GET", "k"});
+  Rig r;
+  ASSERT_TRUE(r.conn.connect());
+  r.server.answer_error(1, "WRONGTYPE Operation against a key holding the wrong kind of value");
+  Status s = r.conn.command({"GET", "k"});
   EXPECT_EQ(s.code, Err::store);
   EXPECT_NE(s.message.find("redis error: WRONGTYPE"), std::string::npos) << s.message;
-  ASSERT_TRUE(conn.command({"GET", "k"})) << "the same connection, no back-off";
-  EXPECT_TRUE(health.seen().empty());
+  ASSERT_TRUE(r.conn.command({"GET", "k"})) << "the same connection, no back-off";
+  EXPECT_TRUE(r.health.seen().empty());
 }
