@@ -19,9 +19,11 @@
         '<(liner_root)/native/node/directory_wrap.cpp',
         '<(liner_root)/native/node/errors.cpp',
         '<(liner_root)/native/node/inbox.cpp',
+        '<(liner_root)/native/third_party/sqlite/sqlite3.c',
       ],
       'include_dirs': [
         '<(liner_root)/native',
+        '<(liner_root)/native/third_party/sqlite',
         '<!(node -p "require(\'node-addon-api\').include_dir")',
       ],
       'defines': [
@@ -29,6 +31,8 @@
         'NAPI_CPP_EXCEPTIONS',
         'NODE_ADDON_API_DISABLE_DEPRECATED',
         'LINER_NODE_VERSION="<!(node -p "require(\'<(liner_root)/package.json\').version")"',
+        # The vendored SQLite's options (native/third_party/sqlite/defines.txt, shared with CMake).
+        '<!@(node -p "require(\'fs\').readFileSync(\'<(liner_root)/native/third_party/sqlite/defines.txt\', \'utf8\').split(\'\\n\').filter(l => /^[A-Z]/.test(l)).join(\' \')")',
       ],
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti'],

@@ -63,7 +63,7 @@ Status RedisStore::wait_directory_events(int timeout_ms, std::vector<DirectoryEv
   return s;
 }
 
-Status open_store(const std::string& url, std::unique_ptr<Store>* out) {
+Status open_redis_store(const std::string& url, std::unique_ptr<Store>* out) {
   RedisEndpoint ep;
   Status s = parse_redis_url(url, &ep);
   if (!s) return s;

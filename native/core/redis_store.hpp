@@ -35,7 +35,7 @@
 //   hand-over marks are written before their frames and go with the queue's last frame.
 //
 // The class, by concept:
-//   redis_store.cpp            opening (open_store), health, the directory change feed, and the
+//   redis_store.cpp            opening (open_redis_store), health, the directory change feed, and the
 //                              reply parsing the other files share
 //   redis_store_directory.cpp  topics' addresses, unsubscribe marks, leases, putting back a
 //                              running peer's registration
@@ -177,5 +177,8 @@ class RedisStore final : public Store {
   RedisConn conn_;
   bool subscribed_ = false;
 };
+
+// The registry's opener for "redis://", "unix://" and "redis+unix://" URLs (redis_url.hpp).
+Status open_redis_store(const std::string& url, std::unique_ptr<Store>* out);
 
 }  // namespace liner

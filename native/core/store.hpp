@@ -255,7 +255,8 @@ class Store {
   static Status for_tools_only() { return Status(Err::store, "this store cannot be inspected"); }
 };
 
-// Opens a store from a URL ("redis://…", "unix://…"). Does not connect yet.
+// Opens a store from a URL, by its scheme (store_registry.cpp lists them). Does not connect yet.
+// An unknown scheme is Err::invalid_arg, naming the schemes there are.
 Status open_store(const std::string& url, std::unique_ptr<Store>* out);
 
 }  // namespace liner

@@ -1,0 +1,45 @@
+// Which store a URL names, by its scheme (as nng picks a transport): the one place that knows
+// every store. A store adds itself here with its opener; nothing else changes per store.
+#include <cstring>
+
+#include "core/redis_store.hpp"
+#include "core/store.hpp"
+
+namespace liner {
+
+namespace {
+
+using Opener = Status (*)(const std::string& url, std::unique_ptr<Store>* out);
+
+struct StoreScheme {
+  const char* prefix;  // what the URL starts with, scheme and separator
+  Opener open;
+};
+
+const StoreScheme kSchemes[] = {
+    {"redis://", open_redis_store},
+    {"unix://", open_redis_store},
+    {"redis+unix://", open_redis_store},
+};
+
+std::string known_schemes() {
+  std::string out;
+  for (const auto& scheme : kSchemes) {
+    if (!out.empty()) out += ", ";
+    out += scheme.prefix;
+  }
+  return out;
+}
+
+}  // namespace
+
+Status open_store(const std::string& url, std::unique_ptr<Store>* out) {
+  for (const auto& scheme : kSchemes)
+    if (url.compare(0, std::strlen(scheme.prefix), scheme.prefix) == 0) return scheme.open(url, out);
+  // The URL may hold a password: show its scheme only.
+  size_t colon = url.find(':');
+  std::string shown = colon == std::string::npos || colon > 32 ? std::string("this URL") : "'" + url.substr(0, colon) + ":'";
+  return Status(Err::invalid_arg, "no store serves " + shown + "; store URLs start with " + known_schemes());
+}
+
+}  // namespace liner
