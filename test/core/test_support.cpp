@@ -194,14 +194,14 @@ Json parse_json(const std::string& text) {
   return p.value();
 }
 
-std::string numbered_frame(uint64_t number) {
+std::string numbered_frame(uint64_t number, const std::string& payload) {
   liner::FrameHeader h;
   h.number_mess = number;
   h.connection_key = 1;
   h.topic_key = 1;
   h.flags = liner::kFlagAtLeastOnce;
   std::string out;
-  liner::encode_frame(out, h, "x", 1);
+  liner::encode_frame(out, h, payload.data(), payload.size());
   return out;
 }
 

@@ -55,8 +55,8 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeo
 
 int free_port();
 
-// A whole at-least-once frame numbered `number` (ck 1, tk 1, payload "x"), as the offline
-// queue stores frames.
-std::string numbered_frame(uint64_t number);
+// A whole at-least-once frame numbered `number` (ck 1, tk 1), as the offline queue stores
+// frames.
+std::string numbered_frame(uint64_t number, const std::string& payload = "x");
 
 }  // namespace testing_support
