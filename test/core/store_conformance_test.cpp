@@ -604,6 +604,18 @@ TEST_P(StoreConformance, SweepingKeepsEntriesWhoseLeaseRuns) {
   EXPECT_EQ(left, (std::vector<TopicAddress>{{r.addr, r.unique_name}}));
 }
 
+// A peer that crashed and starts again at the same address registers before its first renewal:
+// the lease that lapsed was its predecessor's, and until it renews, its entry has none.
+TEST_P(StoreConformance, AnAddressRegisteredAgainIsNotSweptForItsPredecessorsLapsedLease) {
+  auto r = registered({"S", "probe"}, 1);
+  // Both leases were given at once: once "probe"'s has lapsed, so has "S"'s (nobody swept it).
+  ASSERT_TRUE(swept_to("probe", 0).empty());
+  ASSERT_OK(store->register_address("S", r.addr, "P again", DirectoryEvent::join));
+  std::vector<TopicAddress> left;
+  ASSERT_OK(store->sweep_lapsed("S", &left));
+  EXPECT_EQ(left, (std::vector<TopicAddress>{{r.addr, "P again"}}));
+}
+
 TEST_P(StoreConformance, RestoringRegistersOnlyTheMissingEntries) {
   auto r = registered({"S"});
   r.entries = registration({"S", "T"}).entries;
