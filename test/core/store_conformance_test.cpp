@@ -55,6 +55,8 @@ const StoreKind kKinds[] = {
      },
      // Port 1 needs root to listen on: nothing answers there.
      "redis://127.0.0.1:1/0"},
+    // A new file in the test's own directory, removed with it; a file cannot be made in a
+    // directory that does not exist.
     {"sqlite", [](const std::string& dir) -> std::string { return "sqlite:" + dir + "/store.db"; },
      "sqlite:/nonexistent-dir/x.db"},
 };
@@ -110,6 +112,7 @@ Registration registration(const std::vector<std::string>& topics) {
 using Where = std::pair<std::string, std::string>;  // an event's topic and address
 Where where(const DirectoryEvent& e) { return {e.topic, e.addr}; }
 
+// How long a change may take to reach another instance, or a lease of 1 ms to lapse.
 constexpr auto kEventWait = std::chrono::seconds(3);
 
 class StoreConformance : public ::testing::TestWithParam<StoreKind> {
