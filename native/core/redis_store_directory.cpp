@@ -15,8 +15,11 @@ namespace liner {
 Status RedisStore::register_address(const std::string& topic, const std::string& addr,
                                     const std::string& unique_name, DirectoryEvent::Kind why) {
   const char* kind = why == DirectoryEvent::subscribe ? "subscribe" : "join";
+  // A lease left by a peer that crashed at this address is not this entry's: a sweep before
+  // the first renewal would remove the new entry with it.
   return conn_.pipeline({{"HSET", topic_addr_key(topic), addr, unique_name},
                          {"HDEL", topic_unsubscribed_key(topic), addr},
+                         {"HDEL", topic_lease_key(topic), addr},
                          {"PUBLISH", channel_, event(kind, topic, addr)}},
                         nullptr);
 }
@@ -63,7 +66,7 @@ Status RedisStore::read_directory(const redisReply* r, const std::string& key, s
 }
 
 Status RedisStore::delete_topic_addresses(const std::string& topic) {
-  return conn_.command({"DEL", topic_addr_key(topic)});
+  return conn_.command({"DEL", topic_addr_key(topic), topic_lease_key(topic)});
 }
 
 Status RedisStore::renew_registration(const Registration& r, bool* complete) {
