@@ -1,11 +1,12 @@
 //! lbpeer — one liner_broker 1.3.1 peer, driven from the command line and stdin.
 //!
-//! The interop tests (test/interop/test_interop.py) run this next to liner peers on one Redis to
-//! check that liner and the reference crate understand each other. It uses only the crate's public
-//! `Liner` wrapper, so everything on the wire and in Redis is exactly what 1.3.1 does.
+//! The interop tests (test/interop/test_interop.py on one Redis, test_interop_sqlite.py on one
+//! SQLite file) run this next to liner peers to check that liner and the reference crate
+//! understand each other. It uses only the crate's public `Liner` wrapper, so everything on the
+//! wire and in the store is exactly what 1.3.1 does.
 //!
 //! ```text
-//! lbpeer --name U --topic S --listen IP:PORT --redis URL
+//! lbpeer --name U --topic S --listen IP:PORT (--redis URL | --sqlite PATH)
 //!        [--subscribe T]...                       subscribe (after run, see below)
 //!        [--nudge-topic T]                        subscribe T, but neither print nor count its
 //!                                                 messages (see below)
@@ -30,6 +31,10 @@
 //! `READY\t<bound addr>` after `run` succeeded; `RECV\t<to>\t<from>\t<payload hex>` per received
 //! message (in callback order); `DONE\t<received>` when `--expect` is met; `TIMEOUT\t<received>`
 //! before exiting with code 3; `EXIT` after the client was dropped cleanly.
+//! `--redis` creates the client with `Liner::new`, `--sqlite` with `Liner::new_sqlite(.., PATH, "")`
+//! (empty receivers JSON: the directory and keys come from the shared file, as when several peers
+//! share one database); exactly one of the two is given.
+//!
 //! Exit codes: 0 done, 2 usage, 3 timeout, 4 `run` or a subscription failed (`FAIL\trun` /
 //! `FAIL\tsubscribe\t<topic>`), 101 client creation failed (the wrapper panics).
 //!
@@ -57,11 +62,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Where the client keeps its directory, keys and offline queue.
+enum Store {
+    Redis(String),
+    Sqlite(String),
+}
+
 struct Args {
     name: String,
     topic: String,
     listen: String,
-    redis: String,
+    store: Store,
     subscribe: Vec<String>,
     nudge_topic: Option<String>,
     send: Option<(bool, String)>, // (send_all, topic)
@@ -82,10 +93,12 @@ fn usage(msg: &str) -> ! {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        name: String::new(), topic: String::new(), listen: String::new(), redis: String::new(),
+        name: String::new(), topic: String::new(), listen: String::new(),
+        store: Store::Redis(String::new()), // the one given replaces it below
         subscribe: Vec::new(), nudge_topic: None, send: None, count: 1, size: 16, interval_ms: 0,
         at_least_once: true, stdin: false, expect: 0, linger_ms: 0, timeout_ms: 60_000,
     };
+    let mut store = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -95,7 +108,11 @@ fn parse_args() -> Args {
             "--name" => a.name = val(),
             "--topic" => a.topic = val(),
             "--listen" => a.listen = val(),
-            "--redis" => a.redis = val(),
+            "--redis" | "--sqlite" if store.is_some() => {
+                usage("give exactly one of --redis and --sqlite")
+            }
+            "--redis" => store = Some(Store::Redis(val())),
+            "--sqlite" => store = Some(Store::Sqlite(val())),
             "--subscribe" => a.subscribe.push(val()),
             "--nudge-topic" => a.nudge_topic = Some(val()),
             "--send-to" => a.send = Some((false, val())),
@@ -112,10 +129,13 @@ fn parse_args() -> Args {
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
-    if a.name.is_empty() || a.topic.is_empty() || a.listen.is_empty() || a.redis.is_empty() {
-        usage("--name, --topic, --listen and --redis are required");
+    let store = store.filter(|s| !matches!(s, Store::Redis(v) | Store::Sqlite(v) if v.is_empty()));
+    match store {
+        Some(store) if !(a.name.is_empty() || a.topic.is_empty() || a.listen.is_empty()) => {
+            Args { store, ..a }
+        }
+        _ => usage("--name, --topic, --listen and one of --redis and --sqlite are required"),
     }
-    a
 }
 
 /// Prints one whole line and flushes, so a reader on a pipe sees events as they happen.
@@ -216,7 +236,10 @@ fn main() {
     });
 
     // `Liner::run` hands the wrapper's own address to the C callback, so `peer` must stay put.
-    let mut peer = Liner::new(&args.name, &args.topic, &args.listen, &args.redis);
+    let mut peer = match &args.store {
+        Store::Redis(url) => Liner::new(&args.name, &args.topic, &args.listen, url),
+        Store::Sqlite(path) => Liner::new_sqlite(&args.name, &args.topic, &args.listen, path, ""),
+    };
     let (counter, nudge) = (received.clone(), args.nudge_topic.clone().unwrap_or_default());
     // Called on the listener's receive thread only, one message at a time.
     let ok = peer.run(Box::new(move |to: &str, from: &str, data: &[u8]| {
@@ -259,7 +282,7 @@ fn main() {
         emit(&format!("DONE\t{}", received.load(Ordering::SeqCst)));
     }
     std::thread::sleep(Duration::from_millis(args.linger_ms));
-    // Dropping stops the sender (persisting unacked at-least-once messages to Redis) and then the
+    // Dropping stops the sender (persisting unacked at-least-once messages to the store) and then the
     // listener (final ack flush). 1.3.1 leaves the address registered.
     drop(peer);
     emit("EXIT");
