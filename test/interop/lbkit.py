@@ -364,7 +364,10 @@ class SqliteStore:
 
     def describe(self):
         """Every table with its rows, for assertion messages."""
-        return "\n".join("  %s %s: %s" % (table, columns, [r[:4] for r in rows][:20])
+        def short(v):
+            return "<%d bytes>" % len(v) if isinstance(v, bytes) else v
+        return "\n".join("  %s %s: %s" % (table, columns,
+                                           [tuple(map(short, row)) for row in rows[:20]])
                          for table, (columns, rows) in self.tables().items())
 
     def dump(self, names, ck, addrs):
