@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/redis_store.hpp"
+#include "core/sqlite_store.hpp"
 #include "core/store.hpp"
 
 namespace liner {
@@ -20,6 +21,8 @@ const StoreScheme kSchemes[] = {
     {"redis://", open_redis_store},
     {"unix://", open_redis_store},
     {"redis+unix://", open_redis_store},
+    {"sqlite://", open_sqlite_store},  // before "sqlite:", which it starts with
+    {"sqlite:", open_sqlite_store},
 };
 
 std::string known_schemes() {
