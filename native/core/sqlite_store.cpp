@@ -194,12 +194,13 @@ Status SqliteStore::create_schema() {
   if (s) s = exec("BEGIN IMMEDIATE");
   if (!s) return s;
   s = exec(kBrokerSchema);
+  bool has_column = false;
   if (s) {
     Query q(*this, "SELECT 1 FROM pragma_table_info('sender_listener') WHERE name = 'client_name'");
-    bool has_column = q.step();
+    has_column = q.step();
     s = q.status();
-    if (s && !has_column) s = exec(kListenerNameColumn);
   }
+  if (s && !has_column) s = exec(kListenerNameColumn);
   if (s) s = exec(kLinerSchema);
   if (s) s = exec("COMMIT");
   if (!s) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
