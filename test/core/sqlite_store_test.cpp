@@ -470,6 +470,23 @@ TEST_F(SqliteStoreTest, AnUnopenableFileIsAStoreErrorNamingItAndHealthSaysSoOnce
   EXPECT_NE(st.message.find("junk.db"), std::string::npos) << st.message;
 }
 
+// Another process holding the write lock past the busy timeout (liner_broker's 5 s) is an outage,
+// told once; the next call that gets through ends it.
+TEST_F(SqliteStoreTest, AWriteLockHeldPastTheBusyTimeoutIsAnOutage) {
+  std::vector<bool> health;
+  store->on_health([&](bool up, const std::string&) { health.push_back(up); });
+  RawDb holder(path);
+  holder.exec("BEGIN IMMEDIATE");
+  auto t0 = steady_clock::now();
+  Status s = store->register_address("t", "127.0.0.1:1", "u", DirectoryEvent::join);
+  EXPECT_EQ(s.code, Err::store);
+  EXPECT_GE(steady_clock::now() - t0, milliseconds(4900));
+  EXPECT_NE(s.message.find("locked"), std::string::npos) << s.message;
+  holder.exec("COMMIT");
+  ASSERT_TRUE(store->register_address("t", "127.0.0.1:1", "u", DirectoryEvent::join));
+  EXPECT_EQ(health, (std::vector<bool>{false, true}));
+}
+
 TEST_F(SqliteStoreTest, ToolsReadChannelsByTheirCompositeNames) {
   int32_t ck = 0;
   bool found = false;
