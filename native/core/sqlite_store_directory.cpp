@@ -24,6 +24,9 @@ Status SqliteStore::put_address(const std::string& topic, const std::string& add
                                 DirectoryEvent::Kind why) {
   Status s = Query(*this, kPutAddress).bind(topic).bind(addr).bind(unique_name).run();
   if (s) s = Query(*this, "DELETE FROM lnr_unsubscribed WHERE topic = ?1 AND addr = ?2").bind(topic).bind(addr).run();
+  // A lease left by a peer that crashed at this address is not this entry's: a sweep before
+  // the first renewal would remove the new entry with it.
+  if (s) s = Query(*this, "DELETE FROM lnr_lease WHERE topic = ?1 AND addr = ?2").bind(topic).bind(addr).run();
   if (!s) return s;
   return announce(why == DirectoryEvent::subscribe ? DirectoryEvent::subscribe : DirectoryEvent::join, topic, addr);
 }
@@ -64,7 +67,10 @@ Status SqliteStore::read_directory(const std::string& topic, std::vector<TopicAd
 }
 
 Status SqliteStore::delete_topic_addresses(const std::string& topic) {
-  return with_db(Lock::none, [&] { return Query(*this, "DELETE FROM topic_addr WHERE topic = ?1").bind(topic).run(); });
+  return with_db(Lock::write, [&] {
+    Status s = Query(*this, "DELETE FROM topic_addr WHERE topic = ?1").bind(topic).run();
+    return s ? Query(*this, "DELETE FROM lnr_lease WHERE topic = ?1").bind(topic).run() : s;
+  });
 }
 
 Status SqliteStore::is_ours(const std::string& topic, const std::string& addr, const std::string& unique_name,
