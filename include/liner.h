@@ -110,8 +110,25 @@ LNR_API lnr_hClient lnr_new_client(const char* unique_name, const char* topic,
                                    const char* localhost, const char* redis_url);
 
 /**
- * liner_broker's SQLite store is not part of liner: always returns NULL, and
- * lnr_last_create_error() says so. Present so that 1.3.1 binaries link.
+ * Creates a client whose store is the SQLite file `sqlite_path`, as liner_broker 1.3.1 does: for
+ * peers on one host, with no server to run. The file is created when missing, in WAL mode, with
+ * liner_broker's tables, so liner and liner_broker peers can share one file (docs/using-sqlite.md).
+ * It must be on a local file system (not NFS or SMB: SQLite's locking does not hold there).
+ *
+ * @param sqlite_path     the file, absolute or relative to the working directory. ":memory:" is
+ *                        refused: a client's threads each open the store, and cannot share one.
+ * @param receivers_json  liner_broker's peer catalogue for peers on files of their own: NULL, "",
+ *                        whitespace or "[]" for none (the usual case: peers share one file);
+ *                        otherwise a JSON array of {"topic","addr","client_name"} written into the
+ *                        file in one transaction before the call returns, as liner_broker does
+ *                        (every such topic gets topic key 1, the first channel connection key 1).
+ *                        Invalid JSON, or an entry without one of the three strings, returns NULL
+ *                        with LNR_ERR_INVALID_ARG.
+ * @return a handle, or NULL (lnr_last_create_error() says why: an invalid argument, or a file
+ *         that cannot be opened or created, with the path and SQLite's reason).
+ *
+ * The other arguments mean what they mean for lnr_new_client_redis(); nothing is registered
+ * until lnr_run().
  */
 LNR_API lnr_hClient lnr_new_client_sqlite(const char* unique_name, const char* topic,
                                           const char* localhost, const char* sqlite_path,

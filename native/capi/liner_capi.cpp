@@ -17,6 +17,7 @@
 #include "core/limits.hpp"
 #include "core/log.hpp"
 #include "core/per_thread.hpp"
+#include "core/receivers_json.hpp"
 
 using liner::Client;
 using liner::Err;
@@ -188,27 +189,33 @@ BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
   });
 }
 
-}  // namespace
-
-extern "C" {
-
-LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* topic,
-                                         const char* localhost, const char* redis_url) {
+// What every lnr_new_client_* does: checks its arguments, creates the client on the store that
+// `store_arg` names (a URL, or for SQLite a file path), seeds liner_broker's `receivers_json`
+// (SQLite only: NULL for the other stores), and records why it failed for lnr_last_create_error().
+enum class StoreArg { url, sqlite_path };
+lnr_hClient new_client(const char* fn, const char* unique_name, const char* topic, const char* localhost,
+                       const char* store_arg, StoreArg kind, const char* receivers_json) {
   Status s = check_string(unique_name, "unique_name");
   if (s) s = check_string(topic, "topic");
   if (s) s = check_string(localhost, "localhost");
-  if (s) s = check_string(redis_url, "store_path");
+  if (s) s = check_string(store_arg, kind == StoreArg::url ? "store_path" : "sqlite_path");
+  std::vector<liner::SeedReceiver> receivers;
+  if (s && receivers_json && *receivers_json) s = check_string(receivers_json, "receivers_json");
+  if (s && receivers_json) s = liner::parse_receivers_json(receivers_json, &receivers);
+  std::string store_url;
+  if (s) store_url = kind == StoreArg::url ? std::string(store_arg) : liner::sqlite_store_url(store_arg);
   std::unique_ptr<Client> client;
   if (s) {
     liner::ClientOptions o;
     o.unique_name = unique_name;
     o.topic = topic;
     o.localhost = localhost;
-    o.store_url = redis_url;
+    o.store_url = store_url;
     s = Client::create(o, &client);
+    if (s && !receivers.empty()) s = liner::seed_receivers(o.store_url, o.unique_name, o.topic, o.localhost, receivers);
   }
   if (!s) {
-    liner::log_line("lnr_new_client_redis: " + s.message);
+    liner::log_line(std::string(fn) + ": " + s.message);
     t_create_error = s.message;
     t_create_code = int(s.code);
     return nullptr;
@@ -221,17 +228,24 @@ LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* to
   return reinterpret_cast<lnr_hClient>(id);
 }
 
+}  // namespace
+
+extern "C" {
+
+LNR_API lnr_hClient lnr_new_client_redis(const char* unique_name, const char* topic,
+                                         const char* localhost, const char* redis_url) {
+  return new_client("lnr_new_client_redis", unique_name, topic, localhost, redis_url, StoreArg::url, nullptr);
+}
+
 LNR_API lnr_hClient lnr_new_client(const char* unique_name, const char* topic, const char* localhost,
                                    const char* redis_url) {
   return lnr_new_client_redis(unique_name, topic, localhost, redis_url);
 }
 
-LNR_API lnr_hClient lnr_new_client_sqlite(const char*, const char*, const char*, const char*,
-                                          const char*) {
-  t_create_error = "the SQLite store of liner_broker is not part of liner: use lnr_new_client_redis";
-  t_create_code = LNR_ERR_INVALID_ARG;
-  liner::log_line("lnr_new_client_sqlite: " + t_create_error);
-  return nullptr;
+LNR_API lnr_hClient lnr_new_client_sqlite(const char* unique_name, const char* topic, const char* localhost,
+                                          const char* sqlite_path, const char* receivers_json) {
+  return new_client("lnr_new_client_sqlite", unique_name, topic, localhost, sqlite_path, StoreArg::sqlite_path,
+                    receivers_json ? receivers_json : "");
 }
 
 LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData udata) {

@@ -170,6 +170,10 @@ Status open_sqlite_store(const std::string& url, std::unique_ptr<Store>* out) {
   }
   if (path.empty())
     return Status(Err::invalid_arg, "a sqlite store URL names a file: sqlite:///abs/path/mesh.db or sqlite:relative.db");
+  // Every thread of a client opens the store for itself: in-memory databases would be one
+  // per thread, a mesh nobody else sees.
+  if (path == ":memory:" || path.compare(0, 5, "file:") == 0)
+    return Status(Err::invalid_arg, "sqlite store " + path + ": the store must be a file that every thread and peer opens (sqlite:mesh.db)");
   out->reset(new SqliteStore(std::move(path)));
   return Status();
 }

@@ -259,4 +259,8 @@ class Store {
 // An unknown scheme is Err::invalid_arg, naming the schemes there are.
 Status open_store(const std::string& url, std::unique_ptr<Store>* out);
 
+// The URL of the SQLite store in the file `path` (liner_broker's sqlite_path: absolute or
+// relative to the working directory), for open_store.
+std::string sqlite_store_url(const std::string& path);
+
 }  // namespace liner

@@ -45,4 +45,10 @@ Status open_store(const std::string& url, std::unique_ptr<Store>* out) {
   return Status(Err::invalid_arg, "no store serves " + shown + "; store URLs start with " + known_schemes());
 }
 
+std::string sqlite_store_url(const std::string& path) {
+  // "sqlite:" + path, except that a path starting with "//" would read as "sqlite://" + a
+  // relative path: "sqlite://" + "//x" keeps it whole.
+  return (path.compare(0, 2, "//") == 0 ? "sqlite://" : "sqlite:") + path;
+}
+
 }  // namespace liner

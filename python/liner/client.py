@@ -105,7 +105,13 @@ class Client:
     @classmethod
     @old_keywords(uniqName="unique_name")
     def new_sqlite(cls, unique_name, topic, localhost, sqlite_path, receivers_json=""):
-        """liner_broker's SQLite store is not part of liner: always raises LinerError."""
+        """A client whose store is the SQLite file ``sqlite_path`` (peers on one host, no server).
+
+        ``receivers_json``: liner_broker's peer catalogue for peers on files of their own, a JSON
+        array of ``{"topic", "addr", "client_name"}``; "" (the default) when peers share one file.
+        Raises LinerError (ERR_INVALID_ARG for bad JSON, ERR_STORE for a file that cannot be opened).
+        See lnr_new_client_sqlite in liner.h.
+        """
         self = cls.__new__(cls)
         self._init("lnr_new_client_sqlite", unique_name, topic, localhost, sqlite_path, receivers_json)
         return self

@@ -147,11 +147,22 @@ TEST(CapiTableCreate, EveryCreationArgument) {
   } else {
     EXPECT_NE(lnr_last_create_error_code(), LNR_OK);
   }
-  // The SQLite store is not part of liner, whatever the arguments.
-  EXPECT_EQ(lnr_new_client_sqlite(nullptr, nullptr, nullptr, nullptr, nullptr), nullptr);
-  EXPECT_EQ(lnr_last_create_error_code(), LNR_ERR_INVALID_ARG);
-  EXPECT_EQ(lnr_new_client_sqlite("n", "t", "127.0.0.1:0", "/tmp/x.db", "[]"), nullptr);
-  EXPECT_EQ(lnr_last_create_error_code(), LNR_ERR_INVALID_ARG);
+  // The SQLite constructor: NULL and empty arguments, and receivers_json that is not
+  // liner_broker's catalogue (checked before the file is touched: the path does not exist).
+  const char* db = "/nonexistent-dir/x.db";
+  struct SqliteCase {
+    const char *name, *topic, *host, *path, *receivers;
+  } sqlite_cases[] = {
+      {nullptr, "t", "127.0.0.1:0", db, ""},     {"n", "t", "127.0.0.1:0", nullptr, ""},
+      {"n", "t", "127.0.0.1:0", "", ""},          {"n", "t", "127.0.0.1:0", db, "not-json"},
+      {"n", "t", "127.0.0.1:0", db, "{}"},        {"n", "t", "127.0.0.1:0", db, "[{\"topic\":\"a\"}]"},
+      {"n", "t", "127.0.0.1:0", db, "[1]"},       {"n", "t", "127.0.0.1:0", db, "[] x"},
+      {"n", "t", "127.0.0.1:0", db, kBadUtf8[0]},
+  };
+  for (const auto& k : sqlite_cases) {
+    EXPECT_EQ(lnr_new_client_sqlite(k.name, k.topic, k.host, k.path, k.receivers), nullptr);
+    EXPECT_EQ(lnr_last_create_error_code(), LNR_ERR_INVALID_ARG) << lnr_last_create_error();
+  }
   // A success resets the creation error.
   lnr_hClient ok = lnr_new_client_redis("n", "t", "127.0.0.1:0", u);
   ASSERT_NE(ok, nullptr);

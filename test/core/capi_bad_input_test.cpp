@@ -46,8 +46,11 @@ TEST(CapiCreate, RefusesNullEmptyAndInvalidUtf8Arguments) {
     EXPECT_EQ(lnr_new_client_redis(k.name, k.topic, k.host, k.url), nullptr);
     EXPECT_STRNE(lnr_last_create_error(), "");
   }
-  EXPECT_EQ(lnr_new_client_sqlite("n", "t", "127.0.0.1:0", "/tmp/x.db", ""), nullptr);
-  EXPECT_NE(std::string(lnr_last_create_error()).find("SQLite"), std::string::npos);
+  // The SQLite constructor: the same names, then its path and liner_broker's receivers_json.
+  EXPECT_EQ(lnr_new_client_sqlite("n", "t", "127.0.0.1:0", "/nonexistent-dir/x.db", ""), nullptr);
+  EXPECT_NE(std::string(lnr_last_create_error()).find("/nonexistent-dir/x.db"), std::string::npos);
+  EXPECT_EQ(lnr_new_client_sqlite("n", "t", "127.0.0.1:0", ":memory:", ""), nullptr);
+  EXPECT_NE(std::string(lnr_last_create_error()).find(":memory:"), std::string::npos);
 }
 
 TEST(CapiCreate, UnreachableRedisReturnsNullWithinAboutTwoSeconds) {

@@ -161,10 +161,16 @@ def test_constructor_wrong_type(redis, position, wrong):
         liner.Client(*args).close()
 
 
-@pytest.mark.parametrize("ctor,extra", [("new_sqlite", ("/tmp/x.db",)), ("new_postgres", ("postgres://x",))])
-def test_other_stores_are_refused(ctor, extra):
+def test_postgres_is_refused():
     with pytest.raises(liner.LinerError):
-        getattr(liner.Client, ctor)("tb_u", "tb_t", "127.0.0.1:0", *extra)
+        liner.Client.new_postgres("tb_u", "tb_t", "127.0.0.1:0", "postgres://x")
+
+
+@pytest.mark.parametrize("receivers", ["not-json", "{}", '[{"topic": "a"}]', "[1]"])
+def test_sqlite_bad_receivers_json(tmp_path, receivers):
+    with pytest.raises(liner.LinerError) as e:
+        liner.Client.new_sqlite("tb_u", "tb_t", "127.0.0.1:0", str(tmp_path / "x.db"), receivers)
+    assert e.value.code == liner.ERR_INVALID_ARG
 
 
 # ---- names ---------------------------------------------------------------------------------
