@@ -14,7 +14,7 @@ export interface NativeOptions {
   name: string;
   topic: string;
   listen: string;
-  redis: string;
+  store: string;
   advertise?: string;
   maxMessageSize?: number;
   compressThreshold?: number;

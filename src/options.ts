@@ -31,7 +31,18 @@ export interface ClientOptions {
   topic: string;
   /** TCP address to listen on, `"host:port"` or `"[v6]:port"`; port 0 picks a free one. Default `"127.0.0.1:0"`. */
   listen?: string;
-  /** `"redis://[user:pass@]host[:port][/db]"` or `"unix:///path/to/socket"`. Default `"redis://127.0.0.1:6379/0"`. */
+  /**
+   * The store the mesh shares (its directory, offline queues and acknowledgements), by URL:
+   * - `"sqlite:mesh.db"`, `"sqlite:///abs/path/mesh.db"`: an SQLite file, for peers on one host,
+   *   no server needed (docs/using-sqlite.md);
+   * - `"redis://[user:pass@]host[:port][/db]"`, `"unix:///path/to/socket"`: a Redis server, for
+   *   peers on several hosts (docs/using-redis.md).
+   *
+   * Another scheme throws `INVALID_ARGUMENT` naming the ones there are. Default
+   * `"redis://127.0.0.1:6379/0"`.
+   */
+  store?: string;
+  /** The same as `store` (its name before there were other stores); give one of the two. */
   redis?: string;
   /**
    * Address to register in Redis instead of the bound one, for a client listening on
@@ -120,10 +131,7 @@ export function settingsOf(options: ClientOptions): ClientSettings {
   if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
   const name = checkName('name', options.name);
   const topic = checkName('topic', options.topic);
-  const redis = checkString(options, 'redis', 'redis://127.0.0.1:6379/0')!;
-  if (!/^(redis|unix|redis\+unix):\/\//.test(redis)) {
-    throw invalid(`redis URL '${redact(redis)}' must start with redis://, unix:// or redis+unix://`);
-  }
+  const store = storeOf(options);
   const inFlight = checkSize(options, 'maxInFlightBytes') || DEFAULT_IN_FLIGHT;
   const budget = checkSize(options, 'deliveryBudgetBytes') || DEFAULT_BUDGET;
   const advertise = checkString(options, 'advertise');
@@ -131,7 +139,7 @@ export function settingsOf(options: ClientOptions): ClientSettings {
     name,
     topic,
     listen: checkString(options, 'listen', '127.0.0.1:0')!,
-    redis,
+    store,
     advertise,
     // 0 and absent alike: the process-wide value (the core reads 0 so).
     maxMessageSize: checkSize(options, 'maxMessageSize') || undefined,
@@ -156,7 +164,7 @@ function checkSize(options: ClientOptions, key: keyof ClientOptions): number | u
   return value;
 }
 
-function checkString(options: ClientOptions, key: 'listen' | 'redis' | 'advertise', fallback?: string): string | undefined {
+function checkString(options: ClientOptions, key: 'listen' | 'store' | 'redis' | 'advertise', fallback?: string): string | undefined {
   const value = options[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || value.length === 0) throw invalid(`option ${key} must be a non-empty string`);
@@ -167,6 +175,16 @@ function checkBoolean(options: ClientOptions, key: 'handover'): boolean | undefi
   const value = options[key];
   if (value !== undefined && typeof value !== 'boolean') throw invalid(`option ${key} must be a boolean, not ${describe(value)}`);
   return value;
+}
+
+/** `store`, or its alias `redis`; which schemes exist is the core's to say (the addon checks). */
+function storeOf(options: ClientOptions): string {
+  const store = checkString(options, 'store');
+  const alias = checkString(options, 'redis');
+  if (store !== undefined && alias !== undefined && store !== alias) {
+    throw invalid(`options store and redis name the same thing: give one of the two, not '${redact(store)}' and '${redact(alias)}'`);
+  }
+  return store ?? alias ?? 'redis://127.0.0.1:6379/0';
 }
 
 function sendQueueMessages(options: ClientOptions): number | undefined {

@@ -121,7 +121,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.unique_name = string_option(o, "name", true);
   options_.topic = string_option(o, "topic", true);
   options_.localhost = string_option(o, "listen", true);
-  options_.store_url = string_option(o, "redis", true);
+  options_.store_url = string_option(o, "store", true);
   advertise_ = string_option(o, "advertise", false);
   check_advertise(info.Env(), advertise_);
   options_.max_message_size = limit_option(o, "maxMessageSize", liner::LimitId::max_message_size);
