@@ -1,25 +1,26 @@
 /**
- * demo - liner's TypeScript API in five short acts (run it with `npm run demo`, which starts a
- * throwaway redis-server and stops it afterwards).
+ * demo - liner's TypeScript API in five short acts (run it with `npm run demo`, which gives it a
+ * temporary SQLite file as the store; `npm run demo -- --redis` starts a throwaway redis-server
+ * instead).
  *
  *   1. one to one         orders asks billing; billing answers from inside its handler
  *   2. one to many        the newsroom sendAll()s bulletins to three subscribers
  *   3. producer-consumer  jobs go round-robin to three worker replicas of one topic
- *   4. offline delivery   at-least-once messages wait in Redis while their receiver is down
+ *   4. offline delivery   at-least-once messages wait in the store while their receiver is down
  *   5. throughput         one-to-one messages per second, from sendTo to the JS handler
  *
- *   node build/examples/ts/demo.js [redis_url]
+ *   node build/examples/ts/demo.js [store_url]     e.g. sqlite:/tmp/demo.db or redis://127.0.0.1:6379/0
  *
  * Exits 0 when every count matches; otherwise 1, saying why on stderr.
  */
 import { Client, LinerError, type Message } from 'liner';
 
-let redis = 'redis://127.0.0.1:6379/0';
+let store = 'sqlite:liner-demo.db';
 let failures = 0;
 const clients: Client[] = [];
 
 function peer(name: string, topic = name): Client {
-  const c = new Client({ name: `demo.${name}`, topic: `demo.${topic}`, redis });
+  const c = new Client({ name: `demo.${name}`, topic: `demo.${topic}`, store });
   clients.push(c);
   return c;
 }
@@ -115,7 +116,7 @@ async function producerConsumer(): Promise<void> {
 }
 
 async function offlineDelivery(): Promise<void> {
-  console.log('\n4. Offline delivery - audit stops; records sent meanwhile wait in Redis until it is back.');
+  console.log('\n4. Offline delivery - audit stops; records sent meanwhile wait in the store until it is back.');
   const clerk = peer('clerk');
   let audit = peer('audit');
   const records: string[] = [];
@@ -135,7 +136,7 @@ async function offlineDelivery(): Promise<void> {
   clerk.sendTo('demo.audit', 'record 3');
   await new Promise((r) => setTimeout(r, 200));
   console.log('   audit starts again (same name, same address).');
-  audit = new Client({ name: 'demo.audit', topic: 'demo.audit', listen: address, redis });
+  audit = new Client({ name: 'demo.audit', topic: 'demo.audit', listen: address, store });
   clients.push(audit);
   audit.on('message', onRecord);
   await audit.start();
@@ -170,9 +171,9 @@ async function throughput(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  redis = process.argv[2] ?? redis;
+  store = process.argv[2] ?? store;
   const started = Date.now();
-  console.log(`liner demo: TypeScript peers; they find each other through Redis (${redis}) and talk over TCP.`);
+  console.log(`liner demo: TypeScript peers; they find each other through the store (${store}) and talk over TCP.`);
   try {
     await oneToOne();
     await oneToMany();
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
   if (failures) throw new Error(`${failures} check(s) marked [FAIL] above`);
 }
 
-// A LinerError (Redis unreachable, a send refused) or a missing message: exit 1, saying why.
+// A LinerError (the store unreachable, a send refused) or a missing message: exit 1, saying why.
 main().catch((e: unknown) => {
   console.error(`error: demo: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;

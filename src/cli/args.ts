@@ -43,7 +43,8 @@ export function flagOption(help: string, short?: string): OptionSpec {
 
 /** Options every command understands. */
 export const GLOBAL_OPTIONS: OptionSpecs = {
-  redis: valueOption('URL', 'Redis of the mesh (default: $LINER_REDIS_URL or redis://127.0.0.1:6379/0)'),
+  store: valueOption('URL', 'store of the mesh: sqlite:FILE, redis://… (default: $LINER_STORE_URL, $LINER_REDIS_URL or redis://127.0.0.1:6379/0)'),
+  redis: valueOption('URL', 'the same as --store'),
   json: flagOption('print JSON for scripts instead of text'),
   'no-color': flagOption('no colour even on a terminal (NO_COLOR=1 does the same)'),
   help: flagOption('show this help', 'h'),

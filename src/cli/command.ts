@@ -13,10 +13,13 @@ import type { Output } from './output.js';
 
 export interface Context {
   parsed: Parsed;
-  /** From --redis, else $LINER_REDIS_URL, else the default; already checked for form. */
-  redisUrl: string;
-  /** Whether the URL came from --redis or $LINER_REDIS_URL (not the default). */
-  redisExplicit: boolean;
+  /**
+   * The store's URL: from --store (or its alias --redis), else $LINER_STORE_URL (or
+   * $LINER_REDIS_URL), else the default; already checked for form.
+   */
+  storeUrl: string;
+  /** Whether the URL was given (option or environment), not the default. */
+  storeExplicit: boolean;
   out: Output;
 }
 
@@ -33,12 +36,12 @@ export interface Command {
 
 /** Opens the command's view of Redis; a clear one-line error when Redis is not there. */
 export async function openRedis(ctx: Context): Promise<Directory> {
-  const directory = new Directory(ctx.redisUrl);
+  const directory = new Directory(ctx.storeUrl);
   try {
     await directory.ping();
   } catch (e) {
-    if (e instanceof CliError && e.code === 'REDIS_UNREACHABLE' && !ctx.redisExplicit) {
-      throw new CliError(e.code, `${e.message}; pass --redis URL or set LINER_REDIS_URL`);
+    if (e instanceof CliError && e.code === 'REDIS_UNREACHABLE' && !ctx.storeExplicit) {
+      throw new CliError(e.code, `${e.message}; pass --store URL or set LINER_STORE_URL`);
     }
     throw e;
   }
@@ -47,5 +50,5 @@ export async function openRedis(ctx: Context): Promise<Directory> {
 
 /** The URL as printed (password hidden). */
 export function shownUrl(ctx: Context): string {
-  return redact(ctx.redisUrl);
+  return redact(ctx.storeUrl);
 }

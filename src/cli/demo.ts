@@ -1,6 +1,7 @@
 /**
  * `liner demo`: what `npm run demo` runs (scripts/demo.sh): the TypeScript demo
- * examples/ts/demo.ts against a throwaway redis-server, or against --redis when given. The
+ * examples/ts/demo.ts on a temporary SQLite file, on a throwaway redis-server
+ * (--throwaway-redis), or on the store of --store when given. The
  * demo itself is not repeated here: this runs that example program, compiled as demo.sh does.
  *
  * @internal
@@ -8,15 +9,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
 import { hideSecrets, passwordsIn, redact } from '../redact.js';
-import { noPositionals } from './args.js';
+import { flagOption, noPositionals } from './args.js';
 import type { Command } from './command.js';
 import { openRedis, shownUrl } from './command.js';
-import { CliError } from './errors.js';
+import { CliError, usage } from './errors.js';
 import { ThrowawayRedis } from './redis_server.js';
 
 /** Root of the package (dist/cli/..): a checkout, or the installed package. */
@@ -63,28 +65,35 @@ function demoProgram(): string {
 
 export const demo: Command = {
   name: 'demo',
-  summary: "the README's demo: five short acts of the TypeScript API, on a throwaway Redis",
-  usage: 'liner demo [--redis URL] [--json]',
+  summary: "the README's demo: five short acts of the TypeScript API, on a temporary SQLite file",
+  usage: 'liner demo [--store URL | --throwaway-redis] [--json]',
   description: [
     'Runs examples/ts/demo.ts, as `npm run demo` does: one-to-one, one-to-many,',
-    'producer-consumer, offline delivery and a throughput figure. Without --redis (or',
-    '$LINER_REDIS_URL) it starts a throwaway redis-server on a free loopback port and stops it',
-    'afterwards; with one, the demo peers (names demo.*) use that Redis.',
-    'The npm package ships the demo compiled; without --redis it needs redis-server on PATH.',
+    'producer-consumer, offline delivery and a throughput figure. Without --store (or',
+    '$LINER_STORE_URL) the peers share a temporary SQLite file, removed afterwards: nothing',
+    'to install or start. --throwaway-redis starts a redis-server (it must be on PATH) on a',
+    'free loopback port instead and stops it afterwards; with --store, the demo peers (names',
+    'demo.*) use that store.',
   ].join('\n'),
-  options: {},
+  options: { 'throwaway-redis': flagOption('start a throwaway redis-server for the demo instead of an SQLite file') },
   async run(ctx) {
     const { out } = ctx;
     noPositionals(ctx.parsed);
     const program = demoProgram();
     let server: ThrowawayRedis | undefined;
-    let url = ctx.redisUrl;
-    if (ctx.redisExplicit) {
-      await openRedis(ctx);
-    } else {
+    let sqliteDir: string | undefined;
+    let url = ctx.storeUrl;
+    if (ctx.parsed.options['throwaway-redis']) {
+      if (ctx.storeExplicit) throw usage('--throwaway-redis and --store (or $LINER_STORE_URL) both say which store: give one');
       server = await ThrowawayRedis.start();
       url = server.url;
       out.note(`liner demo: throwaway redis-server on ${url}`);
+    } else if (ctx.storeExplicit) {
+      await openRedis(ctx);
+    } else {
+      sqliteDir = mkdtempSync(path.join(os.tmpdir(), 'liner-demo-'));
+      url = `sqlite:${path.join(sqliteDir, 'mesh.db')}`;
+      out.note(`liner demo: a temporary SQLite file, ${url.slice('sqlite:'.length)}`);
     }
     const started = Date.now();
     try {
@@ -111,10 +120,11 @@ export const demo: Command = {
       clearTimeout(timer);
       process.removeListener('SIGINT', forward);
       process.removeListener('SIGTERM', forward);
-      if (out.json) out.data({ redis: server ? url : shownUrl(ctx), ok: code === 0, exitCode: code, seconds: (Date.now() - started) / 1000 });
+      if (out.json) out.data({ store: ctx.storeExplicit ? shownUrl(ctx) : url, ok: code === 0, exitCode: code, seconds: (Date.now() - started) / 1000 });
       if (code !== 0) throw new CliError('DEMO', `the demo failed (exit ${code}) against ${redact(url)}`);
     } finally {
       await server?.stop();
+      if (sqliteDir) rmSync(sqliteDir, { recursive: true, force: true });
     }
   },
 };

@@ -84,7 +84,9 @@ export function cliErrorOf(error: unknown): unknown {
   if (code === 'INVALID_ARGUMENT' && bad) {
     return new CliError('BAD_URL', `invalid Redis URL ${bad[1]}: ${bad[2]}`);
   }
+  if (code === 'INVALID_ARGUMENT' && /^no store serves /.test(message)) return new CliError('BAD_URL', message);
   if (code !== 'STORE') return new CliError(code, message);
+  if (!/^redis /.test(message)) return new CliError('STORE_ERROR', message); // another store's (SQLite's) own words
   const unreachable = /^redis unreachable at (.*?): (.*)$/s.exec(message);
   if (unreachable) return new CliError('REDIS_UNREACHABLE', `cannot reach Redis at ${unreachable[1]} (${reachReason(unreachable[2]!)})`);
   const refused = /^redis (?:AUTH|SELECT) failed: (.*)$/s.exec(message);

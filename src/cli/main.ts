@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { hideSecrets, passwordsIn } from '../redact.js';
-import { GLOBAL_OPTIONS, helpText, parse } from './args.js';
+import { GLOBAL_OPTIONS, helpText, parse, type Parsed } from './args.js';
 import { bench } from './bench.js';
 import type { Command } from './command.js';
 import { demo } from './demo.js';
@@ -46,13 +46,13 @@ function mainHelp(): string {
     'usage: liner <command> [options]',
     '',
     'Operator tooling for a liner mesh: who serves which topic, which queues are stuck, and',
-    'peers for a quick look (listen, send, bench). Redis: --redis URL, else $LINER_REDIS_URL,',
-    `else ${DEFAULT_REDIS_URL}.`,
+    'peers for a quick look (listen, send, bench). The store: --store URL (sqlite:FILE or',
+    `redis://…), else $LINER_STORE_URL, else $LINER_REDIS_URL, else ${DEFAULT_REDIS_URL}.`,
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'options of every command: --redis URL, --json, --no-color, -h/--help',
+    'options of every command: --store URL (alias --redis), --json, --no-color, -h/--help',
     "'liner <command> --help' for a command's options; docs/cli.md for everything.",
   ].join('\n');
 }
@@ -91,15 +91,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       out.line(helpText(command.usage, command.description, command.options));
       return 0;
     }
-    const fromOption = parsed.options.redis as string | undefined;
-    const fromEnv = process.env.LINER_REDIS_URL || undefined;
-    const redisUrl = fromOption ?? fromEnv ?? DEFAULT_REDIS_URL;
-    Directory.checkUrl(redisUrl);
-    const status = await command.run({ parsed, redisUrl, redisExplicit: fromOption !== undefined || fromEnv !== undefined, out });
+    const fromOption = storeOption(parsed);
+    const fromEnv = process.env.LINER_STORE_URL || process.env.LINER_REDIS_URL || undefined;
+    const storeUrl = fromOption ?? fromEnv ?? DEFAULT_REDIS_URL;
+    Directory.checkUrl(storeUrl);
+    const status = await command.run({ parsed, storeUrl, storeExplicit: fromOption !== undefined || fromEnv !== undefined, out });
     return status ?? 0;
   } catch (e) {
     const error = toCliError(e);
-    out.error(commandName, withoutPasswords(error, [...argv, process.env.LINER_REDIS_URL ?? '']));
+    out.error(commandName, withoutPasswords(error, [...argv, process.env.LINER_STORE_URL ?? '', process.env.LINER_REDIS_URL ?? '']));
     return error.exitCode;
   }
 }
@@ -110,6 +110,14 @@ export async function main(argv: readonly string[]): Promise<number> {
  * argument goes, a server that echoes what it was sent). URLs the commands print themselves
  * are redacted where they are printed.
  */
+/** --store, or its alias --redis: one of the two, or both the same. */
+function storeOption(parsed: Parsed): string | undefined {
+  const store = parsed.options.store as string | undefined;
+  const redis = parsed.options.redis as string | undefined;
+  if (store !== undefined && redis !== undefined && store !== redis) throw usage('--store and --redis name the same thing: give one of the two');
+  return store ?? redis;
+}
+
 function withoutPasswords(error: CliError, texts: readonly string[]): CliError {
   const message = hideSecrets(error.message, passwordsIn(texts));
   return message === error.message ? error : new CliError(error.code, message);

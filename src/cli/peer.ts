@@ -27,7 +27,7 @@ export function liner(): typeof import('../index.js') {
  */
 export function openClient(ctx: Context, name: string, topic: string, listen?: string): Client {
   const { Client } = liner();
-  return new Client({ name, topic, redis: ctx.redisUrl, waitForRedis: 0, listen });
+  return new Client({ name, topic, store: ctx.storeUrl, waitForRedis: 0, listen });
 }
 
 /**

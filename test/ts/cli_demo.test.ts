@@ -1,5 +1,9 @@
-// `liner demo`: runs the README's demo (examples/ts/demo.ts) on a throwaway redis-server it
-// starts and stops itself, or on --redis; a Redis that is down fails with one line.
+// `liner demo`: runs the README's demo (examples/ts/demo.ts) on a temporary SQLite file it
+// removes afterwards, on a throwaway redis-server it starts and stops itself, or on --store; a
+// Redis that is down fails with one line.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+
 import { expect, test } from 'vitest';
 
 import { deadRedisUrl, expectFailure, liner, ownLines } from './support/cli.js';
@@ -7,8 +11,19 @@ import { redisUrl, useMesh } from './support/testkit.js';
 
 const mesh = useMesh();
 
-test('runs the demo on a throwaway redis-server and stops it', async () => {
+test('runs the demo on a temporary SQLite file, and removes it', async () => {
   const r = await liner(['demo'], { timeoutMs: 90_000 });
+  expect(r.code, r.stderr).toBe(0);
+  const file = /a temporary SQLite file, (\S+)/.exec(r.stderr);
+  expect(file).not.toBeNull();
+  expect(r.stdout).toMatch(/4\. Offline delivery/);
+  expect(r.stdout).toMatch(/demo: OK/);
+  expect(r.stdout).not.toMatch(/FAIL/);
+  expect(existsSync(path.dirname(file![1]!))).toBe(false);
+});
+
+test('--throwaway-redis runs the demo on a redis-server it starts and stops', async () => {
+  const r = await liner(['demo', '--throwaway-redis'], { timeoutMs: 90_000 });
   expect(r.code, r.stderr).toBe(0);
   const url = /throwaway redis-server on (redis:\/\/127\.0\.0\.1:(\d+)\/0)/.exec(r.stderr);
   expect(url).not.toBeNull();
@@ -20,10 +35,10 @@ test('runs the demo on a throwaway redis-server and stops it', async () => {
   expect(after.code).toBe(1);
 });
 
-test('--redis uses that Redis; --json summarises', async () => {
+test('--store (or its alias --redis) uses that Redis; --json summarises', async () => {
   const r = await liner(['demo', '--json', '--redis', redisUrl], { timeoutMs: 90_000 });
   expect(r.code, r.stderr).toBe(0);
-  expect(JSON.parse(r.stdout)).toMatchObject({ redis: redisUrl, ok: true, exitCode: 0 });
+  expect(JSON.parse(r.stdout)).toMatchObject({ store: redisUrl, ok: true, exitCode: 0 });
   expect(r.stderr).toMatch(/demo: OK/); // the story goes to stderr with --json
   // The demo's peers used this database, and closed: their addresses left the directory.
   const names = await mesh.rdb().keys();
@@ -35,7 +50,9 @@ test('Redis down and stray arguments fail with one line', async () => {
   await expectFailure(['demo', '--redis', await deadRedisUrl()], 1, /^liner demo: cannot reach Redis/);
   const url = await liner(['demo', '--redis', 'rediss://127.0.0.1:6379/0']);
   expect(url.code).toBe(2);
-  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: invalid Redis URL 'rediss:/)]);
+  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: no store serves 'rediss:'; store URLs start with /)]);
+  const both = await liner(['demo', '--throwaway-redis', '--store', redisUrl]);
+  expect(both.code).toBe(2);
   const extra = await liner(['demo', 'now']);
   expect(extra.code).toBe(2);
   expect(ownLines(extra.stderr)).toEqual(["liner demo: unexpected argument 'now'"]);

@@ -111,13 +111,18 @@ await a.close();
   const named = [...help.stdout.matchAll(/\b(docs\/[\w./-]+\.md)\b/g)].map((m) => m[1]);
   expect(named.length).toBeGreaterThan(0);
   for (const doc of named) expect(existsSync(path.join(installed, doc)), doc).toBe(true);
-  // `liner demo`, which --help advertises, runs from the installed package.
-  const demo = await run(process.execPath, [path.join(installed, 'dist', 'cli', 'main.js'), 'demo', '--redis', redisUrl], {
+  // `liner demo`, which --help advertises, runs from the installed package with nothing but
+  // Node: on a temporary SQLite file.
+  const noStore: NodeJS.ProcessEnv = { ...env };
+  delete noStore.LINER_STORE_URL;
+  delete noStore.LINER_REDIS_URL;
+  const demo = await run(process.execPath, [path.join(installed, 'dist', 'cli', 'main.js'), 'demo'], {
     cwd: project,
-    env,
+    env: noStore,
     timeout: 90_000,
   });
   expect(demo.stdout).toMatch(/one[- ]to[- ]one/i);
+  expect(demo.stdout).toMatch(/demo: OK/);
 
   const ran = await run(process.execPath, ['exchange.mjs', redisUrl], { cwd: project, env, timeout: 20_000 });
   expect(ran.stdout.trim()).toBe('installed_a: hello from the tarball');

@@ -19,7 +19,7 @@ export interface Run {
 
 function env(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['LINER_REDIS_URL', 'NO_COLOR', 'FORCE_COLOR']) delete e[k];
+  for (const k of ['LINER_STORE_URL', 'LINER_REDIS_URL', 'NO_COLOR', 'FORCE_COLOR']) delete e[k];
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete e[k];
     else e[k] = v;
