@@ -33,6 +33,7 @@ import difflib
 import os
 import shlex
 import re
+import shutil
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,6 +45,10 @@ OUTPUT_INFO = {"text", "output"}
 MARKER = re.compile(r"<!--\s*check:\s*(run|compile|skip|output)\b[^>]*-->")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 DEFAULT_REDIS = re.compile(r"redis://127\.0\.0\.1:6379(?:/\d+)?")
+# An SQLite store given by a relative path ("sqlite:mesh.db"): the check puts the file in
+# SQLITE_DIR, not in the checkout, and empties that directory before each page.
+RELATIVE_SQLITE = re.compile(r"sqlite:([\w-]+\.db)\b")
+SQLITE_DIR = os.path.join(ROOT, "build", f"docs-sqlite-{os.getpid()}")
 
 # The normalisation of documented and real output (see the header).
 LOOPBACK_PORT = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\]):\d+\b")
@@ -151,7 +156,15 @@ def output_marker_problems(blocks):
 
 
 def with_redis(code, url):
+    """`code` pointed at the test's stores: the Redis at `url`, SQLite files in SQLITE_DIR."""
+    code = RELATIVE_SQLITE.sub(lambda m: "sqlite:" + os.path.join(SQLITE_DIR, m.group(1)), code)
     return DEFAULT_REDIS.sub(url, code)
+
+
+def empty_sqlite_dir():
+    """A fresh SQLITE_DIR: the SQLite side of flushing the test Redis before a page."""
+    shutil.rmtree(SQLITE_DIR, ignore_errors=True)
+    os.makedirs(SQLITE_DIR)
 
 
 def normalise(text):

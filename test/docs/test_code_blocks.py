@@ -128,6 +128,7 @@ def check_sh(block, url):
 @pytest.mark.parametrize("page", RUN_PAGES)
 def test_page_blocks_run(page, url, work, compiled_ts, redis_server):
     redis_server.cli("-n", DB, "FLUSHDB")
+    docblocks.empty_sqlite_dir()
     for block in [b for b in ALL if b.page == page and b.mode in ("run", "compile")]:
         stdout = None
         if block.lang == "ts":

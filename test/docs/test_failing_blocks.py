@@ -65,8 +65,8 @@ def file_name(case):
 
 
 def example_block(page, lang):
-    """The page's first block of that language that runs: its example."""
-    return next(b for b in docblocks.blocks(page) if b.lang == lang and b.mode == "run")
+    """The page's first block of that language that runs on Redis: its example."""
+    return next(b for b in docblocks.blocks(page) if b.lang == lang and b.mode == "run" and docblocks.DEFAULT_REDIS.search(b.code))
 
 
 def planted(case, url):
