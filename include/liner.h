@@ -94,7 +94,8 @@ enum {
  *                     resolved and bound by lnr_run().
  * @param redis_url    "redis://[user:pass@]host[:port][/db]" (default port 6379, db 0) or
  *                     "unix:///path/to/socket" ("redis+unix://" also accepted). AUTH and SELECT
- *                     are done for you.
+ *                     are done for you. Any other store URL is taken too ("sqlite:mesh.db": see
+ *                     lnr_new_client_sqlite()); a scheme no store serves is LNR_ERR_INVALID_ARG.
  * @return a handle, or NULL when an argument is invalid or Redis cannot be reached within about
  *         2 s. On NULL, lnr_last_create_error() and lnr_last_create_error_code() say why.
  *
