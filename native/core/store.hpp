@@ -258,6 +258,9 @@ class Store {
 // Opens a store from a URL, by its scheme (store_registry.cpp lists them). Does not connect yet.
 // An unknown scheme is Err::invalid_arg, naming the schemes there are.
 Status open_store(const std::string& url, std::unique_ptr<Store>* out);
+// What open_store would say of `url`'s form, without keeping a store (bindings check options
+// when a client is made, before anything connects).
+Status check_store_url(const std::string& url);
 
 // The URL of the SQLite store in the file `path` (liner_broker's sqlite_path: absolute or
 // relative to the working directory), for open_store.

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/redis_store.hpp"
+#include "core/redis_url.hpp"
 #include "core/sqlite_store.hpp"
 #include "core/store.hpp"
 
@@ -39,10 +40,14 @@ std::string known_schemes() {
 Status open_store(const std::string& url, std::unique_ptr<Store>* out) {
   for (const auto& scheme : kSchemes)
     if (url.compare(0, std::strlen(scheme.prefix), scheme.prefix) == 0) return scheme.open(url, out);
-  // The URL may hold a password: show its scheme only.
-  size_t colon = url.find(':');
-  std::string shown = colon == std::string::npos || colon > 32 ? std::string("this URL") : "'" + url.substr(0, colon) + ":'";
-  return Status(Err::invalid_arg, "no store serves " + shown + "; store URLs start with " + known_schemes());
+  // redact_redis_url hides the password of any URL, whichever its scheme.
+  return Status(Err::invalid_arg, "no store serves the URL '" + redact_redis_url(url) + "': store URLs start with " +
+                                      known_schemes());
+}
+
+Status check_store_url(const std::string& url) {
+  std::unique_ptr<Store> unused;  // openers do no I/O: this only checks the URL's form
+  return open_store(url, &unused);
 }
 
 std::string sqlite_store_url(const std::string& path) {

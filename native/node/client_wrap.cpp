@@ -122,6 +122,8 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Client
   options_.topic = string_option(o, "topic", true);
   options_.localhost = string_option(o, "listen", true);
   options_.store_url = string_option(o, "store", true);
+  liner::Status store = liner::check_store_url(options_.store_url);  // a scheme no store serves
+  if (!store) throw status_error(info.Env(), store);
   advertise_ = string_option(o, "advertise", false);
   check_advertise(info.Env(), advertise_);
   options_.max_message_size = limit_option(o, "maxMessageSize", liner::LimitId::max_message_size);

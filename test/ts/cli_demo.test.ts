@@ -50,7 +50,7 @@ test('Redis down and stray arguments fail with one line', async () => {
   await expectFailure(['demo', '--redis', await deadRedisUrl()], 1, /^liner demo: cannot reach Redis/);
   const url = await liner(['demo', '--redis', 'rediss://127.0.0.1:6379/0']);
   expect(url.code).toBe(2);
-  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: no store serves 'rediss:'; store URLs start with /)]);
+  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: no store serves the URL 'rediss:\/\/127\.0\.0\.1:6379\/0': store URLs start with /)]);
   const both = await liner(['demo', '--throwaway-redis', '--store', redisUrl]);
   expect(both.code).toBe(2);
   const extra = await liner(['demo', 'now']);

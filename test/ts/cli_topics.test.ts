@@ -90,7 +90,7 @@ test('an empty database says so', async () => {
 test('bad URL, Redis down and bad options fail with one line and a non-zero status', async () => {
   const bad = await liner(['topics', '--redis', 'http://127.0.0.1:6379']);
   expect(bad.code).toBe(2);
-  expect(ownLines(bad.stderr)).toEqual([expect.stringMatching(/^liner topics: invalid Redis URL 'http:\/\/127\.0\.0\.1:6379'/)]);
+  expect(ownLines(bad.stderr)).toEqual([expect.stringMatching(/^liner topics: no store serves the URL 'http:\/\/127\.0\.0\.1:6379'/)]);
   expect(bad.stdout).toBe('');
 
   await expectFailure(['topics', '--redis', await deadRedisUrl()], 1, /^liner topics: cannot reach Redis at 127\.0\.0\.1:\d+ \(connection refused\)$/);
