@@ -66,7 +66,7 @@ Status RedisStore::read_directory(const redisReply* r, const std::string& key, s
 }
 
 Status RedisStore::delete_topic_addresses(const std::string& topic) {
-  return conn_.command({"DEL", topic_addr_key(topic), topic_lease_key(topic)});
+  return conn_.command({"DEL", topic_addr_key(topic)});
 }
 
 Status RedisStore::renew_registration(const Registration& r, bool* complete) {

@@ -67,10 +67,7 @@ Status SqliteStore::read_directory(const std::string& topic, std::vector<TopicAd
 }
 
 Status SqliteStore::delete_topic_addresses(const std::string& topic) {
-  return with_db(Lock::write, [&] {
-    Status s = Query(*this, "DELETE FROM topic_addr WHERE topic = ?1").bind(topic).run();
-    return s ? Query(*this, "DELETE FROM lnr_lease WHERE topic = ?1").bind(topic).run() : s;
-  });
+  return with_db(Lock::none, [&] { return Query(*this, "DELETE FROM topic_addr WHERE topic = ?1").bind(topic).run(); });
 }
 
 Status SqliteStore::is_ours(const std::string& topic, const std::string& addr, const std::string& unique_name,
