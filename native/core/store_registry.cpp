@@ -2,6 +2,7 @@
 // every store. A store adds itself here with its opener; nothing else changes per store.
 #include <cstring>
 
+#include "core/postgres_store.hpp"
 #include "core/redis_store.hpp"
 #include "core/redis_url.hpp"
 #include "core/sqlite_store.hpp"
@@ -24,6 +25,8 @@ const StoreScheme kSchemes[] = {
     {"redis+unix://", open_redis_store},
     {"sqlite://", open_sqlite_store},  // before "sqlite:", which it starts with
     {"sqlite:", open_sqlite_store},
+    {"postgres://", open_postgres_store},
+    {"postgresql://", open_postgres_store},
 };
 
 std::string known_schemes() {

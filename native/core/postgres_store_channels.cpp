@@ -1,0 +1,358 @@
+// PostgresStore, keys and channels (postgres_store.hpp): topic and connection keys from the
+// counter in seq, a channel's metadata and ack counter, the listeners a sender remembers, and the
+// channel's offline queue with its hand-over marks and refusals. The same steps as the SQLite
+// store's (sqlite_store_channels.cpp), with row and advisory locks where SQLite has one writer.
+#include "core/frame.hpp"
+#include "core/postgres_store.hpp"
+
+namespace liner {
+
+// A table of keys by name, and how people call one of its rows.
+struct PostgresStore::KeyTable {
+  const char* select;  // $1 name -> key
+  const char* insert;  // $1 name, $2 key
+  const char* row;     // "<table>[<column>=", the name and "]" follow
+};
+
+namespace {
+
+// LIMIT and OFFSET are signed: a larger count means "all of them".
+int64_t clamp(uint64_t v) { return v > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v); }
+
+}  // namespace
+
+Status PostgresStore::topic_key(const std::string& topic, int32_t* key) {
+  static const KeyTable table{"SELECT k FROM topic_key WHERE topic = $1",
+                              "INSERT INTO topic_key (topic, k) VALUES ($1, $2)", "topic_key[topic="};
+  bool found = false;
+  return key_of(table, topic, true, key, &found);
+}
+
+Status PostgresStore::connection_key(const std::string& u, const std::string& s, const std::string& l,
+                                     bool allocate, int32_t* ck, bool* found) {
+  static const KeyTable table{"SELECT connection_key FROM conn_key_map WHERE composite = $1",
+                              "INSERT INTO conn_key_map (composite, connection_key) VALUES ($1, $2)",
+                              "conn_key_map[composite="};
+  return key_of(table, composite(u, s, l), allocate, ck, found);
+}
+
+Status PostgresStore::key_of(const KeyTable& table, const std::string& name, bool allocate, int32_t* value,
+                             bool* found) {
+  auto lookup = [&] {
+    Query q(*this, table.select);
+    Status s = q.bind(name).run();
+    *found = s && q.rows() > 0;
+    if (*found && !q.i32(0, 0, value)) return corrupt(table.row + name + "]");
+    return s;
+  };
+  // Without a transaction first: the key is there on every call but the first.
+  Status s = with_db(false, lookup);
+  if (!s || *found || !allocate) return s;
+  return with_db(true, [&] {
+    // seq's row locked first (liner_broker's UPDATE locks it too), then the name looked up again:
+    // another process may have won while this one waited.
+    Query counter(*this, "SELECT v FROM seq WHERE id = 1 FOR UPDATE");
+    Status s = counter.run();
+    if (s) s = lookup();
+    if (!s || *found) return s;
+    int64_t v = 0;
+    if (counter.rows() == 1 && !counter.i64(0, 0, &v)) return corrupt("seq[id=1]");
+    if (v >= INT32_MAX) return corrupt("seq[id=1]");
+    const int32_t fresh = int32_t(v + 1);
+    s = raise_counter(fresh);
+    if (s) s = Query(*this, table.insert).bind(name).bind(int64_t(fresh)).run();
+    if (!s) return s;
+    *value = fresh;
+    *found = true;
+    return s;
+  });
+}
+
+Status PostgresStore::set_sender_topic(int32_t ck, const std::string& sender_topic) {
+  return with_db(false, [&] {
+    return Query(*this,
+                 "INSERT INTO conn_sender (connection_key, sender_topic) VALUES ($1, $2)"
+                 " ON CONFLICT (connection_key) DO UPDATE SET sender_topic = EXCLUDED.sender_topic")
+        .bind(int64_t(ck))
+        .bind(sender_topic)
+        .run();
+  });
+}
+
+Status PostgresStore::sender_topic(int32_t ck, std::string* sender_topic, bool* found) {
+  return with_db(false, [&] { return read_sender_topic(ck, sender_topic, found); });
+}
+
+Status PostgresStore::read_sender_topic(int32_t ck, std::string* sender_topic, bool* found) {
+  Query q(*this, "SELECT sender_topic FROM conn_sender WHERE connection_key = $1");
+  Status s = q.bind(int64_t(ck)).run();
+  *found = s && q.rows() > 0;
+  if (*found) *sender_topic = q.bytes(0, 0);
+  return s;
+}
+
+Status PostgresStore::read_ack(int32_t ck, bool create, AckCounter* out) {
+  return with_db(false, [&] {
+    Status s = read_ack_row(ck, out);
+    if (!s || out->existed || !create) return s;
+    // liner_broker 1.3.1's statement (init_last_mess_number_from_sender).
+    return Query(*this,
+                 "INSERT INTO conn_mess_number (connection_key, v) VALUES ($1, 0) ON CONFLICT (connection_key) DO NOTHING")
+        .bind(int64_t(ck))
+        .run();
+  });
+}
+
+Status PostgresStore::read_ack_row(int32_t ck, AckCounter* out) {
+  Query q(*this, "SELECT v FROM conn_mess_number WHERE connection_key = $1");
+  Status s = q.bind(int64_t(ck)).run();
+  *out = AckCounter();
+  out->existed = s && q.rows() > 0;
+  int64_t v = 0;
+  out->unreadable = out->existed && !q.i64(0, 0, &v);
+  out->number = out->unreadable ? 0 : uint64_t(v);  // the BIGINT of the number's 64 bits
+  return s;
+}
+
+Status PostgresStore::set_last_mess_number(int32_t ck, uint64_t number) {
+  return with_db(false, [&] {
+    return Query(*this,
+                 "INSERT INTO conn_mess_number (connection_key, v) VALUES ($1, $2)"
+                 " ON CONFLICT (connection_key) DO UPDATE SET v = EXCLUDED.v")
+        .bind(int64_t(ck))
+        .bind(int64_t(number))  // above INT64_MAX: negative (postgres_store.hpp)
+        .run();
+  });
+}
+
+Status PostgresStore::save_listener_for_sender(const std::string& u, const std::string& s, const std::string& addr,
+                                               const std::string& listener_topic,
+                                               const std::string& listener_unique) {
+  // The plain topic, as liner_broker 1.3.1 writes and reads it; the name in liner's column.
+  return with_db(false, [&] {
+    return Query(*this,
+                 "INSERT INTO sender_listener (sender_key, addr, listener_topic, client_name) VALUES ($1, $2, $3, $4)"
+                 " ON CONFLICT (sender_key, addr) DO UPDATE SET listener_topic = EXCLUDED.listener_topic,"
+                 " client_name = EXCLUDED.client_name")
+        .bind(sender_key(u, s))
+        .bind(addr)
+        .bind(listener_topic)
+        .bind(listener_unique)
+        .run();
+  });
+}
+
+Status PostgresStore::listeners_of_sender(const std::string& u, const std::string& s,
+                                          std::vector<RememberedListener>* out) {
+  return with_db(false, [&] {
+    Query q(*this,
+            "SELECT addr, listener_topic, client_name FROM sender_listener WHERE sender_key = $1"
+            " ORDER BY addr COLLATE \"C\"");
+    Status st = q.bind(sender_key(u, s)).run();
+    out->clear();
+    for (int i = 0; st && i < q.rows(); ++i) {
+      RememberedListener l;
+      l.addr = q.bytes(i, 0);
+      std::string value = q.bytes(i, 1), name = q.bytes(i, 2);
+      // liner_broker >= 1.3.2 writes "topic\x1flistener" (its Redis store does; read alike here).
+      size_t sep = value.find('\x1f');
+      l.topic = value.substr(0, sep);
+      if (sep != std::string::npos) l.unique_name = value.substr(sep + 1);
+      if (!name.empty()) l.unique_name = std::move(name);
+      out->push_back(std::move(l));
+    }
+    return st;
+  });
+}
+
+Status PostgresStore::connection_keys_of_sender(const std::string& u, const std::string& s,
+                                                std::vector<std::pair<std::string, int32_t>>* out) {
+  const std::string prefix = composite(u, s, "");
+  return with_db(false, [&] {
+    Query q(*this,
+            "SELECT composite, connection_key FROM conn_key_map WHERE starts_with(composite, $1)"
+            " ORDER BY composite COLLATE \"C\"");
+    Status st = q.bind(prefix).run();
+    for (int i = 0; st && i < q.rows(); ++i) {
+      std::string name = q.bytes(i, 0), listener = name.substr(prefix.size());
+      // The listener part must be one segment: "U:S:L", not "U:S:x:y" of another S.
+      if (listener.find(':') != std::string::npos) continue;
+      int32_t ck = 0;
+      if (!q.i32(i, 1, &ck)) return corrupt("conn_key_map[composite=" + name + "]");
+      out->emplace_back(std::move(listener), ck);
+    }
+    return st;
+  });
+}
+
+Status PostgresStore::delete_listeners_of_sender(const std::string& u, const std::string& s) {
+  return with_db(false, [&] {
+    return Query(*this, "DELETE FROM sender_listener WHERE sender_key = $1").bind(sender_key(u, s)).run();
+  });
+}
+
+// ---- The offline queue ---------------------------------------------------------------------------
+
+Status PostgresStore::push_messages(int32_t ck, const std::vector<const std::string*>& frames,
+                                    const NumberRanges& handover) {
+  if (frames.empty() && handover.empty()) return Status();
+  // One transaction: the marks and their frames are there together or not at all.
+  return with_db(true, [&] {
+    Status s = lock_queue(ck);
+    for (size_t i = 0; s && i < handover.size(); ++i)
+      s = Query(*this, "INSERT INTO lnr_handover (connection_key, first, last) VALUES ($1, $2, $3)")
+              .bind(int64_t(ck))
+              .bind_u64(handover[i].first)
+              .bind_u64(handover[i].second)
+              .run();
+    for (size_t i = 0; s && i < frames.size(); ++i)
+      s = Query(*this, "INSERT INTO conn_messages (connection_key, payload) VALUES ($1, $2)")
+              .bind(int64_t(ck))
+              .bind_bytes(*frames[i])
+              .run();
+    return s;
+  });
+}
+
+Status PostgresStore::handover_marks(int32_t ck, NumberRanges* out) {
+  out->clear();
+  return with_db(false, [&] {
+    Query q(*this, "SELECT first, last FROM lnr_handover WHERE connection_key = $1 ORDER BY id");
+    Status s = q.bind(int64_t(ck)).run();
+    for (int i = 0; s && i < q.rows(); ++i) {
+      uint64_t first = 0, last = 0;
+      if (!q.u64(i, 0, &first) || !q.u64(i, 1, &last) || first > last)
+        return corrupt("lnr_handover[connection_key=" + std::to_string(ck) + "]");
+      out->emplace_back(first, last);
+    }
+    return s;
+  });
+}
+
+Status PostgresStore::drop_marks_if_empty(int32_t ck) {
+  // The marks describe the queue's frames: they go when the last one does, whoever takes it.
+  return Query(*this,
+               "DELETE FROM lnr_handover WHERE connection_key = $1"
+               " AND NOT EXISTS (SELECT 1 FROM conn_messages WHERE connection_key = $1)")
+      .bind(int64_t(ck))
+      .run();
+}
+
+Status PostgresStore::remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) {
+  if (removed) *removed = 0;
+  if (frames.empty()) return Status();
+  return with_db(true, [&] {
+    Status s = lock_queue(ck);
+    uint64_t n = 0;
+    for (size_t i = 0; s && i < frames.size(); ++i) {
+      // The oldest copy only, as LREM key 1 frame does.
+      Query q(*this,
+              "DELETE FROM conn_messages WHERE id = (SELECT id FROM conn_messages"
+              " WHERE connection_key = $1 AND payload = $2 ORDER BY id LIMIT 1) RETURNING 1");
+      s = q.bind(int64_t(ck)).bind_bytes(frames[i]).run();
+      if (s) n += uint64_t(q.rows());
+    }
+    if (s) s = drop_marks_if_empty(ck);
+    if (s && removed) *removed = n;
+    return s;
+  });
+}
+
+Status PostgresStore::queue_length(int32_t ck, uint64_t* length) {
+  return with_db(false, [&] { return count_queue(ck, length); });
+}
+
+Status PostgresStore::count_queue(int32_t ck, uint64_t* length) {
+  Query q(*this, "SELECT COUNT(*) FROM conn_messages WHERE connection_key = $1");
+  Status s = q.bind(int64_t(ck)).run();
+  int64_t n = 0;
+  *length = s && q.rows() == 1 && q.i64(0, 0, &n) ? uint64_t(n) : 0;
+  return s;
+}
+
+Status PostgresStore::read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
+  return with_db(false, [&] { return read_frames(ck, offset, count, frames); });
+}
+
+Status PostgresStore::read_frames(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
+  Query q(*this, "SELECT payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT $2 OFFSET $3", true);
+  Status s = q.bind(int64_t(ck)).bind(clamp(count)).bind(clamp(offset)).run();
+  for (int i = 0; s && i < q.rows(); ++i) frames->push_back(q.bytes(i, 0));
+  return s;
+}
+
+Status PostgresStore::pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
+                                       uint64_t* popped) {
+  if (popped) *popped = 0;
+  if (count == 0) return Status();
+  // Checked and removed under the queue's lock, so the pop holds whatever an earlier attempt did.
+  return with_db(true, [&] {
+    Status s = lock_queue(ck);
+    if (!s) return s;
+    std::string last_id;
+    {
+      // Binary results: the id as text (its bytes), the frame as its bytes.
+      Query q(*this,
+              "SELECT id::text, payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT 1 OFFSET $2",
+              true);
+      s = q.bind(int64_t(ck)).bind(clamp(count - 1)).run();
+      if (!s || q.rows() == 0) return s;  // fewer frames than that: nothing
+      // Its number, or 0 if it is not a frame (stored_frame_number).
+      const uint64_t number = stored_frame_number(q.bytes(0, 1));
+      if (number != last_number || number > acked) return Status();
+      last_id = q.bytes(0, 0);
+    }
+    s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = $1 AND id <= $2").bind(int64_t(ck)).bind(last_id).run();
+    if (s) s = drop_marks_if_empty(ck);
+    if (s && popped) *popped = count;
+    return s;
+  });
+}
+
+Status PostgresStore::last_stored_message(int32_t ck, std::string* frame, bool* found) {
+  return with_db(false, [&] {
+    Query q(*this, "SELECT payload FROM conn_messages WHERE connection_key = $1 ORDER BY id DESC LIMIT 1", true);
+    Status s = q.bind(int64_t(ck)).run();
+    *found = s && q.rows() > 0;
+    if (*found) *frame = q.bytes(0, 0);
+    return s;
+  });
+}
+
+Status PostgresStore::delete_rows(int32_t ck, std::initializer_list<const char*> deletes) {
+  Status s;
+  for (auto it = deletes.begin(); s && it != deletes.end(); ++it) s = Query(*this, *it).bind(int64_t(ck)).run();
+  return s;
+}
+
+Status PostgresStore::clear_channel(int32_t ck) {
+  return with_db(true, [&] {
+    Status s = lock_queue(ck);
+    if (!s) return s;
+    return delete_rows(ck, {"DELETE FROM conn_messages WHERE connection_key = $1",
+                            "DELETE FROM conn_mess_number WHERE connection_key = $1",
+                            "DELETE FROM lnr_handover WHERE connection_key = $1"});
+  });
+}
+
+Status PostgresStore::report_refused(int32_t ck, uint64_t number, const std::string& reason) {
+  return with_db(true, [&] {
+    Status s = lock_queue(ck);  // the trim below counts this channel's rows
+    if (s)
+      s = Query(*this, "INSERT INTO lnr_refused (connection_key, number, reason) VALUES ($1, $2, $3)")
+              .bind(int64_t(ck))
+              .bind_u64(number)
+              .bind(reason)
+              .run();
+    // The newest 100 stay.
+    if (s)
+      s = Query(*this,
+                "DELETE FROM lnr_refused WHERE connection_key = $1 AND id <= (SELECT id FROM lnr_refused"
+                " WHERE connection_key = $1 ORDER BY id DESC LIMIT 1 OFFSET 100)")
+              .bind(int64_t(ck))
+              .run();
+    return s ? announce(DirectoryEvent::refused, "", "", ck, number, reason) : s;
+  });
+}
+
+}  // namespace liner
