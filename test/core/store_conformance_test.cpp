@@ -59,6 +59,10 @@ const StoreKind kKinds[] = {
     // directory that does not exist.
     {"sqlite", [](const std::string& dir) -> std::string { return "sqlite:" + dir + "/store.db"; },
      "sqlite:/nonexistent-dir/x.db"},
+    // A new database on the server of LINER_TEST_POSTGRES_URL (test_support.hpp); port 1 needs
+    // root to listen on: nothing answers there.
+    {"postgres", [](const std::string&) { return testing_support::fresh_postgres_database(); },
+     "postgres://postgres@127.0.0.1:1/postgres"},
 };
 
 std::unique_ptr<Store> open(const std::string& url) {
@@ -122,6 +126,7 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     url_ = GetParam().fresh_url(dir_);
+    ASSERT_FALSE(url_.empty()) << "no store for this test (the failure above says why)";
     store = open(url_);
     ASSERT_NE(store, nullptr);
   }

@@ -206,3 +206,71 @@ std::string numbered_frame(uint64_t number, const std::string& payload) {
 }
 
 }  // namespace testing_support
+
+// ---- PostgreSQL --------------------------------------------------------------------------------
+
+#include <gtest/gtest.h>
+
+#include "core/libpq_loader.hpp"
+
+namespace testing_support {
+
+std::string postgres_url() {
+  const char* env = std::getenv("LINER_TEST_POSTGRES_URL");
+  if (env && *env) return env;
+  ADD_FAILURE() << "LINER_TEST_POSTGRES_URL is unset: run the tests through scripts/test.sh, or start a "
+                   "throwaway server first: `. scripts/lib/postgres.sh && start_throwaway_postgres` "
+                   "(exports LINER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres)";
+  return {};
+}
+
+std::string postgres_database_url(const std::string& url, const std::string& db) {
+  size_t from = url.find("://");
+  size_t path = url.find('/', from == std::string::npos ? 0 : from + 3);
+  size_t query = url.find('?', from);
+  std::string rest = query == std::string::npos ? std::string() : url.substr(query);
+  return (path == std::string::npos || path > query ? url.substr(0, query) : url.substr(0, path)) + "/" + db + rest;
+}
+
+bool postgres_exec(const std::string& url, const std::string& sql, PgRows* rows) {
+  const liner::pq::Api* pq = nullptr;
+  liner::Status s = liner::pq::load(&pq);
+  if (!s) {
+    ADD_FAILURE() << s.message;
+    return false;
+  }
+  liner::pq::PGconn* conn = pq->PQconnectdb(url.c_str());
+  if (pq->PQstatus(conn) != liner::pq::CONNECTION_OK) {
+    ADD_FAILURE() << "connecting to " << url << ": " << pq->PQerrorMessage(conn);
+    pq->PQfinish(conn);
+    return false;
+  }
+  liner::pq::PGresult* r = pq->PQexec(conn, sql.c_str());
+  liner::pq::ExecStatusType st = pq->PQresultStatus(r);
+  bool ok = st == liner::pq::PGRES_COMMAND_OK || st == liner::pq::PGRES_TUPLES_OK;
+  if (!ok) ADD_FAILURE() << sql << ": " << pq->PQresultErrorMessage(r);
+  if (ok && rows) {
+    rows->clear();
+    for (int i = 0; i < pq->PQntuples(r); ++i) {
+      std::vector<std::string> row;
+      for (int j = 0; j < pq->PQnfields(r); ++j) row.push_back(pq->PQgetvalue(r, i, j));
+      rows->push_back(std::move(row));
+    }
+  }
+  pq->PQclear(r);
+  pq->PQfinish(conn);
+  return ok;
+}
+
+std::string fresh_postgres_database() {
+  static std::string previous;
+  static int made = 0;
+  const std::string base = postgres_url();
+  if (base.empty()) return {};
+  if (!previous.empty()) postgres_exec(base, "DROP DATABASE IF EXISTS " + previous + " WITH (FORCE)");
+  previous = "liner_test_" + std::to_string(::getpid()) + "_" + std::to_string(++made);
+  if (!postgres_exec(base, "CREATE DATABASE " + previous)) return {};
+  return postgres_database_url(base, previous);
+}
+
+}  // namespace testing_support

@@ -60,3 +60,24 @@ int free_port();
 std::string numbered_frame(uint64_t number, const std::string& payload = "x");
 
 }  // namespace testing_support
+
+namespace testing_support {
+
+// ---- PostgreSQL: the server LINER_TEST_POSTGRES_URL names ---------------------------------------
+// scripts/test.sh starts one for the run; by hand:
+//   . scripts/lib/postgres.sh && start_throwaway_postgres   (exports LINER_TEST_POSTGRES_URL)
+// Unset, a test that needs it fails saying so (a skipped test would hide the store untested).
+
+// The server's URL, or "" after a test failure that says how to set it.
+std::string postgres_url();
+// `url` (a postgres:// URI) naming database `db` instead.
+std::string postgres_database_url(const std::string& url, const std::string& db);
+// A new empty database on that server, its URL; the previous one this process made is dropped
+// (the server is shared by the run). "" after a test failure.
+std::string fresh_postgres_database();
+// Runs `sql` (statements without parameters) on the database `url` names, through the loader
+// the store uses. The rows of the last statement, as text (NULL as ""); a test failure if it fails.
+using PgRows = std::vector<std::vector<std::string>>;
+bool postgres_exec(const std::string& url, const std::string& sql, PgRows* rows = nullptr);
+
+}  // namespace testing_support
