@@ -35,9 +35,10 @@ missing=()
 # make: node-gyp's generator for the Node addon.
 # clang + libclang-rt-14-dev: the fuzz target and sanitizer runs; iproute2: ss, used by the
 # dead-address fault test and the multi-host test bed; nftables: packet loss in that test bed;
-# libzmq3-dev: the libzmq baseline of bench/.
+# libzmq3-dev: the libzmq baseline of bench/; postgresql: the server the PostgreSQL store's tests
+# start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
 for pkg in redis-server libhiredis-dev libzstd-dev libgtest-dev cmake ninja-build g++ pkg-config make \
-  clang libclang-rt-14-dev iproute2 nftables libzmq3-dev; do
+  clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql; do
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

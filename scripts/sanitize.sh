@@ -32,7 +32,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 SUITE_NAME_WIDTH=12
 . scripts/lib/suites.sh
-start_suites_redis
+start_suites_servers
 
 # configure DIR ARGS...: configures DIR once (an existing tree keeps its options) and builds it.
 configure_and_build() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs liner's test suites against ONE throwaway redis-server.
+# Runs liner's test suites against ONE throwaway redis-server and ONE throwaway PostgreSQL.
 #
 #   scripts/test.sh            every suite: C/C++ (ctest), Python (test/python), interop,
 #                              faults, hostile input, TypeScript (vitest), hardening, the
@@ -23,7 +23,8 @@
 #                                          set-up that sets it)
 # The suites find the server through LINER_TEST_REDIS_URL (test/conftest.py, the C examples and
 # test/ts/support read it; the vitest files use databases 1..4 of that server, the other suites
-# database 0).
+# database 0), and the PostgreSQL server through LINER_TEST_POSTGRES_URL (the C++ tests make a
+# database of their own per test there).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -39,7 +40,7 @@ esac
 scripts/bootstrap.sh || { echo "liner: set-up failed, no test was run" >&2; exit 1; }
 
 . scripts/lib/suites.sh
-start_suites_redis
+start_suites_servers
 
 # record_counts NAME STATUS PASSED SKIPPED DETAIL: like record, but a suite that passed no test
 # fails unless LINER_EXPECTED_SKIPS names it.
