@@ -104,8 +104,10 @@ constexpr int kLinerLocks = 0x6c6e72;  // "lnr"
 constexpr int kSchemaLock = 0;
 constexpr int kQueueLockClass = 0x6c6e73;  // with the connection key as the second number
 
-// liner_broker 1.3.1's LOCK_TIMEOUT; statements get the same bound.
-constexpr char kSessionSettings[] = "SET lock_timeout = '5s'; SET statement_timeout = '5s'";
+// liner_broker 1.3.1's LOCK_TIMEOUT; statements get the same bound. Notices are not sent: libpq
+// would print each (the schema's "already exists, skipping") on the host process's stderr.
+constexpr char kSessionSettings[] =
+    "SET lock_timeout = '5s'; SET statement_timeout = '5s'; SET client_min_messages = error";
 constexpr char kDefaultConnectTimeout[] = "connect_timeout=2";
 
 constexpr char kNotifyChannel[] = "lnr_directory";
@@ -187,12 +189,11 @@ std::string scrub(std::string text, const std::string& secret) {
 
 }  // namespace
 
-PostgresStore::PostgresStore(std::string url) : password_(password_of(url)) {
+PostgresStore::PostgresStore(std::string url) : shown_(redacted(url)), password_(password_of(url)) {
   // The connection is bounded unless the URL says how (libpq waits for the OS's TCP timeout).
   if (url.find("connect_timeout=") == std::string::npos)
     url += (url.find('?') == std::string::npos ? "?" : "&") + std::string(kDefaultConnectTimeout);
   url_ = std::move(url);
-  shown_ = redacted(url_);
 }
 
 PostgresStore::~PostgresStore() {

@@ -229,9 +229,9 @@ class PostgresStore final : public Store {
   // ---- postgres_store_inspect.cpp -----------------------------------------------------------------
   Status channel_names(const std::string& sender_unique, bool keyed, std::vector<ChannelName>* out);
 
-  std::string url_;    // as given, with the timeouts added
-  std::string shown_;  // redacted(url_)
+  std::string shown_;     // redacted(the URL as given): what errors show
   std::string password_;  // scrubbed from every message
+  std::string url_;       // as given, with connect_timeout added when it sets none
   const pq::Api* pq_ = nullptr;
   pq::PGconn* conn_ = nullptr;
   pq::PGconn* listen_conn_ = nullptr;  // the feed's session (LISTEN)

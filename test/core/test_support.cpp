@@ -263,14 +263,23 @@ bool postgres_exec(const std::string& url, const std::string& sql, PgRows* rows)
 }
 
 std::string fresh_postgres_database() {
-  static std::string previous;
-  static int made = 0;
+  // The databases of earlier tests are dropped; the current test's stay until it is over.
+  static std::vector<std::string> made;
+  static std::string made_by;
+  static int count = 0;
   const std::string base = postgres_url();
   if (base.empty()) return {};
-  if (!previous.empty()) postgres_exec(base, "DROP DATABASE IF EXISTS " + previous + " WITH (FORCE)");
-  previous = "liner_test_" + std::to_string(::getpid()) + "_" + std::to_string(++made);
-  if (!postgres_exec(base, "CREATE DATABASE " + previous)) return {};
-  return postgres_database_url(base, previous);
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string current = test ? std::string(test->test_suite_name()) + "." + test->name() : std::string();
+  if (current != made_by) {
+    for (const auto& db : made) postgres_exec(base, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    made.clear();
+    made_by = current;
+  }
+  const std::string db = "liner_test_" + std::to_string(::getpid()) + "_" + std::to_string(++count);
+  if (!postgres_exec(base, "CREATE DATABASE " + db)) return {};
+  made.push_back(db);
+  return postgres_database_url(base, db);
 }
 
 }  // namespace testing_support

@@ -72,8 +72,8 @@ namespace testing_support {
 std::string postgres_url();
 // `url` (a postgres:// URI) naming database `db` instead.
 std::string postgres_database_url(const std::string& url, const std::string& db);
-// A new empty database on that server, its URL; the previous one this process made is dropped
-// (the server is shared by the run). "" after a test failure.
+// A new empty database on that server, its URL; those this process made for earlier tests are
+// dropped (the server is shared by the run). "" after a test failure.
 std::string fresh_postgres_database();
 // Runs `sql` (statements without parameters) on the database `url` names, through the loader
 // the store uses. The rows of the last statement, as text (NULL as ""); a test failure if it fails.
