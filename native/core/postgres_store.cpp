@@ -469,6 +469,7 @@ Status PostgresStore::take_notifications(std::vector<DirectoryEvent>* events) {
     if (n->extra && decode_event(n->extra, &e)) events->push_back(std::move(e));
     pq_->PQfreemem(n);
   }
+  set_health(true, "");  // the feed's store answers again once its session does
   return Status();
 }
 
