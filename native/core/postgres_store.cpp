@@ -272,6 +272,16 @@ Status PostgresStore::open() {
 }
 
 Status PostgresStore::create_schema() {
+  // Made whole or not at all (one transaction), so its last object tells. The DDL is skipped
+  // when it is there: CREATE INDEX IF NOT EXISTS still takes a SHARE lock on its table, which
+  // would deadlock with peers writing their queues (a sender's spill holds conn_messages and
+  // waits for lnr_handover while a new connection's DDL holds one and waits for the other).
+  {
+    Query q(*this, "SELECT 1 WHERE to_regclass('lnr_refused_ck') IS NOT NULL");
+    Status s = q.run();
+    if (!s) return s;
+    if (q.rows() == 1) return Status();
+  }
   Status s = exec("BEGIN");
   if (!s) return s;
   s = Query(*this, "SELECT pg_advisory_xact_lock($1, $2)").bind(int64_t(kLinerLocks)).bind(int64_t(kSchemaLock)).run();

@@ -291,9 +291,11 @@ Status PostgresStore::pop_acknowledged(int32_t ck, uint64_t count, uint64_t last
     if (!s) return s;
     std::string last_id;
     {
-      // Binary results: the id as text (its bytes), the frame as its bytes.
+      // Binary results: the id as text (its bytes), the frame as its bytes. The text column has
+      // a name of its own: named "id", it would be what ORDER BY id sorts ("10" before "2").
       Query q(*this,
-              "SELECT id::text, payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT 1 OFFSET $2",
+              "SELECT id::text AS id_text, payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT 1 "
+              "OFFSET $2",
               true);
       s = q.bind(int64_t(ck)).bind(clamp(count - 1)).run();
       if (!s || q.rows() == 0) return s;  // fewer frames than that: nothing

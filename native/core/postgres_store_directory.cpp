@@ -68,10 +68,9 @@ Status PostgresStore::read_directory(const std::string& topic, std::vector<Topic
 }
 
 Status PostgresStore::delete_topic_addresses(const std::string& topic) {
-  return with_db(true, [&] {
-    Status s = Query(*this, "DELETE FROM topic_addr WHERE topic = $1").bind(topic).run();
-    return s ? Query(*this, "DELETE FROM lnr_lease WHERE topic = $1").bind(topic).run() : s;
-  });
+  // The directory only, as liner_broker and the other stores do: running replicas put their
+  // entries back and renew their leases.
+  return with_db(false, [&] { return Query(*this, "DELETE FROM topic_addr WHERE topic = $1").bind(topic).run(); });
 }
 
 Status PostgresStore::is_ours(const std::string& topic, const std::string& addr, const std::string& unique_name,

@@ -490,6 +490,17 @@ TEST_P(StoreConformance, PopAcknowledgedRemovesTheHeadThatWasReadAndAcknowledged
   EXPECT_EQ(queue(3), (std::vector<std::string>{all.begin() + 5, all.end()}));
 }
 
+// A store's rows keep their queue order past nine and ninety-nine of them, whatever sorts them
+// (PostgreSQL once sorted the head it checks by the row id as text: "10" before "2").
+TEST_P(StoreConformance, PopAcknowledgedFindsTheHeadInQueueOrderPastNineAndNinetyNineFrames) {
+  std::vector<uint64_t> numbers;
+  for (uint64_t n = 1; n <= 120; ++n) numbers.push_back(n);
+  auto all = queued(3, numbers);
+  EXPECT_EQ(pop(3, 11, 11, 11), 11u);
+  EXPECT_EQ(pop(3, 100, 111, 120), 100u);
+  EXPECT_EQ(queue(3), (std::vector<std::string>{all.begin() + 111, all.end()}));
+}
+
 TEST_P(StoreConformance, PopAcknowledgedLeavesAHeadThatIsNotAcknowledged) {
   auto all = queued(3, kTrickyNumbers);
   EXPECT_EQ(pop(3, 5, 256, 255), 0u);
