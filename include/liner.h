@@ -27,6 +27,7 @@
 #define LINER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,6 +135,27 @@ LNR_API lnr_hClient lnr_new_client(const char* unique_name, const char* topic,
 LNR_API lnr_hClient lnr_new_client_sqlite(const char* unique_name, const char* topic,
                                           const char* localhost, const char* sqlite_path,
                                           const char* receivers_json);
+
+/**
+ * Creates a client whose store is a PostgreSQL database, as liner_broker 1.3.1 built with its
+ * `postgres` feature does: for peers on several hosts that already run PostgreSQL. liner uses
+ * liner_broker's tables (created when missing), so liner and liner_broker peers can share one
+ * database (docs/using-postgres.md).
+ *
+ * @param postgres_url  "postgres://user:pass@host:port/dbname" (or "postgresql://"), or libpq's
+ *                      "host=... port=... dbname=... user=..." form. A connect timeout of 2 s is
+ *                      added unless it sets one.
+ * @return a handle, or NULL (lnr_last_create_error() says why, without the password). libpq
+ *         (libpq.so.5) is loaded when the first PostgreSQL client is made: without it, NULL with
+ *         LNR_ERR_STORE and a message naming the package to install.
+ *
+ * The other arguments mean what they mean for lnr_new_client_redis().
+ */
+LNR_API lnr_hClient lnr_new_client_postgres(const char* unique_name, const char* topic,
+                                            const char* localhost, const char* postgres_url);
+
+/** 1: this library has the PostgreSQL store (liner_broker's marker of its `postgres` feature). */
+LNR_API uint8_t lnr_postgres_enabled(void);
 
 /**
  * Starts the client: binds its listen address, registers it under the source topic and every

@@ -192,18 +192,24 @@ BOOL with_topic(lnr_hClient h, const char* fn, const char* topic, Call&& call) {
 // What every lnr_new_client_* does: checks its arguments, creates the client on the store that
 // `store_arg` names (a URL, or for SQLite a file path), seeds liner_broker's `receivers_json`
 // (SQLite only: NULL for the other stores), and records why it failed for lnr_last_create_error().
-enum class StoreArg { url, sqlite_path };
+enum class StoreArg { url, sqlite_path, postgres_url };
 lnr_hClient new_client(const char* fn, const char* unique_name, const char* topic, const char* localhost,
                        const char* store_arg, StoreArg kind, const char* receivers_json) {
   Status s = check_string(unique_name, "unique_name");
   if (s) s = check_string(topic, "topic");
   if (s) s = check_string(localhost, "localhost");
-  if (s) s = check_string(store_arg, kind == StoreArg::url ? "store_path" : "sqlite_path");
+  if (s) s = check_string(store_arg, kind == StoreArg::url           ? "store_path"
+                                     : kind == StoreArg::sqlite_path ? "sqlite_path"
+                                                                     : "postgres_url");
   std::vector<liner::SeedReceiver> receivers;
   if (s && receivers_json && *receivers_json) s = check_string(receivers_json, "receivers_json");
   if (s && receivers_json) s = liner::parse_receivers_json(receivers_json, &receivers);
   std::string store_url;
-  if (s) store_url = kind == StoreArg::url ? std::string(store_arg) : liner::sqlite_store_url(store_arg);
+  if (s) {
+    store_url = kind == StoreArg::url           ? std::string(store_arg)
+                : kind == StoreArg::sqlite_path ? liner::sqlite_store_url(store_arg)
+                                                : liner::postgres_store_url(store_arg);
+  }
   std::unique_ptr<Client> client;
   if (s) {
     liner::ClientOptions o;
@@ -247,6 +253,14 @@ LNR_API lnr_hClient lnr_new_client_sqlite(const char* unique_name, const char* t
   return new_client("lnr_new_client_sqlite", unique_name, topic, localhost, sqlite_path, StoreArg::sqlite_path,
                     receivers_json ? receivers_json : "");
 }
+
+LNR_API lnr_hClient lnr_new_client_postgres(const char* unique_name, const char* topic, const char* localhost,
+                                            const char* postgres_url) {
+  return new_client("lnr_new_client_postgres", unique_name, topic, localhost, postgres_url, StoreArg::postgres_url,
+                    nullptr);
+}
+
+LNR_API uint8_t lnr_postgres_enabled(void) { return 1; }
 
 LNR_API BOOL lnr_run(lnr_hClient client, lnr_receive_cb receive_cb, lnr_uData udata) {
   return with_client(client, "lnr_run", [&](Client& c) {

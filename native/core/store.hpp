@@ -266,4 +266,9 @@ Status check_store_url(const std::string& url);
 // relative to the working directory), for open_store.
 std::string sqlite_store_url(const std::string& path);
 
+// The URL of the PostgreSQL store that liner_broker's postgres_url names: a postgres:// or
+// postgresql:// URL as it is, or libpq's "host=... dbname=..." form made a URL with the same
+// parameters. Anything else is returned as it is (open_store then says what store URLs are).
+std::string postgres_store_url(const std::string& conninfo);
+
 }  // namespace liner

@@ -52,6 +52,8 @@ def _signatures():
         "lnr_new_client_redis": (hclient, [c_char_p, c_char_p, c_char_p, c_char_p]),
         "lnr_new_client": (hclient, [c_char_p, c_char_p, c_char_p, c_char_p]),
         "lnr_new_client_sqlite": (hclient, [c_char_p, c_char_p, c_char_p, c_char_p, c_char_p]),
+        "lnr_new_client_postgres": (hclient, [c_char_p, c_char_p, c_char_p, c_char_p]),
+        "lnr_postgres_enabled": (ctypes.c_uint8, []),
         "lnr_run": (c_int, [hclient, RECEIVE_CB, c_void_p]),
         # data is a void pointer so that bytes and ctypes arrays (over bytearray/memoryview)
         # are passed without a copy.

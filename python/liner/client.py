@@ -119,13 +119,15 @@ class Client:
     @classmethod
     @old_keywords(uniqName="unique_name")
     def new_postgres(cls, unique_name, topic, localhost, postgres_url):
-        """liner has no PostgreSQL store: always raises LinerError."""
-        for a in (unique_name, topic, localhost, postgres_url):
-            name_arg(a)  # TypeError first, as the other constructors
-        loaded_lib()
-        # liner_broker exports lnr_new_client_postgres when built with its postgres feature;
-        # liner's library never does.
-        raise LinerError(ERR_INVALID_ARG, "lnr_new_client_postgres is not in this library")
+        """A client whose store is a PostgreSQL database (peers on several hosts).
+
+        ``postgres_url``: ``postgres://user:pass@host:port/dbname`` or libpq's
+        ``"host=... dbname=..."`` form. Raises LinerError (ERR_STORE when the server cannot be
+        reached or libpq is not installed). See lnr_new_client_postgres in liner.h.
+        """
+        self = cls.__new__(cls)
+        self._init("lnr_new_client_postgres", unique_name, topic, localhost, postgres_url)
+        return self
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -161,9 +161,11 @@ def test_constructor_wrong_type(redis, position, wrong):
         liner.Client(*args).close()
 
 
-def test_postgres_is_refused():
-    with pytest.raises(liner.LinerError):
-        liner.Client.new_postgres("tb_u", "tb_t", "127.0.0.1:0", "postgres://x")
+def test_postgres_unreachable_is_a_store_error_without_the_password():
+    with pytest.raises(liner.LinerError) as e:
+        liner.Client.new_postgres("tb_u", "tb_t", "127.0.0.1:0", "postgres://u:Pw-SECRET@127.0.0.1:1/db")
+    assert e.value.code == liner.ERR_STORE
+    assert "Pw-SECRET" not in e.value.message
 
 
 @pytest.mark.parametrize("receivers", ["not-json", "{}", '[{"topic": "a"}]', "[1]"])
