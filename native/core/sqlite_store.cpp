@@ -180,10 +180,24 @@ Status open_sqlite_store(const std::string& url, std::unique_ptr<Store>* out) {
 
 Status SqliteStore::open() {
   if (db_) return Status();
-  int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-  Status s = rc == SQLITE_OK ? create_schema() : fail(rc);
-  if (!s) close();  // the next call tries again from the start
-  return s;
+  // Connections that open a new file together race to create it and turn on WAL, and SQLite
+  // refuses some of those steps with SQLITE_BUSY without asking its busy handler: opening is
+  // retried, within the busy timeout every other wait has, and told as an outage only then.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    opening_ = true;
+    last_rc_ = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    Status s = last_rc_ == SQLITE_OK ? create_schema() : fail(last_rc_);
+    opening_ = false;
+    if (s) return s;
+    close();  // the next attempt, or the next call, starts again from the start
+    const bool busy = (last_rc_ & 0xff) == SQLITE_BUSY || (last_rc_ & 0xff) == SQLITE_LOCKED;
+    if (!busy || std::chrono::steady_clock::now() >= deadline) {
+      if (file_down(last_rc_)) set_health(false, s.message);
+      return s;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 Status SqliteStore::create_schema() {
@@ -237,7 +251,8 @@ Status SqliteStore::with_db(Lock lock, const std::function<Status()>& body) {
 
 Status SqliteStore::fail(int rc) {
   std::string why = "sqlite " + path_ + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-  if (file_down(rc)) set_health(false, why);
+  last_rc_ = rc;
+  if (file_down(rc) && !opening_) set_health(false, why);  // open() tells its own failure
   return Status(Err::store, why);
 }
 

@@ -239,6 +239,8 @@ class SqliteStore final : public Store {
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
   HealthFn on_health_;
   enum class Health { unknown, up, down } health_ = Health::unknown;
+  bool opening_ = false;  // open() is retrying: it tells an outage once it gives up
+  int last_rc_ = 0;       // the result code of the last failure (fail())
   bool watching_ = false;  // the feed: last_event_ is set
   int64_t last_event_ = 0;
 };
