@@ -1,5 +1,5 @@
 # The liner Node-API addon: native/core (the same engine as libliner_broker, compiled from
-# source) plus native/node (the binding). hiredis and zstd are linked from their static
+# source) plus native/node (the binding). hiredis, zstd and SQLite are linked from their static
 # archives when the system has them, so the .node needs nothing but libc.
 #
 # native/node/build.sh builds this file from build/addon/ (node-gyp always writes to ./build,
@@ -19,11 +19,9 @@
         '<(liner_root)/native/node/directory_wrap.cpp',
         '<(liner_root)/native/node/errors.cpp',
         '<(liner_root)/native/node/inbox.cpp',
-        '<(liner_root)/native/third_party/sqlite/sqlite3.c',
       ],
       'include_dirs': [
         '<(liner_root)/native',
-        '<(liner_root)/native/third_party/sqlite',
         '<!(node -p "require(\'node-addon-api\').include_dir")',
       ],
       'defines': [
@@ -31,8 +29,6 @@
         'NAPI_CPP_EXCEPTIONS',
         'NODE_ADDON_API_DISABLE_DEPRECATED',
         'LINER_NODE_VERSION="<!(node -p "require(\'<(liner_root)/package.json\').version")"',
-        # The vendored SQLite's options (native/third_party/sqlite/defines.txt, shared with CMake).
-        '<!@(node -p "require(\'fs\').readFileSync(\'<(liner_root)/native/third_party/sqlite/defines.txt\', \'utf8\').split(\'\\n\').filter(l => /^[A-Z]/.test(l)).join(\' \')")',
       ],
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti'],
@@ -41,10 +37,11 @@
         ['OS=="linux"', {
           'libraries': [
             # Static archive if the compiler finds one, else the shared library.
-            '<!@(node -p "[\'hiredis\', \'zstd\'].map(n => { try { const p = require(\'child_process\').execSync(\'cc -print-file-name=lib\' + n + \'.a\').toString().trim(); if (require(\'fs\').existsSync(p)) return p; } catch (e) {} return \'-l\' + n; }).join(\' \')")',
+            '<!@(node -p "[\'hiredis\', \'zstd\', \'sqlite3\'].map(n => { try { const p = require(\'child_process\').execSync(\'cc -print-file-name=lib\' + n + \'.a\').toString().trim(); if (require(\'fs\').existsSync(p)) return p; } catch (e) {} return \'-l\' + n; }).join(\' \')")',
             '-pthread',
+            '-lm',  # SQLite's static archive uses libm
           ],
-          # Export the Node-API entry points only: the core, hiredis, zstd and libstdc++ stay
+          # Export the Node-API entry points only: the core, hiredis, zstd, SQLite and libstdc++ stay
           # private to this .node and never clash with another addon's copy.
           'ldflags': [
             '-Wl,--exclude-libs,ALL',
@@ -55,7 +52,7 @@
           ],
         }],
         ['OS=="mac"', {
-          'libraries': ['-lhiredis', '-lzstd'],
+          'libraries': ['-lhiredis', '-lzstd', '-lsqlite3'],
           'xcode_settings': {
             'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
             'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',
