@@ -17,6 +17,8 @@
 #include "core/limits.hpp"
 #include "core/log.hpp"
 #include "core/per_thread.hpp"
+#include "core/postgres_store.hpp"
+#include "core/sqlite_store.hpp"
 #include "core/receivers_json.hpp"
 
 using liner::Client;

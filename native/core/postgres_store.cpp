@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -230,6 +231,57 @@ std::string PostgresStore::redacted(const std::string& url) {
 }
 
 // ---- Opening ---------------------------------------------------------------------------------
+
+namespace {
+
+std::string percent_encoded(const std::string& text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(char(c));
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string postgres_store_url(const std::string& conninfo) {
+  if (conninfo.compare(0, 11, "postgres://") == 0 || conninfo.compare(0, 13, "postgresql://") == 0) return conninfo;
+  // libpq's "key=value key='quoted \\' value'" form, as query parameters of a URI libpq reads
+  // the same way ("postgresql:///?host=...&dbname=..."), each value percent-encoded.
+  std::string url = "postgresql:///?";
+  size_t i = 0;
+  bool first = true;
+  auto space = [&] { while (i < conninfo.size() && std::isspace(static_cast<unsigned char>(conninfo[i]))) ++i; };
+  for (space(); i < conninfo.size(); space()) {
+    size_t eq = conninfo.find('=', i);
+    if (eq == std::string::npos) return conninfo;  // not that form: the registry will say so
+    std::string key = conninfo.substr(i, eq - i);
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    i = eq + 1;
+    space();
+    std::string value;
+    if (i < conninfo.size() && conninfo[i] == '\'') {
+      for (++i; i < conninfo.size() && conninfo[i] != '\''; ++i) {
+        if (conninfo[i] == '\\' && i + 1 < conninfo.size()) ++i;
+        value.push_back(conninfo[i]);
+      }
+      if (i == conninfo.size()) return conninfo;  // unterminated quote
+      ++i;
+    } else {
+      while (i < conninfo.size() && !std::isspace(static_cast<unsigned char>(conninfo[i]))) value.push_back(conninfo[i++]);
+    }
+    url += (first ? "" : "&") + percent_encoded(key) + "=" + percent_encoded(value);
+    first = false;
+  }
+  return first ? conninfo : url;
+}
 
 Status open_postgres_store(const std::string& url, std::unique_ptr<Store>* out) {
   out->reset(new PostgresStore(url));

@@ -243,4 +243,9 @@ class PostgresStore final : public Store {
 // no I/O and loads no library: the store's first call does.
 Status open_postgres_store(const std::string& url, std::unique_ptr<Store>* out);
 
+// The URL of the PostgreSQL store that liner_broker's postgres_url names: a postgres:// or
+// postgresql:// URL as it is, or libpq's "host=... dbname=..." form made a URL with the same
+// parameters. Anything else is returned as it is (open_store then says what store URLs are).
+std::string postgres_store_url(const std::string& conninfo);
+
 }  // namespace liner

@@ -160,6 +160,12 @@ Status SqliteStore::ping() {
 
 // ---- Opening ---------------------------------------------------------------------------------
 
+std::string sqlite_store_url(const std::string& path) {
+  // "sqlite:" + path, except that a path starting with "//" would read as "sqlite://" + a
+  // relative path: "sqlite://" + "//x" keeps it whole.
+  return (path.compare(0, 2, "//") == 0 ? "sqlite://" : "sqlite:") + path;
+}
+
 Status open_sqlite_store(const std::string& url, std::unique_ptr<Store>* out) {
   std::string path;
   for (const char* scheme : {"sqlite://", "sqlite:"}) {

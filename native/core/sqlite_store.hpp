@@ -258,4 +258,8 @@ Status open_sqlite_store(const std::string& url, std::unique_ptr<Store>* out);
 Status seed_sqlite_receivers(Store& store, const std::string& unique_name, const std::string& source_topic,
                              const std::string& localhost, const std::vector<SeedReceiver>& entries);
 
+// The URL of the SQLite store in the file `path` (liner_broker's sqlite_path: absolute or
+// relative to the working directory), for open_store.
+std::string sqlite_store_url(const std::string& path);
+
 }  // namespace liner

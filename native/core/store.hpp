@@ -262,13 +262,4 @@ Status open_store(const std::string& url, std::unique_ptr<Store>* out);
 // when a client is made, before anything connects).
 Status check_store_url(const std::string& url);
 
-// The URL of the SQLite store in the file `path` (liner_broker's sqlite_path: absolute or
-// relative to the working directory), for open_store.
-std::string sqlite_store_url(const std::string& path);
-
-// The URL of the PostgreSQL store that liner_broker's postgres_url names: a postgres:// or
-// postgresql:// URL as it is, or libpq's "host=... dbname=..." form made a URL with the same
-// parameters. Anything else is returned as it is (open_store then says what store URLs are).
-std::string postgres_store_url(const std::string& conninfo);
-
 }  // namespace liner
