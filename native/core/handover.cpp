@@ -58,25 +58,23 @@ void Handover::hand_over(Store& store, const ChannelInfo& channel, const std::st
   std::sort(marks.begin(), marks.end());
   Sweep& sweep = departed.sweeps[topic_key];
   if (sweep.done && sweep.marks == marks) return;  // nothing new since it found nothing to hand
-  if (sweep.offset == 0) sweep = Sweep{0, marks, false, false};
+  if (sweep.after == 0) sweep = Sweep{0, marks, false, false};
   size_t before = departed.handed.size();
-  // Removals since the last pass shift the queue left: a sweep may pass over a frame, which the
-  // next sweep finds (a done sweep needs one that handed nothing).
   for (uint64_t read = 0; read < kPassFrames;) {
-    std::vector<std::string> frames;
-    if (!store.read_messages(channel.connection_key, sweep.offset, kChunk, &frames)) break;
+    std::vector<QueuedFrame> frames;
+    if (!store.read_messages_after(channel.connection_key, sweep.after, kChunk, &frames)) break;
     bool more = true;
     for (size_t i = 0; more && i < frames.size(); ++i) {
-      uint64_t number = stored_frame_number(frames[i]);
+      uint64_t number = stored_frame_number(frames[i].frame);
       if (number == 0 || departed.handed.count(number) || !marked(marks, number)) continue;
-      more = hand_one(store, frames[i], number, topic, topic_key, takers, departed);
+      more = hand_one(store, frames[i].frame, number, topic, topic_key, takers, departed);
     }
     if (!more) break;  // the takers are full: this chunk again next pass (handed ones are skipped)
-    sweep.offset += frames.size();
+    if (!frames.empty()) sweep.after = frames.back().place;
     read += frames.size();
     if (frames.size() < kChunk) {  // the end
       sweep.done = !sweep.handed && departed.handed.size() == before && sweep.marks == marks;
-      sweep.offset = 0;
+      sweep.after = 0;
       break;
     }
   }

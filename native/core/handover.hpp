@@ -61,7 +61,7 @@ class Handover {
   };
   // How far a sweep of a queue for one topic got.
   struct Sweep {
-    uint64_t offset = 0;  // where the next pass reads on (0: a sweep starts)
+    uint64_t after = 0;  // the place (Store::read_messages_after) the next pass reads after (0: a sweep starts)
     NumberRanges marks;   // as the sweep started
     bool handed = false;  // it handed something
     bool done = false;    // it reached the end having handed nothing: read again on new marks

@@ -11,14 +11,14 @@ Status OfflineQueue::open(Store& store) {
   Status s = store.queue_length(ck_, &length);
   if (!s) return s;
   forget();
-  total_ = length;
+  unread_ = length;
   may_have_backlog_ = length > 0;
   return s;
 }
 
 void OfflineQueue::forget() {
   head_.clear();
-  read_ = total_ = 0;
+  unread_ = after_ = 0;
 }
 
 Status OfflineQueue::push(Store& store, const std::vector<const std::string*>& frames, const NumberRanges& handover) {
@@ -29,44 +29,42 @@ Status OfflineQueue::push(Store& store, const std::vector<const std::string*>& f
   return s;
 }
 
-OfflineQueue::Read OfflineQueue::read_next(Store& store, uint64_t max, const FrameFn& fn, Status* error) {
-  uint64_t count = std::min(max, total_ - read_);
-  if (count == 0) return Read::ok;
-  std::vector<std::string> frames;
-  bool overlap = read_ > 0;
-  Status s = store.read_messages(ck_, read_ - overlap, count + overlap, &frames);
-  if (!s) {
-    *error = s;
-    return Read::failed;
+Status OfflineQueue::read_next(Store& store, uint64_t max, const FrameFn& fn) {
+  uint64_t count = std::min(max, unread_);
+  if (count == 0) return Status();
+  std::vector<QueuedFrame> frames;
+  Status s = store.read_messages_after(ck_, after_, count, &frames);
+  if (!s) return s;
+  // Fewer than the length promised: some were removed meanwhile (handed over), none is left.
+  unread_ = frames.size() < count ? 0 : unread_ - count;
+  for (auto& f : frames) {
+    uint64_t number = stored_frame_number(f.frame);
+    after_ = f.place;
+    head_.push_back(Read{f.place, number});
+    fn(std::move(f.frame), number);
   }
-  if (frames.size() <= size_t(overlap) || (overlap && stored_frame_number(frames.front()) != head_.back())) {
-    forget();  // shorter than it was, or shifted: positions are no longer what we think
-    return Read::moved;
-  }
-  for (size_t i = overlap; i < frames.size(); ++i) {
-    uint64_t number = stored_frame_number(frames[i]);
-    ++read_;
-    head_.push_back(number);
-    fn(std::move(frames[i]), number);
-  }
-  return Read::ok;
+  return s;
 }
 
 bool OfflineQueue::pop(Store& store, uint64_t acked, uint64_t written, Status* error) {
   uint64_t done = 0;
-  while (done < head_.size() && done < written && head_[done] <= acked) ++done;
+  while (done < head_.size() && done < written && head_[done].number <= acked) ++done;
   if (done == 0) return true;
-  uint64_t popped = 0;
-  Status s = store.pop_acknowledged(ck_, done, head_[done - 1], acked, &popped);
-  if (s && popped == done) {
+  // The highest place among them: Redis places are numbers, which a push made again repeats.
+  uint64_t through = 0;
+  for (uint64_t i = 0; i < done; ++i) through = std::max(through, head_[i].place);
+  bool empty = false;
+  Status s = store.drop_messages_through(ck_, through, &empty);
+  if (s) {
     head_.erase(head_.begin(), head_.begin() + long(done));
-    read_ -= done;
-    total_ -= done;
-    if (total_ == 0) may_have_backlog_ = false;
+    if (empty) {  // what else was read is gone too (handed over)
+      forget();
+      may_have_backlog_ = false;
+    }
     return true;
   }
-  // It failed (a time-out: it may or may not have run), or the list was not what we read.
-  if (!s) *error = s;
+  // It failed (a time-out: it may or may not have run).
+  *error = s;
   forget();
   return false;
 }

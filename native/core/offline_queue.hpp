@@ -5,23 +5,21 @@
 // - in RAM, not yet written (the sender's pending segments), numbered above everything stored:
 //   the sender stores RAM only by spilling all of it at once, when the peer is unreachable;
 // - in the store: frames that left RAM unacknowledged, oldest first;
-// - read from the store's head: head_ holds their numbers, in list order (head_.size() is how
-//   many were read), the first of them written to the current connection, the rest waiting in
-//   the sender's backlog segments;
+// - read from the store's head: head_ holds their places and numbers, in queue order, the first
+//   of them written to the current connection, the rest waiting in the sender's backlog segments;
 // - written and unacknowledged (the sender's unacked segments, or head_ entries above the ack);
 // - acknowledged: the listener's counter ("lnr_connection:{ck}:mess_number") is at or above
 //   their number. Only these ever leave the store.
 //
 // Invariants this unit keeps:
-// - A frame leaves the store only through pop(), and only as part of a head that the store
-//   itself checks is still what was read, up to a frame at or below the ack
-//   (Store::pop_acknowledged): a pop that is retried, repeated, or whose reply came too late
+// - A frame leaves the store only through pop(), which removes through the place of a frame
+//   read, written and acknowledged, after which only such frames come (Store places ascend and
+//   new frames come after them): a pop that is retried, repeated, or whose reply came too late
 //   removes nothing else.
-// - Positions in the list are trusted only while verified. Every read overlaps the previous one
-//   by one frame and must find it again; a pop that failed or removed another count than asked,
-//   or a read that did not find its overlap, drops the view, and the queue is read again from
-//   its head. Frames that were already written are recognised by number (at or below the last
-//   number written) and not written again, so nothing is skipped and nothing reordered.
+// - Reads resume after the last place read, so frames removed meanwhile (handed to another
+//   replica) shift nothing. A failed pop drops the view and the queue is read again from its
+//   head; frames that were already written are recognised by number (at or below the last number
+//   written) and not written again, so nothing is skipped and nothing reordered.
 // - may_have_backlog() stays true until a pop or a length read shows the store empty: a
 //   listener that dies before acknowledging the replay gets it again when it returns, without
 //   waiting for a new send.
@@ -59,14 +57,12 @@ class OfflineQueue {
   // The channel was created while the store held nothing for it.
   void open_empty() { may_have_backlog_ = false; }
   // Frames left to read on this connection.
-  bool has_unread() const { return read_ < total_; }
+  bool has_unread() const { return unread_ > 0; }
   // Frames read and not popped yet (the sender polls acks while there are some).
   bool has_unpopped() const { return !head_.empty(); }
 
-  enum class Read { ok, moved, failed };
-  // Reads up to `max` more frames from where the last read ended, passing each to `fn`.
-  // moved: the list changed under us (the view was dropped: call reread()); failed: *error.
-  Read read_next(Store& store, uint64_t max, const FrameFn& fn, Status* error);
+  // Reads up to `max` more frames after the last one read, passing each to `fn`.
+  Status read_next(Store& store, uint64_t max, const FrameFn& fn);
 
   // Pops the acknowledged frames among the first `written` read (the others still wait in the
   // sender's RAM). Returns false when the view was dropped: call reread().
@@ -74,14 +70,19 @@ class OfflineQueue {
   // Drops the view and reads the length again; the next read_next starts at the head.
   Status reread(Store& store);
 
-  uint64_t read_count() const { return read_; }
+  // Frames read and not popped yet.
+  uint64_t read_count() const { return head_.size(); }
 
  private:
+  struct Read {
+    uint64_t place;   // in the store
+    uint64_t number;  // the frame's number; 0 if it is not a frame
+  };
   int32_t ck_;  // the channel's connection key
   bool may_have_backlog_ = true;
-  uint64_t total_ = 0;  // the list's length as last verified
-  uint64_t read_ = 0;   // head elements read so far (== head_.size())
-  std::deque<uint64_t> head_;  // their numbers
+  uint64_t unread_ = 0;  // frames left to read, as far as the length read at open() tells
+  uint64_t after_ = 0;   // the place of the last frame read; 0: none yet
+  std::deque<Read> head_;
 };
 
 }  // namespace liner

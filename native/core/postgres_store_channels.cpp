@@ -270,43 +270,40 @@ Status PostgresStore::count_queue(int32_t ck, uint64_t* length) {
   return s;
 }
 
-Status PostgresStore::read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
-  return with_db(false, [&] { return read_frames(ck, offset, count, frames); });
+Status PostgresStore::read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
+  return with_db(false, [&] { return read_frames(ck, after, count, out); });
 }
 
-Status PostgresStore::read_frames(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
-  Query q(*this, "SELECT payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT $2 OFFSET $3", true);
-  Status s = q.bind(int64_t(ck)).bind(clamp(count)).bind(clamp(offset)).run();
-  for (int i = 0; s && i < q.rows(); ++i) frames->push_back(q.bytes(i, 0));
+Status PostgresStore::read_frames(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
+  // Binary results: the id as text (its bytes), the frame as its bytes. The text column has a
+  // name of its own: named "id", it would be what ORDER BY id sorts ("10" before "2").
+  Query q(*this,
+          "SELECT id::text AS id_text, payload FROM conn_messages WHERE connection_key = $1 AND id > $2"
+          " ORDER BY id LIMIT $3",
+          true);
+  Status s = q.bind(int64_t(ck)).bind(clamp(after)).bind(clamp(count)).run();
+  for (int i = 0; s && i < q.rows(); ++i) {
+    uint64_t place = 0;
+    if (!q.u64(i, 0, &place)) return corrupt("conn_messages[id=" + q.bytes(i, 0) + "]");
+    out->push_back(QueuedFrame{place, q.bytes(i, 1)});
+  }
   return s;
 }
 
-Status PostgresStore::pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                                       uint64_t* popped) {
-  if (popped) *popped = 0;
-  if (count == 0) return Status();
-  // Checked and removed under the queue's lock, so the pop holds whatever an earlier attempt did.
+Status PostgresStore::drop_messages_through(int32_t ck, uint64_t through, bool* empty) {
   return with_db(true, [&] {
     Status s = lock_queue(ck);
-    if (!s) return s;
-    std::string last_id;
-    {
-      // Binary results: the id as text (its bytes), the frame as its bytes. The text column has
-      // a name of its own: named "id", it would be what ORDER BY id sorts ("10" before "2").
-      Query q(*this,
-              "SELECT id::text AS id_text, payload FROM conn_messages WHERE connection_key = $1 ORDER BY id LIMIT 1 "
-              "OFFSET $2",
-              true);
-      s = q.bind(int64_t(ck)).bind(clamp(count - 1)).run();
-      if (!s || q.rows() == 0) return s;  // fewer frames than that: nothing
-      // Its number, or 0 if it is not a frame (stored_frame_number).
-      const uint64_t number = stored_frame_number(q.bytes(0, 1));
-      if (number != last_number || number > acked) return Status();
-      last_id = q.bytes(0, 0);
-    }
-    s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = $1 AND id <= $2").bind(int64_t(ck)).bind(last_id).run();
+    if (s)
+      s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = $1 AND id <= $2")
+              .bind(int64_t(ck))
+              .bind(clamp(through))
+              .run();
     if (s) s = drop_marks_if_empty(ck);
-    if (s && popped) *popped = count;
+    if (s && empty) {
+      Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = $1 LIMIT 1");
+      s = q.bind(int64_t(ck)).run();
+      *empty = q.rows() == 0;
+    }
     return s;
   });
 }

@@ -30,9 +30,13 @@
 // - A directory entry lapses only when its lease is a time past on Redis's clock (peers' clocks
 //   never matter); an entry without a lease (a liner_broker peer) never lapses. An unsubscribe is
 //   marked before it is announced.
-// - The offline queue grows at its tail only. Its head goes only if Redis finds there the frame the
-//   caller read, acknowledged (pop_acknowledged); other frames go only by their exact bytes. The
-//   hand-over marks are written before their frames and go with the queue's last frame.
+// - The offline queue grows at its tail only. A frame's place there (Store::read_messages_after)
+//   is its number: liner numbers a channel's frames in the order they are queued (a push that
+//   failed and is made again may repeat some); an element that is not a frame takes the place
+//   of the frame before it. Its head goes element by element in one script while each is placed
+//   at or before the place given (drop_messages_through): it never takes a frame numbered above
+//   it, which is above what the caller saw acknowledged. Other frames go only by their exact
+//   bytes. The hand-over marks are written before their frames and go with the queue's last frame.
 //
 // The class, by concept:
 //   redis_store.cpp            opening (open_redis_store), health, the directory change feed, and the
@@ -47,6 +51,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -95,9 +100,8 @@ class RedisStore final : public Store {
   Status handover_marks(int32_t ck, NumberRanges* out) override;
   Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) override;
   Status queue_length(int32_t ck, uint64_t* length) override;
-  Status read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override;
-  Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                          uint64_t* popped) override;
+  Status read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) override;
+  Status drop_messages_through(int32_t ck, uint64_t through, bool* empty) override;
   Status last_stored_message(int32_t ck, std::string* frame, bool* found) override;
   Status clear_channel(int32_t ck) override;
   Status report_refused(int32_t ck, uint64_t number, const std::string& reason) override;
@@ -172,6 +176,15 @@ class RedisStore final : public Store {
   // redis_store_inspect.cpp: the channel names "lnr_connection:{U}:{S}:{L}:key" of one sender
   // ("" for all), by name; keys not read.
   Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
+
+  // Where the last read of a channel's queue ended (read_messages_after): the place read last,
+  // and the index of the element after it, as far as this instance saw. Only a guess: a read
+  // checks it. One per channel this instance read.
+  struct ReadHint {
+    uint64_t after;
+    uint64_t index;
+  };
+  std::unordered_map<int32_t, ReadHint> read_hints_;
 
   std::string channel_;
   RedisConn conn_;

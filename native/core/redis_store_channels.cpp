@@ -4,6 +4,7 @@
 #include <map>
 #include <string_view>
 
+#include "core/frame.hpp"
 #include "core/redis_store.hpp"
 
 namespace liner {
@@ -204,60 +205,125 @@ Status RedisStore::queue_length(int32_t ck, uint64_t* length) {
   return parse_u64(r.get(), length) ? s : corrupt(key);
 }
 
-Status RedisStore::read_messages(int32_t ck, uint64_t offset, uint64_t count,
-                                 std::vector<std::string>* frames) {
+// Lua shared by the queue's scripts: a frame's number as 8 big-endian bytes (Lua numbers are
+// doubles), or nil if it is not a frame (as stored_frame_number says: length prefix = size - 4,
+// body >= 21 bytes, data_len within the body), and `above`, which compares two of them.
+static const char kQueueLua[] =
+    "local function number_of(f)\n"
+    "  if #f < 25 then return nil end\n"
+    "  local function be32(at)\n"
+    "    local a, b, c, d = string.byte(f, at, at + 3)\n"
+    "    return ((a * 256 + b) * 256 + c) * 256 + d\n"
+    "  end\n"
+    "  if be32(1) ~= #f - 4 or be32(22) + 21 > #f - 4 then return nil end\n"
+    "  return string.sub(f, 5, 12)\n"
+    "end\n"
+    // Byte by byte: Lua's '<' on strings follows the server's collation locale.
+    "local function above(a, b)\n"
+    "  for i = 1, 8 do\n"
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"
+    "    if x ~= y then return x > y end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n";
+
+static std::string big_endian(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = char(uint8_t(v >> (56 - 8 * i)));
+  return out;
+}
+
+Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
+  out->clear();
+  if (count == 0) return Status();
+  std::string key = conn_key(ck, "messages");
   RedisReply r;
-  Status s = conn_.command({"LRANGE", conn_key(ck, "messages"), std::to_string(offset),
-                            std::to_string(offset + count - 1)},
-                           &r);
+  const redisReply* list = nullptr;  // the elements wanted, from list->element[skip]
+  size_t skip = 0;
+  uint64_t index = 0;  // the queue's index of the first of them
+  Status s;
+  auto hint = read_hints_.find(ck);
+  if (after == 0) {
+    s = conn_.command({"LRANGE", key, "0", std::to_string(count - 1)}, &r);
+    list = r.get();
+  } else if (hint != read_hints_.end() && hint->second.after == after && hint->second.index > 0) {
+    // Usually one round trip: from where the last read ended, with the frame read last. Elements
+    // leave only from before it or after it and come only at the tail: while that frame is
+    // still there, what follows it is what follows it.
+    index = hint->second.index;
+    s = conn_.command({"LRANGE", key, std::to_string(index - 1), std::to_string(index + count - 1)}, &r);
+    if (s && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        stored_frame_number(std::string(r->element[0]->str, r->element[0]->len)) == after) {
+      list = r.get();
+      skip = 1;
+    }
+  }
   if (!s) return s;
-  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i)
-    frames->emplace_back(r->element[i]->str, r->element[i]->len);
+  if (!list) {
+    // The first element after the frame numbered `after` or, when that frame left, the first
+    // placed after it; a few elements at a time, as a script holds what it reads in memory.
+    static const std::string kFind = std::string(kQueueLua) +
+                                     "local i, at = 0, nil\n"
+                                     "while not at do\n"
+                                     "  local chunk = redis.call('LRANGE', KEYS[1], i, i + 7)\n"
+                                     "  for j = 1, #chunk do\n"
+                                     "    local n = number_of(chunk[j])\n"
+                                     "    if n == ARGV[1] then at = i + j break end\n"
+                                     "    if n and above(n, ARGV[1]) then at = i + j - 1 break end\n"
+                                     "  end\n"
+                                     "  if not at and #chunk < 8 then at = i + #chunk end\n"
+                                     "  i = i + 8\n"
+                                     "end\n"
+                                     "return {at, redis.call('LRANGE', KEYS[1], at, at + tonumber(ARGV[2]) - 1)}\n";
+    s = conn_.command({"EVAL", kFind, "1", key, big_endian(after), std::to_string(count)}, &r);
+    if (!s) return s;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !parse_u64(r->element[0], &index) ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
+      return corrupt("offline-queue search reply");
+    list = r->element[1];
+  }
+  uint64_t place = after;
+  for (size_t i = skip; list->type == REDIS_REPLY_ARRAY && i < list->elements; ++i) {
+    std::string frame(list->element[i]->str, list->element[i]->len);
+    uint64_t number = stored_frame_number(frame);
+    if (number > 0) place = number;  // not a frame: the place of the frame before it
+    out->push_back(QueuedFrame{place, std::move(frame)});
+  }
+  if (out->empty()) read_hints_.erase(ck);
+  else read_hints_[ck] = ReadHint{out->back().place, index + out->size()};
   return s;
 }
 
-Status RedisStore::pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                                    uint64_t* popped) {
-  if (popped) *popped = 0;
-  if (count == 0) return Status();
-  // The check runs inside Redis, so the pop holds whatever happened to an earlier attempt.
-  // Numbers travel as 8 big-endian bytes, compared byte-wise (Lua numbers are doubles).
-  static const char kScript[] =
-      "local n = tonumber(ARGV[1])\n"
-      "local f = redis.call('LINDEX', KEYS[1], n - 1)\n"
-      "if not f then return 0 end\n"
-      // Its number, or eight zero bytes if it is not a frame (as stored_frame_number says):
-      // length prefix = size - 4, body >= 21 bytes, data_len within the body.
-      "local function be32(at)\n"
-      "  local a, b, c, d = string.byte(f, at, at + 3)\n"
-      "  return ((a * 256 + b) * 256 + c) * 256 + d\n"
-      "end\n"
-      "local num = string.rep('\\0', 8)\n"
-      "if #f >= 25 and be32(1) == #f - 4 and be32(22) + 21 <= #f - 4 then num = string.sub(f, 5, 12) end\n"
-      "if num ~= ARGV[2] then return 0 end\n"
-      // Byte by byte: Lua's '<' on strings follows the server's collation locale.
-      "for i = 1, 8 do\n"
-      "  local a, b = string.byte(num, i), string.byte(ARGV[3], i)\n"
-      "  if a ~= b then if a > b then return 0 end break end\n"
-      "end\n"
-      "redis.call('LTRIM', KEYS[1], n, -1)\n"
-      // The hand-over marks describe the queue's frames: they go when the last one does.
-      "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end\n"
-      "return n\n";
-  auto be = [](uint64_t v) {
-    std::string out(8, '\0');
-    for (int i = 0; i < 8; ++i) out[i] = char(uint8_t(v >> (56 - 8 * i)));
-    return out;
-  };
-  std::string last = be(last_number), ack = be(acked);
+Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* empty) {
+  // From the head while the elements there are placed at or before `through`; the first one
+  // after it goes back. Each is read once (a pop), so the cost is what leaves.
+  static const std::string kDrop = std::string(kQueueLua) +
+                                   "local n = 0\n"
+                                   "while true do\n"
+                                   "  local f = redis.call('LPOP', KEYS[1])\n"
+                                   "  if not f then break end\n"
+                                   "  local num = number_of(f)\n"
+                                   "  if num and above(num, ARGV[1]) then redis.call('LPUSH', KEYS[1], f) break end\n"
+                                   "  n = n + 1\n"
+                                   "end\n"
+                                   "local left = redis.call('LLEN', KEYS[1])\n"
+                                   // The hand-over marks describe the queue's frames: they go when the last one does.
+                                   "if left == 0 then redis.call('DEL', KEYS[2]) end\n"
+                                   "return {n, left}\n";
   RedisReply r;
-  Status s = conn_.command({"EVAL", kScript, "2", conn_key(ck, "messages"), conn_key(ck, "handover"),
-                            std::to_string(count), last, ack},
+  Status s = conn_.command({"EVAL", kDrop, "2", conn_key(ck, "messages"), conn_key(ck, "handover"), big_endian(through)},
                            &r);
   if (!s) return s;
-  uint64_t n = 0;
-  if (!parse_u64(r.get(), &n)) return corrupt("offline-queue pop reply");
-  if (popped) *popped = n;
+  uint64_t dropped = 0, left = 0;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !parse_u64(r->element[0], &dropped) ||
+      !parse_u64(r->element[1], &left))
+    return corrupt("offline-queue drop reply");
+  auto hint = read_hints_.find(ck);
+  if (hint != read_hints_.end()) {
+    if (hint->second.index >= dropped) hint->second.index -= dropped;
+    else read_hints_.erase(hint);
+  }
+  if (empty) *empty = left == 0;
   return s;
 }
 
@@ -271,6 +337,7 @@ Status RedisStore::last_stored_message(int32_t ck, std::string* frame, bool* fou
 }
 
 Status RedisStore::clear_channel(int32_t ck) {
+  read_hints_.erase(ck);
   return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number"), conn_key(ck, "handover")});
 }
 

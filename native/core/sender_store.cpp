@@ -231,12 +231,10 @@ void Sender::load_backlog(Channel* ch) {
   // Not posted when a job of this channel is in flight: flush() runs again when it answered.
   uint64_t gen = ch->view_gen;
   post_store(ch, [this, ch, gen, take](Store& store) -> StoreThen {
-    Status error;
-    OfflineQueue::Read r = OfflineQueue::Read::ok;
     size_t bytes = 0;
     for (int chunk = 0;; ++chunk) {
       auto loaded = std::make_shared<Loaded>();
-      r = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
+      Status error = ch->offline.read_next(store, kBacklogChunk, [&](std::string&& f, uint64_t number) {
         loaded->bytes += f.size();
         if (number == 0) {
           ++loaded->not_frames;
@@ -253,19 +251,15 @@ void Sender::load_backlog(Channel* ch) {
         ++seg.frames;
         seg.last = number;
         ++loaded->frames;
-      }, &error);
+      });
       bytes += loaded->bytes;
-      bool more = r == OfflineQueue::Read::ok && ch->offline.has_unread() &&
-                  chunk + 1 < kReadAheadChunks && bytes < kReadAheadBytes && gen == ch->view_gen;
+      bool more = error.ok() && ch->offline.has_unread() && chunk + 1 < kReadAheadChunks &&
+                  bytes < kReadAheadBytes && gen == ch->view_gen;
       if (!more) {
         // The last chunk goes with the job's own completion.
-        return [this, ch, loaded, r, error, take, gen](bool stale) {
+        return [this, ch, loaded, error, take, gen](bool stale) {
           if (stale || ch->state != State::connected) return;
-          if (r == OfflineQueue::Read::moved) {
-            reread_store_queue(ch);
-            return;
-          }
-          if (r == OfflineQueue::Read::failed) {
+          if (!error.ok()) {
             on_failure(ch, "offline queue unreadable: " + error.message);
             return;
           }

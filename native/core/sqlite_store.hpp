@@ -36,9 +36,9 @@
 // - Leases use one machine's clock: every user of a WAL file is on one host (WAL needs shared
 //   memory). An entry without a lease (a liner_broker peer) never lapses. An unsubscribe is
 //   marked in the transaction that announces it.
-// - The offline queue grows at its tail only. Its head goes only if the frame found there is the
-//   one the caller read, acknowledged (pop_acknowledged); other frames go only by their exact
-//   bytes. Hand-over marks are written in the transaction of their frames and go with the last one.
+// - The offline queue grows at its tail only: a frame's place (Store::read_messages_after) is
+//   its row's id, which AUTOINCREMENT never hands out again. Its head goes through a place
+//   (drop_messages_through); other frames go only by their exact bytes. Hand-over marks are written in the transaction of their frames and go with the last one.
 //
 // The class, by concept:
 //   sqlite_store.cpp            opening (open_sqlite_store, the schema), statements and
@@ -119,9 +119,8 @@ class SqliteStore final : public Store {
   Status handover_marks(int32_t ck, NumberRanges* out) override;
   Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) override;
   Status queue_length(int32_t ck, uint64_t* length) override;
-  Status read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override;
-  Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                          uint64_t* popped) override;
+  Status read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) override;
+  Status drop_messages_through(int32_t ck, uint64_t through, bool* empty) override;
   Status last_stored_message(int32_t ck, std::string* frame, bool* found) override;
   Status clear_channel(int32_t ck) override;
   Status report_refused(int32_t ck, uint64_t number, const std::string& reason) override;
@@ -222,7 +221,7 @@ class SqliteStore final : public Store {
   Status read_sender_topic(int32_t ck, std::string* sender_topic, bool* found);
   Status read_ack_row(int32_t ck, AckCounter* out);
   Status count_queue(int32_t ck, uint64_t* length);
-  Status read_frames(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames);
+  Status read_frames(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out);
   Status drop_marks_if_empty(int32_t ck);
   // Runs each of `deletes` ("DELETE FROM <table> WHERE connection_key = ?1") for `ck`.
   Status delete_rows(int32_t ck, std::initializer_list<const char*> deletes);

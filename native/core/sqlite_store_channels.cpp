@@ -257,36 +257,27 @@ Status SqliteStore::count_queue(int32_t ck, uint64_t* length) {
   return q.status();
 }
 
-Status SqliteStore::read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
-  return with_db(Lock::none, [&] { return read_frames(ck, offset, count, frames); });
+Status SqliteStore::read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
+  return with_db(Lock::none, [&] { return read_frames(ck, after, count, out); });
 }
 
-Status SqliteStore::read_frames(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) {
-  Query q(*this, "SELECT payload FROM conn_messages WHERE connection_key = ?1 ORDER BY id LIMIT ?2 OFFSET ?3");
-  q.bind(ck).bind(clamp(count)).bind(clamp(offset));
-  while (q.step()) frames->push_back(q.bytes(0));
+Status SqliteStore::read_frames(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
+  Query q(*this, "SELECT id, payload FROM conn_messages WHERE connection_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
+  q.bind(ck).bind(clamp(after)).bind(clamp(count));
+  while (q.step()) out->push_back(QueuedFrame{uint64_t(q.i64(0)), q.bytes(1)});
   return q.status();
 }
 
-Status SqliteStore::pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                                     uint64_t* popped) {
-  if (popped) *popped = 0;
-  if (count == 0) return Status();
-  // Checked and removed under the write lock, so the pop holds whatever an earlier attempt did.
+Status SqliteStore::drop_messages_through(int32_t ck, uint64_t through, bool* empty) {
   return with_db(Lock::write, [&] {
-    int64_t last_id = 0;
-    {
-      Query q(*this, "SELECT id, payload FROM conn_messages WHERE connection_key = ?1 ORDER BY id LIMIT 1 OFFSET ?2");
-      q.bind(ck).bind(clamp(count - 1));
-      if (!q.step()) return q.status();  // fewer frames than that: nothing
-      // Its number, or 0 if it is not a frame (stored_frame_number).
-      const uint64_t number = stored_frame_number(q.bytes(1));
-      if (number != last_number || number > acked) return Status();
-      last_id = q.i64(0);
-    }
-    Status s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = ?1 AND id <= ?2").bind(ck).bind(last_id).run();
+    Status s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = ?1 AND id <= ?2").bind(ck).bind(clamp(through)).run();
     if (s) s = drop_marks_if_empty(ck);
-    if (s && popped) *popped = count;
+    if (s && empty) {
+      Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = ?1 LIMIT 1");
+      q.bind(ck);
+      *empty = !q.step();
+      s = q.status();
+    }
     return s;
   });
 }

@@ -69,13 +69,13 @@ Status SqliteStore::read_channels(const std::vector<int32_t>& keys, bool with_he
   return with_db(Lock::read, [&] {
     for (int32_t ck : keys) {
       ChannelState state;
-      std::vector<std::string> head;
+      std::vector<QueuedFrame> head;
       Status s = read_sender_topic(ck, &state.sender_topic, &state.has_sender_topic);
       if (s) s = read_ack_row(ck, &state.ack);
       if (s) s = count_queue(ck, &state.queue_length);
       if (s && with_head) s = read_frames(ck, 0, 1, &head);
       if (!s) return s;
-      if (!head.empty()) state.head = std::move(head[0]);
+      if (!head.empty()) state.head = std::move(head[0].frame);
       out->push_back(std::move(state));
     }
     return Status();

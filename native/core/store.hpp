@@ -27,6 +27,12 @@ struct RememberedListener {
 // (handover.hpp). A send_all copy is never among them.
 using NumberRanges = std::vector<std::pair<uint64_t, uint64_t>>;
 
+// A frame of an offline queue, and its place there (Store::read_messages_after).
+struct QueuedFrame {
+  uint64_t place = 0;
+  std::string frame;
+};
+
 // One row of a topic's directory: who listens where.
 struct TopicAddress {
   std::string addr;
@@ -180,28 +186,27 @@ class Store {
   virtual Status delete_listeners_of_sender(const std::string& sender_unique,
                                             const std::string& sender_topic) = 0;
 
-  // Offline queue of a channel: whole frames, oldest first. `handover`: which of `frames` may
-  // be handed to another replica (NumberRanges), kept beside the queue
-  // ("lnr_connection:{ck}:handover", a key liner_broker neither reads nor writes).
+  // Offline queue of a channel: whole frames, oldest first. Each stored frame has a place:
+  // places ascend along the queue and stay the frame's while it is there, so a reader resumes
+  // after the last place it read and removes through a place, whatever was removed meanwhile
+  // (SQL stores: the row's id; Redis: the frame's number, redis_store.hpp).
+  // `handover`: which of `frames` may be handed to another replica (NumberRanges), kept beside
+  // the queue ("lnr_connection:{ck}:handover", a key liner_broker neither reads nor writes).
   virtual Status push_messages(int32_t ck, const std::vector<const std::string*>& frames,
                                const NumberRanges& handover) = 0;
   // The ranges push_messages recorded for `ck` (none when the key is absent).
   virtual Status handover_marks(int32_t ck, NumberRanges* out) = 0;
   // Removes each of `frames` (compared byte for byte: numbers make frames unique) from the
-  // offline queue wherever it is, and the marks once the queue is empty. The queue's other
-  // readers find their view moved and read it again (offline_queue.hpp). *removed (optional).
+  // offline queue wherever it is, and the marks once the queue is empty. *removed (optional).
   virtual Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) = 0;
   virtual Status queue_length(int32_t ck, uint64_t* length) = 0;
-  virtual Status read_messages(int32_t ck, uint64_t offset, uint64_t count,
-                               std::vector<std::string>* frames) = 0;
-  // Removes the first `count` frames, if the count-th still is the frame numbered
-  // `last_number` (what the caller read there; 0 for an element that is not a frame) and that
-  // number is <= `acked`; else nothing. *popped (optional): count or 0. The queue only grows
-  // at its tail and its numbers are unique, so the check proves the head is what the caller
-  // read, all of it acknowledged (they are in number order). Idempotent: run twice (a retry,
-  // a reply that came too late), the second run finds another frame there and removes nothing.
-  virtual Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                                  uint64_t* popped) = 0;
+  // Up to `count` frames placed after `after` (0: from the head), oldest first.
+  virtual Status read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) = 0;
+  // Removes the frames placed at or before `through`, and the marks once the queue is empty.
+  // The caller passes the place of a frame it read whose number, and so every number before
+  // it, is acknowledged: new frames only ever come after it, so a retry, a repeat or a reply
+  // that came too late removes nothing else. *empty (optional): nothing is left in the queue.
+  virtual Status drop_messages_through(int32_t ck, uint64_t through, bool* empty) = 0;
   virtual Status last_stored_message(int32_t ck, std::string* frame, bool* found) = 0;
   virtual Status clear_channel(int32_t ck) = 0;  // offline queue and ack counter
   // A listener could not take message `number` of channel `ck` and never will (too big for

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <utility>
@@ -46,7 +47,7 @@ class FakeStore : public UnusedStore {
 
   enum class Op {
     sender_topic, read_ack, ack_write, report_refused, connection_key, last_stored,
-    save_listener, set_sender_topic, queue_length, read_messages, pop, push, handover_marks,
+    save_listener, set_sender_topic, queue_length, read_messages, pop, push, handover_marks, remove,
   };
   enum class Fault { none, fail, late_reply, runs_later };
   static constexpr int32_t kAnyKey = INT32_MIN;
@@ -77,7 +78,6 @@ class FakeStore : public UnusedStore {
     uint64_t number;  // the number written (ack_write), else 0
   };
   std::vector<Call> calls;  // every call, in the order it reached the store, faults included
-  uint64_t acked_limit = 0;  // the highest ack any pop was asked to honour
 
   // --- Faults.
   std::deque<Fault> script;                 // for the next calls of any kind, in order
@@ -221,35 +221,51 @@ class FakeStore : public UnusedStore {
   Status queue_length(int32_t ck, uint64_t* length) override {
     return run(Op::queue_length, ck, 0, [&] { *length = queues[ck].size(); });
   }
-  Status read_messages(int32_t ck, uint64_t offset, uint64_t count, std::vector<std::string>* frames) override {
+  // Places as Redis gives them (redis_store.hpp): a frame's number; an element that is not a
+  // frame takes the place of the frame before it.
+  Status read_messages_after(int32_t ck, uint64_t after, uint64_t count,
+                             std::vector<liner::QueuedFrame>* out) override {
     return run(Op::read_messages, ck, 0, [&] {
-      frames->clear();
-      auto& list = queues[ck];
-      for (uint64_t i = offset; i < offset + count && i < list.size(); ++i) frames->push_back(list[i]);
+      out->clear();
+      const auto& list = queues[ck];
+      size_t at = 0;  // after the frame numbered `after`, or from the first placed after it
+      while (after > 0 && at < list.size()) {
+        uint64_t number = liner::stored_frame_number(list[at]);
+        if (number > after) break;
+        ++at;
+        if (number == after) break;
+      }
+      uint64_t place = after;
+      for (; at < list.size() && out->size() < count; ++at) {
+        uint64_t number = liner::stored_frame_number(list[at]);
+        if (number) place = number;
+        out->push_back({place, list[at]});
+      }
     });
   }
-  Status pop_acknowledged(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked,
-                          uint64_t* popped) override {
-    // Redis's check (redis_store_channels.cpp): the count-th element is still that frame, acknowledged.
-    auto work = [this, ck, count, last_number, acked](uint64_t* n) {
-      *n = 0;
+  // LREM's: the oldest copy of each.
+  Status remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) override {
+    return run(Op::remove, ck, 0, [&] {
       auto& list = queues[ck];
-      if (count == 0 || count > list.size()) return;
-      if (liner::stored_frame_number(list[count - 1]) != last_number || last_number > acked) return;
-      list.erase(list.begin(), list.begin() + long(count));
+      uint64_t n = 0;
+      for (const auto& f : frames) {
+        auto it = std::find(list.begin(), list.end(), f);
+        if (it != list.end()) list.erase(it), ++n;
+      }
       if (list.empty()) handover.erase(ck);
-      *n = count;
-    };
-    uint64_t n = 0;
-    Status s = run(Op::pop, ck, 0, [&] {
-      acked_limit = std::max(acked_limit, acked);
-      work(&n);
-    }, [work] {
-      uint64_t ignored = 0;
-      work(&ignored);
+      if (removed) *removed = n;
     });
-    if (popped) *popped = n;
-    return s;
+  }
+  Status drop_messages_through(int32_t ck, uint64_t through, bool* empty) override {
+    auto work = [this, ck, through] {
+      auto& list = queues[ck];
+      while (!list.empty() && liner::stored_frame_number(list.front()) <= through) list.pop_front();
+      if (list.empty()) handover.erase(ck);
+    };
+    return run(Op::pop, ck, 0, [&] {
+      work();
+      if (empty) *empty = queues[ck].empty();
+    }, work);
   }
   Status push_messages(int32_t ck, const std::vector<const std::string*>& frames,
                        const NumberRanges& ranges) override {

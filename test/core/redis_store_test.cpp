@@ -111,6 +111,30 @@ TEST_F(RedisStoreTest, TheOfflineQueueIsAListOfFrames) {
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:9:messages"}), "0");
 }
 
+// Places are frame numbers. A push that failed and was made again repeats frames: a read goes on
+// after the first copy of the frame read last, and a drop takes only what is placed at or before
+// its place, whatever order the copies are in.
+TEST_F(RedisStoreTest, PlacesAreNumbersAndCopiesOfAPushMadeAgainAreReadAndDroppedInTurn) {
+  std::vector<std::string> frames;
+  for (uint64_t n : {1, 2, 3, 1, 2, 3, 4}) frames.push_back(testing_support::numbered_frame(n));
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(store->push_messages(9, refs, {}));
+  auto other = open(redis().url());  // no hint of where reads ended: it searches
+  std::vector<QueuedFrame> got;
+  ASSERT_TRUE(other->read_messages_after(9, 3, 10, &got));
+  std::vector<uint64_t> places;
+  for (auto& f : got) places.push_back(f.place);
+  EXPECT_EQ(places, (std::vector<uint64_t>{1, 2, 3, 4}));
+  bool empty = true;
+  ASSERT_TRUE(store->drop_messages_through(9, 2, &empty));  // 1, 2, then 3 is above
+  EXPECT_FALSE(empty);
+  EXPECT_EQ(redis().cli({"LLEN", "lnr_connection:9:messages"}), "5");
+  ASSERT_TRUE(store->drop_messages_through(9, 4, &empty));
+  EXPECT_TRUE(empty);
+  EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:9:messages"}), "0");
+}
+
 // Ranges as "first-last" text in a list beside the queue; the key goes with the queue's last frame.
 TEST_F(RedisStoreTest, HandoverMarksAreAListOfRangesDeletedWithTheQueue) {
   std::string frame = testing_support::numbered_frame(1);

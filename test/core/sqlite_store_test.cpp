@@ -328,15 +328,20 @@ TEST_F(SqliteStoreTest, TheQueueIsFifoByIdAndKeepsNulBytes) {
   ASSERT_TRUE(store->push_messages(9, refs(frames), {}));
   RawDb db(path);
   EXPECT_EQ(db.one("SELECT COUNT(*) FROM conn_messages WHERE typeof(payload) = 'blob'"), std::to_string(frames.size()));
-  std::vector<std::string> got;
-  ASSERT_TRUE(store->read_messages(9, 0, UINT64_MAX, &got));
-  EXPECT_EQ(got, frames);
+  std::vector<QueuedFrame> got;
+  ASSERT_TRUE(store->read_messages_after(9, 0, UINT64_MAX, &got));
+  ASSERT_EQ(got.size(), frames.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].frame, frames[i]);
+    EXPECT_EQ(got[i].place, i + 1) << "a frame's place is its row's id";
+  }
   uint64_t removed = 0;
   ASSERT_TRUE(store->remove_messages(9, {frames[0]}, &removed));
   EXPECT_EQ(removed, 1u);
   got.clear();
-  ASSERT_TRUE(store->read_messages(9, 1000, 1, &got));
-  EXPECT_EQ(got, std::vector<std::string>{frames[1001]});
+  ASSERT_TRUE(store->read_messages_after(9, 1001, 1, &got));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].frame, frames[1001]);
   std::string last;
   bool found = false;
   ASSERT_TRUE(store->last_stored_message(9, &last, &found));
@@ -345,10 +350,11 @@ TEST_F(SqliteStoreTest, TheQueueIsFifoByIdAndKeepsNulBytes) {
   std::vector<int32_t> queued;
   ASSERT_TRUE(store->queued_channels(&queued));
   EXPECT_EQ(queued, std::vector<int32_t>{9});
-  // None of them is a frame: each has the number 0 (stored_frame_number), acknowledged by any ack.
-  uint64_t popped = 0, length = 0;
-  ASSERT_TRUE(store->pop_acknowledged(9, frames.size() - 1, 0, 0, &popped));
-  EXPECT_EQ(popped, frames.size() - 1);
+  // None of them is a frame: they go by their places all the same.
+  uint64_t length = 0;
+  bool empty = false;
+  ASSERT_TRUE(store->drop_messages_through(9, frames.size(), &empty));
+  EXPECT_TRUE(empty);
   ASSERT_TRUE(store->queue_length(9, &length));
   EXPECT_EQ(length, 0u);
 }
@@ -363,8 +369,7 @@ TEST_F(SqliteStoreTest, HandoverMarksAreRowsThatLeaveWithTheirQueuesLastFrame) {
   uint64_t n = 0;
   ASSERT_TRUE(store->remove_messages(5, {f2}, &n));
   EXPECT_EQ(db.one("SELECT COUNT(*) FROM lnr_handover WHERE connection_key = 5"), "1");
-  ASSERT_TRUE(store->pop_acknowledged(5, 1, 1, 1, &n));
-  EXPECT_EQ(n, 1u);
+  ASSERT_TRUE(store->drop_messages_through(5, 1, nullptr));
   EXPECT_EQ(db.one("SELECT group_concat(connection_key, ' ') FROM lnr_handover"), "6");
   ASSERT_TRUE(store->clear_channel(6));
   EXPECT_EQ(db.one("SELECT COUNT(*) FROM lnr_handover"), "0");
@@ -377,36 +382,21 @@ TEST_F(SqliteStoreTest, HandoverMarksAreRowsThatLeaveWithTheirQueuesLastFrame) {
   EXPECT_EQ(store->handover_marks(7, &marks).code, Err::store);
 }
 
-TEST_F(SqliteStoreTest, PopAcknowledgedRemovesOnlyTheHeadThatWasReadAndAcknowledged) {
-  // Numbers straddle a byte boundary, the top bit of a byte and INT64_MAX, where a text or
-  // signed comparison would go wrong.
-  std::vector<uint64_t> numbers = {1, 2, 0x80, 255, 256, 257, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
-  std::vector<std::string> frames;
-  for (auto n : numbers) frames.push_back(testing_support::numbered_frame(n));
-  ASSERT_TRUE(store->push_messages(3, refs(frames), {{1, 2}, {256, 257}}));
-  // The Redis store's cases, in order, each on what the ones before left.
-  struct Pop {
-    uint64_t count, last_number, acked, popped;
-    const char* why;
-  };
-  const Pop pops[] = {
-      {5, 256, 255, 0, "256 is not acknowledged"},
-      {5, 255, 256, 0, "the 5th is 256, not 255"},
-      {5, 256, 256, 5, "read and acknowledged"},
-      {5, 256, 256, 0, "a second run (a retry, a late reply) finds another frame there"},
-      {2, 0x1'0000'0000ull, 0x8000'0000'0000'0000ull, 2, "above INT64_MAX's neighbours"},
-      {1, 0x8000'0000'0000'0001ull, 0x8000'0000'0000'0000ull, 0, "one past the ack, by the lowest bit"},
-      {1, 0x8000'0000'0000'0001ull, UINT64_MAX, 1, "above INT64_MAX"},
-      {1, 7, UINT64_MAX, 0, "an empty queue"},
-  };
-  for (const Pop& p : pops) {
-    uint64_t popped = 99;
-    ASSERT_TRUE(store->pop_acknowledged(3, p.count, p.last_number, p.acked, &popped)) << p.why;
-    EXPECT_EQ(popped, p.popped) << p.why;
-  }
-  NumberRanges marks;
-  ASSERT_TRUE(store->handover_marks(3, &marks));
-  EXPECT_TRUE(marks.empty());
+// Places are AUTOINCREMENT ids, never handed out again, even once the queue was emptied: a drop
+// that runs again late (a retry, a reply that came too late) removes nothing pushed since.
+TEST_F(SqliteStoreTest, ADropRunAgainLateRemovesNothingPushedSince) {
+  const std::string f1 = testing_support::numbered_frame(1), f2 = testing_support::numbered_frame(2);
+  ASSERT_TRUE(store->push_messages(3, {&f1, &f2}, {}));
+  bool empty = false;
+  ASSERT_TRUE(store->drop_messages_through(3, 2, &empty));
+  EXPECT_TRUE(empty);
+  ASSERT_TRUE(store->push_messages(3, {&f1}, {}));
+  ASSERT_TRUE(store->drop_messages_through(3, 2, &empty));
+  EXPECT_FALSE(empty);
+  std::vector<QueuedFrame> got;
+  ASSERT_TRUE(store->read_messages_after(3, 0, 10, &got));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].place, 3u);
 }
 
 TEST_F(SqliteStoreTest, LapsedLeasesLeaveAndAreAnnouncedEntriesWithoutOneStay) {

@@ -178,7 +178,18 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
 
   std::vector<std::string> queue(int32_t ck) const {
     std::vector<std::string> out;
-    EXPECT_OK(store->read_messages(ck, 0, 100000, &out));
+    for (auto& f : read(ck)) out.push_back(std::move(f.frame));
+    return out;
+  }
+  std::vector<QueuedFrame> read(int32_t ck, uint64_t after = 0, uint64_t count = 100000) const {
+    std::vector<QueuedFrame> out;
+    EXPECT_OK(store->read_messages_after(ck, after, count, &out));
+    return out;
+  }
+  // The places of a channel's frames, oldest first.
+  std::vector<uint64_t> places(int32_t ck) const {
+    std::vector<uint64_t> out;
+    for (const auto& f : read(ck)) out.push_back(f.place);
     return out;
   }
 
@@ -189,11 +200,11 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
     return made;
   }
 
-  // What pop_acknowledged says it removed.
-  uint64_t pop(int32_t ck, uint64_t count, uint64_t last_number, uint64_t acked) {
-    uint64_t popped = 99;
-    EXPECT_OK(store->pop_acknowledged(ck, count, last_number, acked, &popped));
-    return popped;
+  // Drops channel `ck`'s frames through place `through`; whether the queue is empty after.
+  bool drop(int32_t ck, uint64_t through) {
+    bool empty = false;
+    EXPECT_OK(store->drop_messages_through(ck, through, &empty));
+    return empty;
   }
 
   // Peer P (registration()) registered on `topics`; with a lease, renewed once with it.
@@ -441,10 +452,15 @@ TEST_P(StoreConformance, TheOfflineQueueKeepsWholeFramesInOrder) {
   uint64_t len = 0;
   ASSERT_OK(store->queue_length(9, &len));
   EXPECT_EQ(len, 3000u);
-  std::vector<std::string> got;
-  ASSERT_OK(store->read_messages(9, 999, 3, &got));
-  EXPECT_EQ(got, (std::vector<std::string>{all[999], all[1000], all[1001]}));
-  EXPECT_EQ(stored_frame_number(got[0]), 1000u);
+  auto head = read(9, 0, 999);
+  ASSERT_EQ(head.size(), 999u);
+  auto got = read(9, head.back().place, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].frame, all[999]);
+  EXPECT_EQ(got[2].frame, all[1001]);
+  auto p = places(9);
+  EXPECT_TRUE(std::adjacent_find(p.begin(), p.end(), std::greater_equal<uint64_t>()) == p.end())
+      << "places ascend along the queue";
   std::string last;
   bool found = false;
   ASSERT_OK(store->last_stored_message(9, &last, &found));
@@ -466,12 +482,11 @@ TEST_P(StoreConformance, AnEmptyQueueHasNoFramesAndNoLastOne) {
 
 TEST_P(StoreConformance, ReadingPastTheQueuesEndGivesWhatIsThere) {
   auto all = queued(9, {1, 2, 3});
-  std::vector<std::string> got;
-  ASSERT_OK(store->read_messages(9, 2, 10, &got));
-  EXPECT_EQ(got, std::vector<std::string>{all[2]});
-  got.clear();
-  ASSERT_OK(store->read_messages(9, 3, 10, &got));
-  EXPECT_TRUE(got.empty());
+  auto p = places(9);
+  auto got = read(9, p[1], 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].frame, all[2]);
+  EXPECT_TRUE(read(9, p[2], 10).empty());
 }
 
 TEST_P(StoreConformance, QueuesOfChannelsAreSeparate) {
@@ -484,53 +499,81 @@ TEST_P(StoreConformance, QueuesOfChannelsAreSeparate) {
 // locale-collated comparison would go wrong.
 const std::vector<uint64_t> kTrickyNumbers = {1, 2, 0x80, 255, 256, 257, 0x1'0000'0000ull, 0x8000'0000'0000'0001ull};
 
-TEST_P(StoreConformance, PopAcknowledgedRemovesTheHeadThatWasReadAndAcknowledged) {
+TEST_P(StoreConformance, DroppingThroughAPlaceRemovesTheHeadUpToIt) {
   auto all = queued(3, kTrickyNumbers);
-  EXPECT_EQ(pop(3, 5, 256, 256), 5u);
+  auto p = places(3);
+  EXPECT_FALSE(drop(3, p[4]));
   EXPECT_EQ(queue(3), (std::vector<std::string>{all.begin() + 5, all.end()}));
+  EXPECT_FALSE(drop(3, p[6]));
+  EXPECT_EQ(queue(3), std::vector<std::string>{all.back()});
+  EXPECT_TRUE(drop(3, p[7]));
+  EXPECT_TRUE(queue(3).empty());
+  EXPECT_TRUE(drop(4, 1));  // an empty queue
 }
 
 // A store's rows keep their queue order past nine and ninety-nine of them, whatever sorts them
-// (PostgreSQL once sorted the head it checks by the row id as text: "10" before "2").
-TEST_P(StoreConformance, PopAcknowledgedFindsTheHeadInQueueOrderPastNineAndNinetyNineFrames) {
+// (PostgreSQL once sorted the head by the row id as text: "10" before "2").
+TEST_P(StoreConformance, DroppingFindsTheHeadInQueueOrderPastNineAndNinetyNineFrames) {
   std::vector<uint64_t> numbers;
   for (uint64_t n = 1; n <= 120; ++n) numbers.push_back(n);
   auto all = queued(3, numbers);
-  EXPECT_EQ(pop(3, 11, 11, 11), 11u);
-  EXPECT_EQ(pop(3, 100, 111, 120), 100u);
+  auto p = places(3);
+  drop(3, p[10]);
+  EXPECT_EQ(read(3, 0, 1)[0].frame, all[11]);
+  drop(3, p[110]);
   EXPECT_EQ(queue(3), (std::vector<std::string>{all.begin() + 111, all.end()}));
 }
 
-TEST_P(StoreConformance, PopAcknowledgedLeavesAHeadThatIsNotAcknowledged) {
-  auto all = queued(3, kTrickyNumbers);
-  EXPECT_EQ(pop(3, 5, 256, 255), 0u);
-  // One past the ack, by the lowest bit of the highest number.
-  EXPECT_EQ(pop(3, 8, 0x8000'0000'0000'0001ull, 0x8000'0000'0000'0000ull), 0u);
-  EXPECT_EQ(queue(3), all);
+// A retry, or a reply that came too late, removes nothing pushed since.
+TEST_P(StoreConformance, ADropRunTwiceRemovesOnce) {
+  auto all = queued(3, {1, 2, 3});
+  auto p = places(3);
+  drop(3, p[1]);
+  auto more = queued(3, {4, 5});
+  drop(3, p[1]);
+  EXPECT_EQ(queue(3), (std::vector<std::string>{all[2], more[0], more[1]}));
 }
 
-TEST_P(StoreConformance, PopAcknowledgedLeavesAHeadThatIsNotTheOneRead) {
-  auto all = queued(3, kTrickyNumbers);
-  EXPECT_EQ(pop(3, 5, 255, UINT64_MAX), 0u);  // the 5th is 256, not 255
-  EXPECT_EQ(pop(3, 9, 0x8000'0000'0000'0001ull, UINT64_MAX), 0u);  // only 8 there
-  EXPECT_EQ(pop(4, 1, 1, UINT64_MAX), 0u);  // an empty queue
-  EXPECT_EQ(queue(3), all);
+// Reads go on after the last place read, whatever left the queue meanwhile (handed to another
+// replica), before it or the frame read last itself, seen by this connection or another.
+TEST_P(StoreConformance, ReadsResumeAfterTheirPlaceWhateverWasRemoved) {
+  std::vector<uint64_t> numbers;
+  for (uint64_t n = 1; n <= 40; ++n) numbers.push_back(n);
+  auto all = queued(3, numbers);
+  auto first = read(3, 0, 10);
+  ASSERT_EQ(first.size(), 10u);
+  ASSERT_OK(store->remove_messages(3, {all[0], all[4], all[9]}, nullptr));
+  auto next = read(3, first.back().place, 5);
+  ASSERT_EQ(next.size(), 5u);
+  EXPECT_EQ(next[0].frame, all[10]);
+  auto other = another();
+  ASSERT_OK(other->remove_messages(3, {all[12], all[14], all[15], all[20]}, nullptr));
+  auto rest = read(3, next.back().place, 100);
+  std::vector<std::string> frames;
+  for (auto& f : rest) frames.push_back(f.frame);
+  std::vector<std::string> want{all.begin() + 16, all.end()};
+  want.erase(want.begin() + 4);  // all[20]
+  EXPECT_EQ(frames, want);
+  // Dropping through a place read keeps what came after it.
+  drop(3, next.back().place);
+  EXPECT_EQ(queue(3), want);
 }
 
-// A retry, or a reply that came too late, finds another frame there and removes nothing.
-TEST_P(StoreConformance, PopAcknowledgedRunTwiceRemovesOnce) {
-  auto all = queued(3, kTrickyNumbers);
-  EXPECT_EQ(pop(3, 2, 2, UINT64_MAX), 2u);
-  EXPECT_EQ(pop(3, 2, 2, UINT64_MAX), 0u);
-  EXPECT_EQ(queue(3), (std::vector<std::string>{all.begin() + 2, all.end()}));
-}
-
-// What is not a frame has the number 0 (stored_frame_number), so it can be popped as read.
-TEST_P(StoreConformance, PopAcknowledgedTakesAnElementThatIsNotAFrameAsNumberZero) {
-  std::vector<std::string> junk = {std::string("not\0a frame", 11), "x"};
-  ASSERT_OK(store->push_messages(3, refs(junk), {}));
-  EXPECT_EQ(pop(3, 1, 0, 0), 1u);
-  EXPECT_EQ(queue(3), std::vector<std::string>{"x"});
+// An element that is not a frame (a hand edit, a bug) is read in its turn and goes with the
+// frames around it (Redis: with those before it; SQL stores: by its row): it never blocks the
+// queue.
+TEST_P(StoreConformance, AnElementThatIsNotAFrameIsReadAndDroppedInItsTurn) {
+  std::vector<std::string> items = {"x", frames({1})[0], std::string("not\0a frame", 11), frames({2})[0]};
+  ASSERT_OK(store->push_messages(3, refs(items), {}));
+  auto got = read(3);
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].frame, items[i]);
+  EXPECT_FALSE(drop(3, got[1].place));
+  auto left = queue(3);
+  ASSERT_FALSE(left.empty());
+  EXPECT_LE(left.size(), 2u);
+  EXPECT_EQ(left.back(), items[3]);
+  EXPECT_TRUE(drop(3, got[3].place));
 }
 
 TEST_P(StoreConformance, RemovedFramesLeaveWhereverTheyAreByTheirBytes) {
@@ -562,7 +605,7 @@ TEST_P(StoreConformance, HandoverMarksGoWithTheQueuesLastFrame) {
   auto all = frames({1, 2});
   const std::vector<std::function<Status()>> emptyings = {
       [&] { return store->remove_messages(5, all, nullptr); },
-      [&] { return store->pop_acknowledged(5, 2, 2, 2, nullptr); },
+      [&] { return store->drop_messages_through(5, places(5).back(), nullptr); },
       [&] { return store->clear_channel(5); },
   };
   for (size_t i = 0; i < emptyings.size(); ++i) {
@@ -863,6 +906,7 @@ std::vector<Call> every_call() {
   static size_t restored;
   static std::vector<TopicAddress> addrs;
   static std::vector<std::string> strings;
+  static std::vector<QueuedFrame> queued;
   static std::vector<RememberedListener> listeners;
   static std::vector<std::pair<std::string, int32_t>> pairs;
   static std::vector<TopicState> topics;
@@ -894,8 +938,8 @@ std::vector<Call> every_call() {
       {"handover_marks", [](Store& s) { return s.handover_marks(1, &marks); }},
       {"remove_messages", [](Store& s) { return s.remove_messages(1, {frame}, &n); }},
       {"queue_length", [](Store& s) { return s.queue_length(1, &n); }},
-      {"read_messages", [](Store& s) { return s.read_messages(1, 0, 10, &strings); }},
-      {"pop_acknowledged", [](Store& s) { return s.pop_acknowledged(1, 1, 1, 1, &n); }},
+      {"read_messages_after", [](Store& s) { return s.read_messages_after(1, 0, 10, &queued); }},
+      {"drop_messages_through", [](Store& s) { return s.drop_messages_through(1, 1, &found); }},
       {"last_stored_message", [](Store& s) { return s.last_stored_message(1, &text, &found); }},
       {"clear_channel", [](Store& s) { return s.clear_channel(1); }},
       {"report_refused", [](Store& s) { return s.report_refused(1, 1, "too big"); }},

@@ -52,8 +52,8 @@ class UnusedStore : public liner::Store {
   Status handover_marks(int32_t, liner::NumberRanges*) override { return unused(); }
   Status remove_messages(int32_t, const std::vector<std::string>&, uint64_t*) override { return unused(); }
   Status queue_length(int32_t, uint64_t*) override { return unused(); }
-  Status read_messages(int32_t, uint64_t, uint64_t, std::vector<std::string>*) override { return unused(); }
-  Status pop_acknowledged(int32_t, uint64_t, uint64_t, uint64_t, uint64_t*) override { return unused(); }
+  Status read_messages_after(int32_t, uint64_t, uint64_t, std::vector<liner::QueuedFrame>*) override { return unused(); }
+  Status drop_messages_through(int32_t, uint64_t, bool*) override { return unused(); }
   Status last_stored_message(int32_t, std::string*, bool*) override { return unused(); }
   Status clear_channel(int32_t) override { return unused(); }
   Status report_refused(int32_t, uint64_t, const std::string&) override { return unused(); }
