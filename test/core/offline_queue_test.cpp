@@ -74,14 +74,20 @@ void stored_and_read(OfflineQueue& q, FakeStore& store, uint64_t n) {
   ASSERT_TRUE(q.read_next(store, n, [](std::string&&, uint64_t) {}));
 }
 
+// Stores frames 1..n and connects `ch`; returns the frames.
+std::vector<std::string> stored_and_connected(Channel& ch, FakeStore& store, uint64_t n) {
+  auto frames = frames_numbered(1, n);
+  EXPECT_TRUE(push(ch.q, store, frames));
+  ch.connect(store);
+  return frames;
+}
+
 }  // namespace
 
 TEST(OfflineQueue, ALatePopReplyDoesNotMakeTheNextReadSkipFrames) {
   FakeStore store;
   Channel ch;
-  auto frames = frames_numbered(1, 10);
-  ASSERT_TRUE(push(ch.q, store, frames));
-  ch.connect(store);
+  stored_and_connected(ch, store, 10);
   ASSERT_TRUE(ch.pump(store, 4));  // reads 1..4, writes them
   ch.delivered = 4;
   store.script = {FakeStore::Fault::late_reply};  // the pop runs; its reply never comes
@@ -141,9 +147,7 @@ TEST(OfflineQueue, ARepeatedPopRemovesNothingUnacknowledged) {
 TEST(OfflineQueue, FramesRemovedWhileReadingShiftNothing) {
   FakeStore store;
   Channel ch;
-  auto frames = frames_numbered(1, 10);
-  ASSERT_TRUE(push(ch.q, store, frames));
-  ch.connect(store);
+  auto frames = stored_and_connected(ch, store, 10);
   ASSERT_TRUE(ch.pump(store, 4));  // 1..4
   uint64_t removed = 0;
   ASSERT_TRUE(store.remove_messages(7, {frames[1], frames[3], frames[5]}, &removed));  // 2, 4, 6
