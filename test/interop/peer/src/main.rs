@@ -1,12 +1,12 @@
 //! lbpeer — one liner_broker 1.3.1 peer, driven from the command line and stdin.
 //!
 //! The interop tests (test/interop/test_interop.py on one Redis, test_interop_sqlite.py on one
-//! SQLite file) run this next to liner peers to check that liner and the reference crate
+//! SQLite file, test_interop_postgres.py on one PostgreSQL database) run this next to liner peers to check that liner and the reference crate
 //! understand each other. It uses only the crate's public `Liner` wrapper, so everything on the
 //! wire and in the store is exactly what 1.3.1 does.
 //!
 //! ```text
-//! lbpeer --name U --topic S --listen IP:PORT (--redis URL | --sqlite PATH)
+//! lbpeer --name U --topic S --listen IP:PORT (--redis URL | --sqlite PATH | --postgres URL)
 //!        [--subscribe T]...                       subscribe (after run, see below)
 //!        [--nudge-topic T]                        subscribe T, but neither print nor count its
 //!                                                 messages (see below)
@@ -33,7 +33,10 @@
 //! before exiting with code 3; `EXIT` after the client was dropped cleanly.
 //! `--redis` creates the client with `Liner::new`, `--sqlite` with `Liner::new_sqlite(.., PATH, "")`
 //! (empty receivers JSON: the directory and keys come from the shared file, as when several peers
-//! share one database); exactly one of the two is given.
+//! share one database), `--postgres` with `Liner::new_postgres(.., URL)` (the crate's `postgres`
+//! feature, enabled in Cargo.toml; URL is anything libpq-style the `postgres` crate accepts,
+//! e.g. `postgresql://user@127.0.0.1:5432/db` or `host=... dbname=...`); exactly one of the
+//! three is given.
 //!
 //! Exit codes: 0 done, 2 usage, 3 timeout, 4 `run` or a subscription failed (`FAIL\trun` /
 //! `FAIL\tsubscribe\t<topic>`), 101 client creation failed (the wrapper panics).
@@ -66,6 +69,7 @@ use std::time::{Duration, Instant};
 enum Store {
     Redis(String),
     Sqlite(String),
+    Postgres(String),
 }
 
 struct Args {
@@ -108,11 +112,12 @@ fn parse_args() -> Args {
             "--name" => a.name = val(),
             "--topic" => a.topic = val(),
             "--listen" => a.listen = val(),
-            "--redis" | "--sqlite" if store.is_some() => {
-                usage("give exactly one of --redis and --sqlite")
+            "--redis" | "--sqlite" | "--postgres" if store.is_some() => {
+                usage("give exactly one of --redis, --sqlite and --postgres")
             }
             "--redis" => store = Some(Store::Redis(val())),
             "--sqlite" => store = Some(Store::Sqlite(val())),
+            "--postgres" => store = Some(Store::Postgres(val())),
             "--subscribe" => a.subscribe.push(val()),
             "--nudge-topic" => a.nudge_topic = Some(val()),
             "--send-to" => a.send = Some((false, val())),
@@ -129,12 +134,13 @@ fn parse_args() -> Args {
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
-    let store = store.filter(|s| !matches!(s, Store::Redis(v) | Store::Sqlite(v) if v.is_empty()));
+    let store = store.filter(|s| !matches!(s, Store::Redis(v) | Store::Sqlite(v) | Store::Postgres(v)
+                                               if v.is_empty()));
     match store {
         Some(store) if !(a.name.is_empty() || a.topic.is_empty() || a.listen.is_empty()) => {
             Args { store, ..a }
         }
-        _ => usage("--name, --topic, --listen and one of --redis and --sqlite are required"),
+        _ => usage("--name, --topic, --listen and one of --redis, --sqlite and --postgres are required"),
     }
 }
 
@@ -239,6 +245,7 @@ fn main() {
     let mut peer = match &args.store {
         Store::Redis(url) => Liner::new(&args.name, &args.topic, &args.listen, url),
         Store::Sqlite(path) => Liner::new_sqlite(&args.name, &args.topic, &args.listen, path, ""),
+        Store::Postgres(url) => Liner::new_postgres(&args.name, &args.topic, &args.listen, url),
     };
     let (counter, nudge) = (received.clone(), args.nudge_topic.clone().unwrap_or_default());
     // Called on the listener's receive thread only, one message at a time.
