@@ -1,16 +1,19 @@
 """The interop test kit: lbpeer processes, the two stores, and the scenarios both files run.
 
 test_interop.py runs liner and liner_broker 1.3.1 peers on one Redis, test_interop_sqlite.py on
-one SQLite file; conftest.py here turns this kit into the `peers` and `clients` fixtures over each
-module's `store` fixture (a RedisStore or a SqliteStore). The scenarios below take those
-fixtures and the store, so each behaviour is written once and pinned on both stores.
+one SQLite file, test_interop_postgres.py on one PostgreSQL database; conftest.py here turns this
+kit into the `peers` and `clients` fixtures over each module's `store` fixture (a RedisStore, a
+SqliteStore or a PostgresStore). The scenarios below take those fixtures and the store, so each
+behaviour is written once and pinned on every store.
 """
+import json
 import os
 import re
 import sqlite3
 import subprocess
 import threading
 import time
+import uuid
 from contextlib import closing
 
 import liner
@@ -104,7 +107,8 @@ def run_client(client, inbox):
 class Peer:
     """One lbpeer process; a thread collects its stdout lines (see peer/src/main.rs).
 
-    `store_args` names its store: ("--redis", URL) or ("--sqlite", PATH) (Store.peer_args()).
+    `store_args` names its store: ("--redis", URL), ("--sqlite", PATH) or ("--postgres", URL)
+    (Store.peer_args()).
     """
 
     def __init__(self, log_dir, store_args, name, topic, listen, *args, stdin=False,
@@ -227,7 +231,7 @@ class Peer:
 
 # ---- the stores ---------------------------------------------------------------------------
 #
-# Both speak the protocol's words (spec 2.2): a sender's connection key for one listener, the
+# All speak the protocol's words (spec 2.2): a sender's connection key for one listener, the
 # listener's ack (`mess_number`) and the sender's offline queue on that connection.
 
 def normaliser(names):
@@ -310,32 +314,19 @@ class RedisStore:
         return out
 
 
-class SqliteStore:
-    """One SQLite file shared by every peer of a test, in liner_broker 1.3.1's tables
-    (src/store/sqlite.rs of the crate); read with Python's sqlite3 module."""
+class SqlTables:
+    """What the SQLite and PostgreSQL stores share: liner_broker 1.3.1's tables (src/store/sqlite.rs
+    and src/store/postgres.rs of the crate have the same tables and columns), the scenarios'
+    questions asked of them, and their normalised dump. A subclass gives query(sql, *params) ->
+    [row tuple] ([] while no peer has made the tables yet) and tables()."""
 
     # The one integer column whose value the scenarios compare (the ack count); every other
     # integer is allocated (seq, topic keys, row ids) and compared as "{int}" or "{ck}".
     KEPT_INTEGERS = {("conn_mess_number", "v")}
-    # The one column liner adds to a 1.3.1 table (docs/using-sqlite.md): the listener's unique
-    # name beside each listener a sender remembers. 1.3.1 never names it, so it is not compared.
+    # The one column liner adds to a 1.3.1 table (docs/using-sqlite.md, docs/using-postgres.md):
+    # the listener's unique name beside each listener a sender remembers. 1.3.1 never names it,
+    # so it is not compared.
     LINER_COLUMNS = {("sender_listener", "client_name")}
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def peer_args(self):
-        return ("--sqlite", self.path)
-
-    def client(self, name, topic, localhost="127.0.0.1:0"):
-        return liner.Client.new_sqlite(name, topic, localhost, self.path)
-
-    def query(self, sql, *params):
-        """The rows of one query; [] while no peer has created the file yet."""
-        if not os.path.exists(self.path):
-            return []
-        with closing(sqlite3.connect(self.path, timeout=10)) as db:
-            return db.execute(sql, params).fetchall()
 
     def _int(self, sql, *params):
         rows = self.query(sql, *params)
@@ -350,20 +341,6 @@ class SqliteStore:
 
     def queued(self, ck):
         return self._int("SELECT COUNT(*) FROM conn_messages WHERE connection_key = ?", ck)
-
-    def clear(self):
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            if os.path.exists(self.path + suffix):
-                os.remove(self.path + suffix)
-
-    def tables(self):
-        """{table: (column names, rows)} of every table, as stored."""
-        out = {}
-        for (table,) in self.query("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                   "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
-            columns = tuple(row[1] for row in self.query("PRAGMA table_info(%s)" % table))
-            out[table] = (columns, self.query("SELECT * FROM %s" % table))
-        return out
 
     def describe(self):
         """Every table with its rows, for assertion messages."""
@@ -393,6 +370,115 @@ class SqliteStore:
                     sorted((tuple(cell(table, columns[i], row[i]) for i in keep) for row in rows), key=repr))
 
         return {table: compared(table, columns, rows) for table, (columns, rows) in self.tables().items()}
+
+
+class SqliteStore(SqlTables):
+    """One SQLite file shared by every peer of a test, in liner_broker 1.3.1's tables
+    (src/store/sqlite.rs of the crate); read with Python's sqlite3 module."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def peer_args(self):
+        return ("--sqlite", self.path)
+
+    def client(self, name, topic, localhost="127.0.0.1:0"):
+        return liner.Client.new_sqlite(name, topic, localhost, self.path)
+
+    def query(self, sql, *params):
+        """The rows of one query; [] while no peer has created the file yet."""
+        if not os.path.exists(self.path):
+            return []
+        with closing(sqlite3.connect(self.path, timeout=10)) as db:
+            return db.execute(sql, params).fetchall()
+
+    def clear(self):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(self.path + suffix):
+                os.remove(self.path + suffix)
+
+    def tables(self):
+        """{table: (column names, rows)} of every table, as stored."""
+        out = {}
+        for (table,) in self.query("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                   "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
+            columns = tuple(row[1] for row in self.query("PRAGMA table_info(%s)" % table))
+            out[table] = (columns, self.query("SELECT * FROM %s" % table))
+        return out
+
+
+class PostgresStore(SqlTables):
+    """One PostgreSQL database shared by every peer of a test, in liner_broker 1.3.1's tables
+    (src/store/postgres.rs of the crate). Each store is a NEW database on the server `server_url`
+    names (the run's throwaway one, $LINER_TEST_POSTGRES_URL); clear() moves to another new one.
+    Read with psql (no PostgreSQL module for Python is needed), without the sanitizer runtime
+    scripts/sanitize.sh may preload (it hangs psql at exit)."""
+
+    def __init__(self, server_url):
+        self.server_url = server_url
+        self.env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        self.url = None
+        self.clear()
+
+    def peer_args(self):
+        return ("--postgres", self.url)
+
+    def client(self, name, topic, localhost="127.0.0.1:0"):
+        return liner.Client.new_postgres(name, topic, localhost, self.url)
+
+    def psql(self, url, sql):
+        out = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql], capture_output=True, stdin=subprocess.DEVNULL,
+                             env=self.env, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError("psql %r: %s" % (sql[:200], out.stderr.decode("utf-8", "replace")))
+        return out.stdout.decode("utf-8")
+
+    @staticmethod
+    def literal(value):
+        if isinstance(value, int):
+            return str(value)
+        return "'%s'" % str(value).replace("'", "''")
+
+    def _json(self, sql):
+        """The rows of `sql` as a list of JSON objects (columns in order; bytea as "\\x..")."""
+        text = self.psql(self.url, "SELECT COALESCE(json_agg(q), '[]') FROM (%s) q" % sql).strip()
+        return json.loads(text, object_pairs_hook=lambda pairs: pairs)
+
+    def query(self, sql, *params):
+        """The rows of one query (`?` placeholders); [] while no peer has made the table yet."""
+        parts = sql.split("?")
+        assert len(parts) == len(params) + 1, sql
+        sql = parts[0] + "".join(self.literal(p) + rest for p, rest in zip(params, parts[1:]))
+        try:
+            rows = self._json(sql)
+        except RuntimeError as e:
+            if "does not exist" in str(e):
+                return []
+            raise
+        return [tuple(v for _, v in row) for row in rows]
+
+    def clear(self):
+        """Moves to a new, empty database (the old one stays until the server goes)."""
+        name = "interop_" + uuid.uuid4().hex[:12]
+        self.psql(self.server_url, "CREATE DATABASE " + name)
+        self.url = self.server_url.rsplit("/", 1)[0] + "/" + name
+
+    def tables(self):
+        """{table: (column names, rows)} of every table of the public schema, bytea as bytes."""
+        columns = {}
+        for table, column, kind in self.query(
+                "SELECT table_name::text, column_name::text, data_type::text "
+                "FROM information_schema.columns WHERE table_schema = 'public' "
+                "ORDER BY table_name, ordinal_position"):
+            columns.setdefault(table, []).append((column, kind))
+        out = {}
+        for table, cols in columns.items():
+            rows = self.query("SELECT * FROM %s" % table)
+            rows = [tuple(bytes.fromhex(v[2:]) if kind == "bytea" and v is not None else v
+                          for v, (_, kind) in zip(row, cols)) for row in rows]
+            out[table] = (tuple(c for c, _ in cols), rows)
+        return out
 
 
 # ---- scenarios both stores run ------------------------------------------------------------
@@ -523,6 +609,84 @@ def offline_delivery_to_restarted_liner_listener(peers, clients, store):
     assert [(to, frm) for to, frm, _ in got] == [("ln_topic", "lb_topic")] * len(got)
     assert_offline_queue_drained(store, "lb_sender", "lb_topic", "ln_listener")
     assert lb.quit() == 0, lb.log()
+
+
+# ---- send_all over mixed replicas ---------------------------------------------------------
+
+FANOUT_COUNT = 5
+WARM_UP = b"warm-up"
+
+
+def send_all_to_mixed_replicas(peers, clients, store, sender_kind, layout):
+    """send_all to a topic served by 2 liner clients and 1 liner_broker peer (as subscribers, or
+    as replicas with it as their source topic) delivers every message to each, once, in order."""
+    topic = "fanout"
+
+    def identity(name):
+        # (source topic, extra lbpeer args / liner subscription)
+        return (name + "_t", topic) if layout == "subscribers" else (topic, None)
+
+    # ln_r1 subscribes before run, ln_r2 after: liner registers its bound address either way
+    # (1.3.1 registered the unresolved "127.0.0.1:0" before run, which is why lbpeer subscribes
+    # after run).
+    inboxes, bound = [], {}
+    for name, before_run in (("ln_r1", True), ("ln_r2", False)):
+        own, sub = identity(name)
+        client = clients(name, own)
+        if sub and before_run:
+            assert client.subscribe(sub)
+        inbox = Inbox()
+        bound[name] = run_client(client, inbox)
+        if sub and not before_run:
+            assert client.subscribe(sub)
+        inboxes.append((name, inbox))
+    messages = [gen_payload(seq, 64) for seq in range(1, FANOUT_COUNT + 1)]
+    if sender_kind == "liner_broker":
+        # 1.3.1's sender can lose a new address added while it is connecting another one (its
+        # write loop overwrites the pending-address list after connecting), which a send_all to
+        # three new replicas hits at random. So it meets them one by one first: send_to
+        # round-robins over the directory, one warm-up message each.
+        messages = [WARM_UP] + messages
+    own, sub = identity("lb_r3")
+    lb_replica = peers("lb_r3", own, "127.0.0.1:0", *(["--subscribe", sub] if sub else []),
+                       "--expect", len(messages), "--linger-ms", 1500)
+    bound["lb_r3"] = lb_replica.wait_ready()
+
+    # Spaced by 200 ms so that the lbpeer replica reads each message on its own (no nudging here:
+    # a nudge topic would be one more send_all target).
+    if sender_kind == "liner":
+        sender = clients("ln_sender", "sender_t")
+        run_client(sender, Inbox())
+        for data in messages:
+            assert sender.send_all(topic, data, True), (sender.last_error_code(),
+                                                        sender.last_error_message())
+            time.sleep(0.2)
+    else:
+        lb_sender = peers("lb_sender", "sender_t", "127.0.0.1:0", stdin=True)
+        lb_sender.wait_ready()
+        for _ in range(3):
+            assert lb_sender.command("send_to %s %s alo" % (topic, WARM_UP.hex())), lb_sender.log()
+            time.sleep(0.3)
+        assert lb_sender.command("gen_all %s 1 %d 64 alo 200" % (topic, FANOUT_COUNT)), (
+            lb_sender.log())
+
+    for name, inbox in inboxes:
+        inbox.wait_count(len(messages), FLOW_TIMEOUT)
+    assert lb_replica.wait_exit(FLOW_TIMEOUT) == 0, lb_replica.log()
+    time.sleep(0.5)
+    results = {name: inbox.snapshot() for name, inbox in inboxes}
+    results["lb_r3"] = lb_replica.received()
+    wrong = {name: ([seq_of(d) for _, _, d in got], sorted({(to, frm) for to, frm, _ in got}))
+             for name, got in results.items()
+             if [d for _, _, d in got] != messages
+             or {(to, frm) for to, frm, _ in got} != {(topic, "sender_t")}}
+    assert not wrong, (
+        "replicas that did not get %s with (to, from) = %s: %s\nbound: %s\n"
+        "store:\n%s\n%s\n%s" % (
+            [seq_of(d) for d in messages], (topic, "sender_t"), wrong, bound, store.describe(),
+            lb_replica.log(), lb_sender.log() if sender_kind == "liner_broker" else ""))
+    if sender_kind == "liner_broker":
+        assert lb_sender.quit() == 0, lb_sender.log()
 
 
 KEYS_MESSAGES = [(b"one", True), (b"two", True), (b"three", False), (b"four", True)]

@@ -37,7 +37,7 @@ from lbkit import (MIB, OFFLINE_COUNT, OFFLINE_DELIVERY_TIMEOUT, OFFLINE_SIZE, F
                    flow_lb_to_liner_listener, flow_liner_to_lb_listener, flow_plan, gen_payload,
                    offline_delivery_to_restarted_lb_listener,
                    offline_delivery_to_restarted_liner_listener, pair_scenario, run_client,
-                   seq_of)
+                   send_all_to_mixed_replicas)
 from liner_testkit import free_port, made_and_closed
 
 
@@ -301,82 +301,12 @@ def test_stored_messages_handed_over_between_implementations(peers, clients, sto
 
 # ---- send_all over mixed replicas ---------------------------------------------------------
 
-FANOUT_COUNT = 5
-WARM_UP = b"warm-up"
-
-
 @pytest.mark.parametrize("layout", ["subscribers", "source_replicas"])
 @pytest.mark.parametrize("sender_kind", ["liner", "liner_broker"])
 def test_send_all_reaches_mixed_replicas(peers, clients, store, sender_kind, layout):
     """send_all to a topic served by 2 liner clients and 1 liner_broker peer (as subscribers, or
     as replicas with it as their source topic) delivers every message to each, once, in order."""
-    topic = "fanout"
-
-    def identity(name):
-        # (source topic, extra lbpeer args / liner subscription)
-        return (name + "_t", topic) if layout == "subscribers" else (topic, None)
-
-    # ln_r1 subscribes before run, ln_r2 after: liner registers its bound address either way
-    # (1.3.1 registered the unresolved "127.0.0.1:0" before run, which is why lbpeer subscribes
-    # after run).
-    inboxes, bound = [], {}
-    for name, before_run in (("ln_r1", True), ("ln_r2", False)):
-        own, sub = identity(name)
-        client = clients(name, own)
-        if sub and before_run:
-            assert client.subscribe(sub)
-        inbox = Inbox()
-        bound[name] = run_client(client, inbox)
-        if sub and not before_run:
-            assert client.subscribe(sub)
-        inboxes.append((name, inbox))
-    messages = [gen_payload(seq, 64) for seq in range(1, FANOUT_COUNT + 1)]
-    if sender_kind == "liner_broker":
-        # 1.3.1's sender can lose a new address added while it is connecting another one (its
-        # write loop overwrites the pending-address list after connecting), which a send_all to
-        # three new replicas hits at random. So it meets them one by one first: send_to
-        # round-robins over the directory, one warm-up message each.
-        messages = [WARM_UP] + messages
-    own, sub = identity("lb_r3")
-    lb_replica = peers("lb_r3", own, "127.0.0.1:0", *(["--subscribe", sub] if sub else []),
-                       "--expect", len(messages), "--linger-ms", 1500)
-    bound["lb_r3"] = lb_replica.wait_ready()
-
-    # Spaced by 200 ms so that the lbpeer replica reads each message on its own (no nudging here:
-    # a nudge topic would be one more send_all target).
-    if sender_kind == "liner":
-        sender = clients("ln_sender", "sender_t")
-        run_client(sender, Inbox())
-        for data in messages:
-            assert sender.send_all(topic, data, True), (sender.last_error_code(),
-                                                        sender.last_error_message())
-            time.sleep(0.2)
-    else:
-        lb_sender = peers("lb_sender", "sender_t", "127.0.0.1:0", stdin=True)
-        lb_sender.wait_ready()
-        for _ in range(3):
-            assert lb_sender.command("send_to %s %s alo" % (topic, WARM_UP.hex())), lb_sender.log()
-            time.sleep(0.3)
-        assert lb_sender.command("gen_all %s 1 %d 64 alo 200" % (topic, FANOUT_COUNT)), (
-            lb_sender.log())
-
-    for name, inbox in inboxes:
-        inbox.wait_count(len(messages), FLOW_TIMEOUT)
-    assert lb_replica.wait_exit(FLOW_TIMEOUT) == 0, lb_replica.log()
-    time.sleep(0.5)
-    results = {name: inbox.snapshot() for name, inbox in inboxes}
-    results["lb_r3"] = lb_replica.received()
-    wrong = {name: ([seq_of(d) for _, _, d in got], sorted({(to, frm) for to, frm, _ in got}))
-             for name, got in results.items()
-             if [d for _, _, d in got] != messages
-             or {(to, frm) for to, frm, _ in got} != {(topic, "sender_t")}}
-    assert not wrong, (
-        "replicas that did not get %s with (to, from) = %s: %s\nbound: %s\n"
-        "redis:\n%s\n%s\n%s" % (
-            [seq_of(d) for d in messages], (topic, "sender_t"), wrong, bound, store.describe(),
-            lb_replica.log(), lb_sender.log() if sender_kind == "liner_broker" else ""))
-    if sender_kind == "liner_broker":
-        assert lb_sender.quit() == 0, lb_sender.log()
+    send_all_to_mixed_replicas(peers, clients, store, sender_kind, layout)
 
 
 # ---- Redis key compatibility -------------------------------------------------------------
