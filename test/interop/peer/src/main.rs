@@ -134,13 +134,16 @@ fn parse_args() -> Args {
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
-    let store = store.filter(|s| !matches!(s, Store::Redis(v) | Store::Sqlite(v) | Store::Postgres(v)
-                                               if v.is_empty()));
+    let store = store.filter(|s| {
+        !matches!(s, Store::Redis(v) | Store::Sqlite(v) | Store::Postgres(v) if v.is_empty())
+    });
     match store {
         Some(store) if !(a.name.is_empty() || a.topic.is_empty() || a.listen.is_empty()) => {
             Args { store, ..a }
         }
-        _ => usage("--name, --topic, --listen and one of --redis, --sqlite and --postgres are required"),
+        _ => usage(
+            "--name, --topic, --listen and one of --redis, --sqlite and --postgres are required",
+        ),
     }
 }
 
