@@ -19,6 +19,36 @@ namespace {
 // LIMIT and OFFSET are signed: a larger count means "all of them".
 int64_t clamp(uint64_t v) { return v > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v); }
 
+// Frames per INSERT of push_messages: up to this many bytes (a larger frame goes alone). An
+// array value is bounded by the server's 1 GB allocation limit, and the statement's copy of it
+// is held in the sender's RAM and the server's while it runs.
+constexpr size_t kPushStatementBytes = size_t(16) << 20;
+
+// PostgreSQL's binary form of a one-dimensional bytea[] holding frames[from, to) (array_send):
+// a header (dimensions, has-nulls flag, element type, then length and lower bound of the one
+// dimension) and each element as its length and bytes, every integer 4 bytes big-endian.
+std::string bytea_array(const std::vector<const std::string*>& frames, size_t from, size_t to) {
+  constexpr uint32_t kByteaOid = 17;
+  size_t size = 20;
+  for (size_t i = from; i < to; ++i) size += 4 + frames[i]->size();
+  std::string out;
+  out.reserve(size);
+  auto put = [&out](uint32_t v) {
+    const char be[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    out.append(be, 4);
+  };
+  put(1);  // dimensions
+  put(0);  // no NULL elements
+  put(kByteaOid);
+  put(uint32_t(to - from));
+  put(1);  // lower bound
+  for (size_t i = from; i < to; ++i) {
+    put(uint32_t(frames[i]->size()));
+    out.append(*frames[i]);
+  }
+  return out;
+}
+
 }  // namespace
 
 Status PostgresStore::topic_key(const std::string& topic, int32_t* key) {
@@ -205,11 +235,21 @@ Status PostgresStore::push_messages(int32_t ck, const std::vector<const std::str
               .bind_u64(handover[i].first)
               .bind_u64(handover[i].second)
               .run();
-    for (size_t i = 0; s && i < frames.size(); ++i)
-      s = Query(*this, "INSERT INTO conn_messages (connection_key, payload) VALUES ($1, $2)")
+    // Many frames per statement (one round trip per batch, not per frame): ids are handed out
+    // in the array's order, so the queue keeps the order of `frames`.
+    for (size_t i = 0; s && i < frames.size();) {
+      size_t end = i, bytes = 0;
+      while (end < frames.size() && (end == i || bytes + frames[end]->size() <= kPushStatementBytes))
+        bytes += frames[end++]->size();
+      const std::string array = bytea_array(frames, i, end);
+      s = Query(*this,
+                "INSERT INTO conn_messages (connection_key, payload) SELECT $1, f.payload"
+                " FROM unnest($2::bytea[]) WITH ORDINALITY AS f(payload, ord) ORDER BY f.ord")
               .bind(int64_t(ck))
-              .bind_bytes(*frames[i])
+              .bind_bytes(array)
               .run();
+      i = end;
+    }
     return s;
   });
 }

@@ -207,6 +207,23 @@ TEST_F(PostgresStoreTest, StoresRacingOnNewNamesAgreeOnTheirKeys) {
   EXPECT_EQ(rows_of(url_, "SELECT v FROM seq"), PgRows{{std::to_string(kNames)}});
 }
 
+// push_messages sends its frames as arrays of at most 16 MiB: a push larger than that takes
+// several statements, and every frame (NUL bytes included) keeps its bytes and its place.
+TEST_F(PostgresStoreTest, APushLargerThanOneStatementKeepsEveryFrameInOrder) {
+  auto store = open(url_);
+  std::vector<std::string> frames;
+  for (char c = 'a'; c < 'f'; ++c) frames.push_back(std::string(size_t(5) << 20, c) + '\0' + c);
+  frames.push_back("");  // and an empty frame and a one-byte one after them
+  frames.push_back(std::string(1, '\0'));
+  std::vector<const std::string*> refs;
+  for (const auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(succeeded(store->push_messages(4, refs, {})));
+  std::vector<std::string> got;
+  ASSERT_TRUE(succeeded(store->read_messages(4, 0, 100, &got)));
+  ASSERT_EQ(got.size(), frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) EXPECT_TRUE(got[i] == frames[i]) << "frame " << i;
+}
+
 TEST_F(PostgresStoreTest, ANotificationFromAnotherInstanceArrivesWithin200ms) {
   auto watcher = open(url_), writer = open(url_);
   std::vector<DirectoryEvent> events;
