@@ -227,7 +227,7 @@ Status PostgresStore::push_messages(int32_t ck, const std::vector<const std::str
                                     const NumberRanges& handover) {
   if (frames.empty() && handover.empty()) return Status();
   // One transaction: the marks and their frames are there together or not at all.
-  return with_db(true, [&] {
+  Status pushed = with_db(true, [&] {
     Status s = lock_queue(ck);
     for (size_t i = 0; s && i < handover.size(); ++i)
       s = Query(*this, "INSERT INTO lnr_handover (connection_key, first, last) VALUES ($1, $2, $3)")
@@ -250,6 +250,27 @@ Status PostgresStore::push_messages(int32_t ck, const std::vector<const std::str
               .run();
       i = end;
     }
+    return s;
+  });
+  if (pushed && !frames.empty()) give_queue_statistics();
+  return pushed;
+}
+
+void PostgresStore::give_queue_statistics() {
+  // Until conn_messages has column statistics (a new database, or one analysed while empty),
+  // the planner guesses a channel's queue at a small share of the table, and reads a chunk of
+  // a long queue by sorting all of it (on disk, beyond work_mem) rather than walking the
+  // (connection_key, id) index: every read of a drain sorts the whole queue again. Autovacuum
+  // analyses a table a minute after it grew, too late for a drain that follows a spill. Once
+  // analysed, any statistics do: a channel missing from them is estimated small, one that
+  // fills the table is seen to follow id, and both read through the index.
+  // Failing here costs speed, not messages: the frames are stored.
+  with_db(false, [&] {
+    Query q(*this,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema()"
+            " AND tablename = 'conn_messages' AND attname = 'connection_key')");
+    Status s = q.run();
+    if (s && q.rows() == 1) s = exec("ANALYZE conn_messages");
     return s;
   });
 }

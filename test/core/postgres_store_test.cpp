@@ -224,6 +224,24 @@ TEST_F(PostgresStoreTest, APushLargerThanOneStatementKeepsEveryFrameInOrder) {
   for (size_t i = 0; i < frames.size(); ++i) EXPECT_TRUE(got[i] == frames[i]) << "frame " << i;
 }
 
+// Reads of a long queue walk the (connection_key, id) index from the first push on: the push
+// gives conn_messages the statistics without which the planner sorts the whole queue per read.
+TEST_F(PostgresStoreTest, AFirstPushLeavesTheQueueReadThroughItsIndex) {
+  auto store = open(url_);
+  const std::string frame(1024, 'x');
+  std::vector<const std::string*> refs(20000, &frame);
+  ASSERT_TRUE(succeeded(store->push_messages(6, refs, {})));
+  EXPECT_EQ(rows_of(url_, "SELECT count(*) FROM pg_stats WHERE tablename = 'conn_messages'"
+                          " AND attname = 'connection_key'"),
+            PgRows{{"1"}});
+  PgRows plan = rows_of(url_,
+                        "EXPLAIN SELECT payload FROM conn_messages WHERE connection_key = 6"
+                        " ORDER BY id LIMIT 1025 OFFSET 5000");
+  std::string text;
+  for (const auto& row : plan) text += row.empty() ? "" : row[0] + "\n";
+  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
+}
+
 TEST_F(PostgresStoreTest, ANotificationFromAnotherInstanceArrivesWithin200ms) {
   auto watcher = open(url_), writer = open(url_);
   std::vector<DirectoryEvent> events;
