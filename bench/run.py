@@ -5,8 +5,9 @@ prints the table and the targets of issue 4 and writes bench/RESULTS.md.
 
     python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--warmup N] [--out FILE]
 
-Needs LINER_REDIS_URL (bench/run.sh starts a throwaway redis-server) and the programs built by
-bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
+Needs LINER_REDIS_URL and, for the PostgreSQL rows, LINER_TEST_POSTGRES_URL (bench/run.sh starts
+a throwaway redis-server and PostgreSQL server and sets them; without a PostgreSQL URL those rows
+are left out), and the programs built by bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
 fails only when a program fails, never on a missed target.
 """
 import argparse
@@ -42,6 +43,9 @@ PROGRAMS = {
     # The same program on an SQLite file instead of Redis (Runner.store_url): the store is off
     # the hot path, so a pair runs as fast; an offline drain reads the file.
     "liner_c_sqlite": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True, "liner, C API, SQLite store"),
+    # And on a PostgreSQL database of its own per run.
+    "liner_c_postgres": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True,
+                         "liner, C API, PostgreSQL store"),
     "liner_c_many": ([os.path.join(BUILD, "bench", "liner", "bench_liner"), "--batch", "64"], True,
                      "liner, C API, send_to_many ×64"),
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
@@ -139,24 +143,58 @@ def free_port():
         return s.getsockname()[1]
 
 
-# Implementations whose store is a fresh SQLite file per run rather than the run's Redis.
-ON_SQLITE = {"liner_c_sqlite"}
+# Implementations whose store is a fresh SQLite file, or a fresh PostgreSQL database, per run
+# rather than the run's Redis.
+ON_SQLITE = {"liner_c_sqlite", "store_sqlite"}
+ON_POSTGRES = {"liner_c_postgres", "store_postgres"}
+
+# The directory benchmark (bench/liner/store_ops_bench.cpp), one row per store.
+STORE_OPS = [os.path.join(BUILD, "bench", "liner", "bench_store_ops")]
+STORES = {"store_redis": "Redis", "store_sqlite": "SQLite", "store_postgres": "PostgreSQL"}
 
 
 class Runner:
-    def __init__(self, redis_url, log_path, timeout):
+    def __init__(self, redis_url, postgres_url, log_path, timeout):
         self.redis_url = redis_url
+        self.postgres_url = postgres_url
         self.log_path = log_path
         self.timeout = timeout
         self.serial = 0
         self.sqlite_dir = tempfile.mkdtemp(prefix="liner-bench-")
+        self.databases = {}  # prefix -> URL of the PostgreSQL database made for that run
 
     def store_url(self, impl, prefix):
-        """The store a run of `impl` uses: one SQLite file per run (named after its prefix),
-        or the Redis (runs there are kept apart by their prefix)."""
+        """The store a run of `impl` uses: one SQLite file or PostgreSQL database per run (named
+        after its prefix), or the Redis (runs there are kept apart by their prefix)."""
         if impl in ON_SQLITE:
             return "sqlite:" + os.path.join(self.sqlite_dir, prefix + ".db")
+        if impl in ON_POSTGRES:
+            if prefix not in self.databases:
+                name = "".join(c if c.isalnum() else "_" for c in prefix.lower())
+                self.psql("CREATE DATABASE " + name)
+                self.databases[prefix] = self.postgres_url.rsplit("/", 1)[0] + "/" + name
+            return self.databases[prefix]
         return self.redis_url
+
+    def psql(self, sql):
+        # psql is not ours: not under a sanitizer runtime a caller may preload (it hangs at exit).
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        done = subprocess.run(["psql", self.postgres_url, "-qc", sql], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, env=env, timeout=60)
+        if done.returncode != 0:
+            raise BenchError("psql %r: %s" % (sql, done.stderr.strip()))
+
+    def cleanup(self):
+        """Drops the stores made for the runs so far (their processes have exited): a drain
+        leaves 100 MB behind."""
+        for url in self.databases.values():
+            try:
+                self.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % url.rsplit("/", 1)[1])
+            except (BenchError, subprocess.TimeoutExpired) as e:
+                print("  (could not drop a benchmark database: %s)" % e, flush=True)
+        self.databases.clear()
+        for name in os.listdir(self.sqlite_dir):
+            os.remove(os.path.join(self.sqlite_dir, name))
 
     def start(self, impl, role, size, count, warmup, alo=None, extra=(), port=None, prefix=None):
         command, needs_redis, _ = PROGRAMS[impl]
@@ -261,6 +299,26 @@ class Runner:
         seconds = (done["t1_ns"] - done["t0_ns"]) / 1e9
         return {"rate": count / seconds, "mbps": count * size / seconds / 1e6}
 
+    def dirops(self, impl, count):
+        """Directory operations per second on one store, one call at a time."""
+        prefix = self.fresh_prefix(impl)
+        argv = STORE_OPS + ["--store", self.store_url(impl, prefix), "--prefix", prefix, "--count", str(count)]
+        with open(self.log_path, "ab") as log:
+            log.write(("\n$ " + " ".join(argv) + "\n").encode())
+            log.flush()
+            try:
+                out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, cwd=ROOT, timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                raise BenchError("bench_store_ops %s: did not exit within %.0f s" % (impl, self.timeout))
+        lines = out.stdout.decode(errors="replace").splitlines()
+        try:
+            done = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise BenchError("bench_store_ops %s: no result (exit %d)" % (impl, out.returncode))
+        if done.get("event") != "done":
+            raise BenchError("bench_store_ops %s: %s" % (impl, done.get("message")))
+        return {k: done[k] for k in ("register_per_s", "lookup_per_s", "topic_key_per_s")}
+
     def slow(self, impl, size, count, warmup):
         """A listener that reads slower than the sender writes: peak RSS of both."""
         prefix = self.fresh_prefix(impl)
@@ -303,6 +361,7 @@ def workloads(smoke, count=None, warmup=None):
     w = warmup or (500 if smoke else 10_000)
     pings = 200 if smoke else 5_000
     drain_n = 2_000 if smoke else 100_000
+    dirops_n = 200 if smoke else 2_000
     slow_n = 20_000 if smoke else 10_000_000
     socket_impls = ["raw_tcp", "libzmq", "zeromq.js", "node_net"]
     table = []
@@ -318,8 +377,9 @@ def workloads(smoke, count=None, warmup=None):
             table.append(("pair/%d/%s/alo" % (size, impl), label, "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
     for size in (100, 1024):
-        table.append(("pair/%d/liner_c_sqlite/alo" % size, "%s pair" % size_label(size), "pair", "liner_c_sqlite",
-                      dict(size=size, count=n, warmup=w, alo=True)))
+        for impl in ("liner_c_sqlite", "liner_c_postgres"):
+            table.append(("pair/%d/%s/alo" % (size, impl), "%s pair" % size_label(size), "pair", impl,
+                          dict(size=size, count=n, warmup=w, alo=True)))
     for impl in ("liner_c_to_ts", "liner_ts_to_c"):  # only at the size of the TypeScript targets
         table.append(("pair/1024/%s/alo" % impl, "1 KiB pair", "pair", impl,
                       dict(size=1024, count=n, warmup=w, alo=True)))
@@ -337,9 +397,11 @@ def workloads(smoke, count=None, warmup=None):
     for impl in ("raw_tcp", "libzmq", "liner_broker", "liner_c"):
         table.append(("ping/100/%s" % impl, "100 B ping-pong", "ping", impl,
                       dict(size=100, count=pings, warmup=pings // 10)))
-    for impl in ("liner_c", "liner_c_sqlite"):
+    for impl in ("liner_c", "liner_c_sqlite", "liner_c_postgres"):
         table.append(("drain/1024/%s" % impl, "1 KiB offline drain", "drain", impl,
                       dict(size=1024, count=drain_n)))
+    for impl in STORES:
+        table.append(("dirops/%s" % impl, "directory operations", "dirops", impl, dict(count=dirops_n)))
     table.append(("slow/100/liner_c", "100 B to a slow listener", "slow", "liner_c",
                   dict(size=100, count=slow_n, warmup=w)))
     return table
@@ -361,9 +423,13 @@ TOLERATED = ("liner_broker",)
 def run_all(runner, table, runs, only):
     results = {}
     failures = {}  # key -> number of failed runs
+    if not runner.postgres_url:
+        print("  (no LINER_TEST_POSTGRES_URL: the PostgreSQL rows are left out)", flush=True)
     for run in range(runs):
         for key, _, kind, impl, args in table:
             if only and not any(o in key for o in only):
+                continue
+            if impl in ON_POSTGRES and not runner.postgres_url:
                 continue
             if failures.get(key) and impl not in TOLERATED:
                 continue  # one failure of our own is enough to know
@@ -374,6 +440,8 @@ def run_all(runner, table, runs, only):
                 failures[key] = failures.get(key, 0) + 1
                 print("  run %d  %-32s FAILED: %s" % (run + 1, key, e), flush=True)
                 continue
+            finally:
+                runner.cleanup()
             results.setdefault(key, []).append(result)
             print("  run %d  %-32s %s  (%.1f s)" % (run + 1, key, brief(result), time.monotonic() - started),
                   flush=True)
@@ -381,6 +449,9 @@ def run_all(runner, table, runs, only):
 
 
 def brief(result):
+    if "register_per_s" in result:
+        return "register+unregister %.0f/s  lookup %.0f/s  topic_key %.0f/s" % (
+            result["register_per_s"], result["lookup_per_s"], result["topic_key_per_s"])
     if "cpu_us" in result:
         return "%10.0f msg/s  %5.2f us CPU/msg" % (result["rate"], result["cpu_us"])
     if "rate" in result and "sender_rss_mib" not in result:
@@ -455,6 +526,16 @@ def memory_rows(results, table):
     return rows
 
 
+def directory_rows(results, table):
+    rows = []
+    for key, label, kind, impl, args in table:
+        if kind != "dirops" or key not in results:
+            continue
+        rows.append(["%s store" % STORES[impl]] +
+                     [fmt_stat(stat(results, key, f)) for f in ("register_per_s", "lookup_per_s", "topic_key_per_s")])
+    return rows
+
+
 def median_of(results, key, field="rate"):
     s = stat(results, key, field)
     return s[0] if s else None
@@ -494,9 +575,10 @@ def targets(results):
     ratio("ping-pong p50 / liner_broker 1.3.1", m("ping/100/liner_c", "p50_us"),
           m("ping/100/liner_broker", "p50_us"), 1.0, False)
     for size in (100, 1024):
-        ratio("C API %s at-least-once, SQLite store / Redis" % size_label(size), m("pair/%d/liner_c_sqlite/alo" % size),
-              m("pair/%d/liner_c/alo" % size), 0.9)
-    for impl, store in (("liner_c", "Redis"), ("liner_c_sqlite", "SQLite")):
+        for impl, store in (("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL")):
+            ratio("C API %s at-least-once, %s store / Redis" % (size_label(size), store),
+                  m("pair/%d/%s/alo" % (size, impl)), m("pair/%d/liner_c/alo" % size), 0.9)
+    for impl, store in (("liner_c", "Redis"), ("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL")):
         drain = m("drain/1024/%s" % impl)
         out.append(("offline drain, %s" % store, "%s msg/s" % ("{:,.0f}".format(drain) if drain else "not measured"),
                     "≥ 200,000 msg/s", drain >= 200_000 if drain else None))
@@ -536,6 +618,10 @@ def report(results, failures, table, runs):
     if lat:
         parts.append(markdown_table(["workload", "implementation", "p50 µs", "p99 µs", "p99.9 µs",
                                      "p50 × raw TCP"], lat))
+    dirs = directory_rows(results, table)
+    if dirs:
+        parts.append(markdown_table(["directory operations, one call at a time", "register + unregister /s",
+                                     "addresses_of_topic /s", "topic_key allocations /s"], dirs))
     mem = memory_rows(results, table)
     if mem:
         parts.append(markdown_table(["workload", "implementation", "msgs/s", "sender peak RSS MiB",
@@ -575,7 +661,8 @@ def main():
     only = [o for o in args.only.split(",") if o]
     print("liner bench: %d run(s) of %d workloads%s; stderr of every program in %s" % (
         runs, len(table), " (smoke)" if args.smoke else "", os.path.relpath(args.log, ROOT)), flush=True)
-    runner = Runner(redis_url, args.log, timeout=60 if args.smoke else 300)
+    runner = Runner(redis_url, os.environ.get("LINER_TEST_POSTGRES_URL"), args.log,
+                    timeout=60 if args.smoke else 300)
     started = time.time()
     try:
         results, failures = run_all(runner, table, runs, only)
@@ -584,7 +671,7 @@ def main():
     text = report(results, failures, table, runs)
     print()
     print(text)
-    fatal = [key for key in failures if not key.split("/")[2] in TOLERATED]
+    fatal = [key for key, _, _, impl, _ in table if key in failures and impl not in TOLERATED]
     if args.smoke:
         print("\nbench smoke: %d workloads ran, %d failed (%d of them liner_broker 1.3.1's known stall)" % (
             len(results) + len(set(failures) - set(results)), len(failures), len(failures) - len(fatal)))

@@ -3,8 +3,8 @@
 # Sets everything up (scripts/bootstrap.sh: system packages incl. libzmq3-dev, the C library and
 # the C++ benchmark programs, the addon and dist/), builds the liner_broker 1.3.1 program with
 # cargo, installs zeromq.js into bench/node (its own package: never a dependency of liner), starts
-# a throwaway redis-server and runs bench/run.py, which prints the table and writes
-# bench/RESULTS.md. Arguments go to bench/run.py.
+# a throwaway redis-server and PostgreSQL server and runs bench/run.py, which prints the table and
+# writes bench/RESULTS.md. Arguments go to bench/run.py.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,6 +23,9 @@ if [ ! -d bench/node/node_modules/zeromq ]; then
 fi
 
 . scripts/lib/redis.sh
-trap stop_throwaway_redis EXIT
+. scripts/lib/postgres.sh
+trap 'stop_throwaway_postgres; stop_throwaway_redis' EXIT
 start_throwaway_redis
+# The PostgreSQL rows need a server (bootstrap installs one); each run makes a database there.
+start_throwaway_postgres || echo "liner bench: no PostgreSQL server: its rows are left out" >&2
 LINER_REDIS_URL=$LINER_REDIS_URL python3 bench/run.py "$@"
