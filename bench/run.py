@@ -681,7 +681,8 @@ def main():
     header = ["# Benchmark results", "",
               "Machine: %s." % machine(),
               "Run: `npm run bench` (`python3 bench/run.py --runs %d%s`) on %s, %.0f minutes." % (
-                  runs, " --warmup %d" % args.warmup if args.warmup else "", time.strftime("%Y-%m-%d"),
+                  runs, (" --warmup %d" % args.warmup if args.warmup else "") +
+                  (" --only %s" % args.only if only else ""), time.strftime("%Y-%m-%d"),
                   (time.time() - started) / 60),
               "", "Each figure is the median over %d runs, with the lowest and highest in brackets. "
               "Runs are interleaved: every workload runs once before any runs again. A pair run "
