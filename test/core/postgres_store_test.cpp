@@ -218,10 +218,10 @@ TEST_F(PostgresStoreTest, APushLargerThanOneStatementKeepsEveryFrameInOrder) {
   std::vector<const std::string*> refs;
   for (const auto& f : frames) refs.push_back(&f);
   ASSERT_TRUE(succeeded(store->push_messages(4, refs, {})));
-  std::vector<std::string> got;
-  ASSERT_TRUE(succeeded(store->read_messages(4, 0, 100, &got)));
+  std::vector<QueuedFrame> got;
+  ASSERT_TRUE(succeeded(store->read_messages_after(4, 0, 100, &got)));
   ASSERT_EQ(got.size(), frames.size());
-  for (size_t i = 0; i < frames.size(); ++i) EXPECT_TRUE(got[i] == frames[i]) << "frame " << i;
+  for (size_t i = 0; i < frames.size(); ++i) EXPECT_TRUE(got[i].frame == frames[i]) << "frame " << i;
 }
 
 // Reads of a long queue walk the (connection_key, id) index from the first push on: the push
@@ -235,8 +235,8 @@ TEST_F(PostgresStoreTest, AFirstPushLeavesTheQueueReadThroughItsIndex) {
                           " AND attname = 'connection_key'"),
             PgRows{{"1"}});
   PgRows plan = rows_of(url_,
-                        "EXPLAIN SELECT payload FROM conn_messages WHERE connection_key = 6"
-                        " ORDER BY id LIMIT 1025 OFFSET 5000");
+                        "EXPLAIN SELECT id::text AS id_text, payload FROM conn_messages WHERE connection_key = 6"
+                        " AND id > 5000 ORDER BY id LIMIT 1025");
   std::string text;
   for (const auto& row : plan) text += row.empty() ? "" : row[0] + "\n";
   EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
