@@ -33,10 +33,15 @@
 // - The offline queue grows at its tail only. A frame's place there (Store::read_messages_after)
 //   is its number: liner numbers a channel's frames in the order they are queued (a push that
 //   failed and is made again may repeat some); an element that is not a frame takes the place
-//   of the frame before it. Its head goes element by element in one script while each is placed
-//   at or before the place given (drop_messages_through): it never takes a frame numbered above
-//   it, which is above what the caller saw acknowledged. Other frames go only by their exact
-//   bytes. The hand-over marks are written before their frames and go with the queue's last frame.
+//   of the frame before it. A read goes on where this instance's last read ended if the frame
+//   read last is still just before it, else it searches from the head.
+// - The head goes through a place (drop_messages_through) in one script: when this instance read
+//   the queue from its head, up to the first element it read at that place, and that element
+//   is still where it was read, nothing before it left, so the elements before it are those it
+//   read there, at or before the place, and the script trims them; otherwise it takes elements
+//   from the head one by one while each is placed at or before the place, never one above it,
+//   a bounded number per script so that Redis is not held. Other frames go only by their exact
+//   bytes. The hand-over marks are written before their frames and go with the queue's last one.
 //
 // The class, by concept:
 //   redis_store.cpp            opening (open_redis_store), health, the directory change feed, and the
@@ -177,14 +182,17 @@ class RedisStore final : public Store {
   // ("" for all), by name; keys not read.
   Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
 
-  // Where the last read of a channel's queue ended (read_messages_after): the place read last,
-  // and the index of the element after it, as far as this instance saw. Only a guess: a read
-  // checks it. One per channel this instance read.
-  struct ReadHint {
-    uint64_t after;
-    uint64_t index;
+  // What this instance read of a channel's queue, in queue order: the places of the elements
+  // at [first_index, first_index + places.size()) as they were then. Only a guess that reads and
+  // drops check: elements leave from anywhere (hand-over) and come at the tail. Kept up to
+  // kViewLimit places (a reader that never drops, as a hand-over sweep, starts it again).
+  struct ReadView {
+    uint64_t first_index = 0;
+    std::deque<uint64_t> places;
+    uint64_t end() const { return first_index + places.size(); }
   };
-  std::unordered_map<int32_t, ReadHint> read_hints_;
+  static constexpr size_t kViewLimit = size_t(1) << 17;
+  std::unordered_map<int32_t, ReadView> read_views_;
 
   std::string channel_;
   RedisConn conn_;

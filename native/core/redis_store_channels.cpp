@@ -1,6 +1,7 @@
 // RedisStore, keys and channels (redis_store.hpp): topic and connection keys from the global
 // counter, a channel's metadata and ack counter, the listeners a sender remembers, and the
 // channel's offline queue with its hand-over marks and refusals.
+#include <algorithm>
 #include <map>
 #include <string_view>
 
@@ -242,20 +243,22 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
   size_t skip = 0;
   uint64_t index = 0;  // the queue's index of the first of them
   Status s;
-  auto hint = read_hints_.find(ck);
+  auto view = read_views_.find(ck);
+  bool goes_on = false;  // from where the view ends
   if (after == 0) {
     s = conn_.command({"LRANGE", key, "0", std::to_string(count - 1)}, &r);
     list = r.get();
-  } else if (hint != read_hints_.end() && hint->second.after == after && hint->second.index > 0) {
+  } else if (view != read_views_.end() && !view->second.places.empty() && view->second.places.back() == after) {
     // Usually one round trip: from where the last read ended, with the frame read last. Elements
-    // leave only from before it or after it and come only at the tail: while that frame is
-    // still there, what follows it is what follows it.
-    index = hint->second.index;
+    // leave from before or after it and come only at the tail: while that frame is still
+    // there, what follows it is what follows it.
+    index = view->second.end();
     s = conn_.command({"LRANGE", key, std::to_string(index - 1), std::to_string(index + count - 1)}, &r);
     if (s && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
         stored_frame_number(std::string(r->element[0]->str, r->element[0]->len)) == after) {
       list = r.get();
       skip = 1;
+      goes_on = true;
     }
   }
   if (!s) return s;
@@ -289,42 +292,70 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
     if (number > 0) place = number;  // not a frame: the place of the frame before it
     out->push_back(QueuedFrame{place, std::move(frame)});
   }
-  if (out->empty()) read_hints_.erase(ck);
-  else read_hints_[ck] = ReadHint{out->back().place, index + out->size()};
+  ReadView& v = read_views_[ck];
+  if (!goes_on) v = ReadView{index, {}};
+  for (const auto& f : *out) v.places.push_back(f.place);
+  if (v.places.size() > kViewLimit) read_views_.erase(ck);
   return s;
 }
 
 Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* empty) {
-  // From the head while the elements there are placed at or before `through`; the first one
-  // after it goes back. Each is read once (a pop), so the cost is what leaves.
-  static const std::string kDrop = std::string(kQueueLua) +
-                                   "local n = 0\n"
-                                   "while true do\n"
-                                   "  local f = redis.call('LPOP', KEYS[1])\n"
-                                   "  if not f then break end\n"
-                                   "  local num = number_of(f)\n"
-                                   "  if num and above(num, ARGV[1]) then redis.call('LPUSH', KEYS[1], f) break end\n"
-                                   "  n = n + 1\n"
-                                   "end\n"
-                                   "local left = redis.call('LLEN', KEYS[1])\n"
-                                   // The hand-over marks describe the queue's frames: they go when the last one does.
-                                   "if left == 0 then redis.call('DEL', KEYS[2]) end\n"
-                                   "return {n, left}\n";
-  RedisReply r;
-  Status s = conn_.command({"EVAL", kDrop, "2", conn_key(ck, "messages"), conn_key(ck, "handover"), big_endian(through)},
-                           &r);
-  if (!s) return s;
-  uint64_t dropped = 0, left = 0;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !parse_u64(r->element[0], &dropped) ||
-      !parse_u64(r->element[1], &left))
-    return corrupt("offline-queue drop reply");
-  auto hint = read_hints_.find(ck);
-  if (hint != read_hints_.end()) {
-    if (hint->second.index >= dropped) hint->second.index -= dropped;
-    else read_hints_.erase(hint);
+  // ARGV: the place, the count of head elements this instance read up to the first at that
+  // place (0: unknown), how many to take one by one at most.
+  static const std::string kDrop =
+      std::string(kQueueLua) +
+      "local k, n = tonumber(ARGV[2]), 0\n"
+      "if k > 0 then\n"
+      "  local f = redis.call('LINDEX', KEYS[1], k - 1)\n"
+      "  if f and number_of(f) == ARGV[1] then redis.call('LTRIM', KEYS[1], k, -1) n = k end\n"
+      "end\n"
+      "local more = 0\n"
+      "if n == 0 then\n"
+      "  while n < tonumber(ARGV[3]) do\n"
+      "    local f = redis.call('LPOP', KEYS[1])\n"
+      "    if not f then break end\n"
+      "    local num = number_of(f)\n"
+      "    if num and above(num, ARGV[1]) then redis.call('LPUSH', KEYS[1], f) break end\n"
+      "    n = n + 1\n"
+      "  end\n"
+      "  if n == tonumber(ARGV[3]) then more = 1 end\n"
+      "end\n"
+      "local left = redis.call('LLEN', KEYS[1])\n"
+      // The hand-over marks describe the queue's frames: they go when the last one does.
+      "if left == 0 then redis.call('DEL', KEYS[2]) end\n"
+      "return {n, left, more}\n";
+  static const std::string kOneByOne = "256";  // ~2 ms of a script for 1 KiB frames
+  uint64_t known = 0;
+  auto view = read_views_.find(ck);
+  if (view != read_views_.end() && view->second.first_index == 0) {
+    const auto& places = view->second.places;
+    auto at = std::find(places.begin(), places.end(), through);
+    if (at != places.end()) known = uint64_t(at - places.begin()) + 1;
   }
-  if (empty) *empty = left == 0;
-  return s;
+  std::string queue = conn_key(ck, "messages"), marks = conn_key(ck, "handover"), place = big_endian(through);
+  for (;;) {
+    RedisReply r;
+    Status s = conn_.command({"EVAL", kDrop, "2", queue, marks, place, std::to_string(known), kOneByOne}, &r);
+    if (!s) return s;
+    uint64_t dropped = 0, left = 0, more = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !parse_u64(r->element[0], &dropped) ||
+        !parse_u64(r->element[1], &left) || !parse_u64(r->element[2], &more))
+      return corrupt("offline-queue drop reply");
+    view = read_views_.find(ck);
+    if (view != read_views_.end()) {
+      if (known > 0 && dropped == known) {
+        auto& places = view->second.places;
+        places.erase(places.begin(), places.begin() + long(known));
+      } else {
+        read_views_.erase(view);  // taken one by one: where the rest is is not known
+      }
+    }
+    known = 0;
+    if (!more) {
+      if (empty) *empty = left == 0;
+      return s;
+    }
+  }
 }
 
 Status RedisStore::last_stored_message(int32_t ck, std::string* frame, bool* found) {
@@ -337,7 +368,7 @@ Status RedisStore::last_stored_message(int32_t ck, std::string* frame, bool* fou
 }
 
 Status RedisStore::clear_channel(int32_t ck) {
-  read_hints_.erase(ck);
+  read_views_.erase(ck);
   return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number"), conn_key(ck, "handover")});
 }
 

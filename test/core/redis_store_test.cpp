@@ -135,6 +135,30 @@ TEST_F(RedisStoreTest, PlacesAreNumbersAndCopiesOfAPushMadeAgainAreReadAndDroppe
   EXPECT_EQ(redis().cli({"EXISTS", "lnr_connection:9:messages"}), "0");
 }
 
+// A drop trims what this instance read from the head only while the element it read last
+// there is still where it was read; when one before it left (handed over), it takes elements one
+// by one while they are at or before its place.
+TEST_F(RedisStoreTest, ADropTrimsWhatWasReadOnlyWhereNothingBeforeItLeft) {
+  std::vector<std::string> frames;
+  for (uint64_t n = 1; n <= 10; ++n) frames.push_back(testing_support::numbered_frame(n));
+  std::vector<const std::string*> refs;
+  for (auto& f : frames) refs.push_back(&f);
+  ASSERT_TRUE(store->push_messages(9, refs, {}));
+  std::vector<QueuedFrame> got;
+  ASSERT_TRUE(store->read_messages_after(9, 0, 10, &got));
+  ASSERT_TRUE(open(redis().url())->remove_messages(9, {frames[1]}, nullptr));  // 2, by another
+  ASSERT_TRUE(store->drop_messages_through(9, 5, nullptr));
+  EXPECT_EQ(redis().cli({"LLEN", "lnr_connection:9:messages"}), "5");
+  got.clear();
+  ASSERT_TRUE(store->read_messages_after(9, 0, 1, &got));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].place, 6u);
+  // From the head again, nothing removed meanwhile: trimmed.
+  ASSERT_TRUE(store->read_messages_after(9, 0, 5, &got));
+  ASSERT_TRUE(store->drop_messages_through(9, 8, nullptr));
+  EXPECT_EQ(redis().cli({"LLEN", "lnr_connection:9:messages"}), "2");
+}
+
 // Ranges as "first-last" text in a list beside the queue; the key goes with the queue's last frame.
 TEST_F(RedisStoreTest, HandoverMarksAreAListOfRangesDeletedWithTheQueue) {
   std::string frame = testing_support::numbered_frame(1);
