@@ -1,7 +1,7 @@
 """The interop test kit: lbpeer processes, the two stores, and the scenarios both files run.
 
-test_interop.py runs liner and liner_broker 1.3.1 peers on one Redis, test_interop_sqlite.py on
-one SQLite file, test_interop_postgres.py on one PostgreSQL database; conftest.py here turns this
+test_interop.py runs liner and liner_broker 1.3.1 peers on one Redis, test_interop_sql_stores.py
+on one SQLite file and on one PostgreSQL database; conftest.py here turns this
 kit into the `peers` and `clients` fixtures over each module's `store` fixture (a RedisStore, a
 SqliteStore or a PostgresStore). The scenarios below take those fixtures and the store, so each
 behaviour is written once and pinned on every store.

@@ -3,7 +3,7 @@
 The reference side is `lbpeer` (test/interop/peer, a tiny Rust program over the crate pinned at
 =1.3.1), run as a child process; the liner side is the python/liner package over
 build/libliner_broker.so, in this process; lbkit.py holds both and the scenarios that
-test_interop_sqlite.py runs again on one SQLite file. Each test pins one behaviour of
+test_interop_sql_stores.py runs again on one SQLite file and one PostgreSQL database. Each test pins one behaviour of
 spec/compat-1.3.1.md section 0 "Match exactly":
 
 - frames flow both ways with byte-identical payloads and the right `to`/`from`, including

@@ -1,8 +1,8 @@
 //! lbpeer — one liner_broker 1.3.1 peer, driven from the command line and stdin.
 //!
-//! The interop tests (test/interop/test_interop.py on one Redis, test_interop_sqlite.py on one
-//! SQLite file, test_interop_postgres.py on one PostgreSQL database) run this next to liner peers to check that liner and the reference crate
-//! understand each other. It uses only the crate's public `Liner` wrapper, so everything on the
+//! The interop tests (test/interop/test_interop.py on one Redis, test_interop_sql_stores.py on
+//! one SQLite file and one PostgreSQL database) run this next to liner peers to check that liner
+//! and the reference crate understand each other. It uses only the crate's public `Liner` wrapper, so everything on the
 //! wire and in the store is exactly what 1.3.1 does.
 //!
 //! ```text
