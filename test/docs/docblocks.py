@@ -45,9 +45,11 @@ OUTPUT_INFO = {"text", "output"}
 MARKER = re.compile(r"<!--\s*check:\s*(run|compile|skip|output)\b[^>]*-->")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 DEFAULT_REDIS = re.compile(r"redis://127\.0\.0\.1:6379(?:/\d+)?")
-# An SQLite store given by a relative path ("sqlite:mesh.db"): the check puts the file in
-# SQLITE_DIR, not in the checkout, and empties that directory before each page.
+# An SQLite store given by a relative path ("sqlite:mesh.db", or "mesh.db" as the path argument
+# of the C and Python constructors): the check puts the file in SQLITE_DIR, not in the checkout,
+# and empties that directory before each page.
 RELATIVE_SQLITE = re.compile(r"sqlite:([\w-]+\.db)\b")
+QUOTED_SQLITE_PATH = re.compile(r'"([\w-]+\.db)"')
 SQLITE_DIR = os.path.join(ROOT, "build", f"docs-sqlite-{os.getpid()}")
 
 # The normalisation of documented and real output (see the header).
@@ -158,6 +160,7 @@ def output_marker_problems(blocks):
 def with_redis(code, url):
     """`code` pointed at the test's stores: the Redis at `url`, SQLite files in SQLITE_DIR."""
     code = RELATIVE_SQLITE.sub(lambda m: "sqlite:" + os.path.join(SQLITE_DIR, m.group(1)), code)
+    code = QUOTED_SQLITE_PATH.sub(lambda m: '"%s"' % os.path.join(SQLITE_DIR, m.group(1)), code)
     return DEFAULT_REDIS.sub(url, code)
 
 

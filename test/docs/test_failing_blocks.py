@@ -2,16 +2,19 @@
 
 - A block that prints something else than its documented output fails with a diff: shown on
   synthetic pages (the comparison and its normalisation) and on a real README block.
-- A block whose send fails, whose message never arrives, or whose Redis is unreachable exits
+- A block whose send fails, whose message never arrives, or whose store cannot be reached exits
   non-zero within its bound and says why on stderr: shown on planted copies of the README's and
   docs/bindings.md's C, Python and TypeScript examples (the destination topic changed to one
   nobody serves; the receiver moved to another topic while a dead address stays registered for
-  the old one, so the send succeeds and nothing arrives; a Redis URL nobody listens on).
+  the old one, so the send succeeds and nothing arrives; a Redis URL nobody listens on, or an
+  SQLite file in a directory that does not exist).
 
-Uses database 14 of the session's Redis (test/conftest.py), flushed before each planted run.
+Uses database 14 of the session's Redis (test/conftest.py), flushed before each planted run, and
+docblocks.SQLITE_DIR for examples on an SQLite file, emptied before each planted run.
 """
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,7 +43,7 @@ EXAMPLES = {
                               "receiver": ('("worker-1", "jobs"', '("worker-1", "jobs-elsewhere"'), "topic": "jobs"},
     ("README.md", "ts"): {"send": ("boss.sendTo('jobs', 'hello')", f"boss.sendTo('{NOBODY}', 'hello')"),
                           "receiver": ("name: 'worker-1', topic: 'jobs'", "name: 'worker-1', topic: 'jobs-elsewhere'"),
-                          "topic": "jobs"},
+                          "topic": "jobs", "on": "redis"},  # the whole-API example, which bounds its wait
     ("docs/bindings.md", "c"): {"send": ('lnr_send_to(tx, "c-rx"', f'lnr_send_to(tx, "{NOBODY}"'),
                                 "receiver": ('("c-rx", "c-rx"', '("c-rx", "c-rx-elsewhere"'), "topic": "c-rx"},
     ("docs/bindings.md", "python"): {"send": ('tx.send_to("py-rx"', f'tx.send_to("{NOBODY}"'),
@@ -50,9 +53,11 @@ EXAMPLES = {
                                  "topic": "ts-rx"},
 }
 # failure -> what stderr must say. Every example has a bound of 5 s on what it waits for.
-FAILURES = {"send": NOBODY, "receiver": "within 5 s", "redis": "unreachable"}
+FAILURES = {"send": NOBODY, "receiver": "within 5 s", "store": None}
+STORE_FAILURES = {"redis": "unreachable", "sqlite": "unable to open"}
+NO_DIR = "/nonexistent-liner-dir/"
 CASES = [(page, lang, failure) for (page, lang) in EXAMPLES for failure in FAILURES
-         if failure != "redis" or page == "README.md"]
+         if failure != "store" or page == "README.md"]
 
 
 def case_id(case):
@@ -64,17 +69,28 @@ def file_name(case):
     return case_id(case).replace("/", "_").replace(".", "_").replace("-", "_")
 
 
+def sqlite_file(code):
+    """The SQLite file an example opens by a relative name ("sqlite:mesh.db", "mesh.db"), or None."""
+    m = docblocks.RELATIVE_SQLITE.search(code) or docblocks.QUOTED_SQLITE_PATH.search(code)
+    return m.group(1) if m else None
+
+
 def example_block(page, lang):
-    """The page's first block of that language that runs on Redis: its example."""
-    return next(b for b in docblocks.blocks(page) if b.lang == lang and b.mode == "run" and docblocks.DEFAULT_REDIS.search(b.code))
+    """The page's first block of that language that runs on a store (on Redis where EXAMPLES
+    says so): its example."""
+    redis_only = EXAMPLES[(page, lang)].get("on") == "redis"
+    return next(b for b in docblocks.blocks(page) if b.lang == lang and b.mode == "run" and
+                (docblocks.DEFAULT_REDIS.search(b.code) or (not redis_only and sqlite_file(b.code))))
 
 
 def planted(case, url):
-    """The example's code with the failure planted, pointed at `url` (or at a Redis nobody listens on)."""
+    """The example's code with the failure planted, pointed at `url` (or at a store that cannot
+    be reached: a Redis nobody listens on, an SQLite file in a directory that does not exist)."""
     page, lang, failure = case
     code = example_block(page, lang).code
-    if failure == "redis":
-        return docblocks.with_redis(code, UNREACHABLE)
+    if failure == "store":
+        name = sqlite_file(code)
+        return code.replace(name, NO_DIR + name) if name else docblocks.with_redis(code, UNREACHABLE)
     old, new = EXAMPLES[(page, lang)][failure]
     assert code.count(old) == 1, f"{page}: its {lang} example no longer contains {old!r}: update EXAMPLES"
     return docblocks.with_redis(code.replace(old, new), url)
@@ -124,14 +140,24 @@ def command(case, code, work, compiled_ts):
 def test_a_planted_failure_makes_the_example_exit_non_zero(case, url, work, compiled_ts, redis_server):
     page, lang, failure = case
     redis_server.cli("-n", DB, "FLUSHDB")
-    if failure == "receiver":
-        redis_server.cli("-n", DB, "HSET", f"lnr_topic:{EXAMPLES[(page, lang)]['topic']}:addr", DEAD_ADDRESS, "gone")
+    docblocks.empty_sqlite_dir()
+    name = sqlite_file(example_block(page, lang).code)
+    topic = EXAMPLES[(page, lang)]["topic"]
+    if failure == "receiver" and name:
+        # The directory row as liner_broker's SQLite store keeps it (the store adds its other tables).
+        with sqlite3.connect(os.path.join(docblocks.SQLITE_DIR, name)) as db:
+            db.execute("CREATE TABLE topic_addr (topic TEXT NOT NULL, addr TEXT NOT NULL, "
+                       "client_name TEXT NOT NULL, PRIMARY KEY (topic, addr))")
+            db.execute("INSERT INTO topic_addr VALUES (?, ?, 'gone')", (topic, DEAD_ADDRESS))
+    elif failure == "receiver":
+        redis_server.cli("-n", DB, "HSET", f"lnr_topic:{topic}:addr", DEAD_ADDRESS, "gone")
     argv, env = command(case, planted(case, url), work, compiled_ts)
     started = time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=docblocks.ROOT, env=env)
     took = time.monotonic() - started
     assert r.returncode != 0, f"{case_id(case)}: exited 0 although it failed:\n{r.stdout}\n{r.stderr}"
-    assert FAILURES[failure] in r.stderr, f"{case_id(case)}: stderr does not say why:\n{r.stderr}"
+    why = FAILURES[failure] or STORE_FAILURES["sqlite" if name else "redis"]
+    assert why in r.stderr, f"{case_id(case)}: stderr does not say why:\n{r.stderr}"
     assert took < 15, f"{case_id(case)}: took {took:.1f} s to give up"
 
 
@@ -142,6 +168,7 @@ def test_the_planted_examples_succeed_unplanted(url, work, redis_server):
         if lang == "ts":
             continue  # test_code_blocks.py runs them; compiling them again here costs seconds
         redis_server.cli("-n", DB, "FLUSHDB")
+        docblocks.empty_sqlite_dir()
         block = example_block(page, lang)
         argv, env = command((page, lang, "none"), docblocks.with_redis(block.code, url), work, {})
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=docblocks.ROOT, env=env)
@@ -153,6 +180,7 @@ def test_a_real_block_with_a_wrong_documented_output_fails(url, work, redis_serv
     block = example_block("README.md", "python")
     assert block.checks_output
     redis_server.cli("-n", DB, "FLUSHDB")
+    docblocks.empty_sqlite_dir()
     argv, env = command(("README.md", "python", "none"), docblocks.with_redis(block.code, url), work, {})
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=docblocks.ROOT, env=env)
     assert r.returncode == 0, r.stderr
