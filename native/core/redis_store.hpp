@@ -183,15 +183,25 @@ class RedisStore final : public Store {
   Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
 
   // What this instance read of a channel's queue, in queue order: the places of the elements
-  // at [first_index, first_index + places.size()) as they were then. Only a guess that reads and
-  // drops check: elements leave from anywhere (hand-over) and come at the tail. Kept up to
-  // kViewLimit places (a reader that never drops, as a hand-over sweep, starts it again).
+  // at [first_index, first_index + size) as they were then, as runs of consecutive places (a
+  // queue's frames are numbered one after another, so a long read is one run). Only a guess that
+  // reads and drops check: elements leave from anywhere (hand-over) and come at the tail.
   struct ReadView {
+    struct Run {
+      uint64_t first;  // places first, first + 1, ... (count of them)
+      uint64_t count;
+    };
     uint64_t first_index = 0;
-    std::deque<uint64_t> places;
-    uint64_t end() const { return first_index + places.size(); }
+    uint64_t size = 0;
+    std::deque<Run> runs;
+    uint64_t end() const { return first_index + size; }
+    uint64_t last() const { return runs.back().first + runs.back().count - 1; }  // size > 0
+    void add(uint64_t place);
+    // How many elements from the first up to the first placed at `place` (0: none is).
+    uint64_t count_through(uint64_t place) const;
+    void drop_front(uint64_t n);
   };
-  static constexpr size_t kViewLimit = size_t(1) << 17;
+  static constexpr size_t kViewRuns = 4096;  // beyond (repeats, or elements that are not frames): read again
   std::unordered_map<int32_t, ReadView> read_views_;
 
   std::string channel_;

@@ -234,6 +234,33 @@ static std::string big_endian(uint64_t v) {
   return out;
 }
 
+void RedisStore::ReadView::add(uint64_t place) {
+  if (!runs.empty() && runs.back().first + runs.back().count == place) ++runs.back().count;
+  else runs.push_back(Run{place, 1});
+  ++size;
+}
+
+uint64_t RedisStore::ReadView::count_through(uint64_t place) const {
+  uint64_t before = 0;
+  for (const Run& r : runs) {
+    if (place >= r.first && place - r.first < r.count) return before + (place - r.first) + 1;
+    before += r.count;
+  }
+  return 0;
+}
+
+void RedisStore::ReadView::drop_front(uint64_t n) {
+  size -= n;
+  while (n > 0) {
+    Run& r = runs.front();
+    uint64_t take = std::min(n, r.count);
+    r.first += take;
+    r.count -= take;
+    n -= take;
+    if (r.count == 0) runs.pop_front();
+  }
+}
+
 Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out) {
   out->clear();
   if (count == 0) return Status();
@@ -248,7 +275,7 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
   if (after == 0) {
     s = conn_.command({"LRANGE", key, "0", std::to_string(count - 1)}, &r);
     list = r.get();
-  } else if (view != read_views_.end() && !view->second.places.empty() && view->second.places.back() == after) {
+  } else if (view != read_views_.end() && view->second.size > 0 && view->second.last() == after) {
     // Usually one round trip: from where the last read ended, with the frame read last. Elements
     // leave from before or after it and come only at the tail: while that frame is still
     // there, what follows it is what follows it.
@@ -293,9 +320,9 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
     out->push_back(QueuedFrame{place, std::move(frame)});
   }
   ReadView& v = read_views_[ck];
-  if (!goes_on) v = ReadView{index, {}};
-  for (const auto& f : *out) v.places.push_back(f.place);
-  if (v.places.size() > kViewLimit) read_views_.erase(ck);
+  if (!goes_on) v = ReadView{index, 0, {}};
+  for (const auto& f : *out) v.add(f.place);
+  if (v.runs.size() > kViewRuns) read_views_.erase(ck);
   return s;
 }
 
@@ -327,11 +354,7 @@ Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* emp
   static const std::string kOneByOne = "256";  // ~2 ms of a script for 1 KiB frames
   uint64_t known = 0;
   auto view = read_views_.find(ck);
-  if (view != read_views_.end() && view->second.first_index == 0) {
-    const auto& places = view->second.places;
-    auto at = std::find(places.begin(), places.end(), through);
-    if (at != places.end()) known = uint64_t(at - places.begin()) + 1;
-  }
+  if (view != read_views_.end() && view->second.first_index == 0) known = view->second.count_through(through);
   std::string queue = conn_key(ck, "messages"), marks = conn_key(ck, "handover"), place = big_endian(through);
   for (;;) {
     RedisReply r;
@@ -344,8 +367,7 @@ Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* emp
     view = read_views_.find(ck);
     if (view != read_views_.end()) {
       if (known > 0 && dropped == known) {
-        auto& places = view->second.places;
-        places.erase(places.begin(), places.begin() + long(known));
+        view->second.drop_front(known);
       } else {
         read_views_.erase(view);  // taken one by one: where the rest is is not known
       }
