@@ -223,9 +223,12 @@ class PostgresStore final : public Store {
   Status read_ack_row(int32_t ck, AckCounter* out);
   Status count_queue(int32_t ck, uint64_t* length);
   Status read_frames(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out);
-  // After a push: analyses conn_messages when it has no statistics yet (reads plan on them).
+  // After a push: analyses conn_messages when it has no statistics yet (reads plan on them);
+  // once they are there, queue_has_statistics_ spares the question.
   void give_queue_statistics();
-  Status drop_marks_if_empty(int32_t ck);
+  bool queue_has_statistics_ = false;
+  // *empty (optional): whether the queue holds nothing.
+  Status drop_marks_if_empty(int32_t ck, bool* empty = nullptr);
   Status delete_rows(int32_t ck, std::initializer_list<const char*> deletes);
 
   // ---- postgres_store_inspect.cpp -----------------------------------------------------------------

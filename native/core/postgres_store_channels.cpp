@@ -252,7 +252,7 @@ Status PostgresStore::push_messages(int32_t ck, const std::vector<const std::str
     }
     return s;
   });
-  if (pushed && !frames.empty()) give_queue_statistics();
+  if (pushed && !frames.empty() && !queue_has_statistics_) give_queue_statistics();
   return pushed;
 }
 
@@ -271,6 +271,7 @@ void PostgresStore::give_queue_statistics() {
             " AND tablename = 'conn_messages' AND attname = 'connection_key')");
     Status s = q.run();
     if (s && q.rows() == 1) s = exec("ANALYZE conn_messages");
+    queue_has_statistics_ = s.ok();  // statistics stay with the table: this instance asks no more
     return s;
   });
 }
@@ -290,13 +291,14 @@ Status PostgresStore::handover_marks(int32_t ck, NumberRanges* out) {
   });
 }
 
-Status PostgresStore::drop_marks_if_empty(int32_t ck) {
+Status PostgresStore::drop_marks_if_empty(int32_t ck, bool* empty) {
   // The marks describe the queue's frames: they go when the last one does, whoever takes it.
-  return Query(*this,
-               "DELETE FROM lnr_handover WHERE connection_key = $1"
-               " AND NOT EXISTS (SELECT 1 FROM conn_messages WHERE connection_key = $1)")
-      .bind(int64_t(ck))
-      .run();
+  Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = $1 LIMIT 1");
+  Status s = q.bind(int64_t(ck)).run();
+  bool none = s && q.rows() == 0;
+  if (none) s = Query(*this, "DELETE FROM lnr_handover WHERE connection_key = $1").bind(int64_t(ck)).run();
+  if (s && empty) *empty = none;
+  return s;
 }
 
 Status PostgresStore::remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) {
@@ -359,13 +361,7 @@ Status PostgresStore::drop_messages_through(int32_t ck, uint64_t through, bool* 
               .bind(int64_t(ck))
               .bind(clamp(through))
               .run();
-    if (s) s = drop_marks_if_empty(ck);
-    if (s && empty) {
-      Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = $1 LIMIT 1");
-      s = q.bind(int64_t(ck)).run();
-      *empty = q.rows() == 0;
-    }
-    return s;
+    return s ? drop_marks_if_empty(ck, empty) : s;
   });
 }
 

@@ -183,7 +183,7 @@ class RedisStore final : public Store {
   Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
 
   // What this instance read of a channel's queue, in queue order: the places of the elements
-  // at [first_index, first_index + size) as they were then, as runs of consecutive places (a
+  // at [first_index, end()) as they were then, as runs of consecutive places (a
   // queue's frames are numbered one after another, so a long read is one run). Only a guess that
   // reads and drops check: elements leave from anywhere (hand-over) and come at the tail.
   struct ReadView {
@@ -192,10 +192,9 @@ class RedisStore final : public Store {
       uint64_t count;
     };
     uint64_t first_index = 0;
-    uint64_t size = 0;
     std::deque<Run> runs;
-    uint64_t end() const { return first_index + size; }
-    uint64_t last() const { return runs.back().first + runs.back().count - 1; }  // size > 0
+    uint64_t end() const;
+    uint64_t last() const { return runs.back().first + runs.back().count - 1; }  // runs not empty
     void add(uint64_t place);
     // How many elements from the first up to the first placed at `place` (0: none is).
     uint64_t count_through(uint64_t place) const;

@@ -237,7 +237,12 @@ static std::string big_endian(uint64_t v) {
 void RedisStore::ReadView::add(uint64_t place) {
   if (!runs.empty() && runs.back().first + runs.back().count == place) ++runs.back().count;
   else runs.push_back(Run{place, 1});
-  ++size;
+}
+
+uint64_t RedisStore::ReadView::end() const {
+  uint64_t n = first_index;
+  for (const Run& r : runs) n += r.count;
+  return n;
 }
 
 uint64_t RedisStore::ReadView::count_through(uint64_t place) const {
@@ -250,7 +255,6 @@ uint64_t RedisStore::ReadView::count_through(uint64_t place) const {
 }
 
 void RedisStore::ReadView::drop_front(uint64_t n) {
-  size -= n;
   while (n > 0) {
     Run& r = runs.front();
     uint64_t take = std::min(n, r.count);
@@ -275,7 +279,7 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
   if (after == 0) {
     s = conn_.command({"LRANGE", key, "0", std::to_string(count - 1)}, &r);
     list = r.get();
-  } else if (view != read_views_.end() && view->second.size > 0 && view->second.last() == after) {
+  } else if (view != read_views_.end() && !view->second.runs.empty() && view->second.last() == after) {
     // Usually one round trip: from where the last read ended, with the frame read last. Elements
     // leave from before or after it and come only at the tail: while that frame is still
     // there, what follows it is what follows it.
@@ -320,7 +324,7 @@ Status RedisStore::read_messages_after(int32_t ck, uint64_t after, uint64_t coun
     out->push_back(QueuedFrame{place, std::move(frame)});
   }
   ReadView& v = read_views_[ck];
-  if (!goes_on) v = ReadView{index, 0, {}};
+  if (!goes_on) v = ReadView{index, {}};
   for (const auto& f : *out) v.add(f.place);
   if (v.runs.size() > kViewRuns) read_views_.erase(ck);
   return s;

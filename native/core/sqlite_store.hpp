@@ -222,7 +222,8 @@ class SqliteStore final : public Store {
   Status read_ack_row(int32_t ck, AckCounter* out);
   Status count_queue(int32_t ck, uint64_t* length);
   Status read_frames(int32_t ck, uint64_t after, uint64_t count, std::vector<QueuedFrame>* out);
-  Status drop_marks_if_empty(int32_t ck);
+  // *empty (optional): whether the queue holds nothing.
+  Status drop_marks_if_empty(int32_t ck, bool* empty = nullptr);
   // Runs each of `deletes` ("DELETE FROM <table> WHERE connection_key = ?1") for `ck`.
   Status delete_rows(int32_t ck, std::initializer_list<const char*> deletes);
 

@@ -215,13 +215,15 @@ Status SqliteStore::handover_marks(int32_t ck, NumberRanges* out) {
   });
 }
 
-Status SqliteStore::drop_marks_if_empty(int32_t ck) {
+Status SqliteStore::drop_marks_if_empty(int32_t ck, bool* empty) {
   // The marks describe the queue's frames: they go when the last one does, whoever takes it.
-  return Query(*this,
-               "DELETE FROM lnr_handover WHERE connection_key = ?1"
-               " AND NOT EXISTS (SELECT 1 FROM conn_messages WHERE connection_key = ?1)")
-      .bind(ck)
-      .run();
+  Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = ?1 LIMIT 1");
+  q.bind(ck);
+  bool none = !q.step();
+  Status s = q.status();
+  if (s && none) s = Query(*this, "DELETE FROM lnr_handover WHERE connection_key = ?1").bind(ck).run();
+  if (s && empty) *empty = none;
+  return s;
 }
 
 Status SqliteStore::remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) {
@@ -271,14 +273,7 @@ Status SqliteStore::read_frames(int32_t ck, uint64_t after, uint64_t count, std:
 Status SqliteStore::drop_messages_through(int32_t ck, uint64_t through, bool* empty) {
   return with_db(Lock::write, [&] {
     Status s = Query(*this, "DELETE FROM conn_messages WHERE connection_key = ?1 AND id <= ?2").bind(ck).bind(clamp(through)).run();
-    if (s) s = drop_marks_if_empty(ck);
-    if (s && empty) {
-      Query q(*this, "SELECT 1 FROM conn_messages WHERE connection_key = ?1 LIMIT 1");
-      q.bind(ck);
-      *empty = !q.step();
-      s = q.status();
-    }
-    return s;
+    return s ? drop_marks_if_empty(ck, empty) : s;
   });
 }
 
