@@ -1,27 +1,42 @@
 # The liner Node-API addon: native/core (the same engine as libliner_broker, compiled from
-# source) plus native/node (the binding). hiredis, zstd and SQLite are linked from their static
-# archives when the system has them, so the .node needs nothing but libc.
+# source) plus native/node (the binding), and hiredis, zstd and SQLite from native/third_party/,
+# so the .node needs nothing but libc and builds the same on every platform (the npm package
+# carries these sources: where no prebuilt binary matches, `npm install` builds from them).
 #
 # native/node/build.sh builds this file from build/addon/ (node-gyp always writes to ./build,
-# which is CMake's directory here); it sets liner_root to the way back to this directory.
+# which is CMake's directory here); it sets liner_root to the way back to this directory. An
+# install from the npm package builds it in place (liner_root '.').
 {
   'variables': {
     'liner_root%': '.',
   },
   'targets': [
     {
-      'target_name': 'liner',
+      # Not our code: optimised, no warnings. ZSTD_DISABLE_ASM: zstd's one assembly file is x86-64
+      # only; its C path serves every target. liner never loads SQLite extensions.
+      'target_name': 'liner_third_party',
+      'type': 'static_library',
       'sources': [
-        '<!@(node -p "require(\'fs\').readdirSync(\'<(liner_root)/native/core\').filter(f => f.endsWith(\'.cpp\')).sort().map(f => \'<(liner_root)/native/core/\' + f).join(\' \')")',
-        '<(liner_root)/native/node/addon.cpp',
-        '<(liner_root)/native/node/arena_pool.cpp',
-        '<(liner_root)/native/node/client_wrap.cpp',
-        '<(liner_root)/native/node/directory_wrap.cpp',
-        '<(liner_root)/native/node/errors.cpp',
-        '<(liner_root)/native/node/inbox.cpp',
+        '<!@(node <(liner_root)/native/node/sources.js third_party <(liner_root))',
+      ],
+      'include_dirs': [
+        '<(liner_root)/native/third_party/zstd',
+      ],
+      'defines': ['ZSTD_DISABLE_ASM', 'SQLITE_OMIT_LOAD_EXTENSION', 'SQLITE_THREADSAFE=1'],
+      'cflags': ['-O2', '-w', '-fvisibility=hidden'],
+      'xcode_settings': { 'GCC_SYMBOLS_PRIVATE_EXTERN': 'YES', 'WARNING_CFLAGS': ['-w'] },
+    },
+    {
+      'target_name': 'liner',
+      'dependencies': ['liner_third_party'],
+      'sources': [
+        '<!@(node <(liner_root)/native/node/sources.js core <(liner_root))',
       ],
       'include_dirs': [
         '<(liner_root)/native',
+        '<(liner_root)/native/third_party/hiredis',
+        '<(liner_root)/native/third_party/zstd',
+        '<(liner_root)/native/third_party/sqlite',
         '<!(node -p "require(\'node-addon-api\').include_dir")',
       ],
       'defines': [
@@ -35,12 +50,8 @@
       'cflags_cc': ['-std=gnu++17', '-fexceptions', '-fvisibility=hidden', '-Wall', '-Wno-unused-parameter'],
       'conditions': [
         ['OS=="linux"', {
-          'libraries': [
-            # Static archive if the compiler finds one, else the shared library.
-            '<!@(node -p "[\'hiredis\', \'zstd\', \'sqlite3\'].map(n => { try { const p = require(\'child_process\').execSync(\'cc -print-file-name=lib\' + n + \'.a\').toString().trim(); if (require(\'fs\').existsSync(p)) return p; } catch (e) {} return \'-l\' + n; }).join(\' \')")',
-            '-pthread',
-            '-lm',  # SQLite's static archive uses libm
-          ],
+          # -ldl: the PostgreSQL store loads libpq at run time (dlopen is in libc from glibc 2.34).
+          'libraries': ['-pthread', '-ldl', '-lm'],
           # Export the Node-API entry points only: the core, hiredis, zstd, SQLite and libstdc++ stay
           # private to this .node and never clash with another addon's copy.
           'ldflags': [
@@ -52,7 +63,6 @@
           ],
         }],
         ['OS=="mac"', {
-          'libraries': ['-lhiredis', '-lzstd', '-lsqlite3'],
           'xcode_settings': {
             'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
             'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',

@@ -37,7 +37,7 @@ missing=()
 # dead-address fault test and the multi-host test bed; nftables: packet loss in that test bed;
 # libzmq3-dev: the libzmq baseline of bench/; postgresql: the server the PostgreSQL store's tests
 # start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
-for pkg in redis-server libhiredis-dev libzstd-dev libsqlite3-dev libgtest-dev cmake ninja-build g++ pkg-config make \
+for pkg in redis-server libgtest-dev cmake ninja-build g++ pkg-config make \
   clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql; do
   installed "$pkg" || missing+=("$pkg")
 done

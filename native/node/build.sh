@@ -26,9 +26,12 @@ if [ ! -f "$nodedir/include/node/node_api.h" ]; then
 fi
 export npm_config_nodedir=$nodedir
 
+"$root/native/third_party/sqlite/fetch.sh"
+
 target=$root/prebuilds/$(node -p 'process.platform + "-" + process.arch')/liner.node
 signature=$(cd "$root" && {
   cat binding.gyp native/core/* native/node/*
+  find native/third_party -type f -name '*.[ch]' | sort | xargs cat
   node -p 'require("./package.json").version + " " + require("node-addon-api/package.json").version'
 } | cksum)
 if [ "${1:-}" != --force ] && [ -f "$target" ] && [ "$(cat "$stage/signature" 2>/dev/null)" = "$signature" ]; then
