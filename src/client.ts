@@ -28,7 +28,7 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'closing' | 'closed'
  *
  * @example
  * ```ts
- * import { Client } from 'liner';
+ * import { Client } from 'liner-broker';
  *
  * await using worker = new Client({ name: 'worker-1', topic: 'jobs', redis: 'redis://127.0.0.1:6379/0' });
  * worker.on('message', ({ from, data }) => console.log(`${from}: ${data}`));

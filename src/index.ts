@@ -4,7 +4,7 @@
  * queue of at-least-once messages. There is no broker process.
  *
  * ```ts
- * import { Client } from 'liner';
+ * import { Client } from 'liner-broker';
  * ```
  *
  * @packageDocumentation

@@ -54,7 +54,7 @@ export function getLimits(): Limits {
  *
  * @example
  * ```ts
- * import { setLimits } from 'liner';
+ * import { setLimits } from 'liner-broker';
  * setLimits({ maxMessageSize: 16 * 1024 * 1024, maxSendQueueBytes: 8 * 1024 * 1024 });
  * ```
  * @throws LinerError `INVALID_ARGUMENT` for a value that is not an integer in its range; then

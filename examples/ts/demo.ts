@@ -13,7 +13,7 @@
  *
  * Exits 0 when every count matches; otherwise 1, saying why on stderr.
  */
-import { Client, LinerError, type Message } from 'liner';
+import { Client, LinerError, type Message } from 'liner-broker';
 
 let store = 'sqlite:liner-demo.db';
 let failures = 0;

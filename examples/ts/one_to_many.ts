@@ -6,7 +6,7 @@
  *
  * Exits 0 when every subscriber got every bulletin within 5 s; otherwise 1, saying why on stderr.
  */
-import { Client } from 'liner';
+import { Client } from 'liner-broker';
 
 async function main(redis = 'redis://127.0.0.1:6379/0'): Promise<void> {
   const readers = ['ann', 'ben', 'cyd'].map((n) => new Client({ name: `example.${n}`, topic: `example.${n}`, redis }));

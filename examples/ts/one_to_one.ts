@@ -6,7 +6,7 @@
  * `npm run demo` compiles the examples (tsc -p tsconfig.examples.json). Exits 0 when every
  * answer arrived within 5 s; otherwise 1, saying why on stderr.
  */
-import { Client } from 'liner';
+import { Client } from 'liner-broker';
 
 async function main(redis = 'redis://127.0.0.1:6379/0'): Promise<void> {
   await using alice = new Client({ name: 'example.alice', topic: 'example.alice', redis });

@@ -8,7 +8,7 @@
  *
  * Exits 0 when every job was done exactly once within 5 s; otherwise 1, saying why on stderr.
  */
-import { Client, LinerError } from 'liner';
+import { Client, LinerError } from 'liner-broker';
 
 const JOBS = 30;
 

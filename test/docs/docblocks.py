@@ -7,7 +7,7 @@ before it (an HTML comment, invisible on GitHub):
     <!-- check: compile -->        only compile / type-check it
     <!-- check: skip (reason) -->  leave it alone (the default for every other language)
 
-`sh` blocks marked `run` are run with bash, with `npx liner` meaning this checkout's CLI. In every
+`sh` blocks marked `run` are run with bash, with `npx liner-broker` meaning this checkout's CLI. In every
 block that runs, `redis://127.0.0.1:6379` (with any database number) is replaced by the test
 Redis URL, so the documented default works against the test server. Blocks of one page run in
 page order, on one database flushed before the page: a block may rely on what an earlier block
@@ -202,7 +202,7 @@ def output_diff(block, stdout, url):
 # The C library the C and Python blocks use: the directory of $LINER_LIB, else build/.
 BUILD = os.path.dirname(os.path.abspath(os.environ["LINER_LIB"])) if os.environ.get("LINER_LIB") \
     else os.path.join(ROOT, "build")
-TS_PRELUDE = "import { Client, LinerError, type Message } from 'liner';\n"
+TS_PRELUDE = "import { Client, LinerError, type Message } from 'liner-broker';\n"
 TSCONFIG = """{
   "compilerOptions": {
     "target": "ES2022", "lib": ["ES2022", "ESNext.Disposable"], "module": "NodeNext",
@@ -215,7 +215,7 @@ TSCONFIG = """{
 
 
 def scratch_dir(tag):
-    """A scratch directory inside the checkout (build/), so that `import 'liner'` finds this package."""
+    """A scratch directory inside the checkout (build/), so that `import 'liner-broker'` finds this package."""
     path = os.path.join(ROOT, "build", f"{tag}-{os.getpid()}")
     os.makedirs(os.path.join(path, "src"), exist_ok=True)
     return path
@@ -271,10 +271,10 @@ def python_env():
 
 
 def sh_command(code):
-    """bash running an `sh` block, `npx liner` being this checkout's CLI."""
+    """bash running an `sh` block, `npx liner-broker` being this checkout's CLI."""
     cli = f"node {os.path.join(ROOT, 'dist', 'cli', 'main.js')}"
     env = {k: v for k, v in os.environ.items() if k not in ("LINER_REDIS_URL", "FORCE_COLOR")}
-    return ["bash", "-euo", "pipefail", "-c", code.replace("npx liner", cli)], env
+    return ["bash", "-euo", "pipefail", "-c", code.replace("npx liner-broker", cli)], env
 
 
 def links(page):
