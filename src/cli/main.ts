@@ -11,7 +11,7 @@
  * @internal
  * @packageDocumentation
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { hideSecrets, passwordsIn } from '../redact.js';
@@ -40,6 +40,12 @@ function version(): string {
   }
 }
 
+/** Where the CLI's documentation is: the copy in this package (a checkout or the installed one), else online. */
+function cliDoc(): string {
+  const local = path.resolve(__dirname, '..', '..', 'docs', 'cli.md');
+  return existsSync(local) ? local : 'https://github.com/liner-broker/liner/blob/main/docs/cli.md';
+}
+
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
@@ -53,7 +59,7 @@ function mainHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'options of every command: --store URL (alias --redis), --json, --no-color, -h/--help',
-    "'liner <command> --help' for a command's options; docs/cli.md for everything.",
+    `'liner <command> --help' for a command's options; everything: ${cliDoc()}`,
   ].join('\n');
 }
 
