@@ -10,7 +10,7 @@ liner_broker 1.4 (``load_lib``, ``Client`` and its 1.4 additions: status events,
 Quick start::
 
     import liner
-    liner.load_lib()                      # finds the library built by this repository
+    liner.load_lib()                      # the wheel's own library, or this repository's build
 
     def on_message(to, from_, data):      # runs on the client's delivery thread
         print(to, from_, data)

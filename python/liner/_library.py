@@ -101,9 +101,11 @@ _lib_lock = threading.Lock()
 
 
 def _candidate_paths():
+    """Where load_lib looks, in order (see its docstring for why this order)."""
+    package = os.path.dirname(os.path.abspath(__file__))
     # The folder that holds this package (python/ in the repository), where liner.py stood
     # before the binding became a package: a library put next to it is still found.
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(package)
     repo = os.path.dirname(here)
     if sys.platform == "darwin":
         names = ["lib%s.dylib" % _LIB_BASENAME]
@@ -115,6 +117,7 @@ def _candidate_paths():
     env = os.environ.get("LINER_LIB")
     if env:
         paths.append(env)
+    paths += [os.path.join(package, n) for n in names]
     paths += [os.path.join(repo, "build", n) for n in names]
     paths += [os.path.join(here, n) for n in names]
     return paths
@@ -139,10 +142,22 @@ def load_lib(path=None):
 
     Args:
         path: file name of ``libliner_broker``. Without it, the first of these that exists is
-            loaded: ``$LINER_LIB``, ``<repo>/build/libliner_broker.so`` (what this repository's
-            CMake build makes), ``libliner_broker.so`` next to the ``liner`` package folder
-            (in the folder that holds it), then whatever
-            ``ctypes.util.find_library("liner_broker")`` finds.
+            loaded:
+
+            1. ``$LINER_LIB``: an explicit choice beats every guess.
+            2. ``libliner_broker.so`` inside the ``liner`` package: the copy an installed wheel
+               (``pip install liner_broker-*.whl``) carries. It was built from the same commit
+               as this Python code, so it is the one that matches it; a library found
+               elsewhere on the machine may be older or newer.
+            3. ``<repo>/build/libliner_broker.so``: what this repository's CMake build makes,
+               for a developer running the package from ``python/``. There the package folder
+               holds no library (``scripts/build_wheel.sh`` stages its copy under ``build/``,
+               never in ``python/liner/``), so step 2 finds nothing and each rebuild is picked
+               up without a stale copy shadowing it. Installed in site-packages, this path
+               points at nothing.
+            4. ``libliner_broker.so`` next to the ``liner`` package folder (in the folder that
+               holds it), where liner.py's library stood before the binding became a package.
+            5. whatever ``ctypes.util.find_library("liner_broker")`` finds (a system install).
 
     Returns:
         the ``ctypes.CDLL`` object. Calling it again loads the library again (the last one
@@ -163,8 +178,8 @@ def load_lib(path=None):
                 candidates.append(found)
     if not candidates:
         raise LinerError(ERR_STARTUP, "libliner_broker not found; tried %s and find_library(%r); "
-                         "build it with cmake or set LINER_LIB" % (", ".join(_candidate_paths()),
-                                                                   _LIB_BASENAME))
+                         "install the liner-broker wheel, build it with cmake or set LINER_LIB"
+                         % (", ".join(_candidate_paths()), _LIB_BASENAME))
     errors = []
     for candidate in candidates:
         try:

@@ -66,6 +66,24 @@ def test_load_lib_honours_liner_lib_env(monkeypatch, tmp_path):
     assert module.version() == liner.version()
 
 
+def test_load_lib_prefers_the_library_inside_the_package(monkeypatch, tmp_path):
+    # A wheel's layout (liner/libliner_broker.so) inside a repository-like tree that also has a
+    # build/: the package's own copy wins, since it was built with this very Python code.
+    monkeypatch.delenv("LINER_LIB", raising=False)
+    package = tmp_path / "python" / "liner"
+    shutil.copytree(LINER_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(liner.lib_._name, package / "libliner_broker.so")
+    (tmp_path / "build").mkdir()
+    shutil.copyfile(liner.lib_._name, tmp_path / "build" / "libliner_broker.so")
+    name = "liner_bundled_%d" % next(_copies)
+    spec = importlib.util.spec_from_file_location(name, str(package / "__init__.py"),
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    assert module.load_lib()._name == str(package / "libliner_broker.so")
+
+
 def test_load_lib_bad_path_raises_liner_error(tmp_path):
     module = fresh_module()
     with pytest.raises(module.LinerError) as info:
