@@ -2,6 +2,10 @@
 
 Every test session gets its own redis-server on a free loopback port (or the one named by
 LINER_TEST_REDIS_URL). Each test gets a fresh database: `redis` flushes it before the test.
+
+`liner` is the repository's python/liner, unless LINER_PYTHON_FROM=installed: then it is the
+copy installed in the running Python (e.g. from the wheel, see test/package/test_wheel.py), and
+the session refuses to start if `import liner` still finds the repository's.
 """
 import os
 import shutil
@@ -13,11 +17,16 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "python"))
+FROM_INSTALLED = os.environ.get("LINER_PYTHON_FROM") == "installed"
+if not FROM_INSTALLED:
+    sys.path.insert(0, os.path.join(ROOT, "python"))
 # The shared test kit (bounded waits, free ports, a tiny Redis client) for every suite.
 sys.path.insert(0, os.path.join(ROOT, "test", "python"))
 
 import liner  # noqa: E402
+
+if FROM_INSTALLED and os.path.abspath(liner.__file__).startswith(os.path.join(ROOT, "python") + os.sep):
+    raise RuntimeError("LINER_PYTHON_FROM=installed, but liner was imported from %s" % liner.__file__)
 from liner_testkit import free_port  # noqa: E402,F401
 
 
@@ -71,6 +80,11 @@ class RedisServer:
     def keys(self):
         out = self.cli("--scan", raw=True)
         return sorted(k for k in out.split("\n") if k)
+
+
+def pytest_report_header(config):
+    # Which liner the session tests: the repository's or an installed one (LINER_PYTHON_FROM).
+    return "liner package: %s" % os.path.abspath(liner.__file__)
 
 
 @pytest.fixture(scope="session")

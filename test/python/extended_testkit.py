@@ -117,9 +117,12 @@ class PeerProcess:
         if subscribe:
             args += ["--subscribe", subscribe]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [os.path.join(os.path.dirname(os.path.dirname(HERE)), "python"),
-             env.get("PYTHONPATH", "")])
+        # The peer imports the same liner as the test: the installed one under
+        # LINER_PYTHON_FROM=installed (test/conftest.py), else the repository's.
+        if env.get("LINER_PYTHON_FROM") != "installed":
+            env["PYTHONPATH"] = os.pathsep.join(
+                [os.path.join(os.path.dirname(os.path.dirname(HERE)), "python"),
+                 env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.PIPE, env=env, text=True)
         self.lines = queue.Queue()
