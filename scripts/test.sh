@@ -6,7 +6,9 @@
 #                              benchmark's smoke run, then the mutation check
 #   scripts/test.sh c          only ctest (unit tests and the C examples)
 #   scripts/test.sh py         only the pytest suites (python, interop, fault, hostile, redis
-#                              harness, docs)
+#                              harness, docs, and the Python wheel: built, installed in a fresh
+#                              venv and tested there; its first run fetches the wheel tools from
+#                              PyPI into build/wheel-tools)
 #   scripts/test.sh ts         only vitest
 #   scripts/test.sh hardening  a 20 s fuzz run, then ASan+UBSan and ThreadSanitizer
 #                              (scripts/sanitize.sh all)
@@ -99,6 +101,7 @@ if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest hostile test/hostile
   run_pytest redis test/redis
   run_pytest docs test/docs
+  run_pytest package test/package
 fi
 
 if [ "$which" = all ] || [ "$which" = hardening ]; then
