@@ -108,7 +108,14 @@ def test_install_holds_header_libraries_and_package_files(prefix):
     for name in ("linerConfig.cmake", "linerConfigVersion.cmake", "linerTargets.cmake"):
         assert os.path.isfile(os.path.join(lib, "cmake", "liner", name)), name
     with open(os.path.join(lib, "pkgconfig", "liner.pc")) as f:
-        assert "prefix=${pcfiledir}/" in f.read()
+        pc = f.read()
+    assert "prefix=${pcfiledir}/" in pc
+    # Self-contained: nothing of hiredis, zstd or SQLite is left for a consumer to link.
+    assert not any(name in pc for name in ("hiredis", "zstd", "sqlite")), pc
+    # The licences of liner and of the libraries compiled into it.
+    for licence in ("LICENSE", "third_party/hiredis/COPYING", "third_party/zstd/LICENSE",
+                    "third_party/sqlite/LICENSE.md"):
+        assert os.path.isfile(os.path.join(prefix, "share", "doc", "liner", licence)), licence
 
 
 def test_installed_files_do_not_name_the_install_prefix(prefix):

@@ -119,6 +119,8 @@ def test_wheel_carries_the_library_the_license_and_the_metadata(wheel):
         meta = z.read("liner_broker-%s.dist-info/METADATA" % version).decode()
         with open(os.path.join(ROOT, "LICENSE"), "rb") as f:
             assert z.read("liner_broker-%s.dist-info/licenses/LICENSE" % version) == f.read()
+        for licence in ("third_party/hiredis/COPYING", "third_party/zstd/LICENSE", "third_party/sqlite/LICENSE.md"):
+            assert "liner_broker-%s.dist-info/licenses/%s" % (version, licence) in z.namelist(), licence
     assert {"liner/__init__.py", "liner/_library.py", "liner/client.py",
             "liner/libliner_broker.so"} <= names
     # Native code only in the package and in what auditwheel grafted next to it.
@@ -127,7 +129,7 @@ def test_wheel_carries_the_library_the_license_and_the_metadata(wheel):
             assert n.startswith(("liner/", "liner_broker.libs/")), n
     assert "Name: liner-broker\n" in meta
     assert "Version: %s\n" % version in meta
-    assert "License-Expression: MIT\n" in meta
+    assert "License-Expression: MIT AND BSD-3-Clause\n" in meta
     assert "Requires-Python: >=3.8\n" in meta
     assert "Classifier: Operating System :: POSIX :: Linux\n" in meta
     assert "Description-Content-Type: text/markdown" in meta
