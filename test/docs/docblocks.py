@@ -235,9 +235,10 @@ def compile_ts(sources, work):
 
 
 def documented_cc_command():
-    """The C build command docs/bindings.md shows (its one line starting with `cc `)."""
+    """The C build command docs/bindings.md shows against a checkout's build/ (its one `cc ` line
+    with `-L build`; the others build against an installed prefix)."""
     with open(os.path.join(ROOT, "docs", "bindings.md"), encoding="utf-8") as f:
-        lines = [line.strip() for line in f if line.strip().startswith("cc ")]
+        lines = [line.strip() for line in f if line.strip().startswith("cc ") and " -L build " in line]
     assert len(lines) == 1, lines
     return lines[0]
 
