@@ -159,16 +159,22 @@ def tool_free_path(work):
     return bin_dir, calls
 
 
+def empty_project(work, name):
+    """A new project directory with a package.json and the smoke script, nothing installed."""
+    proj = os.path.join(work, name)
+    os.makedirs(proj)
+    with open(os.path.join(proj, "package.json"), "w") as f:
+        json.dump({"name": name, "private": True, "type": "module"}, f)
+    with open(os.path.join(proj, "exchange.mjs"), "w") as f:
+        f.write(EXCHANGE)
+    return proj
+
+
 @pytest.fixture(scope="module")
 def project(work, packed):
     """An empty project that installed the tarball with npm, compiling nothing."""
     tarball, _ = packed
-    proj = os.path.join(work, "consumer")
-    os.makedirs(proj)
-    with open(os.path.join(proj, "package.json"), "w") as f:
-        json.dump({"name": "consumer", "private": True, "type": "module"}, f)
-    with open(os.path.join(proj, "exchange.mjs"), "w") as f:
-        f.write(EXCHANGE)
+    proj = empty_project(work, "consumer")
     bin_dir, calls = tool_free_path(work)
     # npm resolves `node` for install scripts through PATH: the stubs are all it finds.
     env = clean_env(PATH=bin_dir, npm_config_build_from_source="false",
@@ -185,12 +191,7 @@ def bun_project(work, packed):
     """An empty project that installed the tarball with Bun's own installer (`bun add`), as a Bun
     user would; its cache lives beside the runtimes."""
     tarball, _ = packed
-    proj = os.path.join(work, "bun-consumer")
-    os.makedirs(proj)
-    with open(os.path.join(proj, "package.json"), "w") as f:
-        json.dump({"name": "bun-consumer", "private": True, "type": "module"}, f)
-    with open(os.path.join(proj, "exchange.mjs"), "w") as f:
-        f.write(EXCHANGE)
+    proj = empty_project(work, "bun-consumer")
     env = clean_env(BUN_INSTALL_CACHE_DIR=os.path.join(RUNTIMES, "bun-cache"))
     run([runtime_binary("bun"), "add", tarball], cwd=proj, env=env, timeout=300)
     assert os.path.exists(os.path.join(proj, "node_modules", PACKAGE, "prebuilds"))
@@ -335,12 +336,7 @@ def test_source_fallback_builds_where_no_prebuilt_fits(work, packed):
     with tarfile.open(stripped, "w:gz") as t:
         t.add(os.path.join(stripped_dir, "package"), arcname="package")
 
-    proj = os.path.join(work, "source-consumer")
-    os.makedirs(proj)
-    with open(os.path.join(proj, "package.json"), "w") as f:
-        json.dump({"name": "source-consumer", "private": True, "type": "module"}, f)
-    with open(os.path.join(proj, "exchange.mjs"), "w") as f:
-        f.write(EXCHANGE)
+    proj = empty_project(work, "source-consumer")
     # node-gyp would download Node's headers (no such network here): the running node's own.
     nodedir = os.path.dirname(os.path.dirname(os.path.realpath(shutil.which("node"))))
     assert os.path.exists(os.path.join(nodedir, "include", "node", "node_api.h")), nodedir
