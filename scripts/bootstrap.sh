@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian: installs the system packages liner needs (only those missing),
 # pytest (only if it is missing) and the npm dev dependencies (only if node_modules is missing or
-# older than package-lock.json), then builds the C library, the Node addon and the TypeScript.
-# When everything is already there it costs a few dpkg look-ups, a no-op ninja run, a checksum of
-# the addon's sources and a tsc run.
+# older than package-lock.json), then builds the C library, the Node addon (x64, and arm64 with a
+# cross compiler) and the TypeScript. When everything is already there it costs a few dpkg
+# look-ups, a no-op ninja run, a checksum of the addon's sources per architecture and a tsc run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -37,8 +37,10 @@ missing=()
 # dead-address fault test and the multi-host test bed; nftables: packet loss in that test bed;
 # libzmq3-dev: the libzmq baseline of bench/; postgresql: the server the PostgreSQL store's tests
 # start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
+# g++-aarch64-linux-gnu + qemu-user: cross-build the linux-arm64 addon and test it under emulation.
 for pkg in redis-server libgtest-dev cmake ninja-build g++ pkg-config make \
-  clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql; do
+  clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql \
+  g++-aarch64-linux-gnu qemu-user; do
   installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -62,7 +64,7 @@ fi
 "$root/scripts/build.sh"
 
 # The Node side: dev dependencies (node-gyp, prebuildify, typescript, vitest, koffi), the addon
-# (native/node/build.sh rebuilds it only when its sources changed) and dist/.
+# for x64 and arm64 (native/node/build.sh rebuilds one only when its sources changed) and dist/.
 node_headers=$(node -p "require('path').resolve(process.execPath, '..', '..', 'include', 'node')")
 if [ ! -f "$node_headers/node_api.h" ] && apt-cache show libnode-dev >/dev/null 2>&1; then
   apt_install libnode-dev  # Debian's own nodejs keeps its headers there
@@ -73,4 +75,5 @@ if [ ! -f "$root/node_modules/.package-lock.json" ] ||
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 "$root/native/node/build.sh"
+"$root/native/node/build.sh" --arch arm64  # prebuilds/linux-arm64: the npm package ships both
 (cd "$root" && npm run --silent build:ts)  # dist/, and dist/examples/ (the demo the package ships)
