@@ -112,8 +112,7 @@ def arm64_node(qemu):
 @pytest.fixture(scope="module")
 def addon():
     """prebuilds/linux-arm64/liner.node, (re)built when its sources changed, and dist/."""
-    if shutil.which("aarch64-linux-gnu-g++") is None and not os.path.exists(ADDON):
-        pytest.fail("aarch64-linux-gnu-g++ is missing (Debian: apt-get install g++-aarch64-linux-gnu)")
+    # A no-op (a checksum) when up to date; without the cross compiler it says which package to install.
     run(["bash", os.path.join(ROOT, "native", "node", "build.sh"), "--arch", "arm64"], timeout=3600)
     if not os.path.exists(os.path.join(ROOT, "dist", "index.js")):
         pytest.fail("dist/index.js is missing: run 'npm run build:ts' (or scripts/bootstrap.sh)")
