@@ -142,8 +142,9 @@ def packed(work):
 
 
 def tool_free_path(work):
-    """A PATH with node and npm only, where every build tool is a stub that records its call and
-    fails: an install that tries to compile leaves a trace."""
+    """A PATH with node, npm and sh (which runs the package's install step) only, where every
+    build tool is a stub that records its call and fails: an install that tries to compile leaves
+    a trace."""
     bin_dir = os.path.join(work, "bin")
     calls = os.path.join(work, "tool-calls.log")
     os.makedirs(bin_dir, exist_ok=True)
@@ -151,6 +152,7 @@ def tool_free_path(work):
     npm = shutil.which("npm")
     os.symlink(node, os.path.join(bin_dir, "node"))
     os.symlink(npm, os.path.join(bin_dir, "npm"))
+    os.symlink(shutil.which("sh"), os.path.join(bin_dir, "sh"))
     for tool in ("cc", "gcc", "c++", "g++", "clang", "make", "cmake", "node-gyp", "python", "python3"):
         stub = os.path.join(bin_dir, tool)
         with open(stub, "w") as f:
@@ -177,8 +179,7 @@ def project(work, packed):
     proj = empty_project(work, "consumer")
     bin_dir, calls = tool_free_path(work)
     # npm resolves `node` for install scripts through PATH: the stubs are all it finds.
-    env = clean_env(PATH=bin_dir, npm_config_build_from_source="false",
-                    npm_config_node_gyp=os.path.join(bin_dir, "node-gyp"))
+    env = clean_env(PATH=bin_dir, npm_config_node_gyp=os.path.join(bin_dir, "node-gyp"))
     r = run(["npm", "install", "--prefer-offline", "--foreground-scripts", tarball], cwd=proj, env=env, timeout=300)
     assert not re.search(r"gyp info|prebuild-install|node-gyp rebuild", r.stdout + r.stderr), r.stdout + r.stderr
     assert not os.path.exists(calls), open(calls).read()
