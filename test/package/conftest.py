@@ -1,5 +1,6 @@
-"""The package tests build the library themselves (scripts/build_wheel.sh) and never load the
-repository's copy into this process: test/conftest.py's autouse `liner_lib` is replaced here."""
+"""The package tests build and install what they test themselves (the wheel, the C library, the
+npm tarball, the arm64 addon) and never load the repository's library into this process:
+test/conftest.py's autouse `liner_lib` is replaced here, for every file of this folder."""
 import pytest
 
 

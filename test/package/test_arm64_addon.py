@@ -29,6 +29,8 @@ import time
 
 import pytest
 
+from packagekit import run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "test", "package", "arm64")
 ADDON = os.path.join(ROOT, "prebuilds", "linux-arm64", "liner.node")
@@ -54,24 +56,6 @@ SELECTION = [
       "status_events_extended", "bad_input"], []),
     (["stores"], ["-t", "^(?!postgres )"]),
 ]
-
-@pytest.fixture(scope="session", autouse=True)
-def liner_lib():
-    """Overrides test/conftest.py's: this test loads no library into the pytest process."""
-    return None
-
-
-def run(cmd, timeout=600, **kw):
-    """Runs cmd; on failure, fails the test with the command and its output."""
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=timeout, **kw)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        pytest.fail(f"{shlex.join(cmd)}: did not finish within {timeout} s\n{out}")
-    if p.returncode != 0:
-        pytest.fail(f"{shlex.join(cmd)}: exit status {p.returncode}\n{p.stdout}")
-    return p.stdout
 
 
 @pytest.fixture(scope="module")

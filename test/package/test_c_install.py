@@ -20,28 +20,12 @@ import subprocess
 
 import pytest
 
+from packagekit import run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONSUMER = os.path.join(ROOT, "test", "package", "c_consumer")
 SONAME = "libliner_broker.so.0"
 TOOLS = ("cmake", "pkg-config", "cc", "readelf")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def liner_lib():
-    """Overrides test/conftest.py's: this test loads no library into the pytest process."""
-    return None
-
-
-def run(cmd, timeout=600, **kw):
-    """Runs cmd; on failure, fails the test with the command and its output."""
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=timeout, **kw)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{shlex.join(cmd)}: did not finish within {timeout} s\n{e.stdout or ''}")
-    if p.returncode != 0:
-        pytest.fail(f"{shlex.join(cmd)}: exit status {p.returncode}\n{p.stdout}")
-    return p.stdout
 
 
 def generator_args():
