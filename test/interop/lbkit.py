@@ -9,16 +9,14 @@ behaviour is written once and pinned on every store.
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import threading
 import time
 import uuid
-from contextlib import closing
 
 import liner
 # The shared test kit (test/conftest.py puts it on the path).
-from liner_testkit import Inbox, free_port, wait_until
+from liner_testkit import Inbox, free_port, sqlite_query, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_DIR = os.path.join(HERE, "peer")
@@ -374,7 +372,8 @@ class SqlTables:
 
 class SqliteStore(SqlTables):
     """One SQLite file shared by every peer of a test, in liner_broker 1.3.1's tables
-    (src/store/sqlite.rs of the crate); read with Python's sqlite3 module."""
+    (src/store/sqlite.rs of the crate); read with Python's sqlite3 module in a child process
+    (liner_testkit.sqlite_query says why)."""
 
     def __init__(self, path):
         self.path = str(path)
@@ -389,8 +388,7 @@ class SqliteStore(SqlTables):
         """The rows of one query; [] while no peer has created the file yet."""
         if not os.path.exists(self.path):
             return []
-        with closing(sqlite3.connect(self.path, timeout=10)) as db:
-            return db.execute(sql, params).fetchall()
+        return sqlite_query(self.path, sql, *params)
 
     def clear(self):
         for suffix in ("", "-wal", "-shm", "-journal"):

@@ -1,7 +1,12 @@
 """Helpers shared by the Python tests: bounded waits, a message inbox, a tiny binary-safe Redis
-client, and the frame layout of spec section 1 (to read frames stored in Redis)."""
+client, the frame layout of spec section 1 (to read frames stored in Redis), and queries on a
+liner SQLite file."""
+import ast
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -88,6 +93,30 @@ def loopback_server(handle, stop, backlog=16):
 
     threading.Thread(target=serve, daemon=True).start()
     return "127.0.0.1:%d" % srv.getsockname()[1]
+
+
+# Run by sqlite_query in a child process: one query, its rows printed with repr().
+_SQLITE_QUERY = """
+import sqlite3, sys, ast
+from contextlib import closing
+with closing(sqlite3.connect(sys.argv[1], timeout=10)) as db:
+    print(repr(db.execute(sys.argv[2], ast.literal_eval(sys.argv[3])).fetchall()))
+"""
+
+
+def sqlite_query(path, sql, *params):
+    """The rows of one query on an SQLite file, read by Python's sqlite3 module in a child process.
+
+    Never in this process while a liner client here may have the file open: liner carries its own
+    SQLite, and two copies of SQLite in one process do not see each other's POSIX locks, so one
+    may reset the WAL index the other has mapped (a SIGBUS) or corrupt the file
+    (sqlite.org/howtocorrupt.html, "multiple copies of SQLite linked into the same application").
+    Rows hold what repr() round-trips: ints, floats, strings, bytes, None."""
+    out = subprocess.run([sys.executable, "-c", _SQLITE_QUERY, os.fspath(path), sql, repr(tuple(params))],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError("sqlite_query %r on %s failed: %s" % (sql, path, out.stderr.strip()))
+    return ast.literal_eval(out.stdout)
 
 
 def wait_until(condition, timeout=5.0, interval=0.01):

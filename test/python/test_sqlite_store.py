@@ -3,13 +3,12 @@ one file exchange messages and keep them while a receiver is away; peers on file
 find each other through liner_broker's receivers_json seeding; a file that cannot be opened is
 an error that names it."""
 import json
-import sqlite3
 import time
 
 import pytest
 
 import liner
-from liner_testkit import Inbox, free_port, made_and_closed
+from liner_testkit import Inbox, free_port, made_and_closed, sqlite_query
 
 
 @pytest.fixture
@@ -24,12 +23,11 @@ def sqlite_client(tmp_path):
 def queued_rows(path, want, timeout=5.0):
     """Rows of liner_broker's offline-queue table, once there are `want` (or at the deadline)."""
     deadline = time.monotonic() + timeout
-    with sqlite3.connect(path) as db:
-        while True:
-            rows = db.execute("SELECT COUNT(*) FROM conn_messages").fetchone()[0]
-            if rows == want or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.01)
+    while True:
+        [(rows,)] = sqlite_query(path, "SELECT COUNT(*) FROM conn_messages")
+        if rows == want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.01)
 
 
 def test_two_peers_on_one_file_exchange_messages(sqlite_client):
@@ -78,9 +76,9 @@ def test_receivers_json_seeds_peers_on_files_of_their_own(sqlite_client, tmp_pat
     assert a.send_to("topic_client2", b"seeded", True), a.last_error_message()
     assert inbox.wait_count(1) == 1
     assert inbox.snapshot()[0] == ("topic_client2", "topic_client1", b"seeded")
-    with sqlite3.connect(tmp_path / "a.db") as db:  # as liner_broker seeds: keys 1
-        assert db.execute("SELECT k FROM topic_key WHERE topic = 'topic_client2'").fetchone() == (1,)
-        assert db.execute("SELECT connection_key FROM conn_key_map").fetchall() == [(1,)]
+    # As liner_broker seeds: keys 1.
+    assert sqlite_query(tmp_path / "a.db", "SELECT k FROM topic_key WHERE topic = 'topic_client2'") == [(1,)]
+    assert sqlite_query(tmp_path / "a.db", "SELECT connection_key FROM conn_key_map") == [(1,)]
 
 
 def test_a_file_that_cannot_be_created_is_an_error_naming_it(tmp_path):
