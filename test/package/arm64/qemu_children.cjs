@@ -47,23 +47,18 @@ childProcess.ChildProcess.prototype.spawn = function (options) {
   return spawn.call(this, options);
 };
 
-const spawnSync = childProcess.spawnSync;
-childProcess.spawnSync = function (file, args, options) {
-  if (isAarch64(file) && !(options && options.shell)) {
-    if (!Array.isArray(args)) [args, options] = [[], args];
-    return spawnSync.call(this, qemu, ['-L', sysroot, file, ...args], options);
-  }
-  return spawnSync.apply(this, arguments);
-};
-
-const execFileSync = childProcess.execFileSync;
-childProcess.execFileSync = function (file, args, options) {
-  if (isAarch64(file) && !(options && options.shell)) {
-    if (!Array.isArray(args)) [args, options] = [[], args];
-    return execFileSync.call(this, qemu, ['-L', sysroot, file, ...args], options);
-  }
-  return execFileSync.apply(this, arguments);
-};
+// spawnSync and execFileSync take (file, args?, options?): both get the same wrapper.
+function runUnderQemu(original) {
+  return function (file, args, options) {
+    if (isAarch64(file) && !(options && options.shell)) {
+      if (!Array.isArray(args)) [args, options] = [[], args];
+      return original.call(this, qemu, ['-L', sysroot, file, ...args], options);
+    }
+    return original.apply(this, arguments);
+  };
+}
+childProcess.spawnSync = runUnderQemu(childProcess.spawnSync);
+childProcess.execFileSync = runUnderQemu(childProcess.execFileSync);
 
 // `import { spawnSync } from 'node:child_process'` binds the export as it was: refresh them.
 require('node:module').syncBuiltinESMExports();
