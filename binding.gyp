@@ -51,8 +51,11 @@
       'conditions': [
         ['OS=="linux"', {
           # -ldl: the PostgreSQL store loads libpq at run time (dlopen is in libc from glibc 2.34).
-          'libraries': ['-pthread', '-ldl', '-lm'],
-          # Export the Node-API entry points only: the core, hiredis, zstd, SQLite and libstdc++ stay
+          # OpenSSL (Redis over TLS) is linked statically and kept private like the rest: this
+          # .node never uses, nor disturbs, the OpenSSL of the process (Node's own, or none in Bun
+          # and Deno). Debian: libssl-dev.
+          'libraries': ['-l:libssl.a', '-l:libcrypto.a', '-pthread', '-ldl', '-lm'],
+          # Export the Node-API entry points only: the core, hiredis, zstd, SQLite, OpenSSL and libstdc++ stay
           # private to this .node and never clash with another addon's copy.
           'ldflags': [
             '-Wl,--exclude-libs,ALL',

@@ -130,12 +130,15 @@ install(TARGETS liner_broker liner_broker_static
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/liner.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# Licences: liner's, and those of hiredis, zstd and SQLite, which both libraries carry compiled in.
+# Licences: liner's, and those of hiredis, zstd, SQLite and OpenSSL, which both libraries carry
+# compiled in (OpenSSL linked statically).
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/native/third_party/hiredis/COPYING DESTINATION ${CMAKE_INSTALL_DOCDIR}/third_party/hiredis)
 install(FILES ${PROJECT_SOURCE_DIR}/native/third_party/zstd/LICENSE ${PROJECT_SOURCE_DIR}/native/third_party/zstd/COPYING
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/third_party/zstd)
 install(FILES ${PROJECT_SOURCE_DIR}/native/third_party/sqlite/LICENSE.md DESTINATION ${CMAKE_INSTALL_DOCDIR}/third_party/sqlite)
+install(FILES ${PROJECT_SOURCE_DIR}/native/third_party/openssl/LICENSE ${PROJECT_SOURCE_DIR}/native/third_party/openssl/COPYRIGHT
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/third_party/openssl)
 
 # CMake package: linerTargets.cmake locates the prefix from its own path; the config file
 # only pulls it in.

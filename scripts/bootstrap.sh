@@ -37,12 +37,19 @@ missing=()
 # dead-address fault test and the multi-host test bed; nftables: packet loss in that test bed;
 # libzmq3-dev: the libzmq baseline of bench/; postgresql: the server the PostgreSQL store's tests
 # start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
-# g++-aarch64-linux-gnu + qemu-user: cross-build the linux-arm64 addon and test it under emulation.
-for pkg in redis-server libgtest-dev cmake ninja-build g++ pkg-config make \
+# g++-aarch64-linux-gnu + qemu-user: cross-build the linux-arm64 addon and test it under emulation;
+# libssl-dev (and libssl-dev:arm64 for that cross build): OpenSSL, linked statically, for Redis
+# over TLS; redis-sentinel: the Sentinel fail-over tests.
+for pkg in redis-server redis-sentinel libssl-dev libgtest-dev cmake ninja-build g++ pkg-config make \
   clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql \
   g++-aarch64-linux-gnu qemu-user; do
   installed "$pkg" || missing+=("$pkg")
 done
+if ! installed libssl-dev:arm64; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || as_root dpkg --add-architecture arm64
+  apt_updated=  # the arm64 package lists are fetched by the next update
+  missing+=(libssl-dev:arm64)
+fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # cargo: the interop suite builds a liner_broker 1.3.1 peer (test/interop/peer) with it. rustup's
 # when the machine has one; else Debian's cargo-web (1.96): the peer's locked crates need

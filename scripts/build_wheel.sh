@@ -53,12 +53,14 @@ export PATH=$tools/bin:$PATH
 rm -rf "$work"
 mkdir -p "$work/stage" "$work/raw" "$out"
 cp python/pyproject.toml python/setup.py python/README.md LICENSE "$work/stage/"
-# The library carries hiredis, zstd and SQLite: their licences travel with it (pyproject.toml's
-# license-files names these paths).
-mkdir -p "$work/stage/third_party/hiredis" "$work/stage/third_party/zstd" "$work/stage/third_party/sqlite"
+# The library carries hiredis, zstd, SQLite and OpenSSL: their licences travel with it
+# (pyproject.toml's license-files names these paths).
+mkdir -p "$work/stage/third_party/hiredis" "$work/stage/third_party/zstd" "$work/stage/third_party/sqlite" \
+  "$work/stage/third_party/openssl"
 cp native/third_party/hiredis/COPYING "$work/stage/third_party/hiredis/"
 cp native/third_party/zstd/LICENSE native/third_party/zstd/COPYING "$work/stage/third_party/zstd/"
 cp native/third_party/sqlite/LICENSE.md "$work/stage/third_party/sqlite/"
+cp native/third_party/openssl/LICENSE native/third_party/openssl/COPYRIGHT "$work/stage/third_party/openssl/"
 cp -R python/liner "$work/stage/liner"
 rm -rf "$work/stage/liner/__pycache__"
 # The real file behind the libliner_broker.so -> .so.0 -> .so.0.x.y links, under the name

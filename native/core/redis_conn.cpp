@@ -105,15 +105,34 @@ Status RedisConn::connect() {
 Status RedisConn::ensure_connected() {
   if (ctx_) return Status();
   if (std::chrono::steady_clock::now() < retry_after_) return last_failure_;
+  if (endpoint_.tls.on && !tls_) {
+    Status s = RedisTlsContext::create(endpoint_.tls, &tls_);
+    if (!s) return give_up(s.message);
+  }
+  RedisNode target{endpoint_.host, endpoint_.port};
+  Status s = open(target, &ctx_);
+  if (!s) return give_up(s.message);
+  set_health(true, "");
+  return Status();
+}
+
+Status RedisConn::open(const RedisNode& target, redisContext** out) {
   timeval tv = to_timeval(timeout_ms_);
-  ctx_ = endpoint_.is_unix ? redisConnectUnixWithTimeout(endpoint_.path.c_str(), tv)
-                           : redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, tv);
-  if (!ctx_) return fail("out of memory");
-  std::string where = endpoint_.is_unix ? endpoint_.path
-                                        : endpoint_.host + ":" + std::to_string(endpoint_.port);
-  if (ctx_->err) return fail("unreachable at " + where);
-  if (redisSetTimeout(ctx_, tv) != REDIS_OK) return fail("timeout setup failed");
-  if (!endpoint_.is_unix) redisEnableKeepAlive(ctx_);  // on a unix socket it fails and poisons ctx_
+  redisContext* c = endpoint_.is_unix ? redisConnectUnixWithTimeout(endpoint_.path.c_str(), tv)
+                                      : redisConnectWithTimeout(target.host.c_str(), target.port, tv);
+  if (!c) return Status(Err::store, "redis out of memory");
+  std::unique_ptr<redisContext, void (*)(redisContext*)> owned(c, redisFree);
+  std::string where = endpoint_.is_unix ? endpoint_.path : target.host + ":" + std::to_string(target.port);
+  auto failed = [&](const std::string& what) {
+    return Status(Err::store, "redis " + what + (c->err ? ": " + without_password(c->errstr) : std::string()));
+  };
+  if (c->err) return failed("unreachable at " + where);
+  if (redisSetTimeout(c, tv) != REDIS_OK) return failed("timeout setup failed");
+  if (!endpoint_.is_unix) redisEnableKeepAlive(c);  // on a unix socket it fails and poisons the context
+  if (tls_) {
+    Status s = tls_->start(c, target.host, where);
+    if (!s) return s;
+  }
   std::string db_text = std::to_string(endpoint_.db);
   std::vector<RedisArgs> setup;
   if (!endpoint_.password.empty()) {
@@ -128,15 +147,15 @@ Status RedisConn::ensure_connected() {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     to_argv(args, &argv, &lens);
-    RedisReply r(static_cast<redisReply*>(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data())));
-    if (!r) return fail("unreachable at " + where);
+    RedisReply r(static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data())));
+    if (!r) return failed("unreachable at " + where);
     if (r->type == REDIS_REPLY_ERROR) {
       std::string text = without_password(std::string(r->str, r->len));
-      if (not_ready(text)) return give_up("redis is not ready: " + text);
-      return give_up("redis " + std::string(args[0]) + " failed: " + text);
+      if (not_ready(text)) return Status(Err::store, "redis is not ready: " + text);
+      return Status(Err::store, "redis " + std::string(args[0]) + " failed: " + text);
     }
   }
-  set_health(true, "");
+  *out = owned.release();
   return Status();
 }
 

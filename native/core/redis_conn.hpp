@@ -1,4 +1,4 @@
-// One hiredis connection with the habits a broker needs: connect and command timeouts,
+// One hiredis connection with the habits a broker needs: connect and command timeouts, TLS,
 // AUTH/SELECT done on connect, lazy reconnect after Redis restarts (with a back-off, so a dead
 // Redis costs one fast failure per call, not a connect timeout each), pipelining, and a
 // pollable pub/sub mode. Not thread-safe: each thread of a client owns its own.
@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/redis_tls.hpp"
 #include "core/redis_url.hpp"
 #include "core/status.hpp"
 
@@ -55,6 +56,9 @@ class RedisConn {
  private:
   void set_health(bool up, const std::string& why);
   Status ensure_connected();
+  // A connected context to `target` (or the unix socket), TLS started, AUTH and SELECT done and
+  // a PING answered; else an Err::store status that says why, without the password.
+  Status open(const RedisNode& target, redisContext** out);
   Status fail(const std::string& what);
   // Closes the connection, backs off the next attempt and records `message` as the failure.
   Status give_up(const std::string& message);
@@ -64,6 +68,7 @@ class RedisConn {
 
   RedisEndpoint endpoint_;
   int timeout_ms_;
+  std::shared_ptr<RedisTlsContext> tls_;  // rediss: made on the first connect
   redisContext* ctx_ = nullptr;
   std::string subscribed_;
   std::chrono::steady_clock::time_point retry_after_{};

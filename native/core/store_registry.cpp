@@ -21,6 +21,11 @@ struct StoreScheme {
 
 const StoreScheme kSchemes[] = {
     {"redis://", open_redis_store},
+    {"rediss://", open_redis_store},
+    {"redis+sentinel://", open_redis_store},
+    {"rediss+sentinel://", open_redis_store},
+    {"redis+cluster://", open_redis_store},
+    {"rediss+cluster://", open_redis_store},
     {"unix://", open_redis_store},
     {"redis+unix://", open_redis_store},
     {"sqlite://", open_sqlite_store},  // before "sqlite:", which it starts with

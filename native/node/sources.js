@@ -14,7 +14,7 @@ const listed = (dir, ext) => fs.readdirSync(path.join(root, dir)).filter((f) => 
 const lists = {
   core: () => [...listed('native/core', '.cpp'), ...listed('native/node', '.cpp')],
   third_party: () => [
-    ...['alloc', 'async', 'hiredis', 'net', 'read', 'sds'].map((f) => `${root}/native/third_party/hiredis/hiredis/${f}.c`),
+    ...['alloc', 'async', 'hiredis', 'net', 'read', 'sds', 'ssl'].map((f) => `${root}/native/third_party/hiredis/hiredis/${f}.c`),
     ...['common', 'compress', 'decompress'].flatMap((d) => listed(`native/third_party/zstd/${d}`, '.c')),
     `${root}/native/third_party/sqlite/sqlite3.c`,
   ],

@@ -98,7 +98,7 @@ def test_install_holds_header_libraries_and_package_files(prefix):
     assert not any(name in pc for name in ("hiredis", "zstd", "sqlite")), pc
     # The licences of liner and of the libraries compiled into it.
     for licence in ("LICENSE", "third_party/hiredis/COPYING", "third_party/zstd/LICENSE",
-                    "third_party/sqlite/LICENSE.md"):
+                    "third_party/sqlite/LICENSE.md", "third_party/openssl/LICENSE"):
         assert os.path.isfile(os.path.join(prefix, "share", "doc", "liner", licence)), licence
 
 

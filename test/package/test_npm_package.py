@@ -331,7 +331,7 @@ def test_source_fallback_builds_where_no_prebuilt_fits(work, packed):
         t.extractall(stripped_dir, filter="tar" if sys.version_info >= (3, 12) else None)
     shutil.rmtree(os.path.join(stripped_dir, "package", "prebuilds"))
     for f in ("binding.gyp", "native/third_party/sqlite/sqlite3.c", "native/third_party/hiredis/COPYING",
-              "native/third_party/zstd/LICENSE", "native/node/install.js"):
+              "native/third_party/zstd/LICENSE", "native/third_party/openssl/LICENSE", "native/node/install.js"):
         assert os.path.exists(os.path.join(stripped_dir, "package", f)), f
     stripped = os.path.join(work, "liner-broker-no-prebuilds.tgz")
     with tarfile.open(stripped, "w:gz") as t:

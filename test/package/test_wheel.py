@@ -119,7 +119,8 @@ def test_wheel_carries_the_library_the_license_and_the_metadata(wheel):
         meta = z.read("liner_broker-%s.dist-info/METADATA" % version).decode()
         with open(os.path.join(ROOT, "LICENSE"), "rb") as f:
             assert z.read("liner_broker-%s.dist-info/licenses/LICENSE" % version) == f.read()
-        for licence in ("third_party/hiredis/COPYING", "third_party/zstd/LICENSE", "third_party/sqlite/LICENSE.md"):
+        for licence in ("third_party/hiredis/COPYING", "third_party/zstd/LICENSE", "third_party/sqlite/LICENSE.md",
+                        "third_party/openssl/LICENSE"):
             assert "liner_broker-%s.dist-info/licenses/%s" % (version, licence) in z.namelist(), licence
     assert {"liner/__init__.py", "liner/_library.py", "liner/client.py",
             "liner/libliner_broker.so"} <= names
