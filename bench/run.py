@@ -5,9 +5,9 @@ prints the table and the targets of issue 4 and writes bench/RESULTS.md.
 
     python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--warmup N] [--out FILE]
 
-Needs LINER_REDIS_URL and, for the PostgreSQL rows, LINER_TEST_POSTGRES_URL (bench/run.sh starts
-a throwaway redis-server and PostgreSQL server and sets them; without a PostgreSQL URL those rows
-are left out), and the programs built by bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
+Needs LINER_REDIS_URL and, for the PostgreSQL rows, LINER_TEST_POSTGRES_URL, and for the
+Redis-over-TLS rows LINER_TLS_REDIS_URL (bench/run.sh starts a throwaway redis-server, one with
+TLS only, and a PostgreSQL server and sets them; without the last two URLs those rows are left out), and the programs built by bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
 fails only when a program fails, never on a missed target.
 """
 import argparse
@@ -46,6 +46,8 @@ PROGRAMS = {
     # And on a PostgreSQL database of its own per run.
     "liner_c_postgres": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True,
                          "liner, C API, PostgreSQL store"),
+    # And on a Redis reached over TLS (LINER_TLS_REDIS_URL).
+    "liner_c_tls": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True, "liner, C API, Redis over TLS"),
     "liner_c_many": ([os.path.join(BUILD, "bench", "liner", "bench_liner"), "--batch", "64"], True,
                      "liner, C API, send_to_many ×64"),
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
@@ -147,6 +149,8 @@ def free_port():
 # rather than the run's Redis.
 ON_SQLITE = {"liner_c_sqlite", "store_sqlite"}
 ON_POSTGRES = {"liner_c_postgres", "store_postgres"}
+# Implementations on the Redis that speaks only TLS (LINER_TLS_REDIS_URL).
+ON_TLS = {"liner_c_tls"}
 
 # The directory benchmark (bench/liner/store_ops_bench.cpp), one row per store.
 STORE_OPS = [os.path.join(BUILD, "bench", "liner", "bench_store_ops")]
@@ -154,8 +158,9 @@ STORES = {"store_redis": "Redis", "store_sqlite": "SQLite", "store_postgres": "P
 
 
 class Runner:
-    def __init__(self, redis_url, postgres_url, log_path, timeout):
+    def __init__(self, redis_url, postgres_url, log_path, timeout, tls_redis_url=None):
         self.redis_url = redis_url
+        self.tls_redis_url = tls_redis_url
         self.postgres_url = postgres_url
         self.log_path = log_path
         self.timeout = timeout
@@ -174,6 +179,8 @@ class Runner:
                 self.psql("CREATE DATABASE " + name)
                 self.databases[prefix] = self.postgres_url.rsplit("/", 1)[0] + "/" + name
             return self.databases[prefix]
+        if impl in ON_TLS:
+            return self.tls_redis_url
         return self.redis_url
 
     def psql(self, sql):
@@ -377,7 +384,7 @@ def workloads(smoke, count=None, warmup=None):
             table.append(("pair/%d/%s/alo" % (size, impl), label, "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
     for size in (100, 1024):
-        for impl in ("liner_c_sqlite", "liner_c_postgres"):
+        for impl in ("liner_c_sqlite", "liner_c_postgres", "liner_c_tls"):
             table.append(("pair/%d/%s/alo" % (size, impl), "%s pair" % size_label(size), "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
     for impl in ("liner_c_to_ts", "liner_ts_to_c"):  # only at the size of the TypeScript targets
@@ -397,7 +404,7 @@ def workloads(smoke, count=None, warmup=None):
     for impl in ("raw_tcp", "libzmq", "liner_broker", "liner_c"):
         table.append(("ping/100/%s" % impl, "100 B ping-pong", "ping", impl,
                       dict(size=100, count=pings, warmup=pings // 10)))
-    for impl in ("liner_c", "liner_c_sqlite", "liner_c_postgres"):
+    for impl in ("liner_c", "liner_c_sqlite", "liner_c_postgres", "liner_c_tls"):
         table.append(("drain/1024/%s" % impl, "1 KiB offline drain", "drain", impl,
                       dict(size=1024, count=drain_n)))
     for impl in STORES:
@@ -425,11 +432,15 @@ def run_all(runner, table, runs, only):
     failures = {}  # key -> number of failed runs
     if not runner.postgres_url:
         print("  (no LINER_TEST_POSTGRES_URL: the PostgreSQL rows are left out)", flush=True)
+    if not runner.tls_redis_url:
+        print("  (no LINER_TLS_REDIS_URL: the Redis-over-TLS rows are left out)", flush=True)
     for run in range(runs):
         for key, _, kind, impl, args in table:
             if only and not any(o in key for o in only):
                 continue
             if impl in ON_POSTGRES and not runner.postgres_url:
+                continue
+            if impl in ON_TLS and not runner.tls_redis_url:
                 continue
             if failures.get(key) and impl not in TOLERATED:
                 continue  # one failure of our own is enough to know
@@ -583,10 +594,12 @@ def targets(results):
         return statistics.median(a["rate"] / b["rate"] for a, b in zip(num, den))
 
     for size in (100, 1024):
-        for impl, store in (("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL")):
-            ratio("C API %s at-least-once, %s store / Redis (median of per-run ratios)" % (size_label(size), store),
+        for impl, store in (("liner_c_sqlite", "SQLite store"), ("liner_c_postgres", "PostgreSQL store"),
+                            ("liner_c_tls", "Redis over TLS")):
+            ratio("C API %s at-least-once, %s / Redis (median of per-run ratios)" % (size_label(size), store),
                   per_run("pair/%d/%s/alo" % (size, impl), "pair/%d/liner_c/alo" % size), 1.0, 0.9)
-    for impl, store in (("liner_c", "Redis"), ("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL")):
+    for impl, store in (("liner_c", "Redis"), ("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL"),
+                        ("liner_c_tls", "Redis over TLS")):
         drain = m("drain/1024/%s" % impl)
         out.append(("offline drain, %s" % store, "%s msg/s" % ("{:,.0f}".format(drain) if drain else "not measured"),
                     "≥ 200,000 msg/s", drain >= 200_000 if drain else None))
@@ -670,7 +683,7 @@ def main():
     print("liner bench: %d run(s) of %d workloads%s; stderr of every program in %s" % (
         runs, len(table), " (smoke)" if args.smoke else "", os.path.relpath(args.log, ROOT)), flush=True)
     runner = Runner(redis_url, os.environ.get("LINER_TEST_POSTGRES_URL"), args.log,
-                    timeout=60 if args.smoke else 300)
+                    timeout=60 if args.smoke else 300, tls_redis_url=os.environ.get("LINER_TLS_REDIS_URL"))
     started = time.time()
     try:
         results, failures = run_all(runner, table, runs, only)

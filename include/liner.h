@@ -95,8 +95,18 @@ enum {
  *                     resolved and bound by lnr_run().
  * @param redis_url    "redis://[user:pass@]host[:port][/db]" (default port 6379, db 0) or
  *                     "unix:///path/to/socket" ("redis+unix://" also accepted). AUTH and SELECT
- *                     are done for you. Any other store URL is taken too ("sqlite:mesh.db": see
- *                     lnr_new_client_sqlite()); a scheme no store serves is LNR_ERR_INVALID_ARG.
+ *                     are done for you. Also:
+ *                     - "rediss://…": TLS, the server's certificate always verified; settings in
+ *                       the query: "?ca=FILE&cert=FILE&key=FILE&sni=NAME" (without ca=, the
+ *                       system's trust store, SSL_CERT_FILE/SSL_CERT_DIR honoured);
+ *                     - "redis+sentinel://[user:pass@]h1:p1,h2:p2/master_name[/db]": the master
+ *                       that Redis Sentinel names, followed through fail-overs;
+ *                     - "redis+cluster://[user:pass@]h1:p1[,h2:p2…]": a Redis Cluster;
+ *                     - "rediss+sentinel://…", "rediss+cluster://…": the same over TLS.
+ *                     docs/using-redis.md has examples. Any other store URL is taken too
+ *                     ("sqlite:mesh.db": see lnr_new_client_sqlite()); a scheme no store serves
+ *                     is LNR_ERR_INVALID_ARG. A server that fails TLS verification is
+ *                     LNR_ERR_STORE with the reason; no message ever holds the password.
  * @return a handle, or NULL when an argument is invalid or Redis cannot be reached within about
  *         2 s. On NULL, lnr_last_create_error() and lnr_last_create_error_code() say why.
  *

@@ -36,7 +36,10 @@ export interface ClientOptions {
    * - `"sqlite:mesh.db"`, `"sqlite:///abs/path/mesh.db"`: an SQLite file, for peers on one host,
    *   no server needed (docs/using-sqlite.md);
    * - `"redis://[user:pass@]host[:port][/db]"`, `"unix:///path/to/socket"`: a Redis server, for
-   *   peers on several hosts (docs/using-redis.md).
+   *   peers on several hosts (docs/using-redis.md);
+   *   `"rediss://…?ca=FILE&cert=FILE&key=FILE&sni=NAME"` over TLS (the server always verified),
+   *   `"redis+sentinel://h1:p1,h2:p2/master_name[/db]"` behind Sentinel,
+   *   `"redis+cluster://h1:p1,h2:p2"` on a Cluster (`rediss+…` for either over TLS).
    *
    * Another scheme throws `INVALID_ARGUMENT` naming the ones there are. Default
    * `"redis://127.0.0.1:6379/0"`.

@@ -1,6 +1,10 @@
 #include "core/redis_tls.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <hiredis/hiredis_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -20,6 +24,12 @@ std::string openssl_reason() {
 
 Status tls_error(const std::string& what) { return Status(Err::store, "redis TLS: " + what); }
 
+// A file named in the URL that cannot be read: OpenSSL's reason would be "system lib".
+Status unreadable(const std::string& file, const char* param) {
+  if (access(file.c_str(), R_OK) == 0) return Status();
+  return tls_error("cannot read the " + std::string(param) + " file '" + file + "': " + std::strerror(errno));
+}
+
 bool is_ip_address(const std::string& host) {
   unsigned char buf[16];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -33,6 +43,12 @@ Status RedisTlsContext::create(const RedisTls& settings, std::shared_ptr<RedisTl
   if (!tls->ctx_) return tls_error("cannot create a context: " + openssl_reason());
   SSL_CTX_set_min_proto_version(tls->ctx_, TLS1_2_VERSION);
   SSL_CTX_set_verify(tls->ctx_, SSL_VERIFY_PEER, nullptr);
+  for (auto [file, param] : {std::pair{&settings.ca_file, "ca="}, {&settings.cert_file, "cert="},
+                             {&settings.key_file, "key="}}) {
+    if (file->empty()) continue;
+    Status s = unreadable(*file, param);
+    if (!s) return s;
+  }
   if (!settings.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(tls->ctx_, settings.ca_file.c_str(), nullptr) != 1)
       return tls_error("cannot load the CA file '" + settings.ca_file + "' (ca=): " + openssl_reason());
@@ -44,7 +60,8 @@ Status RedisTlsContext::create(const RedisTls& settings, std::shared_ptr<RedisTl
     if (SSL_CTX_use_certificate_chain_file(tls->ctx_, settings.cert_file.c_str()) != 1)
       return tls_error("cannot load the client certificate '" + settings.cert_file + "' (cert=): " + openssl_reason());
     if (SSL_CTX_use_PrivateKey_file(tls->ctx_, settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      return tls_error("cannot load the private key '" + settings.key_file + "' (key=): " + openssl_reason());
+      return tls_error("cannot use the private key '" + settings.key_file + "' (key=) with the certificate '" +
+                       settings.cert_file + "' (cert=): " + openssl_reason());
     if (SSL_CTX_check_private_key(tls->ctx_) != 1)
       return tls_error("the key '" + settings.key_file + "' does not match the certificate '" + settings.cert_file +
                        "': " + openssl_reason());

@@ -57,7 +57,11 @@ class Client:
         localhost: TCP address to listen on, ``"host:port"`` or ``"[v6]:port"``; port 0 picks
             a free port (see ``bound_listen_addr()``). Its form is checked here; it is
             resolved and bound by ``run``.
-        redis_url: ``"redis://[user:pass@]host[:port][/db]"`` or ``"unix:///path/to/socket"``.
+        redis_url: ``"redis://[user:pass@]host[:port][/db]"`` or ``"unix:///path/to/socket"``;
+            ``"rediss://…?ca=FILE&cert=FILE&key=FILE&sni=NAME"`` for TLS (the server always
+            verified), ``"redis+sentinel://h1:p1,h2:p2/master_name[/db]"`` for Sentinel,
+            ``"redis+cluster://h1:p1,h2:p2"`` for a Cluster (``rediss+…`` over TLS); see
+            docs/using-redis.md. SQLite and PostgreSQL URLs work too.
 
     liner_broker 1.3.1's keyword names ``uniqName`` and ``redisPath`` are accepted too.
 

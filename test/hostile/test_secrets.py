@@ -19,7 +19,8 @@ MALFORMED = [
     ("redis://user:%s@host:notaport/0" % SECRET, "redis://user:***@host:notaport/0"),
     ("redis://:%s@[bad/0" % SECRET, "redis://:***@[bad/0"),
     ("redis://:%s@127.0.0.1:6379/notadb" % SECRET, "redis://:***@127.0.0.1:6379/notadb"),
-    ("rediss://user:%s@127.0.0.1:6379/0" % SECRET, "rediss://user:***@127.0.0.1:6379/0"),
+    ("rediss://user:%s@127.0.0.1:6379/0?ca=" % SECRET, "rediss://user:***@127.0.0.1:6379/0?ca="),
+    ("redis+sentinel://user:%s@127.0.0.1:26379" % SECRET, "redis+sentinel://user:***@127.0.0.1:26379"),
     ("redis://:%s@/0" % SECRET, "redis://:***@/0"),
     # A password holding '@', '/' or ':' (not percent-encoded, as it should be) is hidden whole.
     ("redis://:a@b/%s@127.0.0.1:x/0" % SECRET, "redis://:***@127.0.0.1:x/0"),

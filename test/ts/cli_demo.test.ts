@@ -48,9 +48,9 @@ test('--store (or its alias --redis) uses that Redis; --json summarises', async 
 
 test('Redis down and stray arguments fail with one line', async () => {
   await expectFailure(['demo', '--redis', await deadRedisUrl()], 1, /^liner demo: cannot reach Redis/);
-  const url = await liner(['demo', '--redis', 'rediss://127.0.0.1:6379/0']);
+  const url = await liner(['demo', '--redis', 'mongodb://127.0.0.1:27017/0']);
   expect(url.code).toBe(2);
-  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: no store serves the URL 'rediss:\/\/127\.0\.0\.1:6379\/0': store URLs start with /)]);
+  expect(ownLines(url.stderr)).toEqual([expect.stringMatching(/^liner demo: no store serves the URL 'mongodb:\/\/127\.0\.0\.1:27017\/0': store URLs start with /)]);
   const both = await liner(['demo', '--throwaway-redis', '--store', redisUrl]);
   expect(both.code).toBe(2);
   const extra = await liner(['demo', 'now']);
