@@ -39,8 +39,9 @@ missing=()
 # start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
 # g++-aarch64-linux-gnu + qemu-user: cross-build the linux-arm64 addon and test it under emulation;
 # libssl-dev (and libssl-dev:arm64 for that cross build): OpenSSL, linked statically, for Redis
-# over TLS; redis-sentinel: the Sentinel fail-over tests.
-for pkg in redis-server redis-sentinel libssl-dev libgtest-dev cmake ninja-build g++ pkg-config make \
+# over TLS (named with the architecture: with arm64's installed too, a bare name is ambiguous);
+# redis-sentinel: the Sentinel fail-over tests.
+for pkg in redis-server redis-sentinel "libssl-dev:$(dpkg --print-architecture)" libgtest-dev cmake ninja-build g++ pkg-config make \
   clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql \
   g++-aarch64-linux-gnu qemu-user; do
   installed "$pkg" || missing+=("$pkg")
@@ -56,6 +57,20 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # rustc >= 1.88, which Debian's plain cargo package (1.63) is not.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   missing+=(cargo-web)
+fi
+# valkey-server: the Redis suites run once more against Valkey. Debian 12 has it in
+# bookworm-backports only (later releases in main).
+if ! command -v valkey-server >/dev/null 2>&1; then
+  valkey=valkey-server
+  if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = bookworm ]; then
+    backports=/etc/apt/sources.list.d/bookworm-backports.list
+    if ! grep -qs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/*; then
+      echo "deb http://deb.debian.org/debian bookworm-backports main" | as_root tee "$backports" >/dev/null
+      apt_updated=
+    fi
+    valkey=valkey-server/bookworm-backports
+  fi
+  missing+=("$valkey")
 fi
 apt_install "${missing[@]}"
 

@@ -6,7 +6,8 @@
 #                              benchmark's smoke run, then the mutation check
 #   scripts/test.sh c          only ctest (unit tests and the C examples)
 #   scripts/test.sh py         only the pytest suites (python, interop, fault, hostile, redis
-#                              harness, docs, and the Python wheel: built, installed in a fresh
+#                              harness, python and redis harness again against Valkey, docs, and
+#                              the Python wheel: built, installed in a fresh
 #                              venv and tested there; its first run fetches the wheel tools from
 #                              PyPI into build/wheel-tools)
 #   scripts/test.sh ts         only vitest
@@ -100,6 +101,15 @@ if [ "$which" = all ] || [ "$which" = py ]; then
   run_pytest multihost test/netns
   run_pytest hostile test/hostile
   run_pytest redis test/redis
+  # The Redis suites once more against Valkey, on a server of its own.
+  if start_throwaway_valkey; then
+    echo "liner: valkey-server on $LINER_VALKEY_URL"
+    LINER_TEST_REDIS_URL=$LINER_VALKEY_URL run_pytest valkey-py test/python
+    LINER_TEST_REDIS_URL=$LINER_VALKEY_URL run_pytest valkey-rd test/redis
+    stop_throwaway_valkey
+  else
+    record valkey 1 "no valkey-server: scripts/bootstrap.sh installs it"
+  fi
   run_pytest docs test/docs
   run_pytest package test/package
 fi

@@ -14,7 +14,7 @@ summary=()
 failed=0
 
 start_suites_servers() {
-  trap 'stop_throwaway_redis; stop_throwaway_postgres' EXIT
+  trap 'stop_throwaway_valkey; stop_throwaway_redis; stop_throwaway_postgres' EXIT
   start_throwaway_redis || exit 1
   export LINER_TEST_REDIS_URL=$LINER_REDIS_URL
   echo "liner: redis-server on $LINER_TEST_REDIS_URL"
