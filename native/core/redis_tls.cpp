@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <hiredis/hiredis_ssl.h>
 #include <openssl/err.h>
@@ -30,6 +31,23 @@ Status unreadable(const std::string& file, const char* param) {
   return tls_error("cannot read the " + std::string(param) + " file '" + file + "': " + std::strerror(errno));
 }
 
+// The system's trust store. OpenSSL's compiled-in default is the build machine's directory
+// (/usr/lib/ssl on Debian), which other distributions do not have, and liner's OpenSSL is linked
+// in, so the prebuilt binaries look where each distribution keeps its CA bundle (the list Go's
+// crypto/x509 uses), after OpenSSL's own variables, which always win.
+bool load_system_trust_store(SSL_CTX* ctx) {
+  if (std::getenv("SSL_CERT_FILE") || std::getenv("SSL_CERT_DIR")) return SSL_CTX_set_default_verify_paths(ctx) == 1;
+  for (const char* bundle : {"/etc/ssl/certs/ca-certificates.crt",  // Debian, Ubuntu, Arch, Alpine
+                             "/etc/pki/tls/certs/ca-bundle.crt",    // Fedora, RHEL, Amazon Linux
+                             "/etc/ssl/ca-bundle.pem",              // openSUSE
+                             "/etc/pki/tls/cacert.pem",             // OpenELEC
+                             "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  // CentOS, RHEL 7
+                             "/etc/ssl/cert.pem"}) {                // Alpine, macOS
+    if (access(bundle, R_OK) == 0) return SSL_CTX_load_verify_locations(ctx, bundle, nullptr) == 1;
+  }
+  return SSL_CTX_set_default_verify_paths(ctx) == 1;
+}
+
 bool is_ip_address(const std::string& host) {
   unsigned char buf[16];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -52,8 +70,7 @@ Status RedisTlsContext::create(const RedisTls& settings, std::shared_ptr<RedisTl
   if (!settings.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(tls->ctx_, settings.ca_file.c_str(), nullptr) != 1)
       return tls_error("cannot load the CA file '" + settings.ca_file + "' (ca=): " + openssl_reason());
-  } else if (SSL_CTX_set_default_verify_paths(tls->ctx_) != 1) {
-    // Honours SSL_CERT_FILE and SSL_CERT_DIR, else OpenSSL's default paths.
+  } else if (!load_system_trust_store(tls->ctx_)) {
     return tls_error("cannot load the system's trust store: " + openssl_reason());
   }
   if (!settings.cert_file.empty()) {

@@ -2,6 +2,7 @@
 server is always verified (chain and name), client certificates are sent when the URL names them,
 and every refusal is a clear STORE error that names the cause and never shows the password."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -99,6 +100,24 @@ def test_without_ca_the_system_trust_store_decides(tls_server):
     env = dict(os.environ, SSL_CERT_FILE=tls_server.files["ca.pem"],
                PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert "connected" in out.stdout, out.stderr
+
+
+def test_without_ca_the_distributions_ca_bundle_is_read(tls_server):
+    # The bundle Debian keeps at /etc/ssl/certs/ca-certificates.crt, replaced (in a private mount
+    # namespace) by the test CA: liner's linked-in OpenSSL finds it with no ca= and no variable.
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if not os.path.exists(bundle) or not shutil.which("unshare"):
+        pytest.skip("needs %s and unshare" % bundle)
+    code = ("import liner; liner.load_lib(); c = liner.Client('t', 't_topic', '127.0.0.1:0', %r); "
+            "print('connected'); c.close()" % tls_server.url())
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), os.environ.get("PYTHONPATH", "")])
+    script = 'mount --bind "$1" "$2" && exec "$3" -c "$4"'
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", tls_server.files["ca.pem"], bundle,
+                          sys.executable, code], env=env, capture_output=True, text=True, timeout=30)
+    if "Operation not permitted" in out.stderr:
+        pytest.skip("no permission for a private mount namespace: " + out.stderr.strip())
     assert "connected" in out.stdout, out.stderr
 
 
