@@ -39,17 +39,19 @@ missing=()
 # start (scripts/lib/postgres.sh), and libpq5, which that store loads at run time.
 # g++-aarch64-linux-gnu + qemu-user: cross-build the linux-arm64 addon and test it under emulation;
 # libssl-dev (and libssl-dev:arm64 for that cross build): OpenSSL, linked statically, for Redis
-# over TLS (named with the architecture: with arm64's installed too, a bare name is ambiguous);
+# over TLS (named with its architecture, as dpkg wants once arm64 is a foreign architecture);
 # redis-sentinel: the Sentinel fail-over tests.
 for pkg in redis-server redis-sentinel "libssl-dev:$(dpkg --print-architecture)" libgtest-dev cmake ninja-build g++ pkg-config make \
   clang libclang-rt-14-dev iproute2 nftables libzmq3-dev postgresql \
   g++-aarch64-linux-gnu qemu-user; do
   installed "$pkg" || missing+=("$pkg")
 done
-if ! installed libssl-dev:arm64; then
-  dpkg --print-foreign-architectures | grep -qx arm64 || as_root dpkg --add-architecture arm64
-  apt_updated=  # the arm64 package lists are fetched by the next update
-  missing+=(libssl-dev:arm64)
+# The arm64 build's OpenSSL is unpacked from Debian's libssl-dev:arm64, never installed
+# (scripts/cross_openssl.sh says why): apt needs the arm64 package lists to download it.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  as_root dpkg --add-architecture arm64
+  as_root apt-get update -qq
+  apt_updated=1
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # cargo: the interop suite builds a liner_broker 1.3.1 peer (test/interop/peer) with it. rustup's

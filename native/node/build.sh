@@ -6,9 +6,10 @@
 #   native/node/build.sh --force        builds anyway
 #   native/node/build.sh --arch arm64   cross-builds prebuilds/linux-arm64/liner.node (same rules)
 #
-# Cross builds use the Debian cross toolchain <triple>-gcc/g++ (g++-aarch64-linux-gnu for arm64):
-# the addon needs nothing but libc (its third-party code is compiled in), and Node-API headers are
-# the same for every architecture, so the running node's headers serve. Each architecture has its
+# Cross builds use the Debian cross toolchain <triple>-gcc/g++ (g++-aarch64-linux-gnu for arm64)
+# and that architecture's OpenSSL (scripts/cross_openssl.sh): the addon needs nothing but libc
+# (its third-party code is compiled in), and Node-API headers are the same for every
+# architecture, so the running node's headers serve. Each architecture has its
 # own staging directory and signature, so building one never invalidates the other.
 #
 # node-gyp always works in ./build, which is CMake's directory in this repository (and the
@@ -50,9 +51,14 @@ if [ "$arch" != "$host_arch" ]; then
     exit 1
   fi
   stage=$root/build/addon-$arch
-  # node-gyp's make generator reads CC/CXX/LINK/AR for target code; the host strip cannot strip
-  # a foreign ELF, so prebuildify is given the cross one.
+  # OpenSSL of that architecture, unpacked from Debian's package (scripts/cross_openssl.sh says
+  # why it is not installed); its headers come before the host's.
+  openssl=$("$root/scripts/cross_openssl.sh" "$arch")
+  openssl_flags="-isystem $openssl/usr/include/$triple -isystem $openssl/usr/include"
+  # node-gyp's make generator reads CC/CXX/LINK/AR and CFLAGS/CXXFLAGS/LDFLAGS for target code;
+  # the host strip cannot strip a foreign ELF, so prebuildify is given the cross one.
   prebuildify_env=(CC="$triple-gcc" CXX="$triple-g++" LINK="$triple-g++" AR="$triple-ar"
+    CFLAGS="$openssl_flags" CXXFLAGS="$openssl_flags" LDFLAGS="-L$openssl/usr/lib/$triple"
     PREBUILD_STRIP_BIN="$triple-strip")
 fi
 

@@ -130,7 +130,7 @@ def test_wheel_carries_the_library_the_license_and_the_metadata(wheel):
             assert n.startswith(("liner/", "liner_broker.libs/")), n
     assert "Name: liner-broker\n" in meta
     assert "Version: %s\n" % version in meta
-    assert "License-Expression: MIT AND BSD-3-Clause\n" in meta
+    assert "License-Expression: MIT AND BSD-3-Clause AND Apache-2.0\n" in meta
     assert "Requires-Python: >=3.8\n" in meta
     assert "Classifier: Operating System :: POSIX :: Linux\n" in meta
     assert "Description-Content-Type: text/markdown" in meta
