@@ -254,6 +254,7 @@ Status RedisCluster::pipeline(const std::vector<RedisArgs>& commands, std::vecto
     }
     for (const auto& g : groups) {
       RedisConn* c = node(g.first);
+      if (!c) return Status(Err::store, "redis cluster: bad node address " + g.first);
       std::vector<RedisArgs> share;
       for (size_t i : g.second) share.push_back(commands[i]);
       std::vector<RedisReply> got;
