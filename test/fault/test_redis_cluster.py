@@ -3,6 +3,7 @@ cluster_kit.py on free loopback ports:
 
 - the keys of a few peers spread over the slots of every primary, and messages, send_all to
   subscribers, offline delivery and the CLI's `topics` work across them;
+- a slot being migrated (ASK) and then moved (MOVED) is followed by a running client;
 - a PUBLISH on one node reaches a subscriber on another (the directory feed needs only one
   subscription, on any node);
 - bad seeds fail clearly: a server that is not a cluster node, or seeds that are all down;
@@ -126,6 +127,50 @@ def test_offline_delivery_on_a_cluster(cluster, peers, tmp_path):
         listener.close()
     finally:
         sender.close()
+
+
+def errors_of(node, kind):
+    """How many error replies of `kind` (ASK, MOVED) the node has sent (INFO errorstats)."""
+    return int(node.info("errorstats").get("errorstat_" + kind, "count=0").split(",")[0].split("=")[1])
+
+
+def test_a_slot_being_migrated_and_then_moved_is_followed(cluster):
+    """ASK while a slot's keys move to another primary, MOVED once it has: a running client's
+    reads and sends keep working without being told anything."""
+    listener, box = liner.Client("clm_peer", "clm_topic", "127.0.0.1:0", cluster.url), Inbox()
+    sender = liner.Client("clm_sender", "clm_sender_topic", "127.0.0.1:0", cluster.url)
+    try:
+        assert listener.run(box) and sender.run(Inbox())
+        addr = listener.published_addr()
+        assert [a for a in sender.list_addresses("clm_topic")] and sender.send_to("clm_topic", b"before", True)
+        assert box.wait_count(1, 10) >= 1
+        key = "lnr_topic:clm_topic:addr"
+        src = cluster.node_of(key)
+        dst = [n for n in cluster.primaries() if n.name != src.name][0]
+        slot = src.cmd("CLUSTER", "KEYSLOT", key)
+        src_id, dst_id = src.cmd("CLUSTER", "MYID").decode(), dst.cmd("CLUSTER", "MYID").decode()
+        assert dst.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id) == "OK"
+        assert src.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id) == "OK"
+        for k in src.cmd("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+            assert src.cmd("MIGRATE", dst.host, dst.port, k, 0, 5000) == "OK"
+        # Migrating: the old owner answers ASK for keys it no longer has.
+        asked = errors_of(src, "ASK")
+        rows = sender.list_addresses("clm_topic")
+        assert rows and addr in str(rows), (rows, sender.last_error_message())
+        assert errors_of(src, "ASK") > asked  # the redirection was really taken
+        for n in cluster.primaries():
+            assert n.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id) == "OK"
+        # Moved: the old owner answers MOVED; the client reads the table again and follows.
+        moved = errors_of(src, "MOVED")
+        rows = sender.list_addresses("clm_topic")
+        assert errors_of(src, "MOVED") > moved
+        assert rows and addr in str(rows), (rows, sender.last_error_message())
+        assert sender.send_to("clm_topic", b"after", True), sender.last_error_message()
+        assert wait_until(lambda: b"after" in box.payloads(), 10)
+        assert cluster.node_of(key).name == dst.name
+    finally:
+        sender.close()
+        listener.close()
 
 
 def directory_subscribers(kit):
