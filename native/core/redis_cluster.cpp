@@ -117,6 +117,8 @@ Status RedisCluster::refresh() {
   std::set<std::string> tried;
   Status first;
   for (const auto& name : candidates) {
+    // Nodes that do not answer cost a time-out each: the whole search is bounded by one.
+    if (!tried.empty() && std::chrono::steady_clock::now() - now >= std::chrono::milliseconds(timeout_ms_)) break;
     if (!tried.insert(name).second) continue;
     Status s = refresh_from(name);
     if (s) return s;
