@@ -1,5 +1,7 @@
 #include "core/redis_conn.hpp"
 
+#include "core/redis_cluster.hpp"
+
 #include <poll.h>
 
 #include <algorithm>
@@ -38,11 +40,21 @@ bool not_ready(const std::string& error_text) { return error_text.compare(0, 7, 
 }  // namespace
 
 RedisConn::RedisConn(RedisEndpoint endpoint, int timeout_ms)
-    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), reconnect_pause_(kReconnectPause) {}
+    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), reconnect_pause_(kReconnectPause) {
+  if (endpoint_.topology == RedisTopology::cluster) cluster_ = std::make_unique<RedisCluster>(endpoint_, timeout_ms_);
+}
+
+// The router reports whether its last call reached the cluster; health follows that.
+Status RedisConn::cluster_result(Status s) {
+  if (cluster_->lost()) set_health(false, s.message);
+  else set_health(true, "");
+  return s;
+}
 
 RedisConn::~RedisConn() { close(); }
 
 void RedisConn::close() {
+  if (cluster_) cluster_->close();
   if (ctx_) redisFree(ctx_);
   ctx_ = nullptr;
 }
@@ -98,6 +110,7 @@ Status RedisConn::check_reply(redisReply* r) {
 }
 
 Status RedisConn::connect() {
+  if (cluster_) return cluster_result(cluster_->connect());
   retry_after_ = {};
   return ensure_connected();
 }
@@ -160,6 +173,7 @@ Status RedisConn::open(const RedisNode& target, redisContext** out) {
 }
 
 Status RedisConn::command(const RedisArgs& args, RedisReply* reply) {
+  if (cluster_) return cluster_result(cluster_->command(args, reply));
   std::vector<const char*> argv;
   std::vector<size_t> lens;
   to_argv(args, &argv, &lens);
@@ -182,6 +196,7 @@ Status RedisConn::command(const RedisArgs& args, RedisReply* reply) {
 }
 
 Status RedisConn::pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReply>* replies) {
+  if (cluster_) return cluster_result(cluster_->pipeline(commands, replies));
   if (ctx_) {
     // Same reasoning as command(): find out cheaply whether a reused connection still works.
     RedisReply r(static_cast<redisReply*>(redisCommand(ctx_, "PING")));
@@ -213,6 +228,7 @@ Status RedisConn::pipeline(const std::vector<RedisArgs>& commands, std::vector<R
 }
 
 Status RedisConn::subscribe(const std::string& channel) {
+  if (cluster_) return cluster_result(cluster_->subscribe(channel));
   subscribed_.clear();
   Status s = command({"SUBSCRIBE", channel});
   if (s) subscribed_ = channel;
@@ -220,6 +236,7 @@ Status RedisConn::subscribe(const std::string& channel) {
 }
 
 Status RedisConn::poll_messages(int timeout_ms, std::vector<std::string>* payloads) {
+  if (cluster_) return cluster_result(cluster_->poll_messages(timeout_ms, payloads));
   if (subscribed_.empty() || !ctx_) return Status(Err::store, "redis subscription lost");
   auto take_buffered = [&]() -> Status {
     for (;;) {
@@ -239,6 +256,21 @@ Status RedisConn::poll_messages(int timeout_ms, std::vector<std::string>* payloa
   if (n <= 0) return Status();
   if (redisBufferRead(ctx_) != REDIS_OK) return fail("subscription connection lost");
   return take_buffered();
+}
+
+Status RedisConn::scan(const std::string& pattern, std::vector<std::string>* names) {
+  if (cluster_) return cluster_result(cluster_->scan(pattern, names));
+  std::string cursor = "0";
+  do {
+    RedisReply r;
+    Status s = command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &r);
+    if (!s) return s;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return Status(Err::store, "redis: bad SCAN reply");
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    for (size_t i = 0; i < r->element[1]->elements; ++i)
+      names->emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+  } while (cursor != "0");
+  return Status();
 }
 
 }  // namespace liner

@@ -18,6 +18,8 @@
 
 namespace liner {
 
+class RedisCluster;
+
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
@@ -44,6 +46,10 @@ class RedisConn {
   Status subscribe(const std::string& channel);
   // Waits up to timeout_ms for published messages; appends their payloads.
   Status poll_messages(int timeout_ms, std::vector<std::string>* payloads);
+
+  // Every key name matching a glob `pattern` (SCAN, never KEYS), unsorted, possibly repeated;
+  // on a cluster, from every primary.
+  Status scan(const std::string& pattern, std::vector<std::string>* names);
 
   void close();
 
@@ -76,6 +82,10 @@ class RedisConn {
   Status last_failure_;
   HealthFn on_health_;
   enum class Health { unknown, up, down } health_ = Health::unknown;
+  // redis+cluster://: every call above is handed to the router (redis_cluster.hpp), which
+  // owns one server-topology RedisConn per node; `ctx_` stays unused.
+  std::unique_ptr<RedisCluster> cluster_;
+  Status cluster_result(Status s);
 };
 
 }  // namespace liner

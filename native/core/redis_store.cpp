@@ -139,17 +139,10 @@ std::string RedisStore::event(const char* kind, const std::string& topic, const 
 }
 
 Status RedisStore::scan(const std::string& pattern, std::vector<std::string>* names) {
-  std::set<std::string> found;  // SCAN may return a key twice
-  std::string cursor = "0";
-  do {
-    RedisReply r;
-    Status s = conn_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &r);
-    if (!s) return s;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return corrupt("SCAN reply");
-    cursor.assign(r->element[0]->str, r->element[0]->len);
-    for (size_t i = 0; i < r->element[1]->elements; ++i)
-      found.emplace(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-  } while (cursor != "0");
+  std::vector<std::string> all;
+  Status s = conn_.scan(pattern, &all);
+  if (!s) return s;
+  std::set<std::string> found(all.begin(), all.end());  // SCAN may return a key twice
   names->assign(found.begin(), found.end());
   return Status();
 }

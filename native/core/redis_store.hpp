@@ -42,6 +42,23 @@
 //   from the head one by one while each is placed at or before the place, never one above it,
 //   a bounded number per script so that Redis is not held. Other frames go only by their exact
 //   bytes. The hand-over marks are written before their frames and go with the queue's last one.
+// - Every command (and every script) touches one key, so that each runs on one node of a Redis
+//   Cluster (redis_cluster.hpp) with liner_broker's key names, which have no {hash tags}. Where
+//   one script used to see two keys, the steps are ordered so that a crash or another writer
+//   between two of them loses no message and shifts no number:
+//   . the queue is trimmed alone; its marks go afterwards, in three steps (read them, see the
+//     queue still empty, trim exactly those if they still head the list): marks pushed since
+//     stay, and marks left by a failure match no frame and go when the queue next empties;
+//   . a lease is written before its entry is checked, and taken back (only if it is still
+//     the one written) when the entry is not ours: stop() removes the entry, then the lease,
+//     so no interleaving leaves a lease without an entry;
+//   . a sweep takes the lapsed leases in one script, then removes each entry only if it still
+//     names the peer it named before the sweep began, and announces only what it removed;
+//   . a registration put back is written before it is announced;
+//   . several keys are deleted one at a time, the data before the key that names it (queue and
+//     marks before the ack, a channel's records before its name), so a crash part-way leaves
+//     something a retry finds and finishes, never an ack reset under a queue.
+//   Pub/sub messages are not keys: a PUBLISH reaches subscribers on every node.
 //
 // The class, by concept:
 //   redis_store.cpp            opening (open_redis_store), health, the directory change feed, and the
@@ -178,6 +195,8 @@ class RedisStore final : public Store {
   // again, so two peers that race to create the same key agree on one value. A failed GET is an
   // error, never "absent".
   Status get_or_allocate(const std::string& key, bool allocate, int32_t* value, bool* found);
+  // redis_store_channels.cpp: deletes the channel's hand-over marks if its queue is empty.
+  Status drop_marks_if_empty(int32_t ck);
   // redis_store_inspect.cpp: the channel names "lnr_connection:{U}:{S}:{L}:key" of one sender
   // ("" for all), by name; keys not read.
   Status channel_names(const std::string& sender_unique, std::vector<ChannelName>* out);
@@ -208,7 +227,7 @@ class RedisStore final : public Store {
   bool subscribed_ = false;
 };
 
-// The registry's opener for "redis://", "unix://" and "redis+unix://" URLs (redis_url.hpp).
+// The registry's opener for every Redis URL form (redis_url.hpp): one server, Sentinel, Cluster.
 Status open_redis_store(const std::string& url, std::unique_ptr<Store>* out);
 
 }  // namespace liner

@@ -131,7 +131,9 @@ Status RedisStore::connection_keys_of_sender(const std::string& u, const std::st
 }
 
 Status RedisStore::delete_listeners_of_sender(const std::string& u, const std::string& s) {
-  return conn_.command({"DEL", sender_listener_key(u, s), sender_listener_name_key(u, s)});
+  // One key per command (Redis Cluster); the names alone are of no use without the listeners.
+  Status st = conn_.command({"DEL", sender_listener_key(u, s)});
+  return st ? conn_.command({"DEL", sender_listener_name_key(u, s)}) : st;
 }
 
 Status RedisStore::push_messages(int32_t ck, const std::vector<const std::string*>& frames,
@@ -180,22 +182,51 @@ Status RedisStore::handover_marks(int32_t ck, NumberRanges* out) {
 Status RedisStore::remove_messages(int32_t ck, const std::vector<std::string>& frames, uint64_t* removed) {
   if (removed) *removed = 0;
   if (frames.empty()) return Status();
-  // In one script: the marks go only with the queue's last frame, whoever empties it.
+  // The queue alone (one key per command, for Redis Cluster): the marks follow in
+  // drop_marks_if_empty() when this emptied it.
   static const char kScript[] =
       "local n = 0\n"
       "for i = 1, #ARGV do n = n + redis.call('LREM', KEYS[1], 1, ARGV[i]) end\n"
-      "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end\n"
-      "return n\n";
-  std::string queue = conn_key(ck, "messages"), marks = conn_key(ck, "handover");
-  RedisArgs args{"EVAL", kScript, "2", queue, marks};
+      "return {n, redis.call('LLEN', KEYS[1])}\n";
+  std::string queue = conn_key(ck, "messages");
+  RedisArgs args{"EVAL", kScript, "1", queue};
   for (const auto& f : frames) args.push_back(f);
   RedisReply r;
   Status s = conn_.command(args, &r);
   if (!s) return s;
-  uint64_t n = 0;
-  if (!parse_u64(r.get(), &n)) return corrupt("offline-queue removal reply");
+  uint64_t n = 0, left = 0;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !parse_u64(r->element[0], &n) ||
+      !parse_u64(r->element[1], &left))
+    return corrupt("offline-queue removal reply");
   if (removed) *removed = n;
+  // The frames are gone whatever comes of this: marks left over match no frame, and go the
+  // next time the queue empties.
+  if (left == 0) drop_marks_if_empty(ck);
   return s;
+}
+
+Status RedisStore::drop_marks_if_empty(int32_t ck) {
+  // Three single-key steps where one script used to see both keys: the marks as they are now,
+  // then the queue still empty, then those marks (and only those: ones pushed since belong to a
+  // push under way) trimmed if they are still the list's head. A push writes its marks before
+  // its frames, so marks whose frames arrive after the check are lost only when they were
+  // written before it, the same window as the one script had.
+  std::string marks = conn_key(ck, "handover"), queue = conn_key(ck, "messages");
+  RedisReply seen;
+  Status s = conn_.command({"LRANGE", marks, "0", "-1"}, &seen);
+  if (!s || seen->type != REDIS_REPLY_ARRAY || seen->elements == 0) return s;
+  RedisReply length;
+  s = conn_.command({"LLEN", queue}, &length);
+  if (!s || length->type != REDIS_REPLY_INTEGER || length->integer != 0) return s;
+  static const char kTrim[] =
+      "for i = 1, #ARGV do\n"
+      "  if redis.call('LINDEX', KEYS[1], i - 1) ~= ARGV[i] then return 0 end\n"
+      "end\n"
+      "redis.call('LTRIM', KEYS[1], #ARGV, -1)\n"
+      "return 1\n";
+  RedisArgs args{"EVAL", kTrim, "1", marks};
+  for (size_t i = 0; i < seen->elements; ++i) args.emplace_back(seen->element[i]->str, seen->element[i]->len);
+  return conn_.command(args);
 }
 
 Status RedisStore::queue_length(int32_t ck, uint64_t* length) {
@@ -351,18 +382,15 @@ Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* emp
       "  end\n"
       "  if n == tonumber(ARGV[3]) then more = 1 end\n"
       "end\n"
-      "local left = redis.call('LLEN', KEYS[1])\n"
-      // The hand-over marks describe the queue's frames: they go when the last one does.
-      "if left == 0 then redis.call('DEL', KEYS[2]) end\n"
-      "return {n, left, more}\n";
+      "return {n, redis.call('LLEN', KEYS[1]), more}\n";
   static const std::string kOneByOne = "256";  // ~2 ms of a script for 1 KiB frames
   uint64_t known = 0;
   auto view = read_views_.find(ck);
   if (view != read_views_.end() && view->second.first_index == 0) known = view->second.count_through(through);
-  std::string queue = conn_key(ck, "messages"), marks = conn_key(ck, "handover"), place = big_endian(through);
+  std::string queue = conn_key(ck, "messages"), place = big_endian(through);
   for (;;) {
     RedisReply r;
-    Status s = conn_.command({"EVAL", kDrop, "2", queue, marks, place, std::to_string(known), kOneByOne}, &r);
+    Status s = conn_.command({"EVAL", kDrop, "1", queue, place, std::to_string(known), kOneByOne}, &r);
     if (!s) return s;
     uint64_t dropped = 0, left = 0, more = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !parse_u64(r->element[0], &dropped) ||
@@ -379,6 +407,9 @@ Status RedisStore::drop_messages_through(int32_t ck, uint64_t through, bool* emp
     known = 0;
     if (!more) {
       if (empty) *empty = left == 0;
+      // The hand-over marks describe the queue's frames: they go when the last one does (a
+      // failure leaves marks that match no frame, removed the next time the queue empties).
+      if (left == 0) drop_marks_if_empty(ck);
       return s;
     }
   }
@@ -395,7 +426,14 @@ Status RedisStore::last_stored_message(int32_t ck, std::string* frame, bool* fou
 
 Status RedisStore::clear_channel(int32_t ck) {
   read_views_.erase(ck);
-  return conn_.command({"DEL", conn_key(ck, "messages"), conn_key(ck, "mess_number"), conn_key(ck, "handover")});
+  // One key per command. The frames go first and the ack last: a crash part-way leaves an ack
+  // with no queue (the state of a channel whose queue was delivered) or marks that match no
+  // frame, never frames whose ack was reset.
+  for (const char* what : {"messages", "handover", "mess_number"}) {
+    Status s = conn_.command({"DEL", conn_key(ck, what)});
+    if (!s) return s;
+  }
+  return Status();
 }
 
 Status RedisStore::report_refused(int32_t ck, uint64_t number, const std::string& reason) {

@@ -121,9 +121,13 @@ Status RedisStore::queued_channels(std::vector<int32_t>* keys) {
 
 Status RedisStore::forget_channel(const ChannelName& c) {
   const int32_t ck = c.key;
-  return conn_.command({"DEL", connection_name_key(c.sender_unique, c.sender_topic, c.listener_unique),
-                        conn_key(ck, "sender"), conn_key(ck, "mess_number"), conn_key(ck, "messages"),
-                        conn_key(ck, "handover"), conn_key(ck, "refused")});
+  // One key per command (Redis Cluster). The name goes last: a crash part-way leaves the channel
+  // findable by name, so forgetting it again finishes the job.
+  for (const char* what : {"messages", "handover", "refused", "mess_number", "sender"}) {
+    Status s = conn_.command({"DEL", conn_key(ck, what)});
+    if (!s) return s;
+  }
+  return conn_.command({"DEL", connection_name_key(c.sender_unique, c.sender_topic, c.listener_unique)});
 }
 
 Status RedisStore::delete_topic_key(const std::string& topic) { return conn_.command({"DEL", topic_key_key(topic)}); }
