@@ -159,6 +159,17 @@ std::string RedisConn::master_address() const {
   return master_.port ? master_.host + ":" + std::to_string(master_.port) : std::string();
 }
 
+Status redis_server_of(const std::string& url, std::string* where) {
+  where->clear();
+  RedisEndpoint ep;
+  if (!parse_redis_url(url, &ep)) return Status();  // not a Redis URL (sqlite:, postgres://)
+  if (ep.topology == RedisTopology::cluster) return Status();  // many servers, none "the" one
+  RedisConn conn(std::move(ep));
+  Status s = conn.connect();
+  if (s) *where = conn.master_address();
+  return s;
+}
+
 Status RedisConn::open_socket(const RedisNode& target, redisContext** out) {
   timeval tv = to_timeval(timeout_ms_);
   redisContext* c = endpoint_.is_unix ? redisConnectUnixWithTimeout(endpoint_.path.c_str(), tv)

@@ -91,4 +91,9 @@ class RedisConn {
   enum class Health { unknown, up, down } health_ = Health::unknown;
 };
 
+// For tools (`liner topics`): the server a Redis store URL leads to now, "host:port". Under
+// Sentinel that is the master the sentinels name (checked with ROLE), found with a connection of
+// its own; for a server URL, the server itself. Empty for URLs that are not Redis's.
+Status redis_server_of(const std::string& url, std::string* where);
+
 }  // namespace liner

@@ -215,3 +215,28 @@ def test_offline_queue_across_failover(peers, sentinels, tmp_path):
         assert not missing, (len(missing), missing[:20])
     finally:
         sender.close()
+
+
+def test_cli_shows_the_master(peers, sentinels, tmp_path):
+    """`liner topics` takes the sentinel URL and names the master the sentinels chose."""
+    import json
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main = os.path.join(root, "dist", "cli", "main.js")
+    if not os.path.exists(main):
+        pytest.fail("dist/cli/main.js is missing: build the TypeScript first (npm run build:ts)")
+    s = sentinels()
+    listener = peers("listen", "sc_listener", "sc_topic", s.url, "--out", str(tmp_path / "sc.log"))
+    listener.expect("READY")
+
+    def topics(*extra):
+        out = subprocess.run(["node", main, "topics", "--redis", s.url] + list(extra), capture_output=True,
+                             timeout=30, cwd=root)
+        assert out.returncode == 0, out.stderr.decode()
+        return out.stdout.decode()
+    master = "127.0.0.1:%d" % s.master_port()
+    text = topics()
+    assert "redis master: %s" % master in text and "sc_topic" in text, text
+    data = json.loads(topics("--json"))
+    assert data["master"] == master and any(t["topic"] == "sc_topic" for t in data["topics"]), data
