@@ -99,7 +99,7 @@ def test_bad_master_name_and_dead_sentinels_fail_clearly(sentinels):
     assert took < 3.0, took
 
 
-def failover_round(peers, s, tmp_path, name, first, count=3000, rate=300):
+def failover_round(peers, s, tmp_path, name, first, count=3000, rate=300, kill=True):
     """At-least-once traffic between two peer processes; the master is SIGKILLed a third of the
     way in. Returns the measured numbers; asserts the fail-over bound, the directory and no loss."""
     out = str(tmp_path / (name + ".log"))
@@ -113,7 +113,10 @@ def failover_round(peers, s, tmp_path, name, first, count=3000, rate=300):
         assert idle.run(lambda *a: None)
         assert wait_until(lambda: len(delivered(out)) >= count // 3, 20)
         old = s.master_port()
-        s.kill(old)
+        if kill:
+            s.kill(old)
+        else:  # a planned fail-over: the old master lives on as a replica
+            assert cli(next(iter(s.sentinels)), "SENTINEL", "FAILOVER", s.name) == "OK"
         killed_at = time.monotonic()
 
         # Store calls work again: a read through the idle client, which only talks to a master.
@@ -175,6 +178,15 @@ def test_master_killed_during_traffic_and_back_again(peers, sentinels, tmp_path)
     second, old2, new2 = failover_round(peers, s, tmp_path, "sf2", 1)
     assert (old2, new2) == (new, old)  # failed over back
     assert second["lost"] == 0
+
+
+def test_planned_failover_moves_every_connection(peers, sentinels, tmp_path):
+    """SENTINEL FAILOVER: the old master keeps running and becomes a replica, so nothing breaks
+    a connection by itself; the peers must follow +switch-master (or READONLY) to the new one."""
+    s = sentinels()
+    numbers, old, new = failover_round(peers, s, tmp_path, "sp", 1, kill=False)
+    assert numbers["lost"] == 0
+    assert s.wait_replica_synced(old, 30)
 
 
 def test_offline_queue_across_failover(peers, sentinels, tmp_path):
