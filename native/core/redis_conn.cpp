@@ -37,7 +37,8 @@ void to_argv(const RedisArgs& args, std::vector<const char*>* argv, std::vector<
 // connection, so the connection is dropped and retried like one that was refused.
 bool not_ready(const std::string& error_text) { return error_text.compare(0, 7, "LOADING") == 0; }
 
-// READONLY: the server we write to is a replica now. Under Sentinel that is a fail-over we took
+// READONLY: the server we write to is a replica now. Under Sentinel (only there: a server URL
+// that names a replica is a configuration error, reported as such) that is a fail-over we took
 // part in (the old master was demoted and rejoined as a replica while we held a connection to
 // it): like LOADING, the connection is dropped, and the next attempt asks the sentinels again.
 bool demoted(const std::string& error_text) { return error_text.compare(0, 8, "READONLY") == 0; }
@@ -101,7 +102,7 @@ Status RedisConn::check_reply(redisReply* r) {
   if (r->type != REDIS_REPLY_ERROR) return Status();
   std::string text = without_password(std::string(r->str, r->len));
   if (not_ready(text)) return give_up("redis is not ready: " + text);
-  if (demoted(text)) return give_up("redis master was demoted (fail-over): " + text);
+  if (sentinel_ && demoted(text)) return give_up("redis master was demoted (fail-over): " + text);
   return Status(Err::store, "redis error: " + text);
 }
 
@@ -155,7 +156,8 @@ void RedisConn::leave_old_master() {
 }
 
 std::string RedisConn::master_address() const {
-  if (endpoint_.topology != RedisTopology::sentinel) return endpoint_.is_unix ? endpoint_.path : endpoint_.host + ":" + std::to_string(endpoint_.port);
+  if (endpoint_.topology != RedisTopology::sentinel)
+    return endpoint_.is_unix ? endpoint_.path : endpoint_.host + ":" + std::to_string(endpoint_.port);
   return master_.port ? master_.host + ":" + std::to_string(master_.port) : std::string();
 }
 
