@@ -129,6 +129,8 @@ export type NativeChannel = [
 export interface NativeDirectory {
   /** Connects (if not yet) and checks that the store answers. */
   ping(): Promise<void>;
+  /** "host:port" of the Redis server the URL leads to now (redis+sentinel://: the master); "" for other stores. */
+  server(): Promise<string>;
   /** Every topic, sorted; with `only`, that topic if the store has a directory or key for it. */
   topics(only?: string): Promise<NativeTopic[]>;
   /** Every channel (of one sender name), by connection key. */

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/log.hpp"
+
 namespace liner {
 namespace {
 
@@ -36,6 +38,12 @@ void to_argv(const RedisArgs& args, std::vector<const char*>* argv, std::vector<
 // syncing) is not available yet: that is the outage going on, not an error over a working
 // connection, so the connection is dropped and retried like one that was refused.
 bool not_ready(const std::string& error_text) { return error_text.compare(0, 7, "LOADING") == 0; }
+
+// READONLY: the server we write to is a replica now. Under Sentinel (only there: a server URL
+// that names a replica is a configuration error, reported as such) that is a fail-over we took
+// part in (the old master was demoted and rejoined as a replica while we held a connection to
+// it): like LOADING, the connection is dropped, and the next attempt asks the sentinels again.
+bool demoted(const std::string& error_text) { return error_text.compare(0, 8, "READONLY") == 0; }
 
 }  // namespace
 
@@ -106,6 +114,7 @@ Status RedisConn::check_reply(redisReply* r) {
   if (r->type != REDIS_REPLY_ERROR) return Status();
   std::string text = without_password(std::string(r->str, r->len));
   if (not_ready(text)) return give_up("redis is not ready: " + text);
+  if (sentinel_ && demoted(text)) return give_up("redis master was demoted (fail-over): " + text);
   return Status(Err::store, "redis error: " + text);
 }
 
@@ -116,6 +125,9 @@ Status RedisConn::connect() {
 }
 
 Status RedisConn::ensure_connected() {
+  // Sentinel: a master that a sentinel announced as replaced is left at once, before this
+  // command is written to it, so that every connection of the client follows the fail-over.
+  if (ctx_ && sentinel_ && sentinel_->master_changed()) leave_old_master();
   if (ctx_) return Status();
   if (std::chrono::steady_clock::now() < retry_after_) return last_failure_;
   if (endpoint_.tls.on && !tls_) {
@@ -123,13 +135,57 @@ Status RedisConn::ensure_connected() {
     if (!s) return give_up(s.message);
   }
   RedisNode target{endpoint_.host, endpoint_.port};
+  if (endpoint_.topology == RedisTopology::sentinel) {
+    if (!sentinel_)
+      sentinel_ = std::make_unique<RedisSentinel>(
+          endpoint_, [this](const RedisNode& node, redisContext** out) { return open_socket(node, out); });
+    Status s = sentinel_->resolve(&target);  // before every (re)connect: the master may have moved
+    if (!s) return give_up(s.message);
+  }
   Status s = open(target, &ctx_);
   if (!s) return give_up(s.message);
+  if (sentinel_) {
+    // A sentinel's answer may be stale (it has not seen the fail-over yet) or name a demoted
+    // master that came back as a replica: use the server only if it says it is the master.
+    RedisReply r(static_cast<redisReply*>(redisCommand(ctx_, "ROLE")));
+    std::string role = parse_role_reply(r.get());
+    if (role != "master")
+      return give_up("redis at " + target.host + ":" + std::to_string(target.port) + " is not the master of '" +
+                     endpoint_.master_name + "' (role: " + (role.empty() ? "no answer" : role) + "); retrying");
+    if (master_.port != 0 && (master_.host != target.host || master_.port != target.port))
+      log_line("redis master of '" + endpoint_.master_name + "' is now " + target.host + ":" +
+               std::to_string(target.port) + " (was " + master_.host + ":" + std::to_string(master_.port) + ")");
+    master_ = target;
+  }
   set_health(true, "");
   return Status();
 }
 
-Status RedisConn::open(const RedisNode& target, redisContext** out) {
+void RedisConn::leave_old_master() {
+  close();
+  retry_after_ = {};  // the new master is known: connect to it now, without a back-off
+  // An outage as the health callback and status events see it, ended by the next connect.
+  set_health(false, "redis master of '" + endpoint_.master_name + "' changed (sentinel fail-over)");
+}
+
+std::string RedisConn::master_address() const {
+  if (endpoint_.topology != RedisTopology::sentinel)
+    return endpoint_.is_unix ? endpoint_.path : endpoint_.host + ":" + std::to_string(endpoint_.port);
+  return master_.port ? master_.host + ":" + std::to_string(master_.port) : std::string();
+}
+
+Status redis_server_of(const std::string& url, std::string* where) {
+  where->clear();
+  RedisEndpoint ep;
+  if (!parse_redis_url(url, &ep)) return Status();  // not a Redis URL (sqlite:, postgres://)
+  if (ep.topology == RedisTopology::cluster) return Status();  // many servers, none "the" one
+  RedisConn conn(std::move(ep));
+  Status s = conn.connect();
+  if (s) *where = conn.master_address();
+  return s;
+}
+
+Status RedisConn::open_socket(const RedisNode& target, redisContext** out) {
   timeval tv = to_timeval(timeout_ms_);
   redisContext* c = endpoint_.is_unix ? redisConnectUnixWithTimeout(endpoint_.path.c_str(), tv)
                                       : redisConnectWithTimeout(target.host.c_str(), target.port, tv);
@@ -146,6 +202,19 @@ Status RedisConn::open(const RedisNode& target, redisContext** out) {
     Status s = tls_->start(c, target.host, where);
     if (!s) return s;
   }
+  *out = owned.release();
+  return Status();
+}
+
+Status RedisConn::open(const RedisNode& target, redisContext** out) {
+  redisContext* c = nullptr;
+  Status opened = open_socket(target, &c);
+  if (!opened) return opened;
+  std::unique_ptr<redisContext, void (*)(redisContext*)> owned(c, redisFree);
+  std::string where = endpoint_.is_unix ? endpoint_.path : target.host + ":" + std::to_string(target.port);
+  auto failed = [&](const std::string& what) {
+    return Status(Err::store, "redis " + what + (c->err ? ": " + without_password(c->errstr) : std::string()));
+  };
   std::string db_text = std::to_string(endpoint_.db);
   std::vector<RedisArgs> setup;
   if (!endpoint_.password.empty()) {
@@ -237,6 +306,7 @@ Status RedisConn::subscribe(const std::string& channel) {
 
 Status RedisConn::poll_messages(int timeout_ms, std::vector<std::string>* payloads) {
   if (cluster_) return cluster_result(cluster_->poll_messages(timeout_ms, payloads));
+  if (ctx_ && sentinel_ && sentinel_->master_changed()) leave_old_master();  // the caller subscribes again
   if (subscribed_.empty() || !ctx_) return Status(Err::store, "redis subscription lost");
   auto take_buffered = [&]() -> Status {
     for (;;) {

@@ -1,7 +1,8 @@
 // One hiredis connection with the habits a broker needs: connect and command timeouts, TLS,
 // AUTH/SELECT done on connect, lazy reconnect after Redis restarts (with a back-off, so a dead
 // Redis costs one fast failure per call, not a connect timeout each), pipelining, and a
-// pollable pub/sub mode. Not thread-safe: each thread of a client owns its own.
+// pollable pub/sub mode. Under Sentinel it finds the master through the sentinels and follows
+// fail-overs (redis_sentinel.hpp). Not thread-safe: each thread of a client owns its own.
 #pragma once
 #include <hiredis/hiredis.h>
 
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/redis_sentinel.hpp"
 #include "core/redis_tls.hpp"
 #include "core/redis_url.hpp"
 #include "core/status.hpp"
@@ -53,6 +55,10 @@ class RedisConn {
 
   void close();
 
+  // The server commands go to, "host:port" (or the socket path); under Sentinel the master
+  // found by the last connect, empty before one.
+  std::string master_address() const;
+
   // Told when the connection is lost (`up` false: a connect failed, Redis did not answer in
   // time or closed it) and when one works again after that; not for error replies, which
   // come over a working connection. Runs on the thread that made the call.
@@ -65,6 +71,9 @@ class RedisConn {
   // A connected context to `target` (or the unix socket), TLS started, AUTH and SELECT done and
   // a PING answered; else an Err::store status that says why, without the password.
   Status open(const RedisNode& target, redisContext** out);
+  // Connected, TLS started, nothing sent: what open() builds on, and how sentinels are reached.
+  Status open_socket(const RedisNode& target, redisContext** out);
+  void leave_old_master();
   Status fail(const std::string& what);
   // Closes the connection, backs off the next attempt and records `message` as the failure.
   Status give_up(const std::string& message);
@@ -81,11 +90,20 @@ class RedisConn {
   std::chrono::steady_clock::duration reconnect_pause_;
   Status last_failure_;
   HealthFn on_health_;
+  // Sentinel topology only (redis+sentinel://): finds the master before each connect and
+  // watches +switch-master; master_ is the one connected to last.
+  std::unique_ptr<RedisSentinel> sentinel_;
+  RedisNode master_{"", 0};
   enum class Health { unknown, up, down } health_ = Health::unknown;
   // redis+cluster://: every call above is handed to the router (redis_cluster.hpp), which
   // owns one server-topology RedisConn per node; `ctx_` stays unused.
   std::unique_ptr<RedisCluster> cluster_;
   Status cluster_result(Status s);
 };
+
+// For tools (`liner topics`): the server a Redis store URL leads to now, "host:port". Under
+// Sentinel that is the master the sentinels name (checked with ROLE), found with a connection of
+// its own; for a server URL, the server itself. Empty for URLs that are not Redis's.
+Status redis_server_of(const std::string& url, std::string* where);
 
 }  // namespace liner

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/directory_inspect.hpp"
+#include "core/redis_conn.hpp"
 #include "node/async_task.hpp"
 #include "node/errors.hpp"
 
@@ -94,12 +95,24 @@ Napi::Function DirectoryWrap::define(Napi::Env env) {
                          InstanceMethod<&DirectoryWrap::stored_count>("storedCount"),
                          InstanceMethod<&DirectoryWrap::forget_peer>("forgetPeer"),
                          InstanceMethod<&DirectoryWrap::record_name>("recordName"),
+                         InstanceMethod<&DirectoryWrap::server>("server"),
                      });
 }
 
 DirectoryWrap::DirectoryWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DirectoryWrap>(info) {
-  liner::Status s = liner::open_store(string_arg(info, 0, "the store URL"), &shared_->store);
+  url_ = string_arg(info, 0, "the store URL");
+  liner::Status s = liner::open_store(url_, &shared_->store);
   if (!s) throw status_error(info.Env(), s);
+}
+
+// "host:port" of the Redis server the URL leads to now (under Sentinel: the master), "" for
+// other stores. A connection of its own, so it does not take the store's turn.
+Napi::Value DirectoryWrap::server(const Napi::CallbackInfo&) {
+  auto where = std::make_shared<std::string>();
+  std::string url = url_;
+  return AsyncTask::start(
+      Value(), "liner.directory.server", [url, where] { return liner::redis_server_of(url, where.get()); },
+      [where](Napi::Env env, const liner::Status&) -> Napi::Value { return Napi::String::New(env, *where); });
 }
 
 Napi::Value DirectoryWrap::ping(const Napi::CallbackInfo&) {

@@ -38,7 +38,9 @@ class DirectoryWrap : public Napi::ObjectWrap<DirectoryWrap> {
   Napi::Value stored_count(const Napi::CallbackInfo& info);
   Napi::Value forget_peer(const Napi::CallbackInfo& info);
   Napi::Value record_name(const Napi::CallbackInfo& info);
+  Napi::Value server(const Napi::CallbackInfo& info);
 
+  std::string url_;
   std::shared_ptr<SharedStore> shared_ = std::make_shared<SharedStore>();
 };
 

@@ -129,6 +129,11 @@ export class Directory {
     return this.#native.recordName(kind, ...parts.map(String));
   }
 
+  /** "host:port" of the Redis server in use (behind Sentinel: the master now); "" for other stores. */
+  server(): Promise<string> {
+    return this.#call((n) => n.server());
+  }
+
   /** Connects and checks that Redis answers. */
   ping(): Promise<void> {
     return this.#call((n) => n.ping());

@@ -22,13 +22,17 @@ export const topics: Command = {
     served: flagOption('only topics that at least one peer serves now'),
   },
   async run(ctx) {
-    let list = await (await openRedis(ctx)).readTopics();
+    const redis = await openRedis(ctx);
+    let list = await redis.readTopics();
     if (ctx.parsed.options.served) list = list.filter((t) => t.addresses.length > 0);
+    // Behind Sentinel the URL names no server: say which master answered.
+    const master = /^rediss?\+sentinel:/.test(ctx.storeUrl) ? await redis.server() : '';
     const { out } = ctx;
     if (out.json) {
-      out.data({ redis: shownUrl(ctx), topics: list });
+      out.data({ redis: shownUrl(ctx), ...(master ? { master } : {}), topics: list });
       return;
     }
+    if (master) out.line(out.paint('dim', `redis master: ${master} (from the sentinels)`));
     if (list.length === 0) {
       out.line(`no liner topics in ${shownUrl(ctx)}`);
       return;
