@@ -5,9 +5,10 @@ prints the table and the targets of issue 4 and writes bench/RESULTS.md.
 
     python3 bench/run.py [--runs 5] [--smoke] [--only pair,ping] [--count N] [--warmup N] [--out FILE]
 
-Needs LINER_REDIS_URL and, for the PostgreSQL rows, LINER_TEST_POSTGRES_URL, and for the
-Redis-over-TLS rows LINER_TLS_REDIS_URL (bench/run.sh starts a throwaway redis-server, one with
-TLS only, and a PostgreSQL server and sets them; without the last two URLs those rows are left out), and the programs built by bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
+Needs LINER_REDIS_URL and, for the PostgreSQL rows, LINER_TEST_POSTGRES_URL, for the
+Redis-over-TLS rows LINER_TLS_REDIS_URL and for the Redis Cluster rows LINER_CLUSTER_REDIS_URL
+(bench/run.sh starts a throwaway redis-server, one with TLS only, a 3-primary cluster and a
+PostgreSQL server and sets them; without one of the last three URLs its rows are left out), and the programs built by bench/run.sh. --smoke is the CI version: one short run of each workload, no RESULTS.md, and it
 fails only when a program fails, never on a missed target.
 """
 import argparse
@@ -46,8 +47,10 @@ PROGRAMS = {
     # And on a PostgreSQL database of its own per run.
     "liner_c_postgres": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True,
                          "liner, C API, PostgreSQL store"),
-    # And on a Redis reached over TLS (LINER_TLS_REDIS_URL).
+    # And on a Redis reached over TLS, and on a Redis Cluster (REDIS_VARIANTS).
     "liner_c_tls": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True, "liner, C API, Redis over TLS"),
+    "liner_c_cluster": ([os.path.join(BUILD, "bench", "liner", "bench_liner")], True,
+                        "liner, C API, Redis Cluster (3 primaries)"),
     "liner_c_many": ([os.path.join(BUILD, "bench", "liner", "bench_liner"), "--batch", "64"], True,
                      "liner, C API, send_to_many ×64"),
     "liner_ts": (node_program("liner_pair.mjs"), True, "liner, TypeScript API"),
@@ -149,8 +152,9 @@ def free_port():
 # rather than the run's Redis.
 ON_SQLITE = {"liner_c_sqlite", "store_sqlite"}
 ON_POSTGRES = {"liner_c_postgres", "store_postgres"}
-# Implementations on the Redis that speaks only TLS (LINER_TLS_REDIS_URL).
-ON_TLS = {"liner_c_tls"}
+# Implementations on another Redis than the run's: the variable naming its URL (bench/run.sh
+# starts one that speaks only TLS, and a cluster of 3 primaries). Without it, their rows are left out.
+REDIS_VARIANTS = {"liner_c_tls": "LINER_TLS_REDIS_URL", "liner_c_cluster": "LINER_CLUSTER_REDIS_URL"}
 
 # The directory benchmark (bench/liner/store_ops_bench.cpp), one row per store.
 STORE_OPS = [os.path.join(BUILD, "bench", "liner", "bench_store_ops")]
@@ -158,9 +162,9 @@ STORES = {"store_redis": "Redis", "store_sqlite": "SQLite", "store_postgres": "P
 
 
 class Runner:
-    def __init__(self, redis_url, postgres_url, log_path, timeout, tls_redis_url=None):
+    def __init__(self, redis_url, postgres_url, log_path, timeout, variant_urls=None):
         self.redis_url = redis_url
-        self.tls_redis_url = tls_redis_url
+        self.variant_urls = variant_urls or {}  # impl -> URL, for REDIS_VARIANTS
         self.postgres_url = postgres_url
         self.log_path = log_path
         self.timeout = timeout
@@ -179,8 +183,8 @@ class Runner:
                 self.psql("CREATE DATABASE " + name)
                 self.databases[prefix] = self.postgres_url.rsplit("/", 1)[0] + "/" + name
             return self.databases[prefix]
-        if impl in ON_TLS:
-            return self.tls_redis_url
+        if impl in REDIS_VARIANTS:
+            return self.variant_urls[impl]
         return self.redis_url
 
     def psql(self, sql):
@@ -384,7 +388,7 @@ def workloads(smoke, count=None, warmup=None):
             table.append(("pair/%d/%s/alo" % (size, impl), label, "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
     for size in (100, 1024):
-        for impl in ("liner_c_sqlite", "liner_c_postgres", "liner_c_tls"):
+        for impl in ("liner_c_sqlite", "liner_c_postgres", "liner_c_tls", "liner_c_cluster"):
             table.append(("pair/%d/%s/alo" % (size, impl), "%s pair" % size_label(size), "pair", impl,
                           dict(size=size, count=n, warmup=w, alo=True)))
     for impl in ("liner_c_to_ts", "liner_ts_to_c"):  # only at the size of the TypeScript targets
@@ -404,7 +408,7 @@ def workloads(smoke, count=None, warmup=None):
     for impl in ("raw_tcp", "libzmq", "liner_broker", "liner_c"):
         table.append(("ping/100/%s" % impl, "100 B ping-pong", "ping", impl,
                       dict(size=100, count=pings, warmup=pings // 10)))
-    for impl in ("liner_c", "liner_c_sqlite", "liner_c_postgres", "liner_c_tls"):
+    for impl in ("liner_c", "liner_c_sqlite", "liner_c_postgres", "liner_c_tls", "liner_c_cluster"):
         table.append(("drain/1024/%s" % impl, "1 KiB offline drain", "drain", impl,
                       dict(size=1024, count=drain_n)))
     for impl in STORES:
@@ -432,15 +436,16 @@ def run_all(runner, table, runs, only):
     failures = {}  # key -> number of failed runs
     if not runner.postgres_url:
         print("  (no LINER_TEST_POSTGRES_URL: the PostgreSQL rows are left out)", flush=True)
-    if not runner.tls_redis_url:
-        print("  (no LINER_TLS_REDIS_URL: the Redis-over-TLS rows are left out)", flush=True)
+    for impl, variable in REDIS_VARIANTS.items():
+        if impl not in runner.variant_urls:
+            print("  (no %s: the %s rows are left out)" % (variable, PROGRAMS[impl][2]), flush=True)
     for run in range(runs):
         for key, _, kind, impl, args in table:
             if only and not any(o in key for o in only):
                 continue
             if impl in ON_POSTGRES and not runner.postgres_url:
                 continue
-            if impl in ON_TLS and not runner.tls_redis_url:
+            if impl in REDIS_VARIANTS and impl not in runner.variant_urls:
                 continue
             if failures.get(key) and impl not in TOLERATED:
                 continue  # one failure of our own is enough to know
@@ -595,11 +600,11 @@ def targets(results):
 
     for size in (100, 1024):
         for impl, store in (("liner_c_sqlite", "SQLite store"), ("liner_c_postgres", "PostgreSQL store"),
-                            ("liner_c_tls", "Redis over TLS")):
+                            ("liner_c_tls", "Redis over TLS"), ("liner_c_cluster", "Redis Cluster")):
             ratio("C API %s at-least-once, %s / Redis (median of per-run ratios)" % (size_label(size), store),
                   per_run("pair/%d/%s/alo" % (size, impl), "pair/%d/liner_c/alo" % size), 1.0, 0.9)
     for impl, store in (("liner_c", "Redis"), ("liner_c_sqlite", "SQLite"), ("liner_c_postgres", "PostgreSQL"),
-                        ("liner_c_tls", "Redis over TLS")):
+                        ("liner_c_tls", "Redis over TLS"), ("liner_c_cluster", "Redis Cluster")):
         drain = m("drain/1024/%s" % impl)
         out.append(("offline drain, %s" % store, "%s msg/s" % ("{:,.0f}".format(drain) if drain else "not measured"),
                     "≥ 200,000 msg/s", drain >= 200_000 if drain else None))
@@ -683,7 +688,8 @@ def main():
     print("liner bench: %d run(s) of %d workloads%s; stderr of every program in %s" % (
         runs, len(table), " (smoke)" if args.smoke else "", os.path.relpath(args.log, ROOT)), flush=True)
     runner = Runner(redis_url, os.environ.get("LINER_TEST_POSTGRES_URL"), args.log,
-                    timeout=60 if args.smoke else 300, tls_redis_url=os.environ.get("LINER_TLS_REDIS_URL"))
+                    timeout=60 if args.smoke else 300,
+                    variant_urls={impl: os.environ[v] for impl, v in REDIS_VARIANTS.items() if os.environ.get(v)})
     started = time.time()
     try:
         results, failures = run_all(runner, table, runs, only)

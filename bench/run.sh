@@ -25,11 +25,15 @@ fi
 . scripts/lib/redis.sh
 . scripts/lib/postgres.sh
 . scripts/lib/tls_redis.sh
-trap 'stop_throwaway_postgres; stop_throwaway_tls_redis; stop_throwaway_redis' EXIT
+. scripts/lib/cluster_redis.sh
+trap 'stop_throwaway_postgres; stop_throwaway_cluster; stop_throwaway_tls_redis; stop_throwaway_redis' EXIT
 start_throwaway_redis
 # The "Redis over TLS" rows: a second server that speaks only TLS.
 start_throwaway_tls_redis && export LINER_TLS_REDIS_URL ||
   echo "liner bench: no Redis with TLS: its rows are left out" >&2
+# The "Redis Cluster" rows: 3 primaries.
+start_throwaway_cluster && export LINER_CLUSTER_REDIS_URL ||
+  echo "liner bench: no Redis Cluster: its rows are left out" >&2
 # The PostgreSQL rows need a server (bootstrap installs one); each run makes a database there.
 start_throwaway_postgres || echo "liner bench: no PostgreSQL server: its rows are left out" >&2
 LINER_REDIS_URL=$LINER_REDIS_URL python3 bench/run.py "$@"
