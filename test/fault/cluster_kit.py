@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from faultkit import free_port, redis_command, wait_until
+from faultkit import end_server, free_port, redis_command, wait_until
 
 NODE_TIMEOUT_MS = 1000
 
@@ -63,14 +63,8 @@ class ClusterNode:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc:
+            end_server(self.proc)
 
 
 class RedisClusterKit:

@@ -258,6 +258,18 @@ def peers():
 
 # ---- a private redis-server ---------------------------------------------------------------
 
+def end_server(proc):
+    """Ends a server process, frozen (SIGSTOP) or not: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 class PrivateRedis:
     """A redis-server owned by one test, on a port fixed for its whole life, so that it can be
     stopped (SIGTERM), frozen (SIGSTOP) and started again where the clients expect it.
@@ -294,14 +306,7 @@ class PrivateRedis:
 
     def stop(self):
         if self.proc:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGCONT)
-                self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            end_server(self.proc)
             self.proc = None
 
     def freeze(self):
