@@ -16,7 +16,7 @@ const MALFORMED: [url: string, shown: string][] = [
   [`redis://user:${SECRET}@host:notaport/0`, 'redis://user:***@host:notaport/0'],
   [`redis://:${SECRET}@[bad/0`, 'redis://:***@[bad/0'],
   [`redis://:${SECRET}@127.0.0.1:6379/notadb`, 'redis://:***@127.0.0.1:6379/notadb'],
-  [`rediss://user:${SECRET}@127.0.0.1:6379/0`, 'rediss://user:***@127.0.0.1:6379/0'],
+  [`rediss://user:${SECRET}@127.0.0.1:6379/0?ca=`, 'rediss://user:***@127.0.0.1:6379/0?ca='],
   [`redis://:${SECRET}@/0`, 'redis://:***@/0'],
   // A password holding '@', '/' or ':' (not percent-encoded, as it should be) is hidden whole.
   [`redis://:a@b/${SECRET}@127.0.0.1:x/0`, 'redis://:***@127.0.0.1:x/0'],
