@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from faultkit import free_port, wait_until
+from faultkit import end_server, free_port, wait_until
 
 MASTER_NAME = "liner_m"
 DOWN_AFTER_MS = 1000
@@ -105,22 +105,12 @@ class SentinelSet:
 
     def stop_sentinels(self):
         for port in list(self.sentinels):
-            self._end(self.sentinels.pop(port))
-
-    @staticmethod
-    def _end(proc):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            end_server(self.sentinels.pop(port))
 
     def close(self):
         for procs in (self.sentinels, self.servers):
             for port in list(procs):
-                self._end(procs.pop(port))
+                end_server(procs.pop(port))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
